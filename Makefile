@@ -1,0 +1,82 @@
+# spanprobe — zero-code span tracing for running processes.
+# `make demo` and `make test` do all set-up (packages included) as root.
+
+CC        ?= gcc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+ARCH      := x86
+BUILD     := build
+
+CFLAGS    ?= -O2 -g
+USER_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+	       -I$(BUILD) -Ibpf -Iuser -I/usr/include/capstone
+# libbpf is linked statically (the backports build); the rest dynamically.
+LDLIBS    := -Wl,-Bstatic -lbpf -Wl,-Bdynamic -lelf -lz -lzstd -lcapstone \
+	     -liberty -lm
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Ibpf \
+	      -Wall -Werror
+
+USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+LIB       := $(BUILD)/libspanprobe.a
+BIN       := $(BUILD)/spanprobe
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+DEPS_STAMP := /var/lib/spanprobe-deps.v2
+
+.SECONDARY:
+.PHONY: all deps test unit integration demo clean vmlinux fixtures
+all: $(BIN)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): tools/install-deps.sh
+	sh tools/install-deps.sh $@
+
+# Regenerate the committed vmlinux.h from this machine's kernel BTF.
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/spanprobe.h vmlinux/vmlinux.h | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@
+
+$(BUILD)/user/%.o: user/%.c $(wildcard user/*.h) bpf/spanprobe.h $(SKELS) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(USER_CFLAGS) -c $< -o $@
+
+$(LIB): $(USER_OBJS)
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/user/main.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(USER_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+-include tests/fixtures/fixtures.mk
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(BIN) fixtures
+	sh tests/integration/run.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all fixtures
+	sh tools/demo.sh
+
+clean:
+	rm -rf $(BUILD)

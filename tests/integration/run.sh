@@ -1,0 +1,452 @@
+#!/bin/sh
+# spanprobe integration tests: `sh tests/integration/run.sh [TEST...]`.
+# Needs root, bpftool, python3 and built fixtures (`make fixtures`).
+# Each test compares what spanprobe recorded with the ground truth the
+# fixture wrote (tests/integration/check_spans.py).  Prints
+# "N passed, M failed" last and exits non-zero if a test failed.
+# SPANPROBE, FIXTURES and TMPDIR can be set; KEEP_TMP=1 keeps the files.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+SP=${SPANPROBE:-build/spanprobe}
+FX=${FIXTURES:-build/fixtures}
+SYMS=tests/fixtures
+CHECK="python3 tests/integration/check_spans.py"
+T=$(mktemp -d "${TMPDIR:-/tmp}/spanprobe-it.XXXXXX")
+FXABS=$(cd "$FX" 2>/dev/null && pwd || echo "$FX")
+KIDS=""
+PASSED=0
+FAILED=0
+LAST=""
+RC=0
+
+# ---------------------------------------------------------------- helpers
+
+# Kills what a test left: our background children, and fixtures started by
+# `spanprobe run` (found through their pid files, checked to be ours).
+kill_kids() {
+	for _p in $KIDS; do
+		if [ "$(ppid_of "$_p")" = $$ ]; then kill -KILL "$_p" 2>/dev/null || :; fi
+	done
+	for _f in "$T"/*/*.pid; do
+		[ -f "$_f" ] || continue
+		_p=$(cat "$_f" 2>/dev/null || :)
+		case $(readlink "/proc/$_p/exe" 2>/dev/null || :) in
+		"$FXABS"/*) kill -KILL "$_p" 2>/dev/null || : ;;
+		esac
+		rm -f "$_f"
+	done
+	KIDS=""
+}
+cleanup() {
+	kill_kids
+	if [ -n "${KEEP_TMP:-}" ]; then echo "files kept in $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+ppid_of() { sed 's/.*) [A-Za-z] \([0-9]*\).*/\1/' "/proc/$1/stat" 2>/dev/null || :; }
+
+# Running, not a zombie.
+alive() {
+	_st=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null || :)
+	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
+}
+
+# bg CMD...: starts CMD in the background (redirect the bg call itself);
+# its pid is in LAST.
+bg() {
+	"$@" &
+	LAST=$!
+	KIDS="$KIDS $LAST"
+}
+
+# wait_exit PID SECONDS: 0 once PID has exited, 1 on timeout.
+wait_exit() {
+	_n=$(($2 * 10))
+	while alive "$1"; do
+		[ "$_n" -gt 0 ] || return 1
+		_n=$((_n - 1))
+		sleep 0.1
+	done
+}
+
+# reap PID: its exit status into RC.
+reap() { RC=0; wait "$1" || RC=$?; }
+
+# wait_attached ERRFILE PID SECONDS: polls for the "attached" line.
+wait_attached() {
+	_n=$(($3 * 10))
+	until grep -q '^spanprobe: attached ' "$1" 2>/dev/null; do
+		if ! alive "$2"; then
+			fail "spanprobe exited before printing 'spanprobe: attached'"
+			return 1
+		fi
+		if [ "$_n" -le 0 ]; then
+			fail "no 'spanprobe: attached' line on stderr within $3 s"
+			return 1
+		fi
+		_n=$((_n - 1))
+		sleep 0.1
+	done
+}
+
+# wait_pidfile FILE PID: the fixture has exec'd and reached main() (its
+# libraries are mapped) once it has written its pid file.
+wait_pidfile() {
+	_n=100
+	until [ "$(cat "$1" 2>/dev/null)" = "$2" ]; do
+		if [ "$_n" -le 0 ] || ! alive "$2"; then
+			fail "the fixture (pid $2) did not write its pid file $1"
+			return 1
+		fi
+		_n=$((_n - 1))
+		sleep 0.1
+	done
+}
+
+fail() { echo "   FAIL: $*"; }
+show() {  # show FILE [TITLE]: the last lines of a file, indented
+	[ -s "$1" ] || { echo "   (${2:-$1} is empty)"; return 0; }
+	echo "   --- ${2:-$1} (last 25 lines):"
+	tail -n 25 "$1" | sed 's/^/   | /'
+}
+
+# check_dump BLOCKFILE TRUTH DIR CHECKER-ARGS...: dump --json, then compare.
+check_dump() {
+	_f=$1 _tr=$2 _d=$3
+	shift 3
+	_rc=0
+	"$SP" dump "$_f" --json >"$_d/dump.jsonl" 2>"$_d/dump.err" || _rc=$?
+	if [ "$_rc" != 0 ]; then
+		fail "spanprobe dump $_f --json exited $_rc"
+		show "$_d/dump.err" "dump stderr"
+		return 1
+	fi
+	if ! $CHECK --truth "$_tr" --spans "$_d/dump.jsonl" "$@" >"$_d/check.out" 2>&1; then
+		fail "spans differ from the ground truth:"
+		sed 's/^/   /' "$_d/check.out"
+		show "$_d/sp.err" "spanprobe stderr"
+		return 1
+	fi
+	sed 's/^/   /' "$_d/check.out"
+}
+
+# run_sp DIR TIMEOUT ARGS...: spanprobe ARGS with stdout/stderr in DIR/sp.*;
+# status in RC, or 1 after killing it at the timeout.
+run_sp() {
+	_d=$1 _t=$2
+	shift 2
+	bg "$SP" "$@" >"$_d/sp.out" 2>"$_d/sp.err"
+	if ! wait_exit "$LAST" "$_t"; then
+		kill -KILL "$LAST" 2>/dev/null || :
+		reap "$LAST"
+		fail "spanprobe $1 did not finish within $_t s"
+		show "$_d/sp.err" "spanprobe stderr"
+		return 1
+	fi
+	reap "$LAST"
+}
+
+newdir() { mkdir -p "$T/$1" && echo "$T/$1"; }
+pidfile() { cat "$1" 2>/dev/null || echo 0; }
+
+# Ids of loaded BPF programs named sp_*.
+sp_progs() {
+	bpftool prog show --json 2>/dev/null | python3 -c '
+import json, sys
+print(" ".join(str(p["id"]) for p in json.load(sys.stdin)
+               if p.get("name", "").startswith("sp_")))'
+}
+# Links still using one of the given program ids.
+links_of() {
+	bpftool link show --json 2>/dev/null | python3 -c '
+import json, sys
+ids = set(int(x) for x in sys.argv[1:])
+print(" ".join(str(l["id"]) for l in json.load(sys.stdin) if l.get("prog_id") in ids))' "$@"
+}
+minus() {  # words of $1 not in $2
+	for _w in $1; do
+		case " $2 " in *" $_w "*) ;; *) printf '%s ' "$_w" ;; esac
+	done
+}
+
+# ------------------------------------------------------------------ tests
+
+# 0. The checker accepts output derived from the truth and rejects every
+#    deliberately broken variant (so a pass below means something).
+t_checker_selftest() {
+	d=$(newdir selftest)
+	"$FX/qserver" -n 4 --truth "$d/q.jsonl" >/dev/null || { fail "qserver failed"; return 1; }
+	"$FX/cxxserver" -k XF --truth "$d/c.jsonl" >/dev/null || { fail "cxxserver failed"; return 1; }
+	"$FX/jmpserver" --truth "$d/j.jsonl" >/dev/null || { fail "jmpserver failed"; return 1; }
+	ok=0
+	$CHECK --selftest "$d/q.jsonl" --expect-queries 4 >"$d/1" 2>&1 || ok=1
+	$CHECK --selftest "$d/q.jsonl" --min-span 0 --min-query 0 >"$d/2" 2>&1 || ok=1
+	$CHECK --selftest "$d/c.jsonl" --expect-queries 2 >"$d/3" 2>&1 || ok=1
+	$CHECK --selftest "$d/j.jsonl" --min-span 0 --min-query 0 --expect-queries 7 >"$d/4" 2>&1 || ok=1
+	if [ $ok != 0 ]; then
+		fail "check_spans.py self-test:"
+		cat "$d/1" "$d/2" "$d/3" "$d/4" | grep -v ' rejected\| n/a ' | sed 's/^/   /'
+		return 1
+	fi
+	echo "   $(grep -c rejected "$d/1" "$d/2" "$d/3" "$d/4" | awk -F: '{n+=$2} END {print n}') broken variants rejected"
+}
+
+# a. attach by PID: qserver waits for SIGUSR1 until spanprobe is attached;
+#    spanprobe must exit by itself when qserver exits.
+t_attach() {
+	d=$(newdir attach)
+	bg "$FX/qserver" -n 4 --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
+	qs=$LAST
+	wait_pidfile "$d/qs.pid" "$qs" || return 1
+	bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	if ! wait_attached "$d/sp.err" "$sp" 30; then show "$d/sp.err" "spanprobe stderr"; return 1; fi
+	kill -USR1 "$qs"
+	if ! wait_exit "$qs" 60; then fail "qserver still running after 60 s"; return 1; fi
+	reap "$qs"
+	[ "$RC" = 0 ] || { fail "qserver exited $RC under spanprobe"; show "$d/qs.out" "qserver output"; return 1; }
+	if ! wait_exit "$sp" 15; then
+		fail "spanprobe attach still running 15 s after the target exited"
+		show "$d/sp.err" "spanprobe stderr"
+		return 1
+	fi
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --expect-queries 4 --min-checked-queries 2 --pid "$qs"
+}
+
+# b. spanprobe run: probes from the start; exit status is the command's.
+t_run() {
+	d=$(newdir run)
+	run_sp "$d" 60 run -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
+		"$FX/qserver" -n 4 --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC, qserver exits 0"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q '^qserver: served 4 queries$' "$d/sp.out" ||
+		{ fail "qserver's output is not on spanprobe run's stdout"; show "$d/sp.out" "stdout"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --expect-queries 4 --min-checked-queries 2 \
+		--pid "$(pidfile "$d/qs.pid")" || return 1
+
+	d=$(newdir run-exit3)
+	run_sp "$d" 30 run -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
+		"$FX/qserver" -n 1 -k F --exit-code 3 || return 1
+	[ "$RC" = 3 ] || { fail "spanprobe run exited $RC, the command exited 3"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q '^qserver: served 1 queries$' "$d/sp.out" || { fail "the command did not run"; return 1; }
+	echo "   exit status 3 passed through"
+}
+
+# c. thresholds: with 0/0 every call inside a query is kept (and nothing
+#    outside); then other values, in us and ms.
+t_thresholds() {
+	d=$(newdir thr0)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
+		"$FX/qserver" -n 6 -k F --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
+		--expect-queries 6 --min-checked-queries 6 --pid "$(pidfile "$d/qs.pid")" || return 1
+
+	d=$(newdir thr-mid)
+	run_sp "$d" 60 run --min-span 2500us --min-query 500ms -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
+		"$FX/qserver" -n 4 -k FM --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 2500us --min-query 500ms \
+		--expect-queries 4 --min-checked-queries 2 --pid "$(pidfile "$d/qs.pid")"
+}
+
+# d. C++: mangled names, an exception thrown through instrumented frames
+#    (ret-site probes must not break unwinding), caught in the root.
+t_cxx_exception() {
+	d=$(newdir cxx)
+	run_sp "$d" 60 run -s "$SYMS/cxxserver.syms" -o "$d/spans.bin" -- \
+		"$FX/cxxserver" -k XNRF --truth "$d/truth.jsonl" --pid-file "$d/cx.pid" || return 1
+	[ "$RC" = 0 ] || { fail "cxxserver under spanprobe run exited $RC (crashed by unwinding through a probe?)"; show "$d/sp.out" stdout; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q '^cxxserver: served 4 queries' "$d/sp.out" || { fail "cxxserver did not serve its 4 queries"; show "$d/sp.out" stdout; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --expect-queries 4 --min-checked-queries 3 \
+		--pid "$(pidfile "$d/cx.pid")"
+}
+
+# e. longjmp/siglongjmp out of nested frames (to the root, to a middle
+#    frame, from a signal handler); every span of every query checked.
+t_longjmp() {
+	d=$(newdir jmp)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/jmpserver.syms" -o "$d/spans.bin" -- \
+		"$FX/jmpserver" -k NLNSNTN --truth "$d/truth.jsonl" --pid-file "$d/jmp.pid" || return 1
+	[ "$RC" = 0 ] || { fail "jmpserver under spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q '^jmpserver: served 7 queries' "$d/sp.out" || { fail "jmpserver did not serve its 7 queries"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
+		--expect-queries 7 --min-checked-queries 7 --pid "$(pidfile "$d/jmp.pid")"
+}
+
+# f. functions only in .dynsym (-rdynamic, .symtab stripped).
+t_dynsym() {
+	d=$(newdir dynsym)
+	run_sp "$d" 30 symbols -s "$SYMS/qserver.syms" "$FX/qserver-dynsym" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe symbols on qserver-dynsym exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	for f in handle_query process_block plan_optimize merge_sort background_flush; do
+		grep -q "$f" "$d/sp.out" || { fail "spanprobe symbols does not list $f"; show "$d/sp.out" stdout; return 1; }
+	done
+	run_sp "$d" 60 run -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
+		"$FX/qserver-dynsym" -n 4 --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --expect-queries 4 --min-checked-queries 2 \
+		--pid "$(pidfile "$d/qs.pid")"
+}
+
+# g. bad input.
+t_bad_input() {
+	d=$(newdir bad)
+	bad=0
+	# symbol files with an error on line 3
+	printf 'root handle_query\n# comment\nfrobnicate parse_query\nspan plan_*\n' >"$d/kw.syms"
+	printf 'root handle_query\n\nspan   \nspan plan_*\n' >"$d/nopat.syms"
+	for s in kw nopat; do
+		for cmd in "symbols -s $d/$s.syms $FX/qserver" "run -s $d/$s.syms -o $d/x.bin -- /bin/true"; do
+			# shellcheck disable=SC2086
+			run_sp "$d" 20 $cmd || { bad=1; continue; }
+			if [ "$RC" = 0 ]; then
+				fail "spanprobe $cmd: exit 0 with a bad symbol file"; bad=1
+			elif ! grep -qF "$d/$s.syms:3" "$d/sp.err"; then
+				fail "spanprobe $cmd: stderr does not name $d/$s.syms:3"; show "$d/sp.err" stderr; bad=1
+			fi
+		done
+	done
+	# a pid that does not exist
+	np=4194000
+	while [ -e "/proc/$np" ]; do np=$((np - 1)); done
+	for cmd in "attach -p $np -s $SYMS/qserver.syms -o $d/x.bin" "symbols -p $np -s $SYMS/qserver.syms"; do
+		# shellcheck disable=SC2086
+		run_sp "$d" 20 $cmd || { bad=1; continue; }
+		if [ "$RC" = 0 ]; then
+			fail "spanprobe $cmd: exit 0 for a missing pid"; bad=1
+		elif ! grep -q "$np" "$d/sp.err"; then
+			fail "spanprobe $cmd: stderr does not name pid $np"; show "$d/sp.err" stderr; bad=1
+		fi
+	done
+	# a binary without any symbol of its own
+	for cmd in "symbols -s $SYMS/qserver.syms $FX/qserver-stripped" \
+	    "run -s $SYMS/qserver.syms -o $d/x.bin -- $FX/qserver-stripped -n 1 -k F --pid-file $d/st.pid"; do
+		# shellcheck disable=SC2086
+		run_sp "$d" 20 $cmd || { bad=1; continue; }
+		if [ "$RC" = 0 ]; then
+			fail "spanprobe $cmd: exit 0 on a stripped binary"; bad=1
+		elif ! grep -qi 'symbol\|stripped\|qserver-stripped' "$d/sp.err"; then
+			fail "spanprobe $cmd: no clear message (symbols? the binary?)"; show "$d/sp.err" stderr; bad=1
+		fi
+	done
+	# truncated block file: the output of test a (or b)
+	src=""
+	for f in "$T/attach/spans.bin" "$T/run/spans.bin"; do
+		if [ -s "$f" ] && [ -z "$src" ]; then src=$f; fi
+	done
+	if [ -z "$src" ]; then
+		fail "no block file from test attach or run to truncate"
+		return 1
+	fi
+	"$SP" dump "$src" --json >"$d/full.jsonl" 2>"$d/full.err" || { fail "dump of the whole file failed"; return 1; }
+	size=$(wc -c <"$src")
+	for cut in $((size / 3)) $((size / 2)) $((size * 2 / 3)) $((size - 9)) $((size - 1)); do
+		head -c "$cut" "$src" >"$d/cut.bin"
+		_rc=0
+		"$SP" dump "$d/cut.bin" --json >"$d/cut.jsonl" 2>"$d/cut.err" || _rc=$?
+		need=0
+		[ "$cut" -lt $((size - 9)) ] || need=1 # all but the last block survive
+		if ! $CHECK --spans "$d/cut.jsonl" --subset-of "$d/full.jsonl" --require-queries $need >"$d/cut.chk"; then
+			fail "dump of the first $cut of $size bytes (exit $_rc):"
+			sed 's/^/   /' "$d/cut.chk"
+			bad=1
+		elif ! grep -qi 'trunc\|incomplete\|end of file\|eof' "$d/cut.err"; then
+			fail "dump of the first $cut of $size bytes does not report the truncation (exit $_rc)"
+			show "$d/cut.err" stderr
+			bad=1
+		else
+			echo "   cut at $cut/$size: $(cat "$d/cut.chk" | sed 's/check_spans: OK: //'), exit $_rc, stderr: $(head -n 1 "$d/cut.err")"
+		fi
+	done
+	return $bad
+}
+
+# h. no probe is left behind after SIGINT, SIGKILL or --duration, and the
+#    target keeps running and finishes normally.
+t_no_leftovers() {
+	d=$(newdir leftovers)
+	command -v bpftool >/dev/null || { fail "bpftool not found"; return 1; }
+	before=$(sp_progs)
+	bg "$FX/qserver" -k F --for 60 --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
+	qs=$LAST
+	wait_pidfile "$d/qs.pid" "$qs" || return 1
+	for how in INT KILL duration; do
+		if [ $how = duration ]; then
+			bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" --duration 2s -o "$d/$how.bin" >"$d/sp.out" 2>"$d/sp.err"
+		else
+			bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" -o "$d/$how.bin" >"$d/sp.out" 2>"$d/sp.err"
+		fi
+		sp=$LAST
+		wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+		ours=$(minus "$(sp_progs)" "$before")
+		[ -n "$ours" ] || { fail "attached, but bpftool shows no sp_* program"; return 1; }
+		sleep 0.5
+		[ $how = duration ] || kill -"$how" "$sp"
+		if ! wait_exit "$sp" 15; then
+			fail "spanprobe still running 15 s after SIG$how / --duration 2s"
+			return 1
+		fi
+		reap "$sp"
+		if [ $how != KILL ] && [ "$RC" != 0 ]; then
+			fail "spanprobe exited $RC after SIG$how"; show "$d/sp.err" "spanprobe stderr"; return 1
+		fi
+		_n=50 # the kernel may release programs a moment after the exit
+		while left=$(minus "$(sp_progs)" "$before") && [ -n "$left" ] && [ $_n -gt 0 ]; do
+			_n=$((_n - 1))
+			sleep 0.1
+		done
+		if [ -n "$left" ]; then
+			fail "after SIG$how: sp_* programs still loaded: $left"
+			bpftool prog show | grep -A3 ' sp_' | sed 's/^/   | /'
+			return 1
+		fi
+		links=$(links_of $ours)
+		[ -z "$links" ] || { fail "after SIG$how: BPF links still present: $links"; return 1; }
+		alive "$qs" || { fail "qserver died after spanprobe's SIG$how"; show "$d/qs.out" "qserver output"; return 1; }
+		echo "   after ${how}: programs $(echo $ours) released; qserver alive"
+	done
+	sleep 0.3
+	since=$(date +%s%N)
+	sleep 0.5
+	kill -TERM "$qs"
+	wait_exit "$qs" 10 || { fail "qserver did not stop on SIGTERM"; return 1; }
+	reap "$qs"
+	[ "$RC" = 0 ] || { fail "qserver exited $RC"; show "$d/qs.out" "qserver output"; return 1; }
+	n=$(sed -n 's/^qserver: served \([0-9]*\) queries$/\1/p' "$d/qs.out")
+	[ -n "$n" ] || { fail "qserver did not report its queries"; return 1; }
+	: >"$d/none.jsonl"
+	if ! $CHECK --truth "$d/truth.jsonl" --spans "$d/none.jsonl" --expect-queries "$n" \
+	    --min-checked-queries 0 --queries-after "$since" >"$d/check.out" 2>&1; then
+		fail "qserver's work after the detaches is not complete:"
+		sed 's/^/   /' "$d/check.out"
+		return 1
+	fi
+	echo "   qserver served $n queries and exited 0"
+}
+
+# ------------------------------------------------------------------- main
+
+ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers"
+[ -x "$SP" ] || echo "warning: $SP not found or not executable"
+[ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
+start=$(date +%s)
+for name in ${*:-$ALL}; do
+	echo "== $name"
+	if "t_$name"; then
+		PASSED=$((PASSED + 1))
+		echo "   ok: $name"
+	else
+		FAILED=$((FAILED + 1))
+		echo "   FAILED: $name"
+	fi
+	kill_kids
+done
+echo "($(($(date +%s) - start)) s)"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]

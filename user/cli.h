@@ -1,0 +1,17 @@
+/* Subcommand entry points; each takes its own argv (argv[0] is the
+ * subcommand name) and returns the process exit status. */
+#ifndef SPANPROBE_CLI_H
+#define SPANPROBE_CLI_H
+
+#include <stdint.h>
+
+int sp_cmd_attach(int argc, char **argv);
+int sp_cmd_run(int argc, char **argv);
+int sp_cmd_symbols(int argc, char **argv);
+int sp_cmd_dump(int argc, char **argv);
+
+/* "5ms", "1s", "250us", "10ns", "0": 0 or -1 when malformed. A bare
+ * number is taken as nanoseconds only when it is 0. */
+int sp_parse_duration(const char *s, uint64_t *ns);
+
+#endif

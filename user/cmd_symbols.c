@@ -1,0 +1,348 @@
+/*
+ * `spanprobe symbols`: shows what a symbol list resolves to, without
+ * attaching anything, so a list can be checked before tracing with it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "symbols.h"
+
+#define EXIT_USAGE 2
+
+struct opts {
+	const char *symbols;
+	const char *binary;
+	pid_t pid;
+	bool json;
+	bool strict;
+	enum sp_exit_policy policy;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: spanprobe symbols -s SYMBOLS (-p PID | BINARY) [--json] [--strict]\n"
+		"                         [--exit-probe auto|uretprobe|retsites]\n"
+		"  -s, --symbols FILE   symbol list: 'root PATTERN' / 'span PATTERN' lines\n"
+		"  -p, --pid PID        resolve in the objects PID has mapped\n"
+		"      --json           one JSON document on stdout\n"
+		"      --strict         exit 1 when a pattern matches nothing\n"
+		"      --exit-probe M   how call ends are observed (default auto:\n"
+		"                       ret sites where exceptions/panics can unwind)\n");
+}
+
+static int parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v > 0x7fffffffL)
+		return -1;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+static int parse_policy(const char *s, enum sp_exit_policy *p)
+{
+	if (strcmp(s, "auto") == 0)
+		*p = SP_EXIT_AUTO;
+	else if (strcmp(s, "uretprobe") == 0)
+		*p = SP_EXIT_FORCE_URETPROBE;
+	else if (strcmp(s, "retsites") == 0)
+		*p = SP_EXIT_FORCE_RETSITES;
+	else
+		return -1;
+	return 0;
+}
+
+/* One option; 0 to go on, else the exit status (-1 for "help shown"). */
+static int take_opt(int c, const char *arg, const char *word, struct opts *o)
+{
+	switch (c) {
+	case 's':
+		o->symbols = arg;
+		return 0;
+	case 'p':
+		if (parse_pid(arg, &o->pid) == 0)
+			return 0;
+		fprintf(stderr, "spanprobe: invalid pid '%s'\n", arg);
+		return EXIT_USAGE;
+	case 'j':
+		o->json = true;
+		return 0;
+	case 'S':
+		o->strict = true;
+		return 0;
+	case 'e':
+		if (parse_policy(arg, &o->policy) == 0)
+			return 0;
+		fprintf(stderr,
+			"spanprobe: --exit-probe: '%s' is not auto, uretprobe or retsites\n",
+			arg);
+		return EXIT_USAGE;
+	case 'h':
+		usage(stdout);
+		return -1;
+	case ':':
+		fprintf(stderr, "spanprobe: symbols: option '%s' needs a value\n", word);
+		break;
+	default:
+		fprintf(stderr, "spanprobe: symbols: unknown option '%s'\n", word);
+		break;
+	}
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+static int check_args(int argc, char **argv, struct opts *o)
+{
+	if (optind < argc)
+		o->binary = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "spanprobe: symbols: unexpected argument '%s'\n",
+			argv[optind]);
+	} else if (!o->symbols) {
+		fprintf(stderr, "spanprobe: symbols: -s SYMBOLS is required\n");
+	} else if (!o->pid == !o->binary) {
+		fprintf(stderr, "spanprobe: symbols: give either -p PID or BINARY\n");
+	} else {
+		return 0;
+	}
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "symbols", required_argument, NULL, 's' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "strict", no_argument, NULL, 'S' },
+		{ "exit-probe", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	optind = 0; /* glibc: full re-initialisation, main may have parsed */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":s:p:h", lo, NULL)) != -1) {
+		int rc = take_opt(c, optarg, argv[optind - 1], o);
+
+		if (rc)
+			return rc;
+	}
+	return check_args(argc, argv, o);
+}
+
+static const char *role_name(enum sp_role r)
+{
+	return r == SP_ROLE_ROOT ? "root" : "span";
+}
+
+/* A function is listed under every pattern that names it, and always
+ * under the one resolution recorded (which may have matched an alias). */
+static bool listed_under(const struct sp_func *f, int i, const struct sp_pattern *p)
+{
+	return f->pattern == i || sp_pattern_matches(p->glob, f->raw, f->demangled);
+}
+
+static void text_func(const struct sp_func *f)
+{
+	printf("  %s\n", f->demangled);
+	if (strcmp(f->raw, f->demangled) != 0)
+		printf("      mangled %s\n", f->raw);
+	printf("      %s at 0x%llx (offset 0x%llx, size %llu), ", f->object,
+	       (unsigned long long)f->addr, (unsigned long long)f->offset,
+	       (unsigned long long)f->size);
+	if (f->exit_mode == SP_EXIT_URETPROBE)
+		printf("exit: uretprobe\n");
+	else if (f->problem)
+		printf("exit: ret sites\n"); /* not counted: never attached */
+	else
+		printf("exit: %zu ret site%s\n", f->n_exit, f->n_exit == 1 ? "" : "s");
+	if (f->problem)
+		printf("      problem: %s\n", f->problem);
+}
+
+static void print_text(const struct sp_pattern_list *pats,
+		       const struct sp_func_set *fs)
+{
+	size_t attachable = 0;
+
+	for (size_t i = 0; i < pats->n; i++) {
+		const struct sp_pattern *p = &pats->v[i];
+
+		if (!p->matches)
+			continue;
+		printf("%s:%d: %s %s\n", p->file, p->line, role_name(p->role), p->glob);
+		for (size_t k = 0; k < fs->n; k++)
+			if (listed_under(&fs->v[k], (int)i, p))
+				text_func(&fs->v[k]);
+	}
+	for (size_t k = 0; k < fs->n; k++)
+		attachable += fs->v[k].problem == NULL;
+	printf("%zu function%s, %zu attachable\n", fs->n, fs->n == 1 ? "" : "s",
+	       attachable);
+}
+
+/* JSON strings: escapes, and U+FFFD for bytes that are not UTF-8 (paths
+ * and symbol names are bytes; the document must still parse). */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 :
+		   s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+static void json_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!s) {
+		fputs("null", stdout);
+		return;
+	}
+	putchar('"');
+	while (*p) {
+		size_t n;
+
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p++);
+		else if (*p < 0x20)
+			printf("\\u%04x", *p++);
+		else if (*p < 0x80)
+			putchar(*p++);
+		else if ((n = utf8_len(p)) != 0)
+			p += fwrite(p, 1, n, stdout);
+		else {
+			fputs("\\ufffd", stdout);
+			p++;
+		}
+	}
+	putchar('"');
+}
+
+static void json_pattern_head(const struct sp_pattern *p)
+{
+	fputs("{\"file\":", stdout);
+	json_str(p->file);
+	printf(",\"line\":%d,\"role\":\"%s\",\"pattern\":", p->line,
+	       role_name(p->role));
+	json_str(p->glob);
+}
+
+static void json_func(const struct sp_func *f)
+{
+	fputs("{\"name\":", stdout);
+	json_str(f->demangled);
+	fputs(",\"mangled\":", stdout);
+	json_str(f->raw);
+	fputs(",\"object\":", stdout);
+	json_str(f->object);
+	printf(",\"address\":%llu,\"offset\":%llu,\"size\":%llu,\"exit_probe\":\"%s\",\"exit_sites\":[",
+	       (unsigned long long)f->addr, (unsigned long long)f->offset,
+	       (unsigned long long)f->size,
+	       f->exit_mode == SP_EXIT_URETPROBE ? "uretprobe" : "retsites");
+	for (size_t i = 0; i < f->n_exit; i++)
+		printf("%s%llu", i ? "," : "", (unsigned long long)f->exit_offsets[i]);
+	printf("],\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
+	json_str(f->problem);
+	putchar('}');
+}
+
+static void print_json(const struct sp_pattern_list *pats,
+		       const struct sp_func_set *fs)
+{
+	bool first = true;
+
+	fputs("{\"patterns\":[", stdout);
+	for (size_t i = 0; i < pats->n; i++) {
+		bool any = false;
+
+		fputs(i ? "," : "", stdout);
+		json_pattern_head(&pats->v[i]);
+		fputs(",\"matches\":[", stdout);
+		for (size_t k = 0; k < fs->n; k++) {
+			if (!listed_under(&fs->v[k], (int)i, &pats->v[i]))
+				continue;
+			fputs(any ? "," : "", stdout);
+			json_func(&fs->v[k]);
+			any = true;
+		}
+		fputs("]}", stdout);
+	}
+	fputs("],\"unmatched\":[", stdout);
+	for (size_t i = 0; i < pats->n; i++) {
+		if (pats->v[i].matches)
+			continue;
+		fputs(first ? "" : ",", stdout);
+		json_pattern_head(&pats->v[i]);
+		putchar('}');
+		first = false;
+	}
+	fputs("]}\n", stdout);
+}
+
+/* Warnings for unmatched patterns; the exit status the result deserves. */
+static int verdict(const struct opts *o, const struct sp_pattern_list *pats,
+		   const struct sp_func_set *fs)
+{
+	size_t unmatched = 0, attachable = 0;
+
+	for (size_t i = 0; i < pats->n; i++) {
+		if (pats->v[i].matches)
+			continue;
+		unmatched++;
+		fprintf(stderr, "spanprobe: warning: %s:%d: pattern '%s' matched nothing\n",
+			pats->v[i].file, pats->v[i].line, pats->v[i].glob);
+	}
+	for (size_t k = 0; k < fs->n; k++)
+		attachable += fs->v[k].problem == NULL;
+	if (attachable == 0) {
+		fprintf(stderr, "spanprobe: no attachable function matched\n");
+		return 1;
+	}
+	return o->strict && unmatched ? 1 : 0;
+}
+
+int sp_cmd_symbols(int argc, char **argv)
+{
+	struct sp_pattern_list pats = { 0 };
+	struct sp_func_set fs = { 0 };
+	struct opts o;
+	char err[1024];
+	int rc = parse_args(argc, argv, &o);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (sp_symlist_parse_file(o.symbols, &pats, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (sp_resolve(o.pid, o.binary, &pats, o.policy, &fs, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: %s\n", err);
+		sp_symlist_free(&pats);
+		return EXIT_USAGE;
+	}
+	if (o.json)
+		print_json(&pats, &fs);
+	else
+		print_text(&pats, &fs);
+	fflush(stdout);
+	rc = verdict(&o, &pats, &fs);
+	sp_func_set_free(&fs);
+	sp_symlist_free(&pats);
+	return rc;
+}

@@ -1,0 +1,45 @@
+/* Function symbols of one ELF object, deduplicated by address. */
+#ifndef SPANPROBE_ELF_SYMBOLS_H
+#define SPANPROBE_ELF_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <gelf.h>
+
+struct sp_elf_func {
+	/* names[0] is preferred (.symtab over .dynsym, global over local);
+	 * the rest are aliases at the same address. They point into the
+	 * ELF's string tables and live as long as the sp_elf. */
+	const char **names;
+	size_t n_names;
+	uint64_t addr;   /* st_value */
+	uint64_t size;   /* st_size of names[0] */
+	uint64_t offset; /* file offset of addr; valid when in_exec */
+	bool in_exec;    /* [addr, addr+size) lies in an executable PT_LOAD */
+	bool ifunc;      /* STT_GNU_IFUNC: addr is the resolver */
+};
+
+struct sp_elf {
+	int fd;
+	Elf *elf;
+	const uint8_t *image; /* the whole file, mapped by libelf */
+	size_t image_size;
+	struct sp_elf_func *funcs; /* sorted by addr */
+	size_t n;
+	const char **name_pool; /* backing store of every funcs[i].names */
+};
+
+/* Opens path and collects its defined, sized STT_FUNC / STT_GNU_IFUNC
+ * symbols from .symtab and .dynsym. display names the file in errors:
+ * "DISPLAY: No such file or directory", "DISPLAY: not an ELF file",
+ * "DISPLAY: no symbols (.symtab and .dynsym are empty)". 0 or -1. */
+int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
+		char *err, size_t errlen);
+void sp_elf_close(struct sp_elf *o);
+
+/* Bytes of [offset, offset+size) in the file, or NULL if out of range. */
+const uint8_t *sp_elf_bytes(const struct sp_elf *o, uint64_t offset,
+			    uint64_t size);
+
+#endif

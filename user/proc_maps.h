@@ -1,0 +1,38 @@
+/* What a running process has mapped, and who it is. */
+#ifndef SPANPROBE_PROC_MAPS_H
+#define SPANPROBE_PROC_MAPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sp_mapped_object {
+	char *path;      /* as /proc/PID/maps shows it */
+	char *open_path; /* /proc/PID/root/PATH: reaches into containers */
+};
+
+struct sp_mapped_objects {
+	struct sp_mapped_object *v;
+	size_t n;
+};
+
+/* The distinct files mapped with execute permission, the executable
+ * first. Pseudo mappings ([vdso], anonymous) are skipped; deleted files
+ * are skipped with a warning on stderr. 0, or -1 with err set:
+ * "pid N: no such process", "pid N: /proc/N/maps: Permission denied". */
+int sp_proc_objects(pid_t pid, struct sp_mapped_objects *out, char *err,
+		    size_t errlen);
+void sp_proc_objects_free(struct sp_mapped_objects *m);
+
+/* The executable path (malloc'd; may end in " (deleted)") and the start
+ * time as wall-clock Unix ns (to the kernel's clock-tick precision and
+ * btime's one second). Either output may be NULL. 0 or -1 with err. */
+int sp_proc_info(pid_t pid, char **exe, uint64_t *start_wall_ns, char *err,
+		 size_t errlen);
+
+/* The address range of a kernel-provided mapping such as "[uprobes]".
+ * 0 when found, -1 when the process has no such mapping (yet). */
+int sp_proc_special_mapping(pid_t pid, const char *name, uint64_t *lo,
+			    uint64_t *hi);
+
+#endif

@@ -1,0 +1,346 @@
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include "attach.h"
+#include "clock.h"
+#include "proc_maps.h"
+#include "query_filter.h"
+#include "sinks.h"
+#include "span_assembler.h"
+#include "trace_session.h"
+
+#define DRAIN_INTERVAL_MS 20
+
+volatile int sp_stop_signal;
+
+struct sp_session {
+	pid_t pid;
+	int pidfd;
+	const struct sp_trace_opts *o;
+	struct sp_pattern_list pats;
+	struct sp_func_set funcs;
+	struct sp_asm_sym *syms;
+	struct sp_attach *att;
+	struct sp_attach_stats ast;
+	struct ring_buffer *rb;
+	struct sp_assembler *asm_;
+	struct sp_filter *filter;
+	struct sp_sinks sinks;
+	uint64_t dropped, seen_dropped;
+	uint64_t start_mono;
+	uint64_t tramp_lo, tramp_hi;
+	char *exe;
+	const char *end_reason;
+};
+
+static void on_stop(int sig)
+{
+	sp_stop_signal = sig;
+}
+
+void sp_install_stop_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+
+	/* no SA_RESTART: poll() must return so the loop sees the flag */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The [uprobes] mapping holds the uretprobe trampoline. The kernel creates
+ * it on the first hijacked return, so look again until it is found. */
+static bool is_trampoline(void *arg, uint64_t addr)
+{
+	struct sp_session *s = arg;
+
+	if (!s->tramp_hi && sp_proc_special_mapping(s->pid, "[uprobes]", &s->tramp_lo, &s->tramp_hi))
+		return false;
+	return addr >= s->tramp_lo && addr < s->tramp_hi;
+}
+
+static int handle_event(void *ctx, void *data, size_t len)
+{
+	struct sp_session *s = ctx;
+
+	if (len >= sizeof(struct sp_event))
+		sp_asm_event(s->asm_, data);
+	return 0;
+}
+
+static void warn_unmatched(const struct sp_session *s)
+{
+	for (size_t i = 0; i < s->pats.n; i++) {
+		const struct sp_pattern *p = &s->pats.v[i];
+
+		if (!p->matches)
+			fprintf(stderr, "spanprobe: %s: %s:%d: pattern '%s' matched nothing\n",
+				s->o->strict ? "error" : "warning", p->file, p->line, p->glob);
+	}
+}
+
+static size_t count_unmatched(const struct sp_session *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->pats.n; i++)
+		n += !s->pats.v[i].matches;
+	return n;
+}
+
+static void warn_problems(const struct sp_session *s)
+{
+	for (size_t i = 0; i < s->funcs.n; i++)
+		if (s->funcs.v[i].problem)
+			fprintf(stderr, "spanprobe: warning: %s (%s): not attached: %s\n",
+				s->funcs.v[i].demangled, s->funcs.v[i].object,
+				s->funcs.v[i].problem);
+}
+
+static int resolve(struct sp_session *s, const char *binary)
+{
+	char err[512];
+	size_t attachable = 0;
+
+	if (sp_symlist_parse_file(s->o->symbols, &s->pats, err, sizeof(err)) ||
+	    sp_resolve(binary ? 0 : s->pid, binary, &s->pats, s->o->exit_policy,
+		       &s->funcs, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: %s\n", err);
+		return -1;
+	}
+	warn_unmatched(s);
+	warn_problems(s);
+	for (size_t i = 0; i < s->funcs.n; i++)
+		attachable += !s->funcs.v[i].problem;
+	if (s->o->strict && count_unmatched(s))
+		return -1;
+	if (!attachable) {
+		fprintf(stderr, "spanprobe: %s: no attachable function matched\n", s->o->symbols);
+		return -1;
+	}
+	return 0;
+}
+
+static int build_pipeline(struct sp_session *s)
+{
+	s->syms = calloc(s->funcs.n, sizeof(*s->syms));
+	if (!s->syms)
+		return -1;
+	for (size_t i = 0; i < s->funcs.n; i++) {
+		s->syms[i].name = s->funcs.v[i].demangled;
+		s->syms[i].root = s->funcs.v[i].role == SP_ROLE_ROOT;
+	}
+	s->filter = sp_filter_new(s->o->min_span_ns, s->o->min_query_ns,
+				  sp_sinks_query, &s->sinks);
+	s->asm_ = sp_asm_new(s->syms, s->funcs.n, s->pid, sp_filter_span, s->filter);
+	if (!s->filter || !s->asm_)
+		return -1;
+	sp_asm_set_trampoline_check(s->asm_, is_trampoline, s);
+	return 0;
+}
+
+static int open_sinks(struct sp_session *s, const char *binary)
+{
+	char err[512];
+	uint64_t start = 0;
+
+	/* a child about to exec still shows our own exe; its start time
+	 * survives the exec */
+	if (sp_proc_info(s->pid, binary ? NULL : &s->exe, &start, err, sizeof(err)) || !s->exe)
+		s->exe = strdup(binary ? binary : "?");
+	s->sinks.wall_offset = sp_wall_offset();
+	s->sinks.print_trees = !s->o->output;
+	s->sinks.dropped = &s->dropped;
+	s->sinks.meta.version = SP_BLOCK_VERSION;
+	s->sinks.meta.pid = s->pid;
+	s->sinks.meta.exe = s->exe;
+	s->sinks.meta.proc_start_ns = start;
+	if (s->o->output && sp_sinks_open_blocks(&s->sinks, s->o->output, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int attach(struct sp_session *s)
+{
+	char err[512];
+
+	if (sp_attach_open(&s->att, s->pid, &s->funcs, !s->o->no_multi, &s->ast,
+			   err, sizeof(err))) {
+		if (kill(s->pid, 0) && errno == ESRCH)
+			fprintf(stderr, "spanprobe: pid %d exited during attach\n", s->pid);
+		else
+			fprintf(stderr, "spanprobe: %s\n", err);
+		return -1;
+	}
+	s->rb = ring_buffer__new(sp_attach_ringbuf_fd(s->att), handle_event, s, NULL);
+	if (!s->rb) {
+		fprintf(stderr, "spanprobe: ring buffer: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void session_free(struct sp_session *s)
+{
+	ring_buffer__free(s->rb);
+	sp_attach_close(s->att);
+	sp_asm_free(s->asm_);
+	sp_filter_free(s->filter);
+	sp_sinks_close(&s->sinks);
+	sp_func_set_free(&s->funcs);
+	sp_symlist_free(&s->pats);
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	free(s->syms);
+	free(s->exe);
+	free(s);
+}
+
+struct sp_session *sp_session_start(pid_t pid, const char *binary,
+				    const struct sp_trace_opts *o)
+{
+	struct sp_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->pid = pid;
+	s->o = o;
+	/* opened first so a pid that dies and is reused is never mistaken */
+	s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (s->pidfd < 0) {
+		fprintf(stderr, "spanprobe: pid %d: %s\n", pid,
+			errno == ESRCH ? "no such process" : strerror(errno));
+		free(s);
+		return NULL;
+	}
+	if (resolve(s, binary) || open_sinks(s, binary) || build_pipeline(s) || attach(s)) {
+		session_free(s);
+		return NULL;
+	}
+	s->start_mono = sp_now_mono();
+	fprintf(stderr, "spanprobe: attached %zu probes on %zu functions to pid %d (%s)\n",
+		s->ast.probes, s->ast.functions, pid,
+		s->ast.multi ? "uprobe_multi" : "classic uprobes");
+	return s;
+}
+
+static void check_loss(struct sp_session *s)
+{
+	s->dropped = sp_attach_dropped(s->att);
+	if (s->dropped != s->seen_dropped) {
+		sp_asm_mark_loss(s->asm_);
+		s->seen_dropped = s->dropped;
+	}
+}
+
+static void status_line(struct sp_session *s, uint64_t now, uint64_t *last,
+			uint64_t *last_events)
+{
+	const struct sp_filter_stats *fs = sp_filter_stats(s->filter);
+	uint64_t ev = sp_asm_stats(s->asm_)->events;
+
+	if (now - *last < 1000000000ull)
+		return;
+	fprintf(stderr, "\r\033[K%zu probes | %.0f events/s | queries %llu seen, %llu kept | %llu lost",
+		s->ast.probes, (double)(ev - *last_events) * 1e9 / (double)(now - *last),
+		(unsigned long long)fs->queries_seen, (unsigned long long)fs->queries_kept,
+		(unsigned long long)s->dropped);
+	*last = now;
+	*last_events = ev;
+}
+
+static bool target_gone(struct sp_session *s, bool is_child, int *status)
+{
+	struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+
+	if (poll(&p, 1, DRAIN_INTERVAL_MS) <= 0)
+		return false;
+	if (is_child)
+		waitpid(s->pid, status, 0);
+	return true;
+}
+
+int sp_session_loop(struct sp_session *s, bool is_child, int *status)
+{
+	bool tty = isatty(STDERR_FILENO);
+	uint64_t last = s->start_mono, last_events = 0;
+
+	for (;;) {
+		bool gone = target_gone(s, is_child, status);
+		uint64_t now = sp_now_mono();
+
+		ring_buffer__consume(s->rb);
+		check_loss(s);
+		if (gone) {
+			s->end_reason = "the process exited";
+			break;
+		}
+		if (sp_stop_signal && !is_child) {
+			s->end_reason = strsignal(sp_stop_signal);
+			break;
+		}
+		if (sp_stop_signal && is_child)
+			kill(s->pid, sp_stop_signal), sp_stop_signal = 0;
+		if (s->o->duration_ns && now - s->start_mono >= s->o->duration_ns) {
+			s->end_reason = "the duration elapsed";
+			break;
+		}
+		if (tty)
+			status_line(s, now, &last, &last_events);
+	}
+	if (tty)
+		fputs("\r\033[K", stderr);
+	return 0;
+}
+
+static void summary(struct sp_session *s, double secs)
+{
+	const struct sp_asm_stats *as = sp_asm_stats(s->asm_);
+	const struct sp_filter_stats *fs = sp_filter_stats(s->filter);
+
+	fprintf(stderr,
+		"spanprobe: pid %d (%s) traced for %.1f s until %s: %zu probes on %zu functions, "
+		"%llu events (%llu lost), %llu queries seen, %llu kept (root >= %.3f s) with %llu spans "
+		"(>= %.3f ms), %llu abnormal exits",
+		s->pid, s->exe, secs, s->end_reason ? s->end_reason : "stopped",
+		s->ast.probes, s->ast.functions,
+		(unsigned long long)as->events, (unsigned long long)s->dropped,
+		(unsigned long long)fs->queries_seen, (unsigned long long)fs->queries_kept,
+		s->o->min_query_ns / 1e9, (unsigned long long)fs->spans_kept,
+		s->o->min_span_ns / 1e6, (unsigned long long)as->abnormal);
+	if (s->o->output)
+		fprintf(stderr, "; %llu blocks written to %s",
+			(unsigned long long)s->sinks.blocks_written, s->o->output);
+	if (s->sinks.write_errors)
+		fprintf(stderr, "; %llu blocks FAILED to write",
+			(unsigned long long)s->sinks.write_errors);
+	fputs(".\n", stderr);
+}
+
+int sp_session_finish(struct sp_session *s)
+{
+	uint64_t end = sp_now_mono();
+	int rc;
+
+	/* stop new events first, then take what is already buffered */
+	ring_buffer__consume(s->rb);
+	check_loss(s);
+	sp_asm_flush(s->asm_, end);
+	summary(s, (double)(end - s->start_mono) / 1e9);
+	rc = s->sinks.write_errors ? -1 : 0;
+	if (sp_sinks_close(&s->sinks)) {
+		fprintf(stderr, "spanprobe: %s: %s\n", s->o->output, strerror(errno));
+		rc = -1;
+	}
+	session_free(s);
+	return rc;
+}

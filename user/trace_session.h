@@ -1,0 +1,38 @@
+/* One tracing session: probes attached to a process, the event loop that
+ * drains them into spans, and the summary at the end. */
+#ifndef SPANPROBE_TRACE_SESSION_H
+#define SPANPROBE_TRACE_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "symbols.h"
+
+struct sp_trace_opts {
+	const char *symbols;
+	const char *output;     /* NULL: trees on stdout */
+	uint64_t min_span_ns;
+	uint64_t min_query_ns;
+	uint64_t duration_ns;   /* 0: until stopped */
+	bool strict;
+	bool no_multi;          /* force classic uprobe links */
+	enum sp_exit_policy exit_policy;
+};
+
+struct sp_session;
+
+/* Resolves the symbols (in the running pid, or in `binary` for a process
+ * about to exec it), attaches, opens the sinks. Prints errors itself. */
+struct sp_session *sp_session_start(pid_t pid, const char *binary,
+				    const struct sp_trace_opts *o);
+/* Drains events until a signal, the duration, or the target's exit. For
+ * a child (run mode) *status receives its wait status. */
+int sp_session_loop(struct sp_session *s, bool is_child, int *status);
+/* Flushes, prints the summary, releases everything. 0 if all went out. */
+int sp_session_finish(struct sp_session *s);
+
+/* Set by the SIGINT/SIGTERM handler. */
+extern volatile int sp_stop_signal;
+void sp_install_stop_handlers(void);
+
+#endif
