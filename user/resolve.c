@@ -10,6 +10,7 @@
 #include "elf_symbols.h"
 #include "exit_sites.h"
 #include "proc_maps.h"
+#include "program_libs.h"
 #include "symbols.h"
 
 /* A glob split at its first metacharacter: the literal head rejects most
@@ -398,44 +399,72 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 }
 
 /* A process maps many objects; one that cannot be read (no symbols, not
- * ELF) costs its own functions only, so it is a warning. */
+ * ELF) costs its own functions only, so it is a warning. Counts the
+ * objects read into *ok; -1 only when out of memory. */
+static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
+			   size_t from, const char *who, struct sp_pattern_list *pats,
+			   const struct prepped *pp, enum sp_exit_policy policy,
+			   size_t *ok, char *err, size_t errlen)
+{
+	char why[512] = "";
+
+	*ok = 0;
+	for (size_t i = from; i < m->n; i++) {
+		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, pats, pp,
+				     policy, why, sizeof(why));
+
+		if (rc < 0) {
+			set_err(err, errlen, "%s", why);
+			return -1;
+		}
+		if (rc == 0)
+			(*ok)++;
+		else
+			fprintf(stderr, "spanprobe: warning: %s: %s\n", who, why);
+	}
+	if (*ok == 0)
+		set_err(err, errlen, "%s: no object could be read (%s)", who, why);
+	return 0;
+}
+
 static int resolve_pid(struct builder *b, pid_t pid, struct sp_pattern_list *pats,
 		       const struct prepped *pp, enum sp_exit_policy policy,
 		       char *err, size_t errlen)
 {
 	struct sp_mapped_objects m;
-	size_t ok = 0;
-	char why[512] = "";
+	char who[32];
+	size_t ok;
+	int rc;
 
 	if (sp_proc_objects(pid, &m, err, errlen))
 		return -1;
-	for (size_t i = 0; i < m.n; i++) {
-		int rc = resolve_obj(b, m.v[i].path, m.v[i].open_path, pats, pp,
-				     policy, why, sizeof(why));
-
-		if (rc < 0) {
-			sp_proc_objects_free(&m);
-			set_err(err, errlen, "%s", why);
-			return -1;
-		}
-		if (rc == 0)
-			ok++;
-		else
-			fprintf(stderr, "spanprobe: warning: pid %d: %s\n",
-				(int)pid, why);
-	}
+	snprintf(who, sizeof(who), "pid %d", (int)pid);
+	rc = resolve_objects(b, &m, 0, who, pats, pp, policy, &ok, err, errlen);
 	sp_proc_objects_free(&m);
-	if (ok == 0) {
-		set_err(err, errlen, "pid %d: no mapped object could be read (%s)",
-			(int)pid, why);
-		return -1;
-	}
-	return 0;
+	return rc || !ok ? -1 : 0;
 }
 
-int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
-	       enum sp_exit_policy policy, struct sp_func_set *out,
-	       char *err, size_t errlen)
+/* The executable must resolve; its libraries are best effort. */
+static int resolve_program(struct builder *b, const char *exe,
+			   struct sp_pattern_list *pats, const struct prepped *pp,
+			   enum sp_exit_policy policy, char *err, size_t errlen)
+{
+	struct sp_mapped_objects m;
+	size_t ok;
+	int rc;
+
+	if (sp_program_objects(exe, &m, err, errlen))
+		return -1;
+	rc = resolve_obj(b, exe, exe, pats, pp, policy, err, errlen) ? -1 : 0;
+	if (rc == 0)
+		rc = resolve_objects(b, &m, 1, exe, pats, pp, policy, &ok, err, errlen);
+	sp_proc_objects_free(&m);
+	return rc;
+}
+
+static int resolve(pid_t pid, const char *binary, bool with_libs,
+		   struct sp_pattern_list *pats, enum sp_exit_policy policy,
+		   struct sp_func_set *out, char *err, size_t errlen)
 {
 	struct builder b = { .set = out };
 	struct prepped *pp = calloc(pats->n ? pats->n : 1, sizeof(*pp));
@@ -452,6 +481,8 @@ int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 		pats->v[i].matches = 0;
 	if (pid > 0)
 		rc = resolve_pid(&b, pid, pats, pp, policy, err, errlen);
+	else if (binary && with_libs)
+		rc = resolve_program(&b, binary, pats, pp, policy, err, errlen);
 	else if (binary)
 		rc = resolve_obj(&b, binary, binary, pats, pp, policy, err,
 				 errlen) ? -1 : 0;
@@ -463,6 +494,20 @@ int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 	if (rc)
 		sp_func_set_free(out);
 	return rc;
+}
+
+int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
+	       enum sp_exit_policy policy, struct sp_func_set *out,
+	       char *err, size_t errlen)
+{
+	return resolve(pid, binary, false, pats, policy, out, err, errlen);
+}
+
+int sp_resolve_program(const char *exe, struct sp_pattern_list *pats,
+		       enum sp_exit_policy policy, struct sp_func_set *out,
+		       char *err, size_t errlen)
+{
+	return resolve(0, exe, true, pats, policy, out, err, errlen);
 }
 
 void sp_func_set_free(struct sp_func_set *s)

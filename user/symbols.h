@@ -89,6 +89,11 @@ enum sp_exit_policy { SP_EXIT_AUTO = 0, SP_EXIT_FORCE_URETPROBE, SP_EXIT_FORCE_R
 int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 	       enum sp_exit_policy policy, struct sp_func_set *out,
 	       char *err, size_t errlen);
+/* For a program about to be started: its executable and the shared
+ * objects its dynamic loader will map (libraries are best effort). */
+int sp_resolve_program(const char *exe, struct sp_pattern_list *pats,
+		       enum sp_exit_policy policy, struct sp_func_set *out,
+		       char *err, size_t errlen);
 void sp_func_set_free(struct sp_func_set *s);
 
 #endif

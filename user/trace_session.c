@@ -110,8 +110,10 @@ static int resolve(struct sp_session *s, const char *binary)
 	size_t attachable = 0;
 
 	if (sp_symlist_parse_file(s->o->symbols, &s->pats, err, sizeof(err)) ||
-	    sp_resolve(binary ? 0 : s->pid, binary, &s->pats, s->o->exit_policy,
-		       &s->funcs, err, sizeof(err))) {
+	    (binary ? sp_resolve_program(binary, &s->pats, s->o->exit_policy,
+					 &s->funcs, err, sizeof(err))
+		    : sp_resolve(s->pid, NULL, &s->pats, s->o->exit_policy,
+				 &s->funcs, err, sizeof(err)))) {
 		fprintf(stderr, "spanprobe: %s\n", err);
 		return -1;
 	}
