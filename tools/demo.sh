@@ -28,13 +28,16 @@ for f in "$SP" "$QS"; do
 	[ -x "$f" ] || { echo "demo: $f is missing (make all fixtures)" >&2; exit 1; }
 done
 
-# Two worker threads; of every 5 queries 2 are slow (~1.3 s), 3 are fast
+# Two worker threads; of every 5 queries 2 are slow (~1.35 s), 3 are fast
 # or medium (under 1 s), so only the slow ones are printed.
-"$QS" --wait-signal --for 12 -k SFMSF --pid-file "$TMP/pid" &
+"$QS" --wait-signal --for 12 -k DFMDF --pid-file "$TMP/pid" &
 QPID=$!
 n=100 # attach once qserver has exec'd and reached main()
 until [ "$(cat "$TMP/pid" 2>/dev/null)" = "$QPID" ]; do
-	alive "$QPID" && [ $n -gt 0 ] || { echo "demo: qserver did not start" >&2; exit 1; }
+	if ! alive "$QPID" || [ $n -le 0 ]; then
+		echo "demo: qserver did not start" >&2
+		exit 1
+	fi
 	n=$((n - 1))
 	sleep 0.1
 done

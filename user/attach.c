@@ -2,14 +2,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
 #include "spanprobe.skel.h"
+
+/* Not in the uapi headers libbpf 1.4 ships with. */
+#define SP_TRACE_UPROBE_SESSION 57
 
 struct sp_attach {
 	struct spanprobe_bpf *skel;
 	struct bpf_link **links;
 	size_t n_links, cap_links;
+	int *raw_fds; /* session links: libbpf 1.4 cannot create them */
+	size_t n_raw, cap_raw;
+	int ncpus;
 };
 
 /* Offsets and cookies of one kind of probe in one object. */
@@ -19,65 +29,100 @@ struct probe_batch {
 	size_t n, cap;
 };
 
+struct object_batches {
+	struct probe_batch entry;  /* entry only: exits at ret sites */
+	struct probe_batch paired; /* entry + return (session or uretprobe) */
+	struct probe_batch sites;  /* ret / tail-jump sites */
+};
+
+static int grow(void **v, size_t *cap, size_t n, size_t elem)
+{
+	size_t c;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 16;
+	p = realloc(*v, c * elem);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
 static int batch_add(struct probe_batch *b, uint64_t off, uint32_t cookie)
 {
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		unsigned long *o = realloc(b->offsets, cap * sizeof(*o));
-		__u64 *c = o ? realloc(b->cookies, cap * sizeof(*c)) : NULL;
+	size_t cap = b->cap;
 
-		if (o)
-			b->offsets = o;
-		if (!c)
-			return -ENOMEM;
-		b->cookies = c;
-		b->cap = cap;
-	}
+	if (grow((void **)&b->offsets, &cap, b->n, sizeof(*b->offsets)) ||
+	    grow((void **)&b->cookies, &b->cap, b->n, sizeof(*b->cookies)))
+		return -ENOMEM;
 	b->offsets[b->n] = off;
 	b->cookies[b->n] = cookie;
 	b->n++;
 	return 0;
 }
 
-static void batch_free(struct probe_batch *b)
+static void batches_free(struct object_batches *ob)
 {
-	free(b->offsets);
-	free(b->cookies);
-	memset(b, 0, sizeof(*b));
+	struct probe_batch *all[] = { &ob->entry, &ob->paired, &ob->sites };
+
+	for (size_t i = 0; i < 3; i++) {
+		free(all[i]->offsets);
+		free(all[i]->cookies);
+	}
+	memset(ob, 0, sizeof(*ob));
 }
 
 static int keep_link(struct sp_attach *a, struct bpf_link *l)
 {
-	if (a->n_links == a->cap_links) {
-		size_t cap = a->cap_links ? a->cap_links * 2 : 16;
-		struct bpf_link **v = realloc(a->links, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		a->links = v;
-		a->cap_links = cap;
-	}
+	if (grow((void **)&a->links, &a->cap_links, a->n_links, sizeof(*a->links)))
+		return -ENOMEM;
 	a->links[a->n_links++] = l;
 	return 0;
 }
 
-static int attach_multi(struct sp_attach *a, struct bpf_program *prog,
-			pid_t pid, const char *path, struct probe_batch *b,
-			bool retprobe)
+static int keep_fd(struct sp_attach *a, int fd)
+{
+	if (grow((void **)&a->raw_fds, &a->cap_raw, a->n_raw, sizeof(*a->raw_fds)))
+		return -ENOMEM;
+	a->raw_fds[a->n_raw++] = fd;
+	return 0;
+}
+
+static int attach_session(struct sp_attach *a, pid_t pid, const char *path,
+			  struct probe_batch *b)
+{
+	union bpf_attr attr;
+	int fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.link_create.prog_fd = bpf_program__fd(a->skel->progs.sp_session);
+	attr.link_create.attach_type = SP_TRACE_UPROBE_SESSION;
+	attr.link_create.uprobe_multi.path = (__u64)(uintptr_t)path;
+	attr.link_create.uprobe_multi.offsets = (__u64)(uintptr_t)b->offsets;
+	attr.link_create.uprobe_multi.cookies = (__u64)(uintptr_t)b->cookies;
+	attr.link_create.uprobe_multi.cnt = b->n;
+	attr.link_create.uprobe_multi.pid = pid;
+	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+	if (fd < 0)
+		return -errno;
+	return keep_fd(a, fd) ? (close(fd), -ENOMEM) : 0;
+}
+
+static int attach_multi(struct sp_attach *a, struct bpf_program *prog, pid_t pid,
+			const char *path, struct probe_batch *b, bool retprobe)
 {
 	LIBBPF_OPTS(bpf_uprobe_multi_opts, o, .offsets = b->offsets,
 		    .cookies = b->cookies, .cnt = b->n, .retprobe = retprobe);
-	struct bpf_link *l;
+	struct bpf_link *l = bpf_program__attach_uprobe_multi(prog, pid, path, NULL, &o);
 
-	l = bpf_program__attach_uprobe_multi(prog, pid, path, NULL, &o);
-	if (!l)
-		return -errno;
-	return keep_link(a, l);
+	return l ? keep_link(a, l) : -errno;
 }
 
-static int attach_classic(struct sp_attach *a, struct bpf_program *prog,
-			  pid_t pid, const char *path, struct probe_batch *b,
-			  bool retprobe)
+static int attach_classic(struct sp_attach *a, struct bpf_program *prog, pid_t pid,
+			  const char *path, struct probe_batch *b, bool retprobe)
 {
 	for (size_t i = 0; i < b->n; i++) {
 		LIBBPF_OPTS(bpf_uprobe_opts, o, .bpf_cookie = b->cookies[i],
@@ -95,9 +140,36 @@ static int attach_classic(struct sp_attach *a, struct bpf_program *prog,
 	return 0;
 }
 
-struct object_batches {
-	struct probe_batch entry, uret, sites;
-};
+static int attach_batch(struct sp_attach *a, enum sp_attach_mode mode,
+			struct bpf_program *prog, pid_t pid, const char *path,
+			struct probe_batch *b, bool retprobe)
+{
+	if (!b->n)
+		return 0;
+	if (mode == SP_ATTACH_CLASSIC)
+		return attach_classic(a, prog, pid, path, b, retprobe);
+	return attach_multi(a, prog, pid, path, b, retprobe);
+}
+
+static int attach_object(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
+			 const char *path, struct object_batches *ob)
+{
+	struct spanprobe_bpf *sk = a->skel;
+	int err;
+
+	if (mode == SP_ATTACH_SESSION) {
+		err = ob->paired.n ? attach_session(a, pid, path, &ob->paired) : 0;
+	} else {
+		err = attach_batch(a, mode, sk->progs.sp_entry, pid, path, &ob->paired, false);
+		if (!err)
+			err = attach_batch(a, mode, sk->progs.sp_exit_ret, pid, path, &ob->paired, true);
+	}
+	if (!err)
+		err = attach_batch(a, mode, sk->progs.sp_entry, pid, path, &ob->entry, false);
+	if (!err)
+		err = attach_batch(a, mode, sk->progs.sp_exit_site, pid, path, &ob->sites, false);
+	return err;
+}
 
 static int collect_object(const struct sp_func_set *fs, const char *path,
 			  struct object_batches *ob, bool *done)
@@ -110,35 +182,19 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 		if (done[i] || f->problem || strcmp(f->open_path, path) != 0)
 			continue;
 		done[i] = true;
-		err = batch_add(&ob->entry, f->offset, i);
 		if (f->exit_mode == SP_EXIT_URETPROBE)
-			err = err ? err : batch_add(&ob->uret, f->offset, i);
+			err = batch_add(&ob->paired, f->offset, i);
+		else
+			err = batch_add(&ob->entry, f->offset, i);
 		for (size_t k = 0; k < f->n_exit && !err; k++)
 			err = batch_add(&ob->sites, f->exit_offsets[k], i);
 	}
 	return err;
 }
 
-static int attach_object(struct sp_attach *a, pid_t pid, const char *path,
-			 struct object_batches *ob, bool multi)
-{
-	int (*fn)(struct sp_attach *, struct bpf_program *, pid_t,
-		  const char *, struct probe_batch *, bool) =
-		multi ? attach_multi : attach_classic;
-	int err = 0;
-
-	if (ob->entry.n)
-		err = fn(a, a->skel->progs.sp_entry, pid, path, &ob->entry, false);
-	if (!err && ob->uret.n)
-		err = fn(a, a->skel->progs.sp_exit_ret, pid, path, &ob->uret, true);
-	if (!err && ob->sites.n)
-		err = fn(a, a->skel->progs.sp_exit_site, pid, path, &ob->sites, false);
-	return err;
-}
-
-static int attach_all(struct sp_attach *a, pid_t pid,
-		      const struct sp_func_set *fs, bool multi,
-		      struct sp_attach_stats *st, char *err, size_t errlen)
+static int attach_all(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
+		      const struct sp_func_set *fs, struct sp_attach_stats *st,
+		      char *err, size_t errlen)
 {
 	bool *done = calloc(fs->n ? fs->n : 1, sizeof(*done));
 	int rc = done ? 0 : -ENOMEM;
@@ -151,25 +207,52 @@ static int attach_all(struct sp_attach *a, pid_t pid,
 			continue;
 		rc = collect_object(fs, path, &ob, done);
 		if (!rc)
-			rc = attach_object(a, pid, path, &ob, multi);
+			rc = attach_object(a, mode, pid, path, &ob);
 		if (rc)
-			snprintf(err, errlen, "attaching probes in %s: %s",
-				 fs->v[i].object, strerror(-rc));
-		st->functions += ob.entry.n;
-		st->probes += ob.entry.n + ob.uret.n + ob.sites.n;
-		batch_free(&ob.entry);
-		batch_free(&ob.uret);
-		batch_free(&ob.sites);
+			snprintf(err, errlen, "attaching probes in %s (%s): %s",
+				 fs->v[i].object, sp_attach_mode_name(mode), strerror(-rc));
+		st->functions += ob.entry.n + ob.paired.n;
+		st->probes += ob.entry.n + 2 * ob.paired.n + ob.sites.n;
+		batches_free(&ob);
 	}
 	free(done);
-	st->links = a->n_links;
-	st->multi = multi;
+	st->links = a->n_links + a->n_raw;
+	st->mode = mode;
 	return rc;
 }
 
-static int load_skeleton(struct sp_attach *a, pid_t tgid, bool multi,
+/* Programs a mode does not use are not loaded: on an old kernel the
+ * session program would not even pass the verifier. */
+static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mode)
+{
+	enum bpf_attach_type multi = mode == SP_ATTACH_CLASSIC ? 0 : BPF_TRACE_UPROBE_MULTI;
+
+	bpf_program__set_autoload(sk->progs.sp_session, mode == SP_ATTACH_SESSION);
+	bpf_program__set_autoload(sk->progs.sp_exit_ret, mode != SP_ATTACH_SESSION);
+	bpf_program__set_expected_attach_type(sk->progs.sp_session, SP_TRACE_UPROBE_SESSION);
+	bpf_program__set_expected_attach_type(sk->progs.sp_entry, multi);
+	bpf_program__set_expected_attach_type(sk->progs.sp_exit_ret, multi);
+	bpf_program__set_expected_attach_type(sk->progs.sp_exit_site, multi);
+}
+
+static int fill_sym_flags(struct sp_attach *a, const struct sp_func_set *fs)
+{
+	int fd = bpf_map__fd(a->skel->maps.sym_flags);
+
+	for (__u32 i = 0; i < fs->n; i++) {
+		__u32 fl = fs->v[i].role == SP_ROLE_ROOT ? SP_SYM_ROOT : 0;
+
+		if (bpf_map_update_elem(fd, &i, &fl, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
+			 uint64_t min_span_ns, enum sp_attach_mode mode,
 			 char *err, size_t errlen)
 {
+	__u32 n = fs->n ? (__u32)fs->n : 1;
 	int rc;
 
 	a->skel = spanprobe_bpf__open();
@@ -178,38 +261,53 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, bool multi,
 		return -1;
 	}
 	a->skel->rodata->target_tgid = tgid;
-	if (multi) {
-		bpf_program__set_expected_attach_type(a->skel->progs.sp_entry, BPF_TRACE_UPROBE_MULTI);
-		bpf_program__set_expected_attach_type(a->skel->progs.sp_exit_ret, BPF_TRACE_UPROBE_MULTI);
-		bpf_program__set_expected_attach_type(a->skel->progs.sp_exit_site, BPF_TRACE_UPROBE_MULTI);
-	}
+	a->skel->rodata->min_span_ns = min_span_ns;
+	bpf_map__set_max_entries(a->skel->maps.sym_flags, n);
+	bpf_map__set_max_entries(a->skel->maps.sym_stats, n);
+	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
+	if (!rc)
+		rc = fill_sym_flags(a, fs);
 	if (rc) {
-		snprintf(err, errlen, "loading BPF programs: %s", strerror(-rc));
+		snprintf(err, errlen, "loading BPF programs (%s): %s",
+			 sp_attach_mode_name(mode), strerror(-rc));
 		return -1;
 	}
 	return 0;
 }
 
-static void detach_all(struct sp_attach *a)
+static void unlink_all(struct sp_attach *a)
 {
 	for (size_t i = 0; i < a->n_links; i++)
 		bpf_link__destroy(a->links[i]);
+	for (size_t i = 0; i < a->n_raw; i++)
+		close(a->raw_fds[i]);
 	free(a->links);
+	free(a->raw_fds);
 	a->links = NULL;
-	a->n_links = a->cap_links = 0;
+	a->raw_fds = NULL;
+	a->n_links = a->cap_links = a->n_raw = a->cap_raw = 0;
+}
+
+static void detach_all(struct sp_attach *a)
+{
+	unlink_all(a);
 	spanprobe_bpf__destroy(a->skel);
 	a->skel = NULL;
 }
 
-static int try_attach(struct sp_attach *a, pid_t tgid,
-		      const struct sp_func_set *funcs, bool multi,
+void sp_attach_detach(struct sp_attach *a)
+{
+	unlink_all(a);
+}
+
+static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
+		      uint64_t min_span_ns, enum sp_attach_mode mode,
 		      struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof(*st));
-	if (load_skeleton(a, tgid, multi, err, errlen))
-		return -1;
-	if (attach_all(a, tgid, funcs, multi, st, err, errlen)) {
+	if (load_skeleton(a, tgid, fs, min_span_ns, mode, err, errlen) ||
+	    attach_all(a, mode, tgid, fs, st, err, errlen)) {
 		detach_all(a);
 		return -1;
 	}
@@ -217,19 +315,27 @@ static int try_attach(struct sp_attach *a, pid_t tgid,
 }
 
 int sp_attach_open(struct sp_attach **out, pid_t tgid,
-		   const struct sp_func_set *funcs, bool use_multi,
-		   struct sp_attach_stats *st, char *err, size_t errlen)
+		   const struct sp_func_set *funcs, uint64_t min_span_ns,
+		   enum sp_attach_mode best, struct sp_attach_stats *st,
+		   char *err, size_t errlen)
 {
 	struct sp_attach *a = calloc(1, sizeof(*a));
+	int rc = -1;
 
 	if (!a) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	/* Kernels before 6.6 have no uprobe_multi: fall back to one link per
-	 * probe point, which costs attach time, not per-hit time. */
-	if (try_attach(a, tgid, funcs, use_multi, st, err, errlen) &&
-	    (!use_multi || try_attach(a, tgid, funcs, false, st, err, errlen))) {
+	a->ncpus = libbpf_num_possible_cpus();
+	/* Older kernels lack sessions (6.13) or uprobe_multi (6.6): fall back,
+	 * paying attach time or a return probe outside queries. */
+	for (enum sp_attach_mode m = best; m <= SP_ATTACH_CLASSIC && rc; m++) {
+		rc = try_attach(a, tgid, funcs, min_span_ns, m, st, err, errlen);
+		if (rc && m < SP_ATTACH_CLASSIC)
+			fprintf(stderr, "spanprobe: warning: %s; trying %s\n", err,
+				sp_attach_mode_name(m + 1));
+	}
+	if (rc) {
 		free(a);
 		return -1;
 	}
@@ -237,19 +343,63 @@ int sp_attach_open(struct sp_attach **out, pid_t tgid,
 	return 0;
 }
 
-int sp_attach_ringbuf_fd(const struct sp_attach *a)
+const char *sp_attach_mode_name(enum sp_attach_mode m)
 {
-	return bpf_map__fd(a->skel->maps.events);
+	static const char *names[] = { "uprobe session", "uprobe_multi", "classic uprobes" };
+
+	return m <= SP_ATTACH_CLASSIC ? names[m] : "?";
+}
+
+int sp_attach_records_fd(const struct sp_attach *a)
+{
+	return bpf_map__fd(a->skel->maps.records);
+}
+
+int sp_attach_threads_fd(const struct sp_attach *a)
+{
+	return bpf_map__fd(a->skel->maps.threads);
 }
 
 uint64_t sp_attach_dropped(const struct sp_attach *a)
 {
-	return __atomic_load_n(&a->skel->bss->dropped_events, __ATOMIC_RELAXED);
+	return __atomic_load_n(&a->skel->bss->dropped_records, __ATOMIC_RELAXED);
 }
 
-uint64_t sp_attach_total(const struct sp_attach *a)
+uint64_t sp_attach_depth_overflows(const struct sp_attach *a)
 {
-	return __atomic_load_n(&a->skel->bss->total_events, __ATOMIC_RELAXED);
+	return __atomic_load_n(&a->skel->bss->depth_overflows, __ATOMIC_RELAXED);
+}
+
+void sp_attach_set_trampoline(struct sp_attach *a, uint64_t lo, uint64_t hi)
+{
+	/* hi first: BPF tests lo <= addr < hi, never a range that is half set */
+	__atomic_store_n(&a->skel->bss->tramp_hi, hi, __ATOMIC_RELAXED);
+	__atomic_store_n(&a->skel->bss->tramp_lo, lo, __ATOMIC_RELAXED);
+}
+
+int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id, struct sp_sym_stats *out)
+{
+	struct sp_sym_stats *percpu = calloc(a->ncpus, sizeof(*percpu));
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!percpu)
+		return -ENOMEM;
+	rc = bpf_map_lookup_elem(bpf_map__fd(a->skel->maps.sym_stats), &sym_id, percpu);
+	for (int c = 0; !rc && c < a->ncpus; c++) {
+		const struct sp_sym_stats *s = &percpu[c];
+
+		out->calls += s->calls;
+		out->total_ns += s->total_ns;
+		out->max_ns = s->max_ns > out->max_ns ? s->max_ns : out->max_ns;
+		out->under_min_span += s->under_min_span;
+		out->outside_calls += s->outside_calls;
+		out->abnormal += s->abnormal;
+		for (int b = 0; b < SP_HIST_BUCKETS; b++)
+			out->hist[b] += s->hist[b];
+	}
+	free(percpu);
+	return rc ? -errno : 0;
 }
 
 void sp_attach_close(struct sp_attach *a)

@@ -6,26 +6,44 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <linux/types.h>
+#include "spanprobe.h"
 #include "symbols.h"
+
+/* How entries and returns reach BPF, best first. */
+enum sp_attach_mode {
+	SP_ATTACH_SESSION = 0, /* uprobe session links (6.13+) */
+	SP_ATTACH_MULTI,       /* uprobe_multi entry + uretprobe links (6.6+) */
+	SP_ATTACH_CLASSIC,     /* one perf-event uprobe per probe point */
+};
 
 struct sp_attach;
 
 struct sp_attach_stats {
 	size_t functions; /* functions with an entry probe */
-	size_t probes;    /* probe points: entries + exit sites + uretprobes */
+	size_t probes;    /* probe points: entries + exit sites + returns */
 	size_t links;     /* kernel links holding them */
-	bool multi;       /* uprobe_multi links were used */
+	enum sp_attach_mode mode;
 };
 
 /* Attaches every attachable function of funcs (the cookie is its index in
- * funcs->v) to tgid. use_multi=false forces one classic link per probe
- * point (the path for kernels before 6.6). */
+ * funcs->v) to tgid, trying the modes from `best` down. */
 int sp_attach_open(struct sp_attach **out, pid_t tgid,
-		   const struct sp_func_set *funcs, bool use_multi,
-		   struct sp_attach_stats *stats, char *err, size_t errlen);
-int sp_attach_ringbuf_fd(const struct sp_attach *a);
+		   const struct sp_func_set *funcs, uint64_t min_span_ns,
+		   enum sp_attach_mode best, struct sp_attach_stats *stats,
+		   char *err, size_t errlen);
+const char *sp_attach_mode_name(enum sp_attach_mode m);
+int sp_attach_records_fd(const struct sp_attach *a);
+int sp_attach_threads_fd(const struct sp_attach *a);
 uint64_t sp_attach_dropped(const struct sp_attach *a);
-uint64_t sp_attach_total(const struct sp_attach *a);
+uint64_t sp_attach_depth_overflows(const struct sp_attach *a);
+/* Tells BPF where the uretprobe trampoline lives (tail-call detection). */
+void sp_attach_set_trampoline(struct sp_attach *a, uint64_t lo, uint64_t hi);
+/* Sums one function's per-CPU figures. */
+int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id,
+			struct sp_sym_stats *out);
+/* Removes every probe; the maps stay readable. */
+void sp_attach_detach(struct sp_attach *a);
 void sp_attach_close(struct sp_attach *a);
 
 #endif

@@ -13,7 +13,8 @@
 #include "trace_session.h"
 
 enum { OPT_MIN_SPAN = 256, OPT_MIN_QUERY, OPT_DURATION, OPT_STRICT,
-       OPT_EXIT_PROBE, OPT_NO_MULTI };
+       OPT_EXIT_PROBE, OPT_NO_MULTI, OPT_ATTACH_MODE,
+       OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO };
 
 static const struct option trace_options[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -25,6 +26,11 @@ static const struct option trace_options[] = {
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "exit-probe", required_argument, NULL, OPT_EXIT_PROBE },
 	{ "no-multi", no_argument, NULL, OPT_NO_MULTI },
+	{ "attach-mode", required_argument, NULL, OPT_ATTACH_MODE },
+	{ "micromegas", required_argument, NULL, OPT_MICROMEGAS },
+	{ "otlp", required_argument, NULL, OPT_OTLP },
+	{ "otlp-gzip", no_argument, NULL, OPT_OTLP_GZIP },
+	{ "perfetto", required_argument, NULL, OPT_PERFETTO },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -40,7 +46,15 @@ static void usage(FILE *f)
 	      "  --duration D          stop after D\n"
 	      "  --strict              a pattern that matches nothing is an error\n"
 	      "  --exit-probe MODE     auto | uretprobe | retsites (see README)\n"
-	      "  --no-multi            one classic uprobe link per probe point\n"
+	      "  --attach-mode MODE    session | multi | classic: the best kernel\n"
+	      "                        mechanism to try first (default session)\n"
+	      "  --no-multi            same as --attach-mode classic\n"
+	      "  --micromegas URL      also send kept queries to a micromegas ingestion\n"
+	      "                        server (token: $MICROMEGAS_INGESTION_API_KEY)\n"
+	      "  --otlp URL            also send them as OTLP/HTTP JSON traces\n"
+	      "                        (headers: $OTEL_EXPORTER_OTLP_HEADERS)\n"
+	      "  --otlp-gzip           gzip the OTLP requests\n"
+	      "  --perfetto FILE       also write them as a Perfetto/Chrome trace JSON file\n"
 	      "durations take ns, us, ms or s suffixes\n", f);
 }
 
@@ -67,6 +81,20 @@ static int parse_exit_probe(const char *v, enum sp_exit_policy *p)
 	return 0;
 }
 
+static int parse_attach_mode(const char *v, enum sp_attach_mode *m)
+{
+	static const char *names[] = { "session", "multi", "classic" };
+
+	for (int i = 0; i <= SP_ATTACH_CLASSIC; i++) {
+		if (!strcmp(v, names[i])) {
+			*m = (enum sp_attach_mode)i;
+			return 0;
+		}
+	}
+	fprintf(stderr, "spanprobe: --attach-mode: expected session, multi or classic, got '%s'\n", v);
+	return -1;
+}
+
 static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid)
 {
 	char *end;
@@ -86,7 +114,12 @@ static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid)
 	case OPT_MIN_QUERY: return parse_dur("min-query", optarg, &o->min_query_ns);
 	case OPT_DURATION: return parse_dur("duration", optarg, &o->duration_ns);
 	case OPT_STRICT: o->strict = true; return 0;
-	case OPT_NO_MULTI: o->no_multi = true; return 0;
+	case OPT_NO_MULTI: o->attach_mode = SP_ATTACH_CLASSIC; return 0;
+	case OPT_ATTACH_MODE: return parse_attach_mode(optarg, &o->attach_mode);
+	case OPT_MICROMEGAS: o->exports.micromegas_url = optarg; return 0;
+	case OPT_OTLP: o->exports.otlp_url = optarg; return 0;
+	case OPT_OTLP_GZIP: o->exports.otlp_gzip = true; return 0;
+	case OPT_PERFETTO: o->exports.perfetto_path = optarg; return 0;
 	case OPT_EXIT_PROBE: return parse_exit_probe(optarg, &o->exit_policy);
 	case 'h': usage(stdout); exit(0);
 	default: usage(stderr); return -1;

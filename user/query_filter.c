@@ -167,6 +167,17 @@ void sp_filter_span(void *filter, const struct sp_span *s)
 	}
 }
 
+void sp_filter_discard(void *filter, uint64_t query_id)
+{
+	struct sp_filter *f = filter;
+	uint64_t p;
+
+	if (!sp_idmap_get(&f->open, query_id, &p))
+		return;
+	sp_idmap_del(&f->open, query_id);
+	query_free((struct query_buf *)(uintptr_t)p);
+}
+
 const struct sp_filter_stats *sp_filter_stats(const struct sp_filter *f)
 {
 	return &f->st;

@@ -28,6 +28,8 @@ struct sp_filter *sp_filter_new(uint64_t min_span_ns, uint64_t min_query_ns,
 				sp_query_fn fn, void *arg);
 /* Feeds one closed span (an sp_span_fn for the assembler). */
 void sp_filter_span(void *filter, const struct sp_span *s);
+/* Forgets an open query whose root will never arrive (an sp_query_lost_fn). */
+void sp_filter_discard(void *filter, uint64_t query_id);
 const struct sp_filter_stats *sp_filter_stats(const struct sp_filter *f);
 void sp_filter_free(struct sp_filter *f);
 

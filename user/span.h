@@ -24,6 +24,11 @@ struct sp_span {
 	uint32_t tid;
 	uint32_t depth;          /* 0 for a root */
 	uint32_t flags;          /* enum sp_span_flags */
+	/* Facts only async (Rust) spans have; 0 means absent. Durations, not
+	 * times, so the wall-clock conversion leaves them alone. */
+	uint32_t poll_count;        /* times the future was polled */
+	uint64_t uncertainty_lo_ns; /* width of the window the true begin */
+	uint64_t uncertainty_hi_ns; /* and the true end lie in */
 };
 
 static inline uint64_t sp_span_duration(const struct sp_span *s)

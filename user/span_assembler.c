@@ -3,37 +3,39 @@
 #include "idmap.h"
 #include "span_assembler.h"
 
-struct frame {
-	uint64_t frame_sp;
-	uint64_t begin_ns;
-	uint64_t span_id;
-	uint64_t query_id;
-	uint32_t sym_id;
-	uint32_t depth;
-	uint32_t flags;
-};
+/* At shutdown the open frames are closed by the kernel's own stack logic,
+ * so a flushed query looks exactly like one the kernel would have sent. */
+static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags);
+#define SP_EMIT(ctx, st, idx, end, flags) flush_emit(ctx, st, idx, end, flags)
+#define SP_ON_CLOSE(ctx, sym, dur, flags) ((void)(ctx), (void)(sym), (void)(dur), (void)(flags))
+#define SP_READ_SLOT(ctx, sp) ((void)(ctx), (__u64)(sp) * 0)
+#define SP_IS_TRAMPOLINE(ctx, addr) ((void)(ctx), (addr) != (addr))
+#include "span_stack.h"
 
-struct thread_stack {
+/* A query whose root has not arrived yet. */
+struct pending {
 	uint32_t tid;
-	struct frame *v;
-	size_t n, cap;
+	uint64_t root_begin;
+	struct sp_idmap ids; /* begin_ns -> span id */
 };
 
 struct sp_assembler {
 	const struct sp_asm_sym *syms;
 	size_t n_syms;
 	uint32_t pid;
-	uint64_t next_span_id;
+	uint64_t next_id;
 	sp_span_fn fn;
+	sp_query_lost_fn lost;
 	void *arg;
-	struct sp_idmap threads; /* tid -> struct thread_stack * */
-	sp_trampoline_fn is_trampoline;
-	void *trampoline_arg;
+	/* few: at most one per thread inside a query */
+	struct pending *pend;
+	size_t n_pend, cap_pend;
 	struct sp_asm_stats st;
 };
 
 struct sp_assembler *sp_asm_new(const struct sp_asm_sym *syms, size_t n_syms,
-				uint32_t pid, sp_span_fn fn, void *arg)
+				uint32_t pid, sp_span_fn fn, sp_query_lost_fn lost,
+				void *arg)
 {
 	struct sp_assembler *a = calloc(1, sizeof(*a));
 
@@ -43,192 +45,144 @@ struct sp_assembler *sp_asm_new(const struct sp_asm_sym *syms, size_t n_syms,
 	a->n_syms = n_syms;
 	a->pid = pid;
 	a->fn = fn;
+	a->lost = lost;
 	a->arg = arg;
 	return a;
 }
 
-static struct thread_stack *thread_get(struct sp_assembler *a, uint32_t tid, bool create)
+static struct pending *pending_get(struct sp_assembler *a, uint32_t tid, uint64_t root_begin)
 {
-	uint64_t p;
-	struct thread_stack *t;
+	struct pending *p;
 
-	if (sp_idmap_get(&a->threads, tid, &p))
-		return (struct thread_stack *)(uintptr_t)p;
-	if (!create)
-		return NULL;
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	t->tid = tid;
-	if (sp_idmap_put(&a->threads, tid, (uintptr_t)t)) {
-		free(t);
-		return NULL;
+	for (size_t i = 0; i < a->n_pend; i++)
+		if (a->pend[i].tid == tid && a->pend[i].root_begin == root_begin)
+			return &a->pend[i];
+	if (a->n_pend == a->cap_pend) {
+		size_t cap = a->cap_pend ? a->cap_pend * 2 : 16;
+		struct pending *v = realloc(a->pend, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		a->pend = v;
+		a->cap_pend = cap;
 	}
-	return t;
+	p = &a->pend[a->n_pend++];
+	memset(p, 0, sizeof(*p));
+	p->tid = tid;
+	p->root_begin = root_begin;
+	return p;
 }
 
-/* Threads with nothing open hold no state, so thread churn costs nothing. */
-static void thread_release_if_idle(struct sp_assembler *a, struct thread_stack *t)
+static void pending_drop(struct sp_assembler *a, struct pending *p)
 {
-	if (t->n)
+	sp_idmap_free(&p->ids);
+	*p = a->pend[--a->n_pend];
+}
+
+static uint64_t id_for(struct sp_assembler *a, struct pending *p, uint64_t begin)
+{
+	uint64_t id;
+
+	if (sp_idmap_get(&p->ids, begin, &id))
+		return id;
+	id = ++a->next_id;
+	sp_idmap_put(&p->ids, begin, id);
+	return id;
+}
+
+/* A thread runs one query at a time: a root record for a later query
+ * proves the earlier ones lost their root record. */
+static void drop_stale(struct sp_assembler *a, uint32_t tid, uint64_t root_begin)
+{
+	for (size_t i = 0; i < a->n_pend;) {
+		struct pending *p = &a->pend[i];
+		uint64_t qid;
+
+		if (p->tid != tid || p->root_begin >= root_begin) {
+			i++;
+			continue;
+		}
+		if (sp_idmap_get(&p->ids, p->root_begin, &qid) && a->lost)
+			a->lost(a->arg, qid);
+		a->st.lost_queries++;
+		pending_drop(a, p);
+	}
+}
+
+static uint32_t span_flags(uint16_t rf)
+{
+	return ((rf & SP_REC_ROOT) ? SP_SPAN_ROOT : 0) |
+	       ((rf & SP_REC_ABNORMAL) ? SP_SPAN_ABNORMAL : 0) |
+	       ((rf & SP_REC_INCOMPLETE) ? SP_SPAN_INCOMPLETE : 0);
+}
+
+static bool record_ok(const struct sp_assembler *a, const struct sp_span_rec *r)
+{
+	bool root = r->flags & SP_REC_ROOT;
+
+	return r->sym_id < a->n_syms && r->begin_ns && r->root_begin_ns &&
+	       root == (r->depth == 0) && (root || r->parent_begin_ns);
+}
+
+void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r)
+{
+	struct sp_span s = { 0 };
+	struct pending *p;
+
+	a->st.records++;
+	if (!record_ok(a, r)) {
+		a->st.bad_records++;
 		return;
-	sp_idmap_del(&a->threads, t->tid);
-	free(t->v);
-	free(t);
-}
-
-static void close_top(struct sp_assembler *a, struct thread_stack *t,
-		      uint64_t end_ns, uint32_t extra_flags)
-{
-	struct frame *f = &t->v[--t->n];
-	struct sp_span s = {
-		.query_id = f->query_id,
-		.span_id = f->span_id,
-		.parent_span_id = t->n ? t->v[t->n - 1].span_id : 0,
-		.begin_ns = f->begin_ns,
-		.end_ns = end_ns,
-		.name = a->syms[f->sym_id].name,
-		.pid = a->pid,
-		.tid = t->tid,
-		.depth = f->depth,
-		.flags = f->flags | extra_flags,
-	};
-
-	if (s.flags & SP_SPAN_ROOT)
-		s.parent_span_id = 0;
-	if (extra_flags & SP_SPAN_ABNORMAL)
-		a->st.abnormal++;
-	/* an incomplete child makes its query incomplete */
-	if ((s.flags & SP_SPAN_INCOMPLETE) && t->n)
-		t->v[t->n - 1].flags |= SP_SPAN_INCOMPLETE;
+	}
+	if (r->flags & SP_REC_ROOT)
+		drop_stale(a, r->tid, r->root_begin_ns);
+	p = pending_get(a, r->tid, r->root_begin_ns);
+	if (!p)
+		return;
+	s.query_id = id_for(a, p, r->root_begin_ns);
+	s.span_id = id_for(a, p, r->begin_ns);
+	s.parent_span_id = r->depth ? id_for(a, p, r->parent_begin_ns) : 0;
+	s.begin_ns = r->begin_ns;
+	s.end_ns = r->end_ns;
+	s.name = a->syms[r->sym_id].name;
+	s.pid = a->pid;
+	s.tid = r->tid;
+	s.depth = r->depth;
+	s.flags = span_flags(r->flags);
 	a->st.spans++;
+	a->st.abnormal += !!(r->flags & SP_REC_ABNORMAL);
+	if (r->flags & SP_REC_ROOT)
+		pending_drop(a, p);
 	a->fn(a->arg, &s);
 }
 
-/* Frames whose return-address slot lies below `live_sp` were destroyed
- * without their exit probe (longjmp, exception, unwinding): stacks grow
- * down, so a live frame's slot is always above the current one. */
-static void discard_dead(struct sp_assembler *a, struct thread_stack *t,
-			 uint64_t live_sp, uint64_t now_ns)
+struct flush_ctx {
+	struct sp_assembler *a;
+	uint32_t tid;
+};
+
+static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags)
 {
-	while (t->n && t->v[t->n - 1].frame_sp < live_sp)
-		close_top(a, t, now_ns, SP_SPAN_ABNORMAL);
+	struct flush_ctx *fc = ctx;
+	struct sp_span_rec r = { .tgid = fc->a->pid, .tid = fc->tid };
+
+	sp_fill_rec(&r, st, idx, end, flags);
+	sp_asm_record(fc->a, &r);
+	return 0;
 }
 
-void sp_asm_set_trampoline_check(struct sp_assembler *a, sp_trampoline_fn fn, void *arg)
+
+void sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid,
+			 const struct sp_thread *st, uint64_t now_ns)
 {
-	a->is_trampoline = fn;
-	a->trampoline_arg = arg;
-}
+	struct sp_thread copy = *st;
+	struct flush_ctx fc = { a, tid };
 
-/* A call entered by a tail jump reuses its caller's slot, so the caller is
- * over. With exit probes on jmp sites its end event came first; with a
- * uretprobe the slot holds the return trampoline, which no longjmp-then-
- * call could leave there. */
-static bool slot_holds_trampoline(const struct sp_assembler *a, uint64_t ret_addr)
-{
-	return a->is_trampoline && a->is_trampoline(a->trampoline_arg, ret_addr);
-}
-
-static void on_begin(struct sp_assembler *a, const struct sp_event *e)
-{
-	struct thread_stack *t = thread_get(a, e->tid, true);
-	const struct frame *parent;
-	struct frame *f;
-
-	if (!t)
-		return;
-	discard_dead(a, t, e->frame_sp, e->ts_ns);
-	if (t->n && t->v[t->n - 1].frame_sp == e->frame_sp)
-		close_top(a, t, e->ts_ns, slot_holds_trampoline(a, e->ret_addr) ? 0 : SP_SPAN_ABNORMAL);
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		struct frame *v = realloc(t->v, cap * sizeof(*v));
-
-		if (!v)
-			return;
-		t->v = v;
-		t->cap = cap;
-	}
-	parent = t->n ? &t->v[t->n - 1] : NULL;
-	f = &t->v[t->n++];
-	memset(f, 0, sizeof(*f));
-	f->frame_sp = e->frame_sp;
-	f->begin_ns = e->ts_ns;
-	f->sym_id = e->sym_id;
-	f->span_id = ++a->next_span_id;
-	f->query_id = parent ? parent->query_id : 0;
-	f->depth = parent ? parent->depth + 1 : 0;
-	if (!f->query_id && a->syms[e->sym_id].root) {
-		f->query_id = f->span_id;
-		f->flags = SP_SPAN_ROOT;
-		f->depth = 0;
-	}
-}
-
-static void on_end(struct sp_assembler *a, const struct sp_event *e)
-{
-	struct thread_stack *t = thread_get(a, e->tid, false);
-
-	if (!t) {
-		a->st.unmatched_end++;
-		return;
-	}
-	discard_dead(a, t, e->frame_sp, e->ts_ns);
-	if (t->n && t->v[t->n - 1].frame_sp == e->frame_sp &&
-	    t->v[t->n - 1].sym_id == e->sym_id)
-		close_top(a, t, e->ts_ns, 0);
-	else
-		a->st.unmatched_end++;
-	thread_release_if_idle(a, t);
-}
-
-void sp_asm_event(struct sp_assembler *a, const struct sp_event *e)
-{
-	a->st.events++;
-	if (e->sym_id >= a->n_syms) {
-		a->st.bad_sym++;
-		return;
-	}
-	if (e->kind == SP_EV_BEGIN)
-		on_begin(a, e);
-	else if (e->kind == SP_EV_END)
-		on_end(a, e);
-}
-
-void sp_asm_mark_loss(struct sp_assembler *a)
-{
-	for (size_t i = 0; i < a->threads.cap; i++) {
-		struct thread_stack *t;
-
-		if (!a->threads.keys[i])
-			continue;
-		t = (struct thread_stack *)(uintptr_t)a->threads.vals[i];
-		for (size_t k = 0; k < t->n; k++)
-			t->v[k].flags |= SP_SPAN_INCOMPLETE;
-	}
-}
-
-static void drop_threads(struct sp_assembler *a, bool emit, uint64_t now_ns)
-{
-	for (size_t i = 0; i < a->threads.cap; i++) {
-		struct thread_stack *t;
-
-		if (!a->threads.keys[i])
-			continue;
-		t = (struct thread_stack *)(uintptr_t)a->threads.vals[i];
-		while (emit && t->n)
-			close_top(a, t, now_ns, SP_SPAN_ABNORMAL);
-		free(t->v);
-		free(t);
-	}
-	sp_idmap_clear(&a->threads);
-}
-
-void sp_asm_flush(struct sp_assembler *a, uint64_t now_ns)
-{
-	sp_asm_mark_loss(a);
-	drop_threads(a, true, now_ns);
+	if (copy.n > SP_MAX_DEPTH)
+		copy.n = SP_MAX_DEPTH;
+	copy.flags |= SP_REC_INCOMPLETE;
+	while (copy.n)
+		sp_close_top(&fc, &copy, now_ns, SP_REC_ABNORMAL, 0);
 }
 
 const struct sp_asm_stats *sp_asm_stats(const struct sp_assembler *a)
@@ -236,16 +190,17 @@ const struct sp_asm_stats *sp_asm_stats(const struct sp_assembler *a)
 	return &a->st;
 }
 
-size_t sp_asm_open_threads(const struct sp_assembler *a)
+size_t sp_asm_pending_queries(const struct sp_assembler *a)
 {
-	return a->threads.n;
+	return a->n_pend;
 }
 
 void sp_asm_free(struct sp_assembler *a)
 {
 	if (!a)
 		return;
-	drop_threads(a, false, 0);
-	sp_idmap_free(&a->threads);
+	while (a->n_pend)
+		pending_drop(a, &a->pend[a->n_pend - 1]);
+	free(a->pend);
 	free(a);
 }

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
 #include "clock.h"
@@ -33,7 +34,7 @@ struct sp_session {
 	struct sp_assembler *asm_;
 	struct sp_filter *filter;
 	struct sp_sinks sinks;
-	uint64_t dropped, seen_dropped;
+	uint64_t dropped;
 	uint64_t start_mono;
 	uint64_t tramp_lo, tramp_hi;
 	char *exe;
@@ -55,23 +56,21 @@ void sp_install_stop_handlers(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-/* The [uprobes] mapping holds the uretprobe trampoline. The kernel creates
- * it on the first hijacked return, so look again until it is found. */
-static bool is_trampoline(void *arg, uint64_t addr)
+/* BPF tells a tail call from a longjmp by the return trampoline in the
+ * slot. The kernel maps it ([uprobes]) on the first hijacked return. */
+static void update_trampoline(struct sp_session *s)
 {
-	struct sp_session *s = arg;
-
-	if (!s->tramp_hi && sp_proc_special_mapping(s->pid, "[uprobes]", &s->tramp_lo, &s->tramp_hi))
-		return false;
-	return addr >= s->tramp_lo && addr < s->tramp_hi;
+	if (s->tramp_hi || sp_proc_special_mapping(s->pid, "[uprobes]", &s->tramp_lo, &s->tramp_hi))
+		return;
+	sp_attach_set_trampoline(s->att, s->tramp_lo, s->tramp_hi);
 }
 
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct sp_session *s = ctx;
 
-	if (len >= sizeof(struct sp_event))
-		sp_asm_event(s->asm_, data);
+	if (len >= sizeof(struct sp_span_rec))
+		sp_asm_record(s->asm_, data);
 	return 0;
 }
 
@@ -141,11 +140,9 @@ static int build_pipeline(struct sp_session *s)
 	}
 	s->filter = sp_filter_new(s->o->min_span_ns, s->o->min_query_ns,
 				  sp_sinks_query, &s->sinks);
-	s->asm_ = sp_asm_new(s->syms, s->funcs.n, s->pid, sp_filter_span, s->filter);
-	if (!s->filter || !s->asm_)
-		return -1;
-	sp_asm_set_trampoline_check(s->asm_, is_trampoline, s);
-	return 0;
+	s->asm_ = sp_asm_new(s->syms, s->funcs.n, s->pid, sp_filter_span,
+			     sp_filter_discard, s->filter);
+	return s->filter && s->asm_ ? 0 : -1;
 }
 
 static int open_sinks(struct sp_session *s, const char *binary)
@@ -164,7 +161,8 @@ static int open_sinks(struct sp_session *s, const char *binary)
 	s->sinks.meta.pid = s->pid;
 	s->sinks.meta.exe = s->exe;
 	s->sinks.meta.proc_start_ns = start;
-	if (s->o->output && sp_sinks_open_blocks(&s->sinks, s->o->output, err, sizeof(err))) {
+	if ((s->o->output && sp_sinks_open_blocks(&s->sinks, s->o->output, err, sizeof(err))) ||
+	    sp_sinks_open_exports(&s->sinks, &s->o->exports, err, sizeof(err))) {
 		fprintf(stderr, "spanprobe: %s\n", err);
 		return -1;
 	}
@@ -175,15 +173,15 @@ static int attach(struct sp_session *s)
 {
 	char err[512];
 
-	if (sp_attach_open(&s->att, s->pid, &s->funcs, !s->o->no_multi, &s->ast,
-			   err, sizeof(err))) {
+	if (sp_attach_open(&s->att, s->pid, &s->funcs, s->o->min_span_ns, s->o->attach_mode,
+			   &s->ast, err, sizeof(err))) {
 		if (kill(s->pid, 0) && errno == ESRCH)
 			fprintf(stderr, "spanprobe: pid %d exited during attach\n", s->pid);
 		else
 			fprintf(stderr, "spanprobe: %s\n", err);
 		return -1;
 	}
-	s->rb = ring_buffer__new(sp_attach_ringbuf_fd(s->att), handle_event, s, NULL);
+	s->rb = ring_buffer__new(sp_attach_records_fd(s->att), handle_event, s, NULL);
 	if (!s->rb) {
 		fprintf(stderr, "spanprobe: ring buffer: %s\n", strerror(errno));
 		return -1;
@@ -231,31 +229,29 @@ struct sp_session *sp_session_start(pid_t pid, const char *binary,
 	s->start_mono = sp_now_mono();
 	fprintf(stderr, "spanprobe: attached %zu probes on %zu functions to pid %d (%s)\n",
 		s->ast.probes, s->ast.functions, pid,
-		s->ast.multi ? "uprobe_multi" : "classic uprobes");
+		sp_attach_mode_name(s->ast.mode));
 	return s;
 }
 
 static void check_loss(struct sp_session *s)
 {
+	/* the queries that lost records are flagged by BPF itself */
 	s->dropped = sp_attach_dropped(s->att);
-	if (s->dropped != s->seen_dropped) {
-		sp_asm_mark_loss(s->asm_);
-		s->seen_dropped = s->dropped;
-	}
 }
 
 static void status_line(struct sp_session *s, uint64_t now, uint64_t *last,
 			uint64_t *last_events)
 {
 	const struct sp_filter_stats *fs = sp_filter_stats(s->filter);
-	uint64_t ev = sp_asm_stats(s->asm_)->events;
+	uint64_t ev = sp_asm_stats(s->asm_)->records;
 
 	if (now - *last < 1000000000ull)
 		return;
-	fprintf(stderr, "\r\033[K%zu probes | %.0f events/s | queries %llu seen, %llu kept | %llu lost",
+	fprintf(stderr, "\r\033[K%zu probes | %.0f spans/s out of the kernel | queries %llu seen, %llu kept | %llu lost",
 		s->ast.probes, (double)(ev - *last_events) * 1e9 / (double)(now - *last),
 		(unsigned long long)fs->queries_seen, (unsigned long long)fs->queries_kept,
 		(unsigned long long)s->dropped);
+	sp_sinks_status(stderr, &s->sinks);
 	*last = now;
 	*last_events = ev;
 }
@@ -282,6 +278,7 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 
 		ring_buffer__consume(s->rb);
 		check_loss(s);
+		update_trampoline(s);
 		if (gone) {
 			s->end_reason = "the process exited";
 			break;
@@ -304,6 +301,22 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 	return 0;
 }
 
+/* The queries still running when tracing stops are written too, cut off
+ * at `now` and flagged incomplete. */
+static void flush_open_calls(struct sp_session *s, uint64_t now)
+{
+	int fd = sp_attach_threads_fd(s->att);
+	__u32 key, next, *prev = NULL;
+	struct sp_thread st;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (bpf_map_lookup_elem(fd, &next, &st) == 0)
+			sp_asm_flush_thread(s->asm_, next, &st, now);
+		key = next;
+		prev = &key;
+	}
+}
+
 static void summary(struct sp_session *s, double secs)
 {
 	const struct sp_asm_stats *as = sp_asm_stats(s->asm_);
@@ -311,20 +324,27 @@ static void summary(struct sp_session *s, double secs)
 
 	fprintf(stderr,
 		"spanprobe: pid %d (%s) traced for %.1f s until %s: %zu probes on %zu functions, "
-		"%llu events (%llu lost), %llu queries seen, %llu kept (root >= %.3f s) with %llu spans "
-		"(>= %.3f ms), %llu abnormal exits",
+		"%llu span records from the kernel (%llu lost), %llu queries seen, %llu kept (root >= %.3f s) "
+		"with %llu spans (>= %.3f ms), %llu abnormal exits",
 		s->pid, s->exe, secs, s->end_reason ? s->end_reason : "stopped",
 		s->ast.probes, s->ast.functions,
-		(unsigned long long)as->events, (unsigned long long)s->dropped,
+		(unsigned long long)as->records, (unsigned long long)s->dropped,
 		(unsigned long long)fs->queries_seen, (unsigned long long)fs->queries_kept,
 		s->o->min_query_ns / 1e9, (unsigned long long)fs->spans_kept,
 		s->o->min_span_ns / 1e6, (unsigned long long)as->abnormal);
+	if (sp_attach_depth_overflows(s->att))
+		fprintf(stderr, "; %llu calls deeper than %d frames not traced",
+			(unsigned long long)sp_attach_depth_overflows(s->att), SP_MAX_DEPTH);
+	if (as->lost_queries)
+		fprintf(stderr, "; %llu queries lost their root record",
+			(unsigned long long)as->lost_queries);
 	if (s->o->output)
 		fprintf(stderr, "; %llu blocks written to %s",
 			(unsigned long long)s->sinks.blocks_written, s->o->output);
 	if (s->sinks.write_errors)
 		fprintf(stderr, "; %llu blocks FAILED to write",
 			(unsigned long long)s->sinks.write_errors);
+	sp_sinks_summary(stderr, &s->sinks);
 	fputs(".\n", stderr);
 }
 
@@ -333,12 +353,16 @@ int sp_session_finish(struct sp_session *s)
 	uint64_t end = sp_now_mono();
 	int rc;
 
-	/* stop new events first, then take what is already buffered */
+	/* no new hits once the links are gone; then what is buffered, then the
+	 * calls still open */
+	sp_attach_detach(s->att);
 	ring_buffer__consume(s->rb);
 	check_loss(s);
-	sp_asm_flush(s->asm_, end);
+	flush_open_calls(s, end);
+	/* the exports' last requests go out before the summary counts them */
+	rc = sp_sinks_finish_exports(&s->sinks, SP_SINKS_DRAIN_MS);
 	summary(s, (double)(end - s->start_mono) / 1e9);
-	rc = s->sinks.write_errors ? -1 : 0;
+	rc = s->sinks.write_errors ? -1 : rc;
 	if (sp_sinks_close(&s->sinks)) {
 		fprintf(stderr, "spanprobe: %s: %s\n", s->o->output, strerror(errno));
 		rc = -1;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "attach.h"
+#include "sinks.h"
 #include "symbols.h"
 
 struct sp_trace_opts {
@@ -15,8 +17,9 @@ struct sp_trace_opts {
 	uint64_t min_query_ns;
 	uint64_t duration_ns;   /* 0: until stopped */
 	bool strict;
-	bool no_multi;          /* force classic uprobe links */
+	enum sp_attach_mode attach_mode; /* the best mode to try first */
 	enum sp_exit_policy exit_policy;
+	struct sp_export_opts exports; /* --micromegas, --otlp, --perfetto */
 };
 
 struct sp_session;

@@ -159,18 +159,21 @@ import json, sys
 print(" ".join(str(p["id"]) for p in json.load(sys.stdin)
                if p.get("name", "").startswith("sp_")))'
 }
-# Links still using one of the given program ids.
-links_of() {
+# Ids of the BPF links that probe pid $1 (uprobe_multi links say so), or
+# with "progs", the ids of the programs they run.
+links_on() {
 	bpftool link show --json 2>/dev/null | python3 -c '
 import json, sys
-ids = set(int(x) for x in sys.argv[1:])
-print(" ".join(str(l["id"]) for l in json.load(sys.stdin) if l.get("prog_id") in ids))' "$@"
+links = [l for l in json.load(sys.stdin) if l.get("pid") == int(sys.argv[1])]
+key = "prog_id" if sys.argv[2:] == ["progs"] else "id"
+print(" ".join(sorted(set(str(l[key]) for l in links))))' "$@"
 }
 minus() {  # words of $1 not in $2
 	for _w in $1; do
 		case " $2 " in *" $_w "*) ;; *) printf '%s ' "$_w" ;; esac
 	done
 }
+both() { minus "$1" "$(minus "$1" "$2")"; }  # words of $1 also in $2
 
 # ------------------------------------------------------------------ tests
 
@@ -248,10 +251,11 @@ t_thresholds() {
 		--expect-queries 6 --min-checked-queries 6 --pid "$(pidfile "$d/qs.pid")" || return 1
 
 	d=$(newdir thr-mid)
-	run_sp "$d" 60 run --min-span 2500us --min-query 500ms -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
+	# 2.6 ms falls between send_result (~2.1 ms) and process_block (>= 3 ms)
+	run_sp "$d" 60 run --min-span 2600us --min-query 500ms -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
 		"$FX/qserver" -n 4 -k FM --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" || return 1
 	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
-	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 2500us --min-query 500ms \
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 2600us --min-query 500ms --margin 0.4ms \
 		--expect-queries 4 --min-checked-queries 2 --pid "$(pidfile "$d/qs.pid")"
 }
 
@@ -335,17 +339,17 @@ t_bad_input() {
 			fail "spanprobe $cmd: no clear message (symbols? the binary?)"; show "$d/sp.err" stderr; bad=1
 		fi
 	done
-	# truncated block file: the output of test a (or b)
-	src=""
-	for f in "$T/attach/spans.bin" "$T/run/spans.bin"; do
-		if [ -s "$f" ] && [ -z "$src" ]; then src=$f; fi
-	done
-	if [ -z "$src" ]; then
-		fail "no block file from test attach or run to truncate"
-		return 1
+	# a truncated block file: 4 kept queries, written (like sinks.c does)
+	# as at least 2 blocks, cut at a few places
+	src=$d/src.bin
+	run_sp "$d" 30 run --min-query 0 -s "$SYMS/qserver.syms" -o "$src" -- \
+		"$FX/qserver" -n 4 -k F --pid-file "$d/qs.pid" || return 1
+	if [ "$RC" != 0 ] || [ ! -s "$src" ]; then
+		fail "spanprobe run -o $src failed ($RC)"; show "$d/sp.err" stderr; return 1
 	fi
 	"$SP" dump "$src" --json >"$d/full.jsonl" 2>"$d/full.err" || { fail "dump of the whole file failed"; return 1; }
 	size=$(wc -c <"$src")
+	TRUNC_RE='trunc\|incomplete\|end of file\|eof'
 	for cut in $((size / 3)) $((size / 2)) $((size * 2 / 3)) $((size - 9)) $((size - 1)); do
 		head -c "$cut" "$src" >"$d/cut.bin"
 		_rc=0
@@ -356,12 +360,19 @@ t_bad_input() {
 			fail "dump of the first $cut of $size bytes (exit $_rc):"
 			sed 's/^/   /' "$d/cut.chk"
 			bad=1
-		elif ! grep -qi 'trunc\|incomplete\|end of file\|eof' "$d/cut.err"; then
-			fail "dump of the first $cut of $size bytes does not report the truncation (exit $_rc)"
-			show "$d/cut.err" stderr
-			bad=1
+		elif ! grep -qi "$TRUNC_RE" "$d/cut.err"; then
+			# fine only at a block boundary: then one more byte is reported
+			head -c $((cut + 1)) "$src" >"$d/cut1.bin"
+			"$SP" dump "$d/cut1.bin" --json >/dev/null 2>"$d/cut1.err" || :
+			if [ "$_rc" != 0 ] || ! grep -qi "$TRUNC_RE" "$d/cut1.err"; then
+				fail "dump of the first $cut of $size bytes does not report the truncation (exit $_rc)"
+				show "$d/cut.err" stderr
+				bad=1
+			else
+				echo "   cut at $cut/$size: a block boundary: $(sed 's/check_spans: OK: //' "$d/cut.chk"), exit 0; one byte more is reported"
+			fi
 		else
-			echo "   cut at $cut/$size: $(cat "$d/cut.chk" | sed 's/check_spans: OK: //'), exit $_rc, stderr: $(head -n 1 "$d/cut.err")"
+			echo "   cut at $cut/$size: $(sed 's/check_spans: OK: //' "$d/cut.chk"), exit $_rc, stderr: $(head -n 1 "$d/cut.err")"
 		fi
 	done
 	return $bad
@@ -376,40 +387,55 @@ t_no_leftovers() {
 	bg "$FX/qserver" -k F --for 60 --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
 	qs=$LAST
 	wait_pidfile "$d/qs.pid" "$qs" || return 1
+	# INT and duration sessions keep every query (--min-query 0): what they
+	# saw must be in their files, checked once qserver has written its truth
 	for how in INT KILL duration; do
+		launched=$(date +%s%N)
 		if [ $how = duration ]; then
-			bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" --duration 2s -o "$d/$how.bin" >"$d/sp.out" 2>"$d/sp.err"
+			bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" --min-query 0 --duration 2s \
+				-o "$d/$how.bin" >"$d/sp.out" 2>"$d/sp.err"
 		else
-			bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" -o "$d/$how.bin" >"$d/sp.out" 2>"$d/sp.err"
+			bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" --min-query 0 \
+				-o "$d/$how.bin" >"$d/sp.out" 2>"$d/sp.err"
 		fi
+		mkdir -p "$d/$how"
 		sp=$LAST
 		wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
-		ours=$(minus "$(sp_progs)" "$before")
-		[ -n "$ours" ] || { fail "attached, but bpftool shows no sp_* program"; return 1; }
-		sleep 0.5
+		# ours: the programs of the links on qserver, and new sp_* ones
+		# (another spanprobe running meanwhile would confuse the latter)
+		ours="$(links_on "$qs" progs) $(minus "$(sp_progs)" "$before $(links_on "$qs" progs)")"
+		[ -n "$(both "$ours" "$(sp_progs)")" ] ||
+			{ fail "attached, but bpftool shows no sp_* program (ids: '$ours')"; return 1; }
+		t0=$(date +%s%N)
+		sleep 1
+		t1=$(date +%s%N)
 		[ $how = duration ] || kill -"$how" "$sp"
+		# the session stops after the signal, or 2 s after the launch
+		[ $how != duration ] || t1=$((launched + 2000000000))
+		eval "window_$how=$t0:$((t1 - 50000000))"
 		if ! wait_exit "$sp" 15; then
 			fail "spanprobe still running 15 s after SIG$how / --duration 2s"
 			return 1
 		fi
 		reap "$sp"
+		cp "$d/sp.err" "$d/$how/sp.err"
 		if [ $how != KILL ] && [ "$RC" != 0 ]; then
 			fail "spanprobe exited $RC after SIG$how"; show "$d/sp.err" "spanprobe stderr"; return 1
 		fi
 		_n=50 # the kernel may release programs a moment after the exit
-		while left=$(minus "$(sp_progs)" "$before") && [ -n "$left" ] && [ $_n -gt 0 ]; do
+		while left=$(both "$ours" "$(sp_progs)") && [ -n "$left" ] && [ $_n -gt 0 ]; do
 			_n=$((_n - 1))
 			sleep 0.1
 		done
 		if [ -n "$left" ]; then
-			fail "after SIG$how: sp_* programs still loaded: $left"
+			fail "after SIG$how: spanprobe's programs are still loaded: $left"
 			bpftool prog show | grep -A3 ' sp_' | sed 's/^/   | /'
 			return 1
 		fi
-		links=$(links_of $ours)
-		[ -z "$links" ] || { fail "after SIG$how: BPF links still present: $links"; return 1; }
+		links=$(links_on "$qs")
+		[ -z "$links" ] || { fail "after SIG$how: BPF links on qserver remain: $links"; return 1; }
 		alive "$qs" || { fail "qserver died after spanprobe's SIG$how"; show "$d/qs.out" "qserver output"; return 1; }
-		echo "   after ${how}: programs $(echo $ours) released; qserver alive"
+		echo "   after ${how}: programs" $ours "released; qserver alive"
 	done
 	sleep 0.3
 	since=$(date +%s%N)
@@ -428,6 +454,12 @@ t_no_leftovers() {
 		return 1
 	fi
 	echo "   qserver served $n queries and exited 0"
+	for how in INT duration; do
+		eval "window=\$window_$how"
+		echo "   the file of the session stopped by $how:"
+		check_dump "$d/$how.bin" "$d/truth.jsonl" "$d/$how" --min-query 0 --window "$window" \
+			--min-checked-queries 3 --pid "$qs" || return 1
+	done
 }
 
 # ------------------------------------------------------------------- main
@@ -436,6 +468,7 @@ ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym bad_inp
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)
+# shellcheck disable=SC2048,SC2086
 for name in ${*:-$ALL}; do
 	echo "== $name"
 	if "t_$name"; then

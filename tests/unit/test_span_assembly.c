@@ -1,4 +1,9 @@
-/* Span assembly and the slow-query filter, fed with synthetic events. */
+/*
+ * Span assembly end to end in userspace: the kernel's per-thread stack
+ * logic (bpf/span_stack.h, compiled here unchanged) fed with synthetic
+ * entry/exit hits, its records turned into spans by the assembler, and
+ * the slow-query filter on top.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +16,7 @@
 
 #define MS 1000000ull
 #define SEC 1000000000ull
+#define TRAMPOLINE 0xbeefull
 
 enum { ROOT, A, B, C, OUTSIDE, NSYMS };
 static const struct sp_asm_sym syms[NSYMS] = {
@@ -18,34 +24,60 @@ static const struct sp_asm_sym syms[NSYMS] = {
 	[C] = { "c", false }, [OUTSIDE] = { "outside", false },
 };
 
-/* Kept queries, copied out of the filter callback. */
 struct capture {
-	struct sp_span spans[64];
+	struct sp_span spans[128];
 	size_t n;
 	size_t queries;
+};
+
+struct rig {
+	struct capture cap;
+	struct sp_filter *f;
+	struct sp_assembler *a;
+	struct sp_thread st[4]; /* by tid */
+	uint64_t min_span;
+	uint64_t slot_value;    /* what SP_READ_SLOT returns */
+	size_t records;
 };
 
 static void on_query(void *arg, struct sp_span *spans, size_t n)
 {
 	struct capture *c = arg;
 
-	for (size_t i = 0; i < n && c->n < 64; i++)
+	for (size_t i = 0; i < n && c->n < 128; i++)
 		c->spans[c->n++] = spans[i];
 	c->queries++;
 }
 
-struct rig {
-	struct capture cap;
-	struct sp_filter *f;
-	struct sp_assembler *a;
+struct hit_ctx {
+	struct rig *r;
+	uint32_t tid;
 };
+
+static int test_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags)
+{
+	struct hit_ctx *h = ctx;
+	struct sp_span_rec rec = { .tgid = 42, .tid = h->tid };
+
+	sp_fill_rec(&rec, st, idx, end, flags);
+	h->r->records++;
+	sp_asm_record(h->r->a, &rec);
+	return 0;
+}
+
+#define SP_EMIT(ctx, st, idx, end, flags) test_emit(ctx, st, idx, end, flags)
+#define SP_ON_CLOSE(ctx, sym, dur, flags) ((void)(ctx), (void)(sym), (void)(dur), (void)(flags))
+#define SP_READ_SLOT(ctx, sp) ((void)(sp), ((struct hit_ctx *)(ctx))->r->slot_value)
+#define SP_IS_TRAMPOLINE(ctx, addr) ((void)(ctx), (addr) == TRAMPOLINE)
+#include "span_stack.h"
 
 static struct rig *rig_new(uint64_t min_span, uint64_t min_query)
 {
 	struct rig *r = calloc(1, sizeof(*r));
 
+	r->min_span = min_span;
 	r->f = sp_filter_new(min_span, min_query, on_query, &r->cap);
-	r->a = sp_asm_new(syms, NSYMS, 42, sp_filter_span, r->f);
+	r->a = sp_asm_new(syms, NSYMS, 42, sp_filter_span, sp_filter_discard, r->f);
 	return r;
 }
 
@@ -56,17 +88,19 @@ static void rig_free(struct rig *r)
 	free(r);
 }
 
-static void ev(struct rig *r, uint32_t tid, uint32_t kind, uint32_t sym,
-	       uint64_t sp, uint64_t ts)
+static int begin(struct rig *r, uint32_t tid, uint32_t sym, uint64_t sp, uint64_t ts)
 {
-	struct sp_event e = { .ts_ns = ts, .frame_sp = sp, .tgid = 42, .tid = tid,
-			      .sym_id = sym, .kind = kind };
+	struct hit_ctx h = { r, tid };
 
-	sp_asm_event(r->a, &e);
+	return sp_stack_entry(&h, &r->st[tid], sym, syms[sym].root, sp, ts, r->min_span);
 }
 
-#define BEGIN(r, tid, sym, sp, ts) ev(r, tid, SP_EV_BEGIN, sym, sp, ts)
-#define END(r, tid, sym, sp, ts) ev(r, tid, SP_EV_END, sym, sp, ts)
+static void end(struct rig *r, uint32_t tid, uint32_t sym, uint64_t sp, uint64_t ts)
+{
+	struct hit_ctx h = { r, tid };
+
+	sp_stack_exit(&h, &r->st[tid], sym, sp, ts, r->min_span);
+}
 
 static const struct sp_span *find(const struct capture *c, const char *name, size_t nth)
 {
@@ -82,12 +116,12 @@ static void test_nesting(void **state)
 	const struct sp_span *root, *a, *b;
 
 	(void)state;
-	BEGIN(r, 7, ROOT, 1000, 0);
-	BEGIN(r, 7, A, 900, 10 * MS);
-	BEGIN(r, 7, B, 800, 20 * MS);
-	END(r, 7, B, 800, 30 * MS);
-	END(r, 7, A, 900, 40 * MS);
-	END(r, 7, ROOT, 1000, 2 * SEC);
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 1, A, 900, 10 * MS);
+	begin(r, 1, B, 800, 20 * MS);
+	end(r, 1, B, 800, 30 * MS);
+	end(r, 1, A, 900, 40 * MS);
+	end(r, 1, ROOT, 1000, 2 * SEC);
 	assert_int_equal(r->cap.queries, 1);
 	assert_int_equal(r->cap.n, 3);
 	root = &r->cap.spans[0];
@@ -103,31 +137,33 @@ static void test_nesting(void **state)
 	assert_int_equal(b->depth, 2);
 	assert_int_equal(b->end_ns - b->begin_ns, 10 * MS);
 	assert_int_equal(b->query_id, root->span_id);
-	assert_int_equal(b->tid, 7);
+	assert_int_equal(b->tid, 1);
 	assert_int_equal(b->pid, 42);
 	assert_false(b->flags & SP_SPAN_ABNORMAL);
-	assert_int_equal(sp_asm_open_threads(r->a), 0);
+	assert_int_equal(r->st[1].n, 0);
+	assert_int_equal(sp_asm_pending_queries(r->a), 0);
 	rig_free(r);
 }
 
+/* min_span is decided at exit in the kernel: an exact min_span leaves it,
+ * one ns less never does. The root always does. */
 static void test_thresholds_at_edges(void **state)
 {
 	struct rig *r = rig_new(5 * MS, 1 * SEC);
 
 	(void)state;
-	/* root exactly min_query: kept; a exactly min_span: kept;
-	 * b one ns short: dropped */
-	BEGIN(r, 1, ROOT, 1000, 0);
-	BEGIN(r, 1, A, 900, 100);
-	END(r, 1, A, 900, 100 + 5 * MS);
-	BEGIN(r, 1, B, 900, 10 * MS);
-	END(r, 1, B, 900, 15 * MS - 1);
-	END(r, 1, ROOT, 1000, 1 * SEC);
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 1, A, 900, 100);
+	end(r, 1, A, 900, 100 + 5 * MS);
+	begin(r, 1, B, 900, 10 * MS);
+	end(r, 1, B, 900, 15 * MS - 1);
+	end(r, 1, ROOT, 1000, 1 + 1 * SEC);
+	assert_int_equal(r->records, 2);
 	/* one ns short of min_query: the whole query goes */
-	BEGIN(r, 1, ROOT, 1000, 2 * SEC);
-	BEGIN(r, 1, A, 900, 2 * SEC + 1);
-	END(r, 1, A, 900, 2 * SEC + 500 * MS);
-	END(r, 1, ROOT, 1000, 3 * SEC - 1);
+	begin(r, 1, ROOT, 1000, 2 * SEC);
+	begin(r, 1, A, 900, 2 * SEC + 1);
+	end(r, 1, A, 900, 2 * SEC + 500 * MS);
+	end(r, 1, ROOT, 1000, 3 * SEC - 1);
 	assert_int_equal(r->cap.queries, 1);
 	assert_int_equal(r->cap.n, 2);
 	assert_non_null(find(&r->cap, "a", 0));
@@ -141,30 +177,31 @@ static void test_zero_thresholds_keep_everything(void **state)
 	struct rig *r = rig_new(0, 0);
 
 	(void)state;
-	BEGIN(r, 1, ROOT, 1000, 0);
-	BEGIN(r, 1, A, 900, 1);
-	END(r, 1, A, 900, 1);
-	END(r, 1, ROOT, 1000, 2);
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 1, A, 900, 2);
+	end(r, 1, A, 900, 2);
+	end(r, 1, ROOT, 1000, 3);
 	assert_int_equal(r->cap.n, 2);
 	rig_free(r);
 }
 
-static void test_outside_queries_dropped(void **state)
+/* Outside queries nothing is tracked and no return probe is needed. */
+static void test_outside_queries_cost_nothing(void **state)
 {
 	struct rig *r = rig_new(0, 0);
 
 	(void)state;
-	BEGIN(r, 1, OUTSIDE, 1000, 0);
-	BEGIN(r, 1, A, 900, 1 * MS);
-	END(r, 1, A, 900, 50 * MS);
-	END(r, 1, OUTSIDE, 1000, 60 * MS);
-	assert_int_equal(r->cap.queries, 0);
-	assert_int_equal(r->cap.n, 0);
-	/* a root called under a non-root span still opens a query */
-	BEGIN(r, 1, OUTSIDE, 1000, 100 * MS);
-	BEGIN(r, 1, ROOT, 900, 110 * MS);
-	END(r, 1, ROOT, 900, 120 * MS);
-	END(r, 1, OUTSIDE, 1000, 130 * MS);
+	assert_int_equal(begin(r, 1, OUTSIDE, 1000, 1), SP_SKIP_RETURN);
+	assert_int_equal(begin(r, 1, A, 900, 2), SP_SKIP_RETURN);
+	end(r, 1, A, 900, 50 * MS);
+	end(r, 1, OUTSIDE, 1000, 60 * MS);
+	assert_int_equal(r->records, 0);
+	assert_int_equal(r->st[1].n, 0);
+	/* a root called under an untracked span opens a query */
+	assert_int_equal(begin(r, 1, ROOT, 900, 100 * MS), SP_TRACE_RETURN);
+	assert_int_equal(begin(r, 1, A, 800, 101 * MS), SP_TRACE_RETURN);
+	end(r, 1, A, 800, 110 * MS);
+	end(r, 1, ROOT, 900, 120 * MS);
 	assert_int_equal(r->cap.queries, 1);
 	assert_int_equal(r->cap.spans[0].depth, 0);
 	assert_int_equal(r->cap.spans[0].parent_span_id, 0);
@@ -178,13 +215,15 @@ static void test_longjmp_discards_dead_frames(void **state)
 	const struct sp_span *a, *b, *c, *root;
 
 	(void)state;
-	BEGIN(r, 3, ROOT, 1000, 0);
-	BEGIN(r, 3, A, 900, 10 * MS);
-	BEGIN(r, 3, B, 800, 20 * MS);
-	/* no END for b and a: c is called from root at a's depth */
-	BEGIN(r, 3, C, 900, 300 * MS);
-	END(r, 3, C, 900, 400 * MS);
-	END(r, 3, ROOT, 1000, 2 * SEC);
+	begin(r, 3, ROOT, 1000, 1);
+	begin(r, 3, A, 900, 10 * MS);
+	begin(r, 3, B, 800, 20 * MS);
+	/* no exit for b and a: c is called from root at a's depth, and the
+	 * slot holds a real return address */
+	r->slot_value = 0x401234;
+	begin(r, 3, C, 900, 300 * MS);
+	end(r, 3, C, 900, 400 * MS);
+	end(r, 3, ROOT, 1000, 2 * SEC);
 	root = &r->cap.spans[0];
 	a = find(&r->cap, "a", 0);
 	b = find(&r->cap, "b", 0);
@@ -202,31 +241,30 @@ static void test_longjmp_discards_dead_frames(void **state)
 	assert_int_equal(c->depth, 1);
 	assert_int_equal(c->end_ns - c->begin_ns, 100 * MS);
 	assert_int_equal(sp_asm_stats(r->a)->abnormal, 2);
-	assert_int_equal(sp_asm_open_threads(r->a), 0);
 	rig_free(r);
 }
 
-/* An exception from b caught in root: root's own exit reveals the loss. */
+/* An exception from b caught in root: root's own exit reveals the loss,
+ * and the next query on the thread is clean. */
 static void test_exit_reveals_unwound_frames(void **state)
 {
 	struct rig *r = rig_new(0, 0);
 	const struct sp_span *a, *b;
 
 	(void)state;
-	BEGIN(r, 3, ROOT, 1000, 0);
-	BEGIN(r, 3, A, 900, 1);
-	BEGIN(r, 3, B, 800, 2);
-	END(r, 3, ROOT, 1000, 10);
+	begin(r, 3, ROOT, 1000, 1);
+	begin(r, 3, A, 900, 2);
+	begin(r, 3, B, 800, 3);
+	end(r, 3, ROOT, 1000, 10);
 	a = find(&r->cap, "a", 0);
 	b = find(&r->cap, "b", 0);
 	assert_true(a->flags & SP_SPAN_ABNORMAL);
 	assert_true(b->flags & SP_SPAN_ABNORMAL);
 	assert_int_equal(r->cap.queries, 1);
-	/* the next query on the thread is clean */
-	BEGIN(r, 3, ROOT, 1000, 20);
-	BEGIN(r, 3, A, 900, 21);
-	END(r, 3, A, 900, 22);
-	END(r, 3, ROOT, 1000, 30);
+	begin(r, 3, ROOT, 1000, 20);
+	begin(r, 3, A, 900, 21);
+	end(r, 3, A, 900, 22);
+	end(r, 3, ROOT, 1000, 30);
 	assert_int_equal(r->cap.queries, 2);
 	a = find(&r->cap, "a", 1);
 	assert_false(a->flags & SP_SPAN_ABNORMAL);
@@ -234,29 +272,21 @@ static void test_exit_reveals_unwound_frames(void **state)
 	rig_free(r);
 }
 
-static bool trampoline_at_0xbeef(void *arg, uint64_t addr)
-{
-	(void)arg;
-	return addr == 0xbeef;
-}
-
 /* a ends by jumping into b: b's slot is a's slot. */
 static void test_tail_call_through_uretprobe_is_normal(void **state)
 {
 	struct rig *r = rig_new(0, 0);
-	struct sp_event e = { .ts_ns = 20, .frame_sp = 900, .ret_addr = 0xbeef,
-			      .tid = 1, .sym_id = B, .kind = SP_EV_BEGIN };
 	const struct sp_span *a, *b;
 
 	(void)state;
-	sp_asm_set_trampoline_check(r->a, trampoline_at_0xbeef, NULL);
-	BEGIN(r, 1, ROOT, 1000, 0);
-	BEGIN(r, 1, A, 900, 10);
-	sp_asm_event(r->a, &e);
-	END(r, 1, B, 900, 30);
-	/* the chained uretprobe of a fires after b's */
-	END(r, 1, A, 900, 30);
-	END(r, 1, ROOT, 1000, 40);
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 1, A, 900, 10);
+	r->slot_value = TRAMPOLINE;
+	begin(r, 1, B, 900, 20);
+	end(r, 1, B, 900, 30);
+	/* the chained uretprobe of a fires after b's and matches nothing */
+	end(r, 1, A, 900, 30);
+	end(r, 1, ROOT, 1000, 40);
 	a = find(&r->cap, "a", 0);
 	b = find(&r->cap, "b", 0);
 	assert_false(a->flags & SP_SPAN_ABNORMAL);
@@ -265,13 +295,12 @@ static void test_tail_call_through_uretprobe_is_normal(void **state)
 	assert_int_equal(b->depth, 1);
 	assert_int_equal(b->end_ns - b->begin_ns, 10);
 	/* without the trampoline in the slot the same shape is a longjmp */
-	e.ret_addr = 0x1234;
-	e.ts_ns = 120;
-	BEGIN(r, 1, ROOT, 1000, 100);
-	BEGIN(r, 1, A, 900, 110);
-	sp_asm_event(r->a, &e);
-	END(r, 1, B, 900, 130);
-	END(r, 1, ROOT, 1000, 140);
+	r->slot_value = 0x1234;
+	begin(r, 1, ROOT, 1000, 100);
+	begin(r, 1, A, 900, 110);
+	begin(r, 1, B, 900, 120);
+	end(r, 1, B, 900, 130);
+	end(r, 1, ROOT, 1000, 140);
 	assert_true(find(&r->cap, "a", 1)->flags & SP_SPAN_ABNORMAL);
 	rig_free(r);
 }
@@ -282,78 +311,110 @@ static void test_recursion_and_threads(void **state)
 	const struct sp_span *outer, *inner;
 
 	(void)state;
-	BEGIN(r, 1, ROOT, 1000, 0);
-	BEGIN(r, 2, ROOT, 5000, 1);
-	BEGIN(r, 1, A, 900, 2);
-	BEGIN(r, 1, A, 800, 3);
-	BEGIN(r, 2, B, 4900, 4);
-	END(r, 1, A, 800, 5);
-	END(r, 2, B, 4900, 6);
-	END(r, 1, A, 900, 7);
-	END(r, 2, ROOT, 5000, 8);
-	END(r, 1, ROOT, 1000, 9);
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 2, ROOT, 5000, 1);
+	begin(r, 1, A, 900, 2);
+	begin(r, 1, A, 800, 3);
+	begin(r, 2, B, 4900, 4);
+	end(r, 1, A, 800, 5);
+	end(r, 2, B, 4900, 6);
+	end(r, 1, A, 900, 7);
+	end(r, 2, ROOT, 5000, 8);
+	end(r, 1, ROOT, 1000, 9);
 	assert_int_equal(r->cap.queries, 2);
-	/* thread 2's query closed first */
 	assert_int_equal(r->cap.spans[0].tid, 2);
 	outer = find(&r->cap, "a", 0);
 	inner = find(&r->cap, "a", 1);
 	assert_int_equal(inner->parent_span_id, outer->span_id);
 	assert_int_equal(inner->depth, 2);
 	assert_int_equal(find(&r->cap, "b", 0)->query_id, r->cap.spans[0].span_id);
+	/* span ids are unique across threads even with equal begin times */
+	assert_int_not_equal(r->cap.spans[0].span_id, find(&r->cap, "root_fn", 1)->span_id);
 	rig_free(r);
 }
 
-static void test_unmatched_end_ignored(void **state)
+static void test_unmatched_exit_ignored(void **state)
 {
 	struct rig *r = rig_new(0, 0);
 
 	(void)state;
-	/* a call that began before attach */
-	END(r, 1, A, 900, 5);
-	/* an end whose slot matches no open frame */
-	BEGIN(r, 1, ROOT, 1000, 10);
-	END(r, 1, B, 1000, 11);
-	END(r, 1, ROOT, 1000, 12);
-	assert_int_equal(sp_asm_stats(r->a)->unmatched_end, 2);
+	end(r, 1, A, 900, 5); /* a call that began before attach */
+	begin(r, 1, ROOT, 1000, 10);
+	end(r, 1, B, 1000, 11); /* same slot, other function */
+	end(r, 1, ROOT, 1000, 12);
 	assert_int_equal(r->cap.queries, 1);
 	assert_int_equal(r->cap.n, 1);
 	rig_free(r);
 }
 
-static void test_loss_marks_open_queries_incomplete(void **state)
+static void test_depth_overflow_marks_incomplete(void **state)
 {
 	struct rig *r = rig_new(0, 0);
+	int v = SP_TRACE_RETURN;
 
 	(void)state;
-	BEGIN(r, 1, ROOT, 1000, 0);
-	sp_asm_mark_loss(r->a);
-	END(r, 1, ROOT, 1000, 10);
-	BEGIN(r, 1, ROOT, 1000, 20);
-	END(r, 1, ROOT, 1000, 30);
-	assert_int_equal(r->cap.queries, 2);
-	assert_true(r->cap.spans[0].flags & SP_SPAN_INCOMPLETE);
-	assert_false(r->cap.spans[1].flags & SP_SPAN_INCOMPLETE);
-	rig_free(r);
-}
-
-static void test_flush_closes_open_queries(void **state)
-{
-	struct rig *r = rig_new(0, 0);
-
-	(void)state;
-	BEGIN(r, 1, ROOT, 1000, 0);
-	BEGIN(r, 1, A, 900, 5);
-	sp_asm_flush(r->a, 100);
+	begin(r, 1, ROOT, 100000, 1);
+	for (uint64_t i = 1; i < SP_MAX_DEPTH; i++)
+		begin(r, 1, A, 100000 - 16 * i, 1 + i);
+	v = begin(r, 1, B, 1000, 100);
+	assert_int_equal(v, SP_SKIP_RETURN);
+	for (uint64_t i = SP_MAX_DEPTH - 1; i >= 1; i--)
+		end(r, 1, A, 100000 - 16 * i, 200 + i);
+	end(r, 1, ROOT, 100000, 300);
 	assert_int_equal(r->cap.queries, 1);
 	assert_true(r->cap.spans[0].flags & SP_SPAN_INCOMPLETE);
-	assert_true(find(&r->cap, "a", 0)->flags & SP_SPAN_ABNORMAL);
-	assert_int_equal(sp_asm_open_threads(r->a), 0);
+	assert_int_equal(r->cap.n, SP_MAX_DEPTH);
 	rig_free(r);
 }
 
-/* Re-parenting is driven through the filter directly: with real nesting
- * a child never outlasts its parent, but an abnormal parent's end is only
- * an upper bound and async spans break the rule. */
+/* A query whose root record is lost is forgotten when the thread's next
+ * query ends, not kept forever. */
+static void test_lost_root_record(void **state)
+{
+	struct rig *r = rig_new(0, 0);
+	struct sp_span_rec child = { .begin_ns = 20, .end_ns = 30, .parent_begin_ns = 10,
+				     .root_begin_ns = 10, .tgid = 42, .tid = 1,
+				     .sym_id = A, .depth = 1 };
+	struct sp_span_rec root = { .begin_ns = 100, .end_ns = 200, .root_begin_ns = 100,
+				    .tgid = 42, .tid = 1, .sym_id = ROOT,
+				    .flags = SP_REC_ROOT };
+
+	(void)state;
+	sp_asm_record(r->a, &child);
+	assert_int_equal(sp_asm_pending_queries(r->a), 1);
+	sp_asm_record(r->a, &root);
+	assert_int_equal(sp_asm_pending_queries(r->a), 0);
+	assert_int_equal(sp_asm_stats(r->a)->lost_queries, 1);
+	assert_int_equal(r->cap.queries, 1);
+	assert_int_equal(r->cap.n, 1);
+	/* malformed records are counted, not trusted */
+	child.sym_id = 99;
+	sp_asm_record(r->a, &child);
+	root.depth = 3;
+	sp_asm_record(r->a, &root);
+	assert_int_equal(sp_asm_stats(r->a)->bad_records, 2);
+	rig_free(r);
+}
+
+static void test_flush_closes_open_calls(void **state)
+{
+	struct rig *r = rig_new(0, 0);
+
+	(void)state;
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 1, A, 900, 5);
+	sp_asm_flush_thread(r->a, 1, &r->st[1], 100);
+	assert_int_equal(r->cap.queries, 1);
+	assert_true(r->cap.spans[0].flags & SP_SPAN_INCOMPLETE);
+	assert_true(r->cap.spans[0].flags & SP_SPAN_ABNORMAL);
+	assert_true(find(&r->cap, "a", 0)->flags & SP_SPAN_ABNORMAL);
+	assert_int_equal(find(&r->cap, "a", 0)->end_ns, 100);
+	rig_free(r);
+}
+
+/* Re-parenting through the filter directly: in the kernel a child never
+ * outlasts its parent, but a parent's record can be lost, an abnormal
+ * parent's end is only an upper bound, and async spans break the rule. */
 static void feed(struct sp_filter *f, uint64_t id, uint64_t parent,
 		 uint64_t dur, uint32_t depth, uint32_t flags)
 {
@@ -376,8 +437,10 @@ static void test_reparent_to_nearest_kept_ancestor(void **state)
 	feed(f, 4, 3, 1 * MS, 3, 0);
 	feed(f, 3, 2, 1 * MS, 2, 0);
 	feed(f, 2, 1, 9 * MS, 1, 0);
+	/* 7's parent never arrived at all: it hangs from the root */
+	feed(f, 7, 70, 8 * MS, 2, 0);
 	feed(f, 1, 0, 2 * SEC, 0, SP_SPAN_ROOT);
-	assert_int_equal(cap.n, 4);
+	assert_int_equal(cap.n, 5);
 	for (size_t i = 0; i < cap.n; i++) {
 		const struct sp_span *s = &cap.spans[i];
 
@@ -386,6 +449,7 @@ static void test_reparent_to_nearest_kept_ancestor(void **state)
 		case 2: assert_int_equal(s->parent_span_id, 1); assert_int_equal(s->depth, 1); break;
 		case 5: assert_int_equal(s->parent_span_id, 2); assert_int_equal(s->depth, 2); break;
 		case 6: assert_int_equal(s->parent_span_id, 5); assert_int_equal(s->depth, 3); break;
+		case 7: assert_int_equal(s->parent_span_id, 1); assert_int_equal(s->depth, 1); break;
 		default: fail_msg("span %llu should have been dropped", (unsigned long long)s->span_id);
 		}
 	}
@@ -398,14 +462,15 @@ int main(void)
 		cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_thresholds_at_edges),
 		cmocka_unit_test(test_zero_thresholds_keep_everything),
-		cmocka_unit_test(test_outside_queries_dropped),
+		cmocka_unit_test(test_outside_queries_cost_nothing),
 		cmocka_unit_test(test_longjmp_discards_dead_frames),
 		cmocka_unit_test(test_exit_reveals_unwound_frames),
 		cmocka_unit_test(test_tail_call_through_uretprobe_is_normal),
 		cmocka_unit_test(test_recursion_and_threads),
-		cmocka_unit_test(test_unmatched_end_ignored),
-		cmocka_unit_test(test_loss_marks_open_queries_incomplete),
-		cmocka_unit_test(test_flush_closes_open_queries),
+		cmocka_unit_test(test_unmatched_exit_ignored),
+		cmocka_unit_test(test_depth_overflow_marks_incomplete),
+		cmocka_unit_test(test_lost_root_record),
+		cmocka_unit_test(test_flush_closes_open_calls),
 		cmocka_unit_test(test_reparent_to_nearest_kept_ancestor),
 	};
 

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The per-thread call stack that turns entry and exit hits into spans.
+ * Compiled into the BPF programs and, unchanged, into the unit tests, so
+ * the tests exercise the logic the kernel runs.
+ *
+ * The includer defines, before including:
+ *   int  SP_EMIT(ctx, const struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
+ *        send frame idx as a record; non-zero if it was lost
+ *   void SP_ON_CLOSE(ctx, __u32 sym_id, __u64 dur_ns, __u32 flags)
+ *        per-symbol accounting
+ *   __u64 SP_READ_SLOT(ctx, __u64 sp)      the return address stored at sp
+ *   int  SP_IS_TRAMPOLINE(ctx, __u64 addr) addr is the uretprobe trampoline
+ */
+#ifndef SPANPROBE_SPAN_STACK_H
+#define SPANPROBE_SPAN_STACK_H
+
+#include "spanprobe.h"
+
+
+
+enum sp_entry_verdict {
+	SP_TRACE_RETURN = 0, /* a session program's 0: run the return half */
+	SP_SKIP_RETURN = 1,
+};
+
+/* Spans under min_span never leave the kernel; a root always does, so
+ * userspace learns the query's length even when nothing in it was long. */
+static __always_inline void sp_close_top(void *ctx, struct sp_thread *st, __u64 end_ns,
+					 __u32 flags, __u64 min_span)
+{
+	__u32 idx = (st->n - 1) & SP_DEPTH_MASK;
+	const struct sp_frame *f = &st->f[idx];
+	__u64 dur = end_ns > f->begin_ns ? end_ns - f->begin_ns : 0;
+
+	SP_ON_CLOSE(ctx, f->sym_id, dur, flags);
+	if ((idx == 0 || dur >= min_span) && SP_EMIT(ctx, st, idx, end_ns, flags))
+		st->flags |= SP_REC_INCOMPLETE;
+	st->n--;
+}
+
+/* Frames whose slot lies below live_sp were destroyed without their exit
+ * probe (longjmp, exception, unwinding): stacks grow down, so every live
+ * caller's slot is above the current stack pointer. */
+static __always_inline void sp_pop_dead(void *ctx, struct sp_thread *st, __u64 live_sp,
+					__u64 now, __u64 min_span)
+{
+	for (int k = 0; k < SP_MAX_DEPTH; k++) {
+		if (!st->n || st->f[(st->n - 1) & SP_DEPTH_MASK].sp >= live_sp)
+			break;
+		sp_close_top(ctx, st, now, SP_REC_ABNORMAL, min_span);
+	}
+}
+
+/*
+ * A call begins. A frame on the same slot is over: entered by a tail jump
+ * when the slot holds the uretprobe trampoline (with exit probes on jmp
+ * sites its end came first), lost to a longjmp otherwise. Calls outside
+ * any query are not tracked and need no return probe.
+ */
+static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32 sym_id,
+					  int is_root, __u64 sp, __u64 now, __u64 min_span)
+{
+	__u32 top;
+
+	sp_pop_dead(ctx, st, sp, now, min_span);
+	if (st->n && st->f[(st->n - 1) & SP_DEPTH_MASK].sp == sp)
+		sp_close_top(ctx, st, now,
+			     SP_IS_TRAMPOLINE(ctx, SP_READ_SLOT(ctx, sp)) ? 0 : SP_REC_ABNORMAL,
+			     min_span);
+	if (!st->n && !is_root)
+		return SP_SKIP_RETURN;
+	if (st->n >= SP_MAX_DEPTH) {
+		st->flags |= SP_REC_INCOMPLETE;
+		return SP_SKIP_RETURN;
+	}
+	top = st->n & SP_DEPTH_MASK;
+	st->f[top].sp = sp;
+	st->f[top].begin_ns = now;
+	st->f[top].sym_id = sym_id;
+	st->f[top].flags = 0;
+	st->n++;
+	return SP_TRACE_RETURN;
+}
+
+/* A call returns; sp is its slot. An exit that matches no frame belongs to
+ * a call that began before attach or was not tracked. */
+static __always_inline void sp_stack_exit(void *ctx, struct sp_thread *st, __u32 sym_id,
+					  __u64 sp, __u64 now, __u64 min_span)
+{
+	const struct sp_frame *top;
+
+	sp_pop_dead(ctx, st, sp, now, min_span);
+	if (!st->n)
+		return;
+	top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	if (top->sp == sp && top->sym_id == sym_id)
+		sp_close_top(ctx, st, now, 0, min_span);
+}
+
+#endif
