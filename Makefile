@@ -12,7 +12,7 @@ USER_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 	       -I$(BUILD) -Ibpf -Iuser -I/usr/include/capstone
 # libbpf is linked statically (the backports build); the rest dynamically.
 LDLIBS    := -Wl,-Bstatic -lbpf -Wl,-Bdynamic -lelf -lz -lzstd -lcapstone \
-	     -liberty -lm
+	     -liberty -lm -lcurl -llz4 -lpthread -ldw
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Ibpf \
 	      -Wall -Werror
 
@@ -26,7 +26,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v2
+DEPS_STAMP := /var/lib/spanprobe-deps.v3
 
 .SECONDARY:
 .PHONY: all deps test unit integration demo clean vmlinux fixtures
@@ -62,11 +62,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	$(CC) $(USER_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 -include tests/fixtures/fixtures.mk
+-include tests/fixtures/rust/rust.mk
+-include tests/fixtures/rust-mini/rust-mini.mk
+-include tests/bench/bench.mk
+-include tests/stress/stress.mk
+-include tests/fuzz/fuzz.mk
 
-unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+# The DWARF tests read the rust-mini binaries; a missing one fails rather
+# than skips.
+unit: $(UNIT_BINS) rust-mini
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; SP_REQUIRE_FIXTURES=1 $$t; done
 
-integration: $(BIN) fixtures
+integration: $(BIN) fixtures rust-fixtures
 	sh tests/integration/run.sh
 
 test: deps

@@ -11,13 +11,14 @@
  *        per-symbol accounting
  *   __u64 SP_READ_SLOT(ctx, __u64 sp)      the return address stored at sp
  *   int  SP_IS_TRAMPOLINE(ctx, __u64 addr) addr is the uretprobe trampoline
+ *   __u64 SP_NEW_KEY(ctx)                  a span key never used before
+ *   void SP_POLL_DONE(ctx, const struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
+ *        a poll of a future ends (flags: abnormal when it was unwound)
  */
 #ifndef SPANPROBE_SPAN_STACK_H
 #define SPANPROBE_SPAN_STACK_H
 
 #include "spanprobe.h"
-
-
 
 enum sp_entry_verdict {
 	SP_TRACE_RETURN = 0, /* a session program's 0: run the return half */
@@ -34,7 +35,10 @@ static __always_inline void sp_close_top(void *ctx, struct sp_thread *st, __u64 
 	__u64 dur = end_ns > f->begin_ns ? end_ns - f->begin_ns : 0;
 
 	SP_ON_CLOSE(ctx, f->sym_id, dur, flags);
-	if ((idx == 0 || dur >= min_span) && SP_EMIT(ctx, st, idx, end_ns, flags))
+	if (f->flags & SP_FRAME_POLL)
+		SP_POLL_DONE(ctx, st, idx, end_ns, flags);
+	else if ((f->key == f->query_key || dur >= min_span) &&
+		 SP_EMIT(ctx, st, idx, end_ns, flags))
 		st->flags |= SP_REC_INCOMPLETE;
 	st->n--;
 }
@@ -53,21 +57,29 @@ static __always_inline void sp_pop_dead(void *ctx, struct sp_thread *st, __u64 l
 }
 
 /*
- * A call begins. A frame on the same slot is over: entered by a tail jump
- * when the slot holds the uretprobe trampoline (with exit probes on jmp
- * sites its end came first), lost to a longjmp otherwise. Calls outside
- * any query are not tracked and need no return probe.
+ * A call or a poll begins at slot sp: frames below it are dead, and a frame
+ * on the same slot is over too: entered by a tail jump when the slot holds
+ * the uretprobe trampoline (with exit probes on jmp sites its end came
+ * first), lost to a longjmp otherwise.
  */
-static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32 sym_id,
-					  int is_root, __u64 sp, __u64 now, __u64 min_span)
+static __always_inline void sp_stack_unwind(void *ctx, struct sp_thread *st, __u64 sp,
+					    __u64 now, __u64 min_span)
 {
-	__u32 top;
-
 	sp_pop_dead(ctx, st, sp, now, min_span);
 	if (st->n && st->f[(st->n - 1) & SP_DEPTH_MASK].sp == sp)
 		sp_close_top(ctx, st, now,
 			     SP_IS_TRAMPOLINE(ctx, SP_READ_SLOT(ctx, sp)) ? 0 : SP_REC_ABNORMAL,
 			     min_span);
+}
+
+/* A call begins. Outside any query it is not tracked and needs no return
+ * probe. */
+static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32 sym_id,
+					  int is_root, __u64 sp, __u64 now, __u64 min_span)
+{
+	__u32 top;
+
+	sp_stack_unwind(ctx, st, sp, now, min_span);
 	if (!st->n && !is_root)
 		return SP_SKIP_RETURN;
 	if (st->n >= SP_MAX_DEPTH) {
@@ -79,8 +91,51 @@ static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32
 	st->f[top].begin_ns = now;
 	st->f[top].sym_id = sym_id;
 	st->f[top].flags = 0;
+	st->f[top].obj = 0;
+	st->f[top].key = SP_NEW_KEY(ctx);
+	if (top) {
+		const struct sp_frame *parent = &st->f[(top - 1) & SP_DEPTH_MASK];
+
+		st->f[top].query_key = parent->query_key;
+		st->f[top].depth = parent->depth + 1;
+	} else {
+		st->f[top].query_key = st->f[top].key;
+		st->f[top].depth = 0;
+	}
 	st->n++;
 	return SP_TRACE_RETURN;
+}
+
+/* A poll of a traced future begins: the frame carries the future's span,
+ * so calls and polls made inside it become its children. */
+static __always_inline int sp_stack_poll(struct sp_thread *st, __u32 sym_id, __u64 sp,
+					 __u64 now, const struct sp_future *fu, __u64 obj)
+{
+	__u32 top;
+
+	if (st->n >= SP_MAX_DEPTH) {
+		st->flags |= SP_REC_INCOMPLETE;
+		return SP_SKIP_RETURN;
+	}
+	top = st->n & SP_DEPTH_MASK;
+	st->f[top].sp = sp;
+	st->f[top].begin_ns = now;
+	st->f[top].sym_id = sym_id;
+	st->f[top].flags = SP_FRAME_POLL;
+	st->f[top].obj = obj;
+	st->f[top].key = fu->key;
+	st->f[top].query_key = fu->query_key;
+	st->f[top].depth = fu->depth;
+	st->n++;
+	return SP_TRACE_RETURN;
+}
+
+/* The thread is exiting (pthread_exit, exit, a fatal signal): every call
+ * still open ends now, without its exit probe, the root included. */
+static __always_inline void sp_stack_thread_exit(void *ctx, struct sp_thread *st, __u64 now,
+						 __u64 min_span)
+{
+	sp_pop_dead(ctx, st, ~0ull, now, min_span);
 }
 
 /* A call returns; sp is its slot. An exit that matches no frame belongs to

@@ -16,6 +16,9 @@
  *                 exception or panic may unwind through the frame: a
  *                 hijacked return address makes the unwinder abort the
  *                 target, a uprobe on ret changes nothing it can see.
+ *   sp_thread_exit  a traced thread exits: its open calls end (abnormal),
+ *                 its stack entry is freed
+ *   sp_exec       the target calls exec: userspace ends the session
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -35,6 +38,8 @@ __u64 tramp_lo = 0, tramp_hi = 0;
 __u64 dropped_records = 0;
 /* Tracked entries that found the thread's stack full. */
 __u64 depth_overflows = 0;
+/* execs of the target: its code is gone, the session must end */
+__u64 exec_count = 0;
 
 extern bool bpf_session_is_return(void) __ksym __weak;
 
@@ -52,13 +57,31 @@ struct {
 	__type(value, struct sp_thread);
 } threads SEC(".maps");
 
-/* enum sp_sym_flags per probed function; sized by the loader. */
+/* What each probed function is; sized and filled by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} sym_flags SEC(".maps");
+	__type(value, struct sp_sym_info);
+} sym_info SEC(".maps");
+
+/* Futures whose span is open. One that is dropped before it returns
+ * (cancelled) never ends: LRU bounds what those leave behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sp_future_key);
+	__type(value, struct sp_future);
+} futures SEC(".maps");
+
+/* Span keys: a per-CPU count, the CPU in the top bits, so no two CPUs
+ * contend for a counter on the hot path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} key_seq SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -69,22 +92,31 @@ struct {
 
 static const struct sp_thread empty_thread;
 
-static __always_inline int emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags);
-static __always_inline void on_close(void *ctx, __u32 sym_id, __u64 dur, __u32 flags);
+/* Global functions: the verifier checks each once, not once per frame of
+ * the unrolled unwinding loops that call them. */
+__noinline int sp_emit(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags);
+__noinline int sp_on_close(__u32 sym_id, __u64 dur, __u32 flags);
+__noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags);
 static __always_inline __u64 read_slot(void *ctx, __u64 sp);
+static __always_inline __u64 new_key(void);
 
-#define SP_EMIT(ctx, st, idx, end, flags) emit(ctx, st, idx, end, flags)
-#define SP_ON_CLOSE(ctx, sym, dur, flags) on_close(ctx, sym, dur, flags)
+#define SP_EMIT(ctx, st, idx, end, flags) sp_emit((struct sp_thread *)(st), idx, end, flags)
+#define SP_ON_CLOSE(ctx, sym, dur, flags) sp_on_close(sym, dur, flags)
 #define SP_READ_SLOT(ctx, sp) read_slot(ctx, sp)
 #define SP_IS_TRAMPOLINE(ctx, a) ((a) >= tramp_lo && (a) < tramp_hi)
+#define SP_NEW_KEY(ctx) new_key()
+#define SP_POLL_DONE(ctx, st, idx, end, flags) \
+	sp_poll_done((struct sp_thread *)(st), idx, end, flags)
 #include "span_stack.h"
 
-static __always_inline int emit(void *ctx, const struct sp_thread *st, __u32 idx,
-				__u64 end_ns, __u32 flags)
+__noinline int sp_emit(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
 {
-	struct sp_span_rec *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	struct sp_span_rec *r;
 	__u64 id = bpf_get_current_pid_tgid();
 
+	if (!st)
+		return -1;
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
 	if (!r) {
 		__sync_fetch_and_add(&dropped_records, 1);
 		return -1;
@@ -98,38 +130,14 @@ static __always_inline int emit(void *ctx, const struct sp_thread *st, __u32 idx
 	return 0;
 }
 
-/* 4 log-linear buckets per power of two, for p50/p99 within ~19%. */
-/* clang 14's BPF backend cannot lower __builtin_clzll. */
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u32 r = 0;
-
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1)
-		r += 1;
-	return r;
-}
-
-static __always_inline __u32 hist_bucket(__u64 ns)
-{
-	__u32 lg = log2_u64(ns), sub;
-
-	sub = lg >= 2 ? (ns >> (lg - 2)) & 3 : (__u32)ns & 3;
-	lg = lg * SP_HIST_SUB + sub;
-	return lg < SP_HIST_BUCKETS ? lg : SP_HIST_BUCKETS - 1;
-}
-
-static __always_inline void on_close(void *ctx, __u32 sym_id, __u64 dur, __u32 flags)
+__noinline int sp_on_close(__u32 sym_id, __u64 dur, __u32 flags)
 {
 	struct sp_sym_stats *s = bpf_map_lookup_elem(&sym_stats, &sym_id);
-	__u32 b = hist_bucket(dur);
+	/* bucketing shared with userspace's percentiles (spanprobe.h) */
+	__u32 b = sp_hist_bucket(dur);
 
 	if (!s)
-		return;
+		return 0;
 	s->calls++;
 	s->total_ns += dur;
 	if (dur > s->max_ns)
@@ -140,6 +148,7 @@ static __always_inline void on_close(void *ctx, __u32 sym_id, __u64 dur, __u32 f
 		s->abnormal++;
 	if (b < SP_HIST_BUCKETS)
 		s->hist[b]++;
+	return 0;
 }
 
 static __always_inline __u64 read_slot(void *ctx, __u64 sp)
@@ -150,17 +159,147 @@ static __always_inline __u64 read_slot(void *ctx, __u64 sp)
 	return v;
 }
 
-static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
+static __always_inline __u64 new_key(void)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id, sym = (__u32)bpf_get_attach_cookie(ctx);
-	__u32 *fl = bpf_map_lookup_elem(&sym_flags, &sym);
-	int is_root = fl && (*fl & SP_SYM_ROOT), verdict;
-	struct sp_thread *st;
+	__u32 zero = 0;
+	__u64 *seq = bpf_map_lookup_elem(&key_seq, &zero);
 
-	if ((__u32)(id >> 32) != target_tgid)
+	if (!seq)
+		return 0;
+	return ((__u64)bpf_get_smp_processor_id() << 48) | ++*seq;
+}
+
+/* The future's coroutine state, 1 to 8 bytes little-endian. */
+static __always_inline __u64 read_state(__u64 obj, const struct sp_sym_info *info)
+{
+	__u32 size = info->state_size;
+	__u64 v = 0;
+
+	if (size > sizeof(v))
+		size = sizeof(v);
+	bpf_probe_read_user(&v, size, (void *)(obj + info->state_off));
+	return v;
+}
+
+/* Both registers are read before one is chosen: choosing the pt_regs
+ * field at run time makes the verifier reject the context access. */
+static __always_inline __u64 poll_self(struct pt_regs *ctx, const struct sp_sym_info *info)
+{
+	__u64 di = PT_REGS_PARM1(ctx), si = PT_REGS_PARM2(ctx);
+
+	barrier_var(di);
+	barrier_var(si);
+	return (info->flags & SP_SYM_SELF_RSI) ? si : di;
+}
+
+static __always_inline void emit_future(const struct sp_future *fu, __u32 sym_id,
+					__u64 end_ns, __u32 flags)
+{
+	struct sp_span_rec *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+
+	if (!r) {
+		__sync_fetch_and_add(&dropped_records, 1);
+		return;
+	}
+	sp_fill_future_rec(r, fu, sym_id, end_ns, flags);
+	r->tgid = target_tgid;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
+/* A poll ends. The future's span ends with it when the state says
+ * Returned (1) or Panicked (2), or when unwinding took the poll away. */
+__noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
+{
+	struct sp_future_key fk = { 0 };
+	struct sp_sym_info *info;
+	struct sp_future *fu;
+	const struct sp_frame *f;
+	__u64 state;
+
+	if (!st)
+		return 0;
+	f = &st->f[idx & SP_DEPTH_MASK];
+	fk.obj = f->obj;
+	fk.sym_id = f->sym_id;
+	info = bpf_map_lookup_elem(&sym_info, &fk.sym_id);
+	fu = bpf_map_lookup_elem(&futures, &fk);
+	if (!fu || !info)
+		return 0;
+	if (!(flags & SP_REC_ABNORMAL)) {
+		state = read_state(f->obj, info);
+		if (state != 1 && state != 2)
+			return 0; /* suspended: the span goes on */
+		flags = state == 2 ? SP_REC_ABNORMAL : 0;
+	}
+	if (fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns)
+		emit_future(fu, fk.sym_id, end_ns, flags);
+	bpf_map_delete_elem(&futures, &fk);
+	return 0;
+}
+
+static __always_inline struct sp_thread *thread_get(__u32 tid)
+{
+	bpf_map_update_elem(&threads, &tid, &empty_thread, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+/* A future's span: from the first poll that finds it Unresumed (0) to the
+ * poll after which it is Returned, keyed by (function, self). Its parent
+ * is the probed call or poll under it on this thread at that first poll;
+ * later polls may run on any worker. A future first seen already running
+ * (attach mid-flight) is PARTIAL: its begin is not invented. */
+static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __u32 tid,
+				   __u32 sym, const struct sp_sym_info *info, __u64 sp)
+{
+	__u64 now = bpf_ktime_get_ns(), self = poll_self(ctx, info);
+	struct sp_future_key fk = { .obj = self, .sym_id = sym };
+	__u64 state = read_state(self, info);
+	const struct sp_frame *top = NULL;
+	struct sp_future *fu, nf = {};
+	int verdict;
+
+	if (st) {
+		sp_stack_unwind(ctx, st, sp, now, min_span_ns);
+		if (st->n)
+			top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	}
+	fu = bpf_map_lookup_elem(&futures, &fk);
+	/* state 0 is a new instance, even where a cancelled one left an entry */
+	if (!fu || state == 0) {
+		if (!top && !(info->flags & SP_SYM_ROOT))
+			goto skip;
+		nf.key = new_key();
+		nf.begin_ns = now;
+		nf.tid = tid;
+		nf.parent_key = top ? top->key : 0;
+		nf.query_key = top ? top->query_key : nf.key;
+		nf.depth = top ? top->depth + 1 : 0;
+		nf.flags = state ? SP_REC_PARTIAL : 0;
+		bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
+		fu = bpf_map_lookup_elem(&futures, &fk);
+		if (!fu)
+			goto skip;
+	}
+	fu->polls++;
+	if (!st)
+		st = thread_get(tid);
+	if (!st)
 		return SP_SKIP_RETURN;
-	st = bpf_map_lookup_elem(&threads, &tid);
+	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
+	if (verdict == SP_SKIP_RETURN)
+		__sync_fetch_and_add(&depth_overflows, 1);
+	return verdict;
+skip:
+	if (st && !st->n)
+		bpf_map_delete_elem(&threads, &tid);
+	return SP_SKIP_RETURN;
+}
+
+static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __u32 tid,
+				   __u32 sym, const struct sp_sym_info *info, __u64 sp)
+{
+	int is_root = info->flags & SP_SYM_ROOT, verdict;
+
 	if (!st) {
 		if (!is_root) {
 			struct sp_sym_stats *s = bpf_map_lookup_elem(&sym_stats, &sym);
@@ -169,8 +308,7 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
 				s->outside_calls++;
 			return SP_SKIP_RETURN;
 		}
-		bpf_map_update_elem(&threads, &tid, &empty_thread, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&threads, &tid);
+		st = thread_get(tid);
 		if (!st)
 			return SP_SKIP_RETURN;
 	}
@@ -180,6 +318,21 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
 	if (!st->n)
 		bpf_map_delete_elem(&threads, &tid);
 	return verdict;
+}
+
+static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, sym = (__u32)bpf_get_attach_cookie(ctx);
+	struct sp_sym_info *info = bpf_map_lookup_elem(&sym_info, &sym);
+	struct sp_thread *st;
+
+	if ((__u32)(id >> 32) != target_tgid || !info)
+		return SP_SKIP_RETURN;
+	st = bpf_map_lookup_elem(&threads, &tid);
+	if (info->flags & SP_SYM_ASYNC)
+		return on_poll(ctx, st, tid, sym, info, sp);
+	return on_call(ctx, st, tid, sym, info, sp);
 }
 
 static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
@@ -228,4 +381,36 @@ SEC("uprobe")
 int sp_exit_site(struct pt_regs *ctx)
 {
 	return on_exit(ctx, PT_REGS_SP(ctx));
+}
+
+/* A thread that exits inside a query never returns from its open calls:
+ * they end here, flagged abnormal, and its entry is freed at once rather
+ * than left for the LRU to evict (thread churn must not accumulate state).
+ * current is the exiting thread. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sp_thread_exit, struct task_struct *task)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct sp_thread *st;
+
+	if ((__u32)(id >> 32) != target_tgid)
+		return 0;
+	st = bpf_map_lookup_elem(&threads, &tid);
+	if (!st)
+		return 0;
+	sp_stack_thread_exit(ctx, st, bpf_ktime_get_ns(), min_span_ns);
+	bpf_map_delete_elem(&threads, &tid);
+	return 0;
+}
+
+/* After exec the probed code is gone from the process; userspace sees the
+ * count change and ends the session. current has the target's tgid even
+ * when a non-leader thread called exec. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sp_exec, struct task_struct *p)
+{
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == target_tgid)
+		__sync_fetch_and_add(&exec_count, 1);
+	return 0;
 }

@@ -14,46 +14,93 @@
 
 enum sp_rec_flags {
 	SP_REC_ROOT = 1u << 0,
-	SP_REC_ABNORMAL = 1u << 1,   /* left without its exit probe */
+	SP_REC_ABNORMAL = 1u << 1,   /* left without its exit probe, or a
+				      * future that panicked */
 	SP_REC_INCOMPLETE = 1u << 2, /* the query lost records or depth */
+	SP_REC_PARTIAL = 1u << 3,    /* a future already running at attach:
+				      * begin_ns is its first poll seen */
 };
+
+/* Frame kinds, in sp_frame.flags beside the record flags. */
+#define SP_FRAME_POLL (1u << 8) /* one poll of an async fn's future */
 
 enum sp_sym_flags {
 	SP_SYM_ROOT = 1u << 0,
+	SP_SYM_ASYNC = 1u << 1,    /* an out-of-line poll of a Rust future */
+	SP_SYM_SELF_RSI = 1u << 2, /* its `self` is in RSI (Poll<T> > 16 bytes
+				    * comes back through a hidden pointer) */
+};
+
+/* What BPF knows of a probed function. A future's coroutine state (0 not
+ * started, 1 returned, 2 panicked, 3+ suspended) is at self + state_off. */
+struct sp_sym_info {
+	__u32 flags;     /* enum sp_sym_flags */
+	__u32 state_off;
+	__u32 state_size;
+	__u32 pad;
 };
 
 /*
- * One span that left the kernel: a root, or a call of at least min_span
- * inside a query. Spans are identified by (tid, begin_ns); a query by
- * (tid, root_begin_ns). Records of a query arrive children first and the
- * root last.
+ * One span that left the kernel: a root, or a span of at least min_span
+ * inside a query. Keys are unique per session (the CPU in the top 16 bits,
+ * a per-CPU count below). A native call's records arrive children first,
+ * the root last; so do a future's, whose span runs from its first poll to
+ * the poll that returns, on whatever threads polled it.
  */
 struct sp_span_rec {
+	__u64 key;
+	__u64 parent_key;      /* 0 for a root */
+	__u64 query_key;       /* the root's key; == key for a root */
 	__u64 begin_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 end_ns;
-	__u64 parent_begin_ns; /* 0 for a root */
-	__u64 root_begin_ns;
 	__u32 tgid;
-	__u32 tid;
+	__u32 tid;             /* the thread of the span's first event */
 	__u32 sym_id;          /* attach cookie: index into the probe table */
+	__u32 polls;           /* futures: polls seen; 0 for native calls */
 	__u16 depth;           /* 0 for a root */
 	__u16 flags;           /* enum sp_rec_flags */
+	__u32 pad;
 };
 
-/* An open call. sp is the address of its return-address slot: the same at
- * entry and at every kind of exit probe. */
+/* An open call, or a poll in progress. sp is the address of its
+ * return-address slot: the same at entry and at every kind of exit. */
 struct sp_frame {
 	__u64 sp;
-	__u64 begin_ns;
+	__u64 begin_ns;  /* entry of this call or of this poll */
+	__u64 key;       /* the span: the call's, or the polled future's */
+	__u64 query_key;
+	__u64 obj;       /* polls: the future (self) */
 	__u32 sym_id;
-	__u32 flags;
+	__u16 depth;
+	__u16 flags;     /* SP_FRAME_POLL, enum sp_rec_flags */
 };
 
-/* The open calls of one thread inside a query; f[0] is the query root. */
+/* The open calls and polls of one thread inside a query. */
 struct sp_thread {
 	__u32 n;
 	__u32 flags; /* SP_REC_INCOMPLETE once the query lost something */
 	struct sp_frame f[SP_MAX_DEPTH];
+};
+
+/* A future being traced, keyed by (poll function, self): the address
+ * alone is shared by loop iterations, reused slots and a child at offset
+ * 0 of its parent. */
+struct sp_future_key {
+	__u64 obj;
+	__u32 sym_id;
+	__u32 pad;
+};
+
+struct sp_future {
+	__u64 key;
+	__u64 parent_key;
+	__u64 query_key;
+	__u64 begin_ns;
+	__u32 tid;       /* the thread of its first poll */
+	__u32 polls;
+	__u16 depth;
+	__u16 flags;     /* SP_REC_PARTIAL, SP_REC_INCOMPLETE */
+	__u32 pad;
 };
 
 /* Per-symbol figures, summed over CPUs by userspace. */
@@ -73,23 +120,73 @@ struct sp_sym_stats {
 
 #define SP_DEPTH_MASK (SP_MAX_DEPTH - 1)
 
+/* floor(log2(v)), 0 for v == 0. Shifts rather than __builtin_clzll:
+ * clang 14's BPF backend cannot lower the builtin. */
+static __always_inline __u32 sp_log2_u64(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1)
+		r += 1;
+	return r;
+}
+
+/* Histogram bucket of a duration: SP_HIST_SUB (4) log-linear buckets per
+ * power of two, i.e. 4 * floor(log2 ns) + the two bits after the leading
+ * one; ns < 4 have a bucket each (0, 1, 6, 7). Shared by BPF and by the
+ * userspace percentile code (user/sym_stats.c), which inverts it. The last
+ * bucket also collects everything longer (2^42 ns, ~73 min, and more). */
+static __always_inline __u32 sp_hist_bucket(__u64 ns)
+{
+	__u32 lg = sp_log2_u64(ns), sub;
+
+	sub = lg >= 2 ? (ns >> (lg - 2)) & 3 : (__u32)ns & 3;
+	lg = lg * SP_HIST_SUB + sub;
+	return lg < SP_HIST_BUCKETS ? lg : SP_HIST_BUCKETS - 1;
+}
+
 /* The record of frame idx of a thread's stack, for BPF and for userspace's
- * flush of calls still open at exit. */
-/* idx is masked so the verifier can bound the array access. */
+ * flush of calls still open at exit. idx is masked so the verifier can
+ * bound the array access. */
 static __always_inline void sp_fill_rec(struct sp_span_rec *r, const struct sp_thread *st,
 					__u32 idx, __u64 end_ns, __u32 flags)
 {
 	const struct sp_frame *f = &st->f[idx & SP_DEPTH_MASK];
 
+	r->key = f->key;
+	r->parent_key = idx ? st->f[(idx - 1) & SP_DEPTH_MASK].key : 0;
+	r->query_key = f->query_key;
 	r->begin_ns = f->begin_ns;
 	r->end_ns = end_ns;
-	r->parent_begin_ns = idx ? st->f[(idx - 1) & SP_DEPTH_MASK].begin_ns : 0;
-	r->root_begin_ns = st->f[0].begin_ns;
 	r->sym_id = f->sym_id;
-	r->depth = (__u16)idx;
-	r->flags = (__u16)(f->flags | flags);
-	if (!idx)
+	r->polls = 0;
+	r->depth = f->depth;
+	r->flags = (__u16)((f->flags | flags) & 0xff);
+	if (f->key == f->query_key)
 		r->flags |= SP_REC_ROOT | st->flags;
+}
+
+/* The record of a future whose span ends. */
+static __always_inline void sp_fill_future_rec(struct sp_span_rec *r, const struct sp_future *fu,
+					       __u32 sym_id, __u64 end_ns, __u32 flags)
+{
+	r->key = fu->key;
+	r->parent_key = fu->parent_key;
+	r->query_key = fu->query_key;
+	r->begin_ns = fu->begin_ns;
+	r->end_ns = end_ns;
+	r->tid = fu->tid;
+	r->sym_id = sym_id;
+	r->polls = fu->polls;
+	r->depth = fu->depth;
+	r->flags = (__u16)((fu->flags | flags) & 0xff);
+	if (fu->key == fu->query_key)
+		r->flags |= SP_REC_ROOT;
 }
 
 #endif

@@ -235,21 +235,28 @@ static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mod
 	bpf_program__set_expected_attach_type(sk->progs.sp_exit_site, multi);
 }
 
-static int fill_sym_flags(struct sp_attach *a, const struct sp_func_set *fs)
+static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs)
 {
-	int fd = bpf_map__fd(a->skel->maps.sym_flags);
+	int fd = bpf_map__fd(a->skel->maps.sym_info);
 
 	for (__u32 i = 0; i < fs->n; i++) {
-		__u32 fl = fs->v[i].role == SP_ROLE_ROOT ? SP_SYM_ROOT : 0;
+		const struct sp_func *f = &fs->v[i];
+		struct sp_sym_info info = {
+			.flags = (f->role == SP_ROLE_ROOT ? SP_SYM_ROOT : 0) |
+				 (f->is_async ? SP_SYM_ASYNC : 0) |
+				 (f->self_in_rsi ? SP_SYM_SELF_RSI : 0),
+			.state_off = f->state_off,
+			.state_size = f->state_size,
+		};
 
-		if (bpf_map_update_elem(fd, &i, &fl, BPF_ANY))
+		if (bpf_map_update_elem(fd, &i, &info, BPF_ANY))
 			return -errno;
 	}
 	return 0;
 }
 
 static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
-			 uint64_t min_span_ns, enum sp_attach_mode mode,
+			 const struct sp_attach_opts *o, enum sp_attach_mode mode,
 			 char *err, size_t errlen)
 {
 	__u32 n = fs->n ? (__u32)fs->n : 1;
@@ -261,13 +268,15 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 		return -1;
 	}
 	a->skel->rodata->target_tgid = tgid;
-	a->skel->rodata->min_span_ns = min_span_ns;
-	bpf_map__set_max_entries(a->skel->maps.sym_flags, n);
+	a->skel->rodata->min_span_ns = o->min_span_ns;
+	if (o->ring_bytes)
+		bpf_map__set_max_entries(a->skel->maps.records, o->ring_bytes);
+	bpf_map__set_max_entries(a->skel->maps.sym_info, n);
 	bpf_map__set_max_entries(a->skel->maps.sym_stats, n);
 	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc)
-		rc = fill_sym_flags(a, fs);
+		rc = fill_sym_info(a, fs);
 	if (rc) {
 		snprintf(err, errlen, "loading BPF programs (%s): %s",
 			 sp_attach_mode_name(mode), strerror(-rc));
@@ -301,23 +310,44 @@ void sp_attach_detach(struct sp_attach *a)
 	unlink_all(a);
 }
 
+/* Frees the state of threads that exit inside a query (see the program). */
+static int attach_hook(struct sp_attach *a, struct bpf_program *prog, const char *what,
+		       char *err, size_t errlen)
+{
+	struct bpf_link *l = bpf_program__attach(prog);
+	int rc = l ? keep_link(a, l) : -errno;
+
+	if (rc)
+		snprintf(err, errlen, "attaching the %s hook: %s", what, strerror(-rc));
+	return rc;
+}
+
+/* Thread exit frees the state of threads that die inside a query; exec
+ * tells userspace that the probed code is gone. */
+static int attach_hooks(struct sp_attach *a, char *err, size_t errlen)
+{
+	return attach_hook(a, a->skel->progs.sp_thread_exit, "thread-exit", err, errlen) ||
+	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ? -1 : 0;
+}
+
 static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
-		      uint64_t min_span_ns, enum sp_attach_mode mode,
+		      const struct sp_attach_opts *o, enum sp_attach_mode mode,
 		      struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof(*st));
-	if (load_skeleton(a, tgid, fs, min_span_ns, mode, err, errlen) ||
+	if (load_skeleton(a, tgid, fs, o, mode, err, errlen) ||
+	    attach_hooks(a, err, errlen) ||
 	    attach_all(a, mode, tgid, fs, st, err, errlen)) {
 		detach_all(a);
 		return -1;
 	}
+	st->links = a->n_links + a->n_raw;
 	return 0;
 }
 
 int sp_attach_open(struct sp_attach **out, pid_t tgid,
-		   const struct sp_func_set *funcs, uint64_t min_span_ns,
-		   enum sp_attach_mode best, struct sp_attach_stats *st,
-		   char *err, size_t errlen)
+		   const struct sp_func_set *funcs, const struct sp_attach_opts *o,
+		   struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	struct sp_attach *a = calloc(1, sizeof(*a));
 	int rc = -1;
@@ -329,8 +359,8 @@ int sp_attach_open(struct sp_attach **out, pid_t tgid,
 	a->ncpus = libbpf_num_possible_cpus();
 	/* Older kernels lack sessions (6.13) or uprobe_multi (6.6): fall back,
 	 * paying attach time or a return probe outside queries. */
-	for (enum sp_attach_mode m = best; m <= SP_ATTACH_CLASSIC && rc; m++) {
-		rc = try_attach(a, tgid, funcs, min_span_ns, m, st, err, errlen);
+	for (enum sp_attach_mode m = o->best; m <= SP_ATTACH_CLASSIC && rc; m++) {
+		rc = try_attach(a, tgid, funcs, o, m, st, err, errlen);
 		if (rc && m < SP_ATTACH_CLASSIC)
 			fprintf(stderr, "spanprobe: warning: %s; trying %s\n", err,
 				sp_attach_mode_name(m + 1));
@@ -360,6 +390,11 @@ int sp_attach_threads_fd(const struct sp_attach *a)
 	return bpf_map__fd(a->skel->maps.threads);
 }
 
+int sp_attach_futures_fd(const struct sp_attach *a)
+{
+	return bpf_map__fd(a->skel->maps.futures);
+}
+
 uint64_t sp_attach_dropped(const struct sp_attach *a)
 {
 	return __atomic_load_n(&a->skel->bss->dropped_records, __ATOMIC_RELAXED);
@@ -368,6 +403,11 @@ uint64_t sp_attach_dropped(const struct sp_attach *a)
 uint64_t sp_attach_depth_overflows(const struct sp_attach *a)
 {
 	return __atomic_load_n(&a->skel->bss->depth_overflows, __ATOMIC_RELAXED);
+}
+
+uint64_t sp_attach_exec_count(const struct sp_attach *a)
+{
+	return __atomic_load_n(&a->skel->bss->exec_count, __ATOMIC_RELAXED);
 }
 
 void sp_attach_set_trampoline(struct sp_attach *a, uint64_t lo, uint64_t hi)

@@ -26,15 +26,23 @@ struct sp_attach_stats {
 	enum sp_attach_mode mode;
 };
 
+struct sp_attach_opts {
+	uint64_t min_span_ns;
+	uint32_t ring_bytes;       /* 0: the default; else a power of two >= 4096 */
+	enum sp_attach_mode best;  /* the first mode to try */
+};
+
 /* Attaches every attachable function of funcs (the cookie is its index in
- * funcs->v) to tgid, trying the modes from `best` down. */
+ * funcs->v) to tgid, trying the modes from o->best down. */
 int sp_attach_open(struct sp_attach **out, pid_t tgid,
-		   const struct sp_func_set *funcs, uint64_t min_span_ns,
-		   enum sp_attach_mode best, struct sp_attach_stats *stats,
-		   char *err, size_t errlen);
+		   const struct sp_func_set *funcs, const struct sp_attach_opts *o,
+		   struct sp_attach_stats *stats, char *err, size_t errlen);
+/* How many times the target has called exec since attach. */
+uint64_t sp_attach_exec_count(const struct sp_attach *a);
 const char *sp_attach_mode_name(enum sp_attach_mode m);
 int sp_attach_records_fd(const struct sp_attach *a);
 int sp_attach_threads_fd(const struct sp_attach *a);
+int sp_attach_futures_fd(const struct sp_attach *a);
 uint64_t sp_attach_dropped(const struct sp_attach *a);
 uint64_t sp_attach_depth_overflows(const struct sp_attach *a);
 /* Tells BPF where the uretprobe trampoline lives (tail-call detection). */

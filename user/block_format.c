@@ -17,23 +17,39 @@
 #include "block_format.h"
 
 #define FRAME_SIZE SP_BLOCK_FRAME_SIZE
-#define PHDR_SIZE 64u /* block header at the start of the payload */
-#define REC_SIZE 64u  /* one span record */
+#define PHDR_SIZE 64u    /* block header at the start of the payload */
+#define REC_SIZE_V1 64u  /* one span record, version 1 */
+#define REC_SIZE 80u     /* one span record, version 2 */
+#define HIST_OFF 88u     /* histogram inside a statistics entry */
+#define STAT_SIZE (HIST_OFF + 8u * SP_HIST_BUCKETS) /* one statistics entry */
 #define MAX_SPANS ((SP_BLOCK_MAX_PAYLOAD - PHDR_SIZE) / REC_SIZE)
+#define MAX_STATS ((SP_BLOCK_MAX_PAYLOAD - PHDR_SIZE) / STAT_SIZE)
 #define MAX_CLEN ZSTD_COMPRESSBOUND(SP_BLOCK_MAX_PAYLOAD)
 #define SCAN_CHUNK 65536u
+
+/* The v2 layout spells out 168 histogram counters and their bucketing
+ * (docs/block-format.md): changing either is a new format version. */
+_Static_assert(SP_HIST_BUCKETS == 168 && SP_HIST_SUB == 4,
+	       "histogram layout changed: bump SP_BLOCK_VERSION");
+_Static_assert(STAT_SIZE == 1432, "statistics entry size");
 
 /* Frame header field offsets. */
 enum { F_MAGIC = 0, F_VERSION = 8, F_CLEN = 12, F_ULEN = 16, F_PCRC = 20,
        F_RESERVED = 24, F_HCRC = 28 };
-/* Block header (payload) field offsets. */
+/* Block header (payload) field offsets; H_NSTATS is v1's reserved word. */
 enum { H_VERSION = 0, H_PID = 4, H_START = 8, H_RBEGIN = 16, H_REND = 24,
        H_NSPANS = 32, H_DROPPED = 40, H_EXE = 48, H_NSTR = 52, H_STRLEN = 56,
-       H_RESERVED = 60 };
-/* Span record field offsets. */
+       H_NSTATS = 60 };
+/* Span record field offsets; v1 records end at 64 (R_POLLS is reserved). */
 enum { R_QUERY = 0, R_SPAN = 8, R_PARENT = 16, R_BEGIN = 24, R_END = 32,
        R_NAME = 40, R_PID = 44, R_TID = 48, R_DEPTH = 52, R_FLAGS = 56,
-       R_RESERVED = 60 };
+       R_POLLS = 60, R_UNC_LO = 64, R_UNC_HI = 72 };
+/* Statistics entry field offsets (v2). */
+enum { S_NAME = 0, S_RAW = 4, S_OBJECT = 8, S_ROLE = 12, S_CALLS = 16,
+       S_TOTAL = 24, S_MAX = 32, S_UNDER = 40, S_OUTSIDE = 48, S_ABNORMAL = 56,
+       S_KEPT = 64, S_COST = 72, S_MINSPAN = 80, S_HIST = HIST_OFF };
+/* Largest role a v2 entry may hold (enum sp_role: span 0, root 1). */
+#define MAX_ROLE 1u
 
 __attribute__((format(printf, 3, 4)))
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -154,42 +170,78 @@ static int strtab_intern(struct strtab *t, const char *s, uint32_t *idx)
 	return 0;
 }
 
+/* What one block holds, as the encoder sees it. */
+struct content {
+	const struct sp_block_header *h;
+	const struct sp_span *spans;
+	size_t n;
+	const struct sp_sym_report *stats;
+	size_t n_stats;
+};
+
+/* String indices of a block's contents: exe, then per span its name,
+ * then per statistics entry its name, raw name and object. */
+struct indices {
+	uint32_t exe;
+	uint32_t *span;  /* n */
+	uint32_t *stat;  /* 3 * n_stats */
+};
+
 /* exe goes first so that even an empty block has one string. */
-static int intern_all(struct strtab *t, const struct sp_block_header *h,
-		      const struct sp_span *spans, size_t n,
-		      uint32_t *exe_idx, uint32_t *name_idx)
+static int intern_all(struct strtab *t, const struct content *c, struct indices *ix)
 {
-	if (strtab_intern(t, h->exe, exe_idx))
+	if (strtab_intern(t, c->h->exe, &ix->exe))
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (strtab_intern(t, spans[i].name, &name_idx[i]))
+	for (size_t i = 0; i < c->n; i++)
+		if (strtab_intern(t, c->spans[i].name, &ix->span[i]))
 			return -1;
+	for (size_t i = 0; i < c->n_stats; i++) {
+		const struct sp_sym_report *r = &c->stats[i];
+
+		if (strtab_intern(t, r->name, &ix->stat[3 * i]) ||
+		    strtab_intern(t, r->raw, &ix->stat[3 * i + 1]) ||
+		    strtab_intern(t, r->object, &ix->stat[3 * i + 2]))
+			return -1;
+	}
 	return 0;
 }
 
-static void put_block_header(uint8_t *p, const struct sp_block_header *h,
-			     const struct sp_span *spans, size_t n,
+/* The range covers the spans; a block without spans (statistics) keeps
+ * the caller's, the time its figures cover. */
+static void span_range(const struct content *c, uint64_t *lo, uint64_t *hi)
+{
+	if (!c->n) {
+		*lo = c->h->range_begin_ns;
+		*hi = c->h->range_end_ns;
+		return;
+	}
+	*lo = UINT64_MAX;
+	*hi = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->spans[i].begin_ns < *lo)
+			*lo = c->spans[i].begin_ns;
+		if (c->spans[i].end_ns > *hi)
+			*hi = c->spans[i].end_ns;
+	}
+}
+
+static void put_block_header(uint8_t *p, const struct content *c,
 			     const struct strtab *t, uint32_t exe_idx)
 {
-	uint64_t lo = n ? UINT64_MAX : 0, hi = 0;
+	uint64_t lo, hi;
 
-	for (size_t i = 0; i < n; i++) {
-		if (spans[i].begin_ns < lo)
-			lo = spans[i].begin_ns;
-		if (spans[i].end_ns > hi)
-			hi = spans[i].end_ns;
-	}
+	span_range(c, &lo, &hi);
 	put32(p + H_VERSION, SP_BLOCK_VERSION);
-	put32(p + H_PID, h->pid);
-	put64(p + H_START, h->proc_start_ns);
+	put32(p + H_PID, c->h->pid);
+	put64(p + H_START, c->h->proc_start_ns);
 	put64(p + H_RBEGIN, lo);
 	put64(p + H_REND, hi);
-	put64(p + H_NSPANS, n);
-	put64(p + H_DROPPED, h->dropped_events);
+	put64(p + H_NSPANS, c->n);
+	put64(p + H_DROPPED, c->h->dropped_events);
 	put32(p + H_EXE, exe_idx);
 	put32(p + H_NSTR, (uint32_t)t->n);
 	put32(p + H_STRLEN, (uint32_t)t->bytes);
-	put32(p + H_RESERVED, 0);
+	put32(p + H_NSTATS, (uint32_t)c->n_stats);
 }
 
 static void put_record(uint8_t *p, const struct sp_span *s, uint32_t name)
@@ -204,17 +256,38 @@ static void put_record(uint8_t *p, const struct sp_span *s, uint32_t name)
 	put32(p + R_TID, s->tid);
 	put32(p + R_DEPTH, s->depth);
 	put32(p + R_FLAGS, s->flags);
-	put32(p + R_RESERVED, 0);
+	put32(p + R_POLLS, s->poll_count);
+	put64(p + R_UNC_LO, s->uncertainty_lo_ns);
+	put64(p + R_UNC_HI, s->uncertainty_hi_ns);
 }
 
-static uint8_t *build_payload(const struct sp_block_header *h,
-			      const struct sp_span *spans, size_t n,
-			      const struct strtab *t, uint32_t exe_idx,
-			      const uint32_t *name_idx, size_t *plen)
+/* idx: the entry's name, raw and object string indices. */
+static void put_stat(uint8_t *p, const struct sp_sym_report *r, const uint32_t *idx)
+{
+	put32(p + S_NAME, idx[0]);
+	put32(p + S_RAW, idx[1]);
+	put32(p + S_OBJECT, idx[2]);
+	put32(p + S_ROLE, r->role);
+	put64(p + S_CALLS, r->s.calls);
+	put64(p + S_TOTAL, r->s.total_ns);
+	put64(p + S_MAX, r->s.max_ns);
+	put64(p + S_UNDER, r->s.under_min_span);
+	put64(p + S_OUTSIDE, r->s.outside_calls);
+	put64(p + S_ABNORMAL, r->s.abnormal);
+	put64(p + S_KEPT, r->kept_in_slow);
+	put64(p + S_COST, r->est_cost_ns);
+	put64(p + S_MINSPAN, r->min_span_ns);
+	for (size_t b = 0; b < SP_HIST_BUCKETS; b++)
+		put64(p + S_HIST + 8 * b, r->s.hist[b]);
+}
+
+static uint8_t *build_payload(const struct content *c, const struct strtab *t,
+			      const struct indices *ix, size_t *plen)
 {
 	uint8_t *p, *q;
 
-	*plen = PHDR_SIZE + t->bytes + n * REC_SIZE;
+	/* n and n_stats were bounded by MAX_SPANS and MAX_STATS: no overflow */
+	*plen = PHDR_SIZE + t->bytes + c->n * REC_SIZE + c->n_stats * STAT_SIZE;
 	if (*plen > SP_BLOCK_MAX_PAYLOAD) {
 		errno = EFBIG;
 		return NULL;
@@ -222,14 +295,16 @@ static uint8_t *build_payload(const struct sp_block_header *h,
 	p = malloc(*plen);
 	if (!p)
 		return NULL;
-	put_block_header(p, h, spans, n, t, exe_idx);
+	put_block_header(p, c, t, ix->exe);
 	q = p + PHDR_SIZE;
 	for (size_t i = 0; i < t->n; i++) {
 		memcpy(q, t->str[i], t->len[i] + 1);
 		q += t->len[i] + 1;
 	}
-	for (size_t i = 0; i < n; i++, q += REC_SIZE)
-		put_record(q, &spans[i], name_idx[i]);
+	for (size_t i = 0; i < c->n; i++, q += REC_SIZE)
+		put_record(q, &c->spans[i], ix->span[i]);
+	for (size_t i = 0; i < c->n_stats; i++, q += STAT_SIZE)
+		put_stat(q, &c->stats[i], &ix->stat[3 * i]);
 	return p;
 }
 
@@ -286,42 +361,64 @@ static int compress_frame(const uint8_t *payload, size_t plen,
 	return 0;
 }
 
-int sp_block_encode(const struct sp_block_header *h,
-		    const struct sp_span *spans, size_t n,
-		    void **out, size_t *out_len)
+static int encode(const struct content *c, void **out, size_t *out_len)
 {
+	struct indices ix = { 0 };
 	struct strtab t;
-	uint32_t exe_idx, *name_idx = NULL;
 	uint8_t *payload = NULL;
 	size_t plen;
 	int rc = -1;
 
-	if (!h || (n && !spans) || !out || !out_len) {
+	if (!c->h || (c->n && !c->spans) || (c->n_stats && !c->stats) || !out || !out_len) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (n > MAX_SPANS) {
+	if (c->n > MAX_SPANS || c->n_stats > MAX_STATS) {
 		errno = EFBIG;
 		return -1;
 	}
-	if (strtab_init(&t, n + 1) || !(name_idx = malloc((n + 1) * sizeof(*name_idx))))
+	if (strtab_init(&t, 1 + c->n + 3 * c->n_stats))
 		goto out;
-	if (intern_all(&t, h, spans, n, &exe_idx, name_idx)) {
+	ix.span = malloc((c->n ? c->n : 1) * sizeof(*ix.span));
+	ix.stat = malloc((c->n_stats ? 3 * c->n_stats : 1) * sizeof(*ix.stat));
+	if (!ix.span || !ix.stat)
+		goto out;
+	if (intern_all(&t, c, &ix)) {
 		errno = EFBIG;
 		goto out;
 	}
-	payload = build_payload(h, spans, n, &t, exe_idx, name_idx, &plen);
+	payload = build_payload(c, &t, &ix, &plen);
 	if (payload)
 		rc = compress_frame(payload, plen, out, out_len);
 out:
 	free(payload);
-	free(name_idx);
+	free(ix.span);
+	free(ix.stat);
 	strtab_free(&t);
 	return rc;
 }
 
-int sp_block_write(FILE *f, const struct sp_block_header *h,
-		   const struct sp_span *spans, size_t n)
+int sp_block_encode(const struct sp_block_header *h,
+		    const struct sp_span *spans, size_t n,
+		    void **out, size_t *out_len)
+{
+	struct content c = { .h = h, .spans = spans, .n = n };
+
+	return encode(&c, out, out_len);
+}
+
+int sp_block_encode_stats(const struct sp_block_header *h,
+			  const struct sp_sym_report *stats, size_t n,
+			  void **out, size_t *out_len)
+{
+	struct content c = { .h = h, .stats = stats, .n_stats = n };
+
+	return encode(&c, out, out_len);
+}
+
+/* One write per block: a crash can cut only the block in flight, and the
+ * reader recognises that as a truncated final block. */
+static int write_encoded(FILE *f, const struct content *c)
 {
 	void *buf;
 	size_t len;
@@ -331,20 +428,34 @@ int sp_block_write(FILE *f, const struct sp_block_header *h,
 		errno = EINVAL;
 		return -1;
 	}
-	if (sp_block_encode(h, spans, n, &buf, &len))
+	if (encode(c, &buf, &len))
 		return -1;
-	/* One write per block: a crash can cut only the block in flight,
-	 * and the reader recognises that as a truncated final block. */
 	if (fwrite(buf, 1, len, f) != len || fflush(f))
 		rc = -1;
 	free(buf);
 	return rc;
 }
 
+int sp_block_write(FILE *f, const struct sp_block_header *h,
+		   const struct sp_span *spans, size_t n)
+{
+	struct content c = { .h = h, .spans = spans, .n = n };
+
+	return write_encoded(f, &c);
+}
+
+int sp_block_write_stats(FILE *f, const struct sp_block_header *h,
+			 const struct sp_sym_report *stats, size_t n)
+{
+	struct content c = { .h = h, .stats = stats, .n_stats = n };
+
+	return write_encoded(f, &c);
+}
+
 /* ---- decoding ---------------------------------------------------------- */
 
 struct frame {
-	uint32_t clen, ulen, pcrc;
+	uint32_t version, clen, ulen, pcrc;
 };
 
 static bool frame_crc_ok(const uint8_t *p)
@@ -368,11 +479,12 @@ static int frame_parse(const uint8_t *p, struct frame *f, char *err, size_t errl
 		set_err(err, errlen, "frame header checksum mismatch");
 		return -1;
 	}
-	if (version != SP_BLOCK_VERSION) {
-		set_err(err, errlen, "unsupported format version %u (this build reads %u)",
-			version, SP_BLOCK_VERSION);
+	if (version < SP_BLOCK_MIN_VERSION || version > SP_BLOCK_VERSION) {
+		set_err(err, errlen, "unsupported format version %u (this build reads %u to %u)",
+			version, SP_BLOCK_MIN_VERSION, SP_BLOCK_VERSION);
 		return -1;
 	}
+	f->version = version;
 	f->clen = get32(p + F_CLEN);
 	f->ulen = get32(p + F_ULEN);
 	f->pcrc = get32(p + F_PCRC);
@@ -419,17 +531,27 @@ static const char **strtab_parse(const uint8_t *p, size_t len, uint32_t n,
 	return NULL;
 }
 
-static int parse_records(const uint8_t *p, size_t n, const char **str,
-			 uint32_t n_str, struct sp_span *out, char *err, size_t errlen)
+/* Where the sections of a payload are, once check_layout has proved they
+ * add up to its length. */
+struct layout {
+	size_t rec_size;           /* span record size of this version */
+	uint32_t exe, n_str, slen;
+	size_t n_spans, n_stats;
+	size_t spans_off, stats_off;
+};
+
+static int parse_records(const uint8_t *p, const struct layout *l, const char **str,
+			 struct sp_span *out, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < n; i++, p += REC_SIZE) {
+	for (size_t i = 0; i < l->n_spans; i++, p += l->rec_size) {
 		uint32_t name = get32(p + R_NAME);
 
-		if (name >= n_str) {
+		if (name >= l->n_str) {
 			set_err(err, errlen, "span %zu: string index %u out of range (%u strings)",
-				i, name, n_str);
+				i, name, l->n_str);
 			return -1;
 		}
+		memset(&out[i], 0, sizeof(out[i]));
 		out[i].query_id = get64(p + R_QUERY);
 		out[i].span_id = get64(p + R_SPAN);
 		out[i].parent_span_id = get64(p + R_PARENT);
@@ -440,7 +562,55 @@ static int parse_records(const uint8_t *p, size_t n, const char **str,
 		out[i].tid = get32(p + R_TID);
 		out[i].depth = get32(p + R_DEPTH);
 		out[i].flags = get32(p + R_FLAGS);
+		if (l->rec_size < REC_SIZE)
+			continue; /* v1: no async facts, and word 60 is reserved */
+		out[i].poll_count = get32(p + R_POLLS);
+		out[i].uncertainty_lo_ns = get64(p + R_UNC_LO);
+		out[i].uncertainty_hi_ns = get64(p + R_UNC_HI);
 	}
+	return 0;
+}
+
+static int parse_stat(const uint8_t *p, size_t i, const struct layout *l,
+		      const char **str, struct sp_sym_report *r, char *err, size_t errlen)
+{
+	uint32_t name = get32(p + S_NAME), raw = get32(p + S_RAW);
+	uint32_t object = get32(p + S_OBJECT), role = get32(p + S_ROLE);
+
+	if (name >= l->n_str || raw >= l->n_str || object >= l->n_str) {
+		set_err(err, errlen, "statistics entry %zu: string index out of range (%u strings)",
+			i, l->n_str);
+		return -1;
+	}
+	if (role > MAX_ROLE) {
+		set_err(err, errlen, "statistics entry %zu: unknown role %u", i, role);
+		return -1;
+	}
+	memset(r, 0, sizeof(*r));
+	r->name = str[name];
+	r->raw = str[raw];
+	r->object = str[object];
+	r->role = role;
+	r->s.calls = get64(p + S_CALLS);
+	r->s.total_ns = get64(p + S_TOTAL);
+	r->s.max_ns = get64(p + S_MAX);
+	r->s.under_min_span = get64(p + S_UNDER);
+	r->s.outside_calls = get64(p + S_OUTSIDE);
+	r->s.abnormal = get64(p + S_ABNORMAL);
+	r->kept_in_slow = get64(p + S_KEPT);
+	r->est_cost_ns = get64(p + S_COST);
+	r->min_span_ns = get64(p + S_MINSPAN);
+	for (size_t b = 0; b < SP_HIST_BUCKETS; b++)
+		r->s.hist[b] = get64(p + S_HIST + 8 * b);
+	return 0;
+}
+
+static int parse_stats(const uint8_t *p, const struct layout *l, const char **str,
+		       struct sp_sym_report *out, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < l->n_stats; i++, p += STAT_SIZE)
+		if (parse_stat(p, i, l, str, &out[i], err, errlen))
+			return -1;
 	return 0;
 }
 
@@ -453,58 +623,77 @@ static void get_block_header(const uint8_t *p, struct sp_block_header *h)
 	h->range_end_ns = get64(p + H_REND);
 	h->n_spans = get64(p + H_NSPANS);
 	h->dropped_events = get64(p + H_DROPPED);
+	/* v1 writers left the word reserved; its readers ignored it */
+	h->n_stats = h->version >= 2 ? get32(p + H_NSTATS) : 0;
 }
 
-/* Checks that the sections add up to exactly len bytes. */
-static int check_layout(const uint8_t *p, size_t len, const struct sp_block_header *h,
+/* Reads the block header into *h and checks that the sections add up to
+ * exactly len bytes, without overflow whatever the counts say. */
+static int check_layout(const uint8_t *p, size_t len, uint32_t version,
+			struct sp_block_header *h, struct layout *l,
 			char *err, size_t errlen)
 {
-	uint32_t slen = get32(p + H_STRLEN);
 	size_t rest;
 
-	if (h->version != SP_BLOCK_VERSION) {
+	get_block_header(p, h);
+	if (h->version != version) {
 		set_err(err, errlen, "block header version %u does not match the frame",
 			h->version);
 		return -1;
 	}
-	if (slen > len - PHDR_SIZE) {
+	l->rec_size = version >= 2 ? REC_SIZE : REC_SIZE_V1;
+	l->exe = get32(p + H_EXE);
+	l->n_str = get32(p + H_NSTR);
+	l->slen = get32(p + H_STRLEN);
+	if (l->slen > len - PHDR_SIZE) {
 		set_err(err, errlen, "string table (%u bytes) overruns the payload (%zu bytes)",
-			slen, len);
+			l->slen, len);
 		return -1;
 	}
-	rest = len - PHDR_SIZE - slen;
-	if (rest % REC_SIZE || rest / REC_SIZE != h->n_spans) {
+	rest = len - PHDR_SIZE - l->slen;
+	if (h->n_stats > rest / STAT_SIZE) {
+		set_err(err, errlen, "%u statistics entries overrun the %zu bytes left for them",
+			h->n_stats, rest);
+		return -1;
+	}
+	rest -= (size_t)h->n_stats * STAT_SIZE;
+	if (rest % l->rec_size || rest / l->rec_size != h->n_spans) {
 		set_err(err, errlen, "%llu spans do not fill the %zu bytes left for them",
 			(unsigned long long)h->n_spans, rest);
 		return -1;
 	}
+	l->n_spans = (size_t)h->n_spans;
+	l->n_stats = h->n_stats;
+	l->spans_off = PHDR_SIZE + l->slen;
+	l->stats_off = l->spans_off + rest;
 	return 0;
 }
 
-/* Fills b from the decompressed payload p; spans has room for every
- * record the payload could hold. */
-static int payload_parse(const uint8_t *p, size_t len, struct sp_span *spans,
-			 struct sp_block *b, char *err, size_t errlen)
+/* Fills b from the payload p whose layout was checked; spans and stats
+ * have room for l->n_spans and l->n_stats entries. */
+static int payload_parse(const uint8_t *p, const struct layout *l, struct sp_span *spans,
+			 struct sp_sym_report *stats, struct sp_block *b,
+			 char *err, size_t errlen)
 {
-	uint32_t exe = get32(p + H_EXE), n_str = get32(p + H_NSTR);
-	uint32_t slen = get32(p + H_STRLEN);
 	const char **str;
 	int rc;
 
-	get_block_header(p, &b->hdr);
-	if (check_layout(p, len, &b->hdr, err, errlen))
-		return -1;
-	if (exe >= n_str) {
-		set_err(err, errlen, "exe string index %u out of range (%u strings)", exe, n_str);
+	if (l->exe >= l->n_str) {
+		set_err(err, errlen, "exe string index %u out of range (%u strings)",
+			l->exe, l->n_str);
 		return -1;
 	}
-	str = strtab_parse(p + PHDR_SIZE, slen, n_str, err, errlen);
+	str = strtab_parse(p + PHDR_SIZE, l->slen, l->n_str, err, errlen);
 	if (!str)
 		return -1;
-	b->hdr.exe = str[exe];
+	b->hdr.exe = str[l->exe];
 	b->spans = spans;
-	b->n = (size_t)b->hdr.n_spans;
-	rc = parse_records(p + PHDR_SIZE + slen, b->n, str, n_str, spans, err, errlen);
+	b->n = l->n_spans;
+	b->stats = stats;
+	b->n_stats = l->n_stats;
+	rc = parse_records(p + l->spans_off, l, str, spans, err, errlen);
+	if (!rc)
+		rc = parse_stats(p + l->stats_off, l, str, stats, err, errlen);
 	free(str);
 	return rc;
 }
@@ -531,30 +720,49 @@ static int check_zstd(const struct frame *f, const uint8_t *z, char *err, size_t
 	return 0;
 }
 
+/* One allocation backs a decoded block, so that the caller frees one
+ * pointer: the payload first (the strings point into it, so it never
+ * moves once parsed), then the span and statistics arrays, sized from the
+ * checked layout rather than from what the payload could hold. */
 static int frame_decode(const struct frame *f, const uint8_t *z, struct sp_block *b,
 			void **storage, char *err, size_t errlen)
 {
-	/* spans first, the payload after: one allocation backs the block */
-	size_t max_spans = (f->ulen - PHDR_SIZE) / REC_SIZE;
-	size_t span_bytes = max_spans * sizeof(struct sp_span), got;
+	size_t got, at = ((size_t)f->ulen + 15) & ~(size_t)15, span_bytes, need;
 	uint8_t *mem, *payload;
+	struct layout l;
 
 	if (check_zstd(f, z, err, errlen))
 		return -1;
-	mem = malloc(span_bytes + f->ulen);
-	if (!mem) {
+	payload = malloc(f->ulen);
+	if (!payload) {
 		set_err(err, errlen, "out of memory for a %u-byte block", f->ulen);
 		return -1;
 	}
-	payload = mem + span_bytes;
 	got = ZSTD_decompress(payload, f->ulen, z, f->clen);
 	if (ZSTD_isError(got) || got != f->ulen) {
 		set_err(err, errlen, "zstd: %s",
 			ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short output");
-		free(mem);
+		free(payload);
 		return -1;
 	}
-	if (payload_parse(payload, f->ulen, (struct sp_span *)(void *)mem, b, err, errlen)) {
+	if (check_layout(payload, f->ulen, f->version, &b->hdr, &l, err, errlen)) {
+		free(payload);
+		memset(b, 0, sizeof(*b));
+		return -1;
+	}
+	/* bounded by the payload: n_spans <= ulen / 64, n_stats <= ulen / 1432 */
+	span_bytes = l.n_spans * sizeof(struct sp_span);
+	need = at + span_bytes + l.n_stats * sizeof(struct sp_sym_report);
+	mem = realloc(payload, need);
+	if (!mem) {
+		set_err(err, errlen, "out of memory for a %u-byte block", f->ulen);
+		free(payload);
+		memset(b, 0, sizeof(*b));
+		return -1;
+	}
+	if (payload_parse(mem, &l, (struct sp_span *)(void *)(mem + at),
+			  (struct sp_sym_report *)(void *)(mem + at + span_bytes), b,
+			  err, errlen)) {
 		free(mem);
 		memset(b, 0, sizeof(*b));
 		return -1;

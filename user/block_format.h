@@ -9,8 +9,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "span.h"
+#include "sym_stats.h"
 
-#define SP_BLOCK_VERSION 1
+/* Written: SP_BLOCK_VERSION. Read: every version from SP_BLOCK_MIN_VERSION
+ * (v1 has 64-byte span records and no statistics section). */
+#define SP_BLOCK_VERSION 2
+#define SP_BLOCK_MIN_VERSION 1
 
 /* Frame header constants (docs/block-format.md has the byte layout). */
 #define SP_BLOCK_MAGIC "\x89SPB\r\n\x1a\n" /* 8 bytes, no NUL on disk */
@@ -27,21 +31,31 @@ struct sp_block_header {
 	uint64_t range_end_ns;   /* wall-clock, max end of the spans */
 	uint64_t n_spans;
 	uint64_t dropped_events; /* lost so far in the session, cumulative */
+	uint32_t n_stats;        /* statistics entries (v2; 0 in v1) */
 };
 
 /* Writer: one call per block; the block is on disk (fsync not implied)
- * when it returns 0. range and n_spans are computed from spans, and
- * SP_BLOCK_VERSION is written whatever h->version says. A NULL exe or
- * span name is stored as "". -1 with errno set on failure (EFBIG: the
- * block would exceed SP_BLOCK_MAX_PAYLOAD). */
+ * when it returns 0. range, n_spans and n_stats are computed from what is
+ * written, and SP_BLOCK_VERSION is written whatever h->version says. A
+ * NULL exe or span name is stored as "". -1 with errno set on failure
+ * (EFBIG: the block would exceed SP_BLOCK_MAX_PAYLOAD). */
 int sp_block_write(FILE *f, const struct sp_block_header *h,
 		   const struct sp_span *spans, size_t n);
+
+/* A block with no spans and n per-symbol statistics entries. Its range
+ * is h->range_begin_ns .. h->range_end_ns as given: the time the figures
+ * cover (0 when unknown). NULL strings are stored as "". */
+int sp_block_write_stats(FILE *f, const struct sp_block_header *h,
+			 const struct sp_sym_report *stats, size_t n);
 
 /* Encodes into a malloc'd buffer (for tests and the fuzz harness);
  * the caller frees *out. */
 int sp_block_encode(const struct sp_block_header *h,
 		    const struct sp_span *spans, size_t n,
 		    void **out, size_t *out_len);
+int sp_block_encode_stats(const struct sp_block_header *h,
+			  const struct sp_sym_report *stats, size_t n,
+			  void **out, size_t *out_len);
 
 struct sp_block_reader;
 
@@ -49,6 +63,8 @@ struct sp_block {
 	struct sp_block_header hdr; /* strings point into the block */
 	struct sp_span *spans;      /* names point into the block */
 	size_t n;
+	struct sp_sym_report *stats; /* strings point into the block */
+	size_t n_stats;
 };
 
 struct sp_block_reader *sp_block_reader_open(const char *path, char *err, size_t errlen);

@@ -1,5 +1,6 @@
 /*
- * spanprobe dump FILE [--json]: prints a block file back.
+ * spanprobe dump FILE [--json] [--perfetto OUT]: prints a block file back,
+ * or converts it to a Perfetto/Chrome trace-event JSON file.
  *
  * Damaged blocks are reported on stderr and skipped so that everything
  * still readable gets printed; the exit status says whether anything was
@@ -12,18 +13,22 @@
 #include <string.h>
 #include "block_format.h"
 #include "cli.h"
+#include "sink_perfetto.h"
 #include "span_print.h"
 
 struct dump_opts {
 	const char *path;
 	bool json;
+	const char *perfetto; /* OUT of --perfetto, or NULL */
 };
 
 static void usage(FILE *f)
 {
-	fputs("usage: spanprobe dump FILE [--json]\n"
+	fputs("usage: spanprobe dump FILE [--json] [--perfetto OUT]\n"
 	      "  Prints the queries stored in a block file as trees, or with\n"
-	      "  --json as one JSON object per span and line.\n", f);
+	      "  --json as one JSON object per span and line. --perfetto writes\n"
+	      "  them to OUT (\"-\": stdout) as a Perfetto/Chrome trace JSON file,\n"
+	      "  one track per query, instead of printing trees.\n", f);
 }
 
 /* 0: run, 1: help was printed, -1: usage error (already reported). */
@@ -39,6 +44,12 @@ static int parse_args(int argc, char **argv, struct dump_opts *o)
 			opts_done = true;
 		} else if (!opts_done && strcmp(a, "--json") == 0) {
 			o->json = true;
+		} else if (!opts_done && strcmp(a, "--perfetto") == 0) {
+			if (i + 1 >= argc) {
+				fputs("spanprobe dump: --perfetto needs an output file\n", stderr);
+				return -1;
+			}
+			o->perfetto = argv[++i];
 		} else if (!opts_done && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
 			usage(stdout);
 			return 1;
@@ -73,7 +84,11 @@ static void print_block_header(const struct sp_block *b)
 		fputs(" to ", stdout);
 		sp_print_time(stdout, h->range_end_ns);
 	}
-	printf("  %zu spans  %" PRIu64 " dropped events\n", b->n, h->dropped_events);
+	printf("  %zu spans  %" PRIu64 " dropped events", b->n, h->dropped_events);
+	/* a session's last block: its figures are what `stats` reads */
+	if (b->n_stats)
+		printf("  %zu symbol statistics (see spanprobe stats)", b->n_stats);
+	putchar('\n');
 }
 
 static void print_query_tree(const struct sp_span *q, size_t n, void *arg)
@@ -89,6 +104,18 @@ static void print_query_json(const struct sp_span *q, size_t n, void *arg)
 	sp_print_json(stdout, q, n);
 }
 
+struct perfetto_ctx {
+	struct sp_perfetto *p;
+	const struct sp_block_header *hdr;
+};
+
+static void perfetto_query(const struct sp_span *q, size_t n, void *arg)
+{
+	struct perfetto_ctx *c = arg;
+
+	sp_perfetto_query(c->p, c->hdr, q, n);
+}
+
 static void print_block(struct sp_block *b, bool json)
 {
 	if (!json)
@@ -100,6 +127,7 @@ int sp_cmd_dump(int argc, char **argv)
 {
 	struct dump_opts o;
 	struct sp_block_reader *r;
+	struct sp_perfetto *pf = NULL;
 	struct sp_block b;
 	char err[512];
 	int rc, status = 0;
@@ -115,6 +143,11 @@ int sp_cmd_dump(int argc, char **argv)
 		fprintf(stderr, "spanprobe dump: %s\n", err);
 		return 2;
 	}
+	if (o.perfetto && !(pf = sp_perfetto_open(o.perfetto, err, sizeof(err)))) {
+		fprintf(stderr, "spanprobe dump: %s\n", err);
+		sp_block_reader_close(r);
+		return 2;
+	}
 	while ((rc = sp_block_reader_next(r, &b, err, sizeof(err))) != 0) {
 		if (rc < 0) {
 			/* keep stdout and stderr in order when both are a terminal */
@@ -123,9 +156,17 @@ int sp_cmd_dump(int argc, char **argv)
 			status = 1;
 			continue;
 		}
-		print_block(&b, o.json);
+		if (pf)
+			sp_for_each_query(b.spans, b.n, perfetto_query,
+					  &(struct perfetto_ctx){ pf, &b.hdr });
+		if (!pf || o.json)
+			print_block(&b, o.json);
 	}
 	sp_block_reader_close(r);
+	if (pf && sp_perfetto_close(pf)) {
+		fprintf(stderr, "spanprobe dump: %s: %s\n", o.perfetto, strerror(errno));
+		return 1;
+	}
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "spanprobe dump: writing output: %s\n", strerror(errno));
 		return 1;

@@ -1,6 +1,9 @@
 /*
  * `spanprobe symbols`: shows what a symbol list resolves to, without
  * attaching anything, so a list can be checked before tracing with it.
+ * It also prices each function's probes: a probe on an instruction the
+ * kernel single-steps costs ~30x one it emulates, and a nearby function
+ * with a cheaper first instruction often carries the same information.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -8,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "probe_cost.h"
 #include "symbols.h"
 
 #define EXIT_USAGE 2
@@ -154,7 +158,102 @@ static bool listed_under(const struct sp_func *f, int i, const struct sp_pattern
 	return f->pattern == i || sp_pattern_matches(p->glob, f->raw, f->demangled);
 }
 
-static void text_func(const struct sp_func *f)
+/* What tracing one function costs, from its probed instructions. */
+struct func_cost {
+	struct sp_probe_insn entry;
+	size_t sites_stepped;   /* ret / tail-jump sites single-stepped */
+	struct sp_probe_insn site; /* one of them, for the message */
+	unsigned exit_ns;       /* the dearest way out */
+	unsigned call_ns;       /* entry + exit: one traced call */
+	bool expensive;         /* a single-stepped probe on every call */
+};
+
+#define CODE_PEEK 16
+
+/* file offset -> virtual address: constant within the segment */
+static uint64_t site_addr(const struct sp_func *f, uint64_t off)
+{
+	return f->addr + (off - f->offset);
+}
+
+static void decode_at(const struct sp_func *f, uint64_t off, struct sp_probe_insn *out)
+{
+	uint8_t code[CODE_PEEK];
+	long n = sp_probe_read_code(f->open_path, off, code, sizeof(code));
+
+	if (n <= 0 || sp_probe_insn_decode(code, (size_t)n, site_addr(f, off), out)) {
+		memset(out, 0, sizeof(*out));
+		out->exec = SP_EXEC_UNDECODABLE;
+		snprintf(out->text, sizeof(out->text), "(unreadable)");
+	}
+}
+
+/* With ret sites every return passes one of them, so the dearest site
+ * is what a call may pay; a uretprobe return costs the same anywhere. */
+static void exit_cost(const struct sp_func *f, struct func_cost *c)
+{
+	c->exit_ns = f->exit_mode == SP_EXIT_URETPROBE ? sp_probe_uretprobe_ns() : 0;
+	for (size_t i = 0; f->exit_mode == SP_EXIT_RETSITES && i < f->n_exit; i++) {
+		struct sp_probe_insn site;
+		unsigned ns;
+
+		decode_at(f, f->exit_offsets[i], &site);
+		ns = sp_probe_hit_ns(site.exec);
+		if (site.exec >= SP_EXEC_SINGLESTEP && c->sites_stepped++ == 0)
+			c->site = site;
+		if (ns > c->exit_ns)
+			c->exit_ns = ns;
+	}
+}
+
+static void func_cost(const struct sp_func *f, struct func_cost *c)
+{
+	memset(c, 0, sizeof(*c));
+	decode_at(f, f->offset, &c->entry);
+	exit_cost(f, c);
+	c->call_ns = sp_probe_hit_ns(c->entry.exec) + c->exit_ns;
+	c->expensive = c->entry.exec >= SP_EXEC_SINGLESTEP || c->sites_stepped;
+}
+
+/* A traced call at its cheapest: emulated entry, trampoline return. */
+static unsigned cheap_call_ns(void)
+{
+	return sp_probe_hit_ns(SP_EXEC_EMULATED) + sp_probe_uretprobe_ns();
+}
+
+static void text_cost(const struct sp_func *f, const struct func_cost *c)
+{
+	if (f->problem)
+		return;
+	printf("      probe cost: ~%.1f us per call", c->call_ns / 1000.0);
+	if (!c->expensive) {
+		printf(" (first instruction `%s`: %s)\n", c->entry.text,
+		       sp_probe_exec_name(c->entry.exec));
+		return;
+	}
+	printf(" instead of ~%.1f us\n", cheap_call_ns() / 1000.0);
+	if (c->entry.exec >= SP_EXEC_SINGLESTEP)
+		printf("      warning: first instruction `%s` is %s by the kernel (~%.1f us "
+		       "per hit; push, nop, jmp or call are emulated, ~%.1f us): a function "
+		       "nearby that starts with one of those is cheaper to trace\n",
+		       c->entry.text, sp_probe_exec_name(c->entry.exec),
+		       sp_probe_hit_ns(c->entry.exec) / 1000.0,
+		       sp_probe_hit_ns(SP_EXEC_EMULATED) / 1000.0);
+	if (c->sites_stepped)
+		printf("      warning: %zu of %zu exit sites (`%s`) single-stepped by the kernel "
+		       "(~%.1f us per return): the price of ret-site exits, which let "
+		       "exceptions and panics unwind safely\n",
+		       c->sites_stepped, f->n_exit, c->site.text,
+		       sp_probe_hit_ns(SP_EXEC_SINGLESTEP) / 1000.0);
+}
+
+static void func_costs(const struct sp_func_set *fs, struct func_cost *costs)
+{
+	for (size_t k = 0; k < fs->n; k++)
+		func_cost(&fs->v[k], &costs[k]);
+}
+
+static void text_func(const struct sp_func *f, const struct func_cost *c)
 {
 	printf("  %s\n", f->demangled);
 	if (strcmp(f->raw, f->demangled) != 0)
@@ -170,12 +269,13 @@ static void text_func(const struct sp_func *f)
 		printf("exit: %zu ret site%s\n", f->n_exit, f->n_exit == 1 ? "" : "s");
 	if (f->problem)
 		printf("      problem: %s\n", f->problem);
+	text_cost(f, c);
 }
 
 static void print_text(const struct sp_pattern_list *pats,
-		       const struct sp_func_set *fs)
+		       const struct sp_func_set *fs, const struct func_cost *costs)
 {
-	size_t attachable = 0;
+	size_t attachable = 0, expensive = 0;
 
 	for (size_t i = 0; i < pats->n; i++) {
 		const struct sp_pattern *p = &pats->v[i];
@@ -185,12 +285,19 @@ static void print_text(const struct sp_pattern_list *pats,
 		printf("%s:%d: %s %s\n", p->file, p->line, role_name(p->role), p->glob);
 		for (size_t k = 0; k < fs->n; k++)
 			if (listed_under(&fs->v[k], (int)i, p))
-				text_func(&fs->v[k]);
+				text_func(&fs->v[k], &costs[k]);
 	}
-	for (size_t k = 0; k < fs->n; k++)
+	for (size_t k = 0; k < fs->n; k++) {
 		attachable += fs->v[k].problem == NULL;
-	printf("%zu function%s, %zu attachable\n", fs->n, fs->n == 1 ? "" : "s",
+		expensive += fs->v[k].problem == NULL && costs[k].expensive;
+	}
+	printf("%zu function%s, %zu attachable", fs->n, fs->n == 1 ? "" : "s",
 	       attachable);
+	if (expensive)
+		printf(", %zu with a single-stepped probe (~%.0fx the cost of a cheap one)",
+		       expensive, (double)sp_probe_hit_ns(SP_EXEC_SINGLESTEP) /
+				  sp_probe_hit_ns(SP_EXEC_EMULATED));
+	putchar('\n');
 }
 
 /* JSON strings: escapes, and U+FFFD for bytes that are not UTF-8 (paths
@@ -243,7 +350,17 @@ static void json_pattern_head(const struct sp_pattern *p)
 	json_str(p->glob);
 }
 
-static void json_func(const struct sp_func *f)
+static void json_cost(const struct func_cost *c)
+{
+	fputs(",\"entry_insn\":", stdout);
+	json_str(c->entry.text);
+	printf(",\"entry_probe\":\"%s\",\"exit_sites_single_stepped\":%zu,"
+	       "\"cost_ns_per_call\":%u,\"expensive\":%s",
+	       sp_probe_exec_name(c->entry.exec), c->sites_stepped, c->call_ns,
+	       c->expensive ? "true" : "false");
+}
+
+static void json_func(const struct sp_func *f, const struct func_cost *c)
 {
 	fputs("{\"name\":", stdout);
 	json_str(f->demangled);
@@ -259,11 +376,12 @@ static void json_func(const struct sp_func *f)
 		printf("%s%llu", i ? "," : "", (unsigned long long)f->exit_offsets[i]);
 	printf("],\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
 	json_str(f->problem);
+	json_cost(c);
 	putchar('}');
 }
 
 static void print_json(const struct sp_pattern_list *pats,
-		       const struct sp_func_set *fs)
+		       const struct sp_func_set *fs, const struct func_cost *costs)
 {
 	bool first = true;
 
@@ -278,7 +396,7 @@ static void print_json(const struct sp_pattern_list *pats,
 			if (!listed_under(&fs->v[k], (int)i, &pats->v[i]))
 				continue;
 			fputs(any ? "," : "", stdout);
-			json_func(&fs->v[k]);
+			json_func(&fs->v[k], &costs[k]);
 			any = true;
 		}
 		fputs("]}", stdout);
@@ -321,6 +439,7 @@ int sp_cmd_symbols(int argc, char **argv)
 {
 	struct sp_pattern_list pats = { 0 };
 	struct sp_func_set fs = { 0 };
+	struct func_cost *costs;
 	struct opts o;
 	char err[1024];
 	int rc = parse_args(argc, argv, &o);
@@ -336,12 +455,20 @@ int sp_cmd_symbols(int argc, char **argv)
 		sp_symlist_free(&pats);
 		return EXIT_USAGE;
 	}
-	if (o.json)
-		print_json(&pats, &fs);
-	else
-		print_text(&pats, &fs);
-	fflush(stdout);
-	rc = verdict(&o, &pats, &fs);
+	costs = calloc(fs.n ? fs.n : 1, sizeof(*costs));
+	if (!costs) {
+		fprintf(stderr, "spanprobe: out of memory\n");
+		rc = 1;
+	} else {
+		func_costs(&fs, costs);
+		if (o.json)
+			print_json(&pats, &fs, costs);
+		else
+			print_text(&pats, &fs, costs);
+		fflush(stdout);
+		rc = verdict(&o, &pats, &fs);
+	}
+	free(costs);
 	sp_func_set_free(&fs);
 	sp_symlist_free(&pats);
 	return rc;

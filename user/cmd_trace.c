@@ -14,7 +14,8 @@
 
 enum { OPT_MIN_SPAN = 256, OPT_MIN_QUERY, OPT_DURATION, OPT_STRICT,
        OPT_EXIT_PROBE, OPT_NO_MULTI, OPT_ATTACH_MODE,
-       OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO };
+       OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO, OPT_RING,
+       OPT_STATS, OPT_PRUNE };
 
 static const struct option trace_options[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -31,6 +32,9 @@ static const struct option trace_options[] = {
 	{ "otlp", required_argument, NULL, OPT_OTLP },
 	{ "otlp-gzip", no_argument, NULL, OPT_OTLP_GZIP },
 	{ "perfetto", required_argument, NULL, OPT_PERFETTO },
+	{ "ring-buffer", required_argument, NULL, OPT_RING },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "prune-advice", no_argument, NULL, OPT_PRUNE },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -55,6 +59,11 @@ static void usage(FILE *f)
 	      "                        (headers: $OTEL_EXPORTER_OTLP_HEADERS)\n"
 	      "  --otlp-gzip           gzip the OTLP requests\n"
 	      "  --perfetto FILE       also write them as a Perfetto/Chrome trace JSON file\n"
+	      "  --stats               per-function figures at exit (stderr)\n"
+	      "  --prune-advice        at exit, the symbol list without the functions\n"
+	      "                        that never had a span kept in a slow query (stdout)\n"
+	      "  --ring-buffer SIZE    kernel-to-collector buffer, a power of two >= 4K\n"
+	      "                        (K or M suffix; default 8M)\n"
 	      "durations take ns, us, ms or s suffixes\n", f);
 }
 
@@ -95,6 +104,26 @@ static int parse_attach_mode(const char *v, enum sp_attach_mode *m)
 	return -1;
 }
 
+/* The kernel wants a power-of-two multiple of the page size. */
+static int parse_ring(const char *v, uint32_t *bytes)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		n <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		n <<= 20, end++;
+	if (errno || *end || end == v || n < 4096 || n > (1ull << 30) || (n & (n - 1))) {
+		fprintf(stderr, "spanprobe: --ring-buffer: expected a power of two from 4K to 1024M, got '%s'\n", v);
+		return -1;
+	}
+	*bytes = (uint32_t)n;
+	return 0;
+}
+
 static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid)
 {
 	char *end;
@@ -116,6 +145,9 @@ static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid)
 	case OPT_STRICT: o->strict = true; return 0;
 	case OPT_NO_MULTI: o->attach_mode = SP_ATTACH_CLASSIC; return 0;
 	case OPT_ATTACH_MODE: return parse_attach_mode(optarg, &o->attach_mode);
+	case OPT_RING: return parse_ring(optarg, &o->ring_bytes);
+	case OPT_STATS: o->stats = true; return 0;
+	case OPT_PRUNE: o->prune_advice = true; return 0;
 	case OPT_MICROMEGAS: o->exports.micromegas_url = optarg; return 0;
 	case OPT_OTLP: o->exports.otlp_url = optarg; return 0;
 	case OPT_OTLP_GZIP: o->exports.otlp_gzip = true; return 0;
@@ -245,7 +277,7 @@ int sp_cmd_run(int argc, char **argv)
 	struct sp_session *s;
 	char *exe;
 	pid_t pid = 0;
-	int go_fd, status = 0, rc;
+	int go_fd, status = 0, rc, reaped;
 
 	if (parse(argc, argv, &o, &pid))
 		return 2;
@@ -274,7 +306,11 @@ int sp_cmd_run(int argc, char **argv)
 	if (write(go_fd, "g", 1) != 1)
 		fprintf(stderr, "spanprobe: releasing the child: %s\n", strerror(errno));
 	close(go_fd);
-	sp_session_loop(s, true, &status);
+	reaped = sp_session_loop(s, true, &status);
 	rc = sp_session_finish(s);
+	/* tracing stopped early (--duration, exec): the command runs on, and
+	 * run still exits with its status */
+	if (!reaped && waitpid(pid, &status, 0) != pid)
+		status = 0;
 	return rc ? 1 : child_exit_code(status);
 }

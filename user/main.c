@@ -11,7 +11,8 @@ static const struct {
 	{ "attach", sp_cmd_attach, "attach -p PID -s SYMBOLS [-o FILE] [options]" },
 	{ "run", sp_cmd_run, "run -s SYMBOLS [-o FILE] [options] -- CMD [ARGS...]" },
 	{ "symbols", sp_cmd_symbols, "symbols -s SYMBOLS (-p PID | BINARY) [--json]" },
-	{ "dump", sp_cmd_dump, "dump FILE [--json]" },
+	{ "dump", sp_cmd_dump, "dump FILE [--json | --perfetto OUT]" },
+	{ "stats", sp_cmd_stats, "stats FILE [--json] [--prune-advice -s SYMBOLS]" },
 };
 
 static int usage(FILE *f)

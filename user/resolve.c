@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "async_resolve.h"
 #include "elf_symbols.h"
 #include "exit_sites.h"
 #include "proc_maps.h"
@@ -382,6 +383,7 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 		       enum sp_exit_policy policy, char *err, size_t errlen)
 {
 	/* 1: the object cannot be used (err says why); -1: out of memory */
+	size_t first = b->set->n;
 	struct obj o;
 	int rc = 0;
 
@@ -393,6 +395,8 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 		if (!is_cold_part(&o.elf.funcs[i]))
 			rc = match_func(b, &o, i, pats, pp, policy);
 	close_obj(&o);
+	if (!rc)
+		sp_async_annotate(b->set->v + first, b->set->n - first, open_path);
 	if (rc)
 		set_err(err, errlen, "%s: out of memory", path);
 	return rc ? -1 : 0;

@@ -10,6 +10,8 @@ enum sp_span_flags {
 				     * exception, unwinding); end_ns is the
 				     * time the loss was noticed, an upper bound */
 	SP_SPAN_INCOMPLETE = 1u << 2, /* query lost events (ring buffer full) */
+	SP_SPAN_PARTIAL = 1u << 3,  /* a future already running at attach:
+				     * begin_ns is the first poll seen */
 };
 
 struct sp_span {

@@ -5,18 +5,29 @@
 
 /* At shutdown the open frames are closed by the kernel's own stack logic,
  * so a flushed query looks exactly like one the kernel would have sent. */
+struct flush_ctx {
+	uint32_t pid, tid;
+	struct sp_span_rec **out;
+	size_t *n;
+	int err;
+};
+
 static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags);
+
 #define SP_EMIT(ctx, st, idx, end, flags) flush_emit(ctx, st, idx, end, flags)
 #define SP_ON_CLOSE(ctx, sym, dur, flags) ((void)(ctx), (void)(sym), (void)(dur), (void)(flags))
 #define SP_READ_SLOT(ctx, sp) ((void)(ctx), (__u64)(sp) * 0)
 #define SP_IS_TRAMPOLINE(ctx, addr) ((void)(ctx), (addr) != (addr))
+#define SP_NEW_KEY(ctx) ((void)(ctx), 0)
+/* futures are flushed from their own map */
+#define SP_POLL_DONE(ctx, st, idx, end, flags) \
+	((void)(ctx), (void)(st), (void)(idx), (void)(end), (void)(flags))
 #include "span_stack.h"
 
 /* A query whose root has not arrived yet. */
 struct pending {
-	uint32_t tid;
-	uint64_t root_begin;
-	struct sp_idmap ids; /* begin_ns -> span id */
+	uint64_t query_key;
+	struct sp_idmap ids; /* kernel key -> span id */
 };
 
 struct sp_assembler {
@@ -27,7 +38,7 @@ struct sp_assembler {
 	sp_span_fn fn;
 	sp_query_lost_fn lost;
 	void *arg;
-	/* few: at most one per thread inside a query */
+	/* oldest first; few: one per query in flight */
 	struct pending *pend;
 	size_t n_pend, cap_pend;
 	struct sp_asm_stats st;
@@ -50,13 +61,33 @@ struct sp_assembler *sp_asm_new(const struct sp_asm_sym *syms, size_t n_syms,
 	return a;
 }
 
-static struct pending *pending_get(struct sp_assembler *a, uint32_t tid, uint64_t root_begin)
+static void pending_drop(struct sp_assembler *a, size_t i)
 {
-	struct pending *p;
+	sp_idmap_free(&a->pend[i].ids);
+	memmove(&a->pend[i], &a->pend[i + 1], (a->n_pend - i - 1) * sizeof(*a->pend));
+	a->n_pend--;
+}
 
-	for (size_t i = 0; i < a->n_pend; i++)
-		if (a->pend[i].tid == tid && a->pend[i].root_begin == root_begin)
+static void give_up_oldest(struct sp_assembler *a)
+{
+	uint64_t qid;
+
+	if (sp_idmap_get(&a->pend[0].ids, a->pend[0].query_key, &qid) && a->lost)
+		a->lost(a->arg, qid);
+	a->st.lost_queries++;
+	pending_drop(a, 0);
+}
+
+static struct pending *pending_get(struct sp_assembler *a, uint64_t query_key, size_t *idx)
+{
+	for (size_t i = a->n_pend; i-- > 0;) {
+		if (a->pend[i].query_key == query_key) {
+			*idx = i;
 			return &a->pend[i];
+		}
+	}
+	if (a->n_pend == SP_ASM_MAX_PENDING)
+		give_up_oldest(a);
 	if (a->n_pend == a->cap_pend) {
 		size_t cap = a->cap_pend ? a->cap_pend * 2 : 16;
 		struct pending *v = realloc(a->pend, cap * sizeof(*v));
@@ -66,82 +97,57 @@ static struct pending *pending_get(struct sp_assembler *a, uint32_t tid, uint64_
 		a->pend = v;
 		a->cap_pend = cap;
 	}
-	p = &a->pend[a->n_pend++];
-	memset(p, 0, sizeof(*p));
-	p->tid = tid;
-	p->root_begin = root_begin;
-	return p;
+	*idx = a->n_pend;
+	memset(&a->pend[a->n_pend], 0, sizeof(*a->pend));
+	a->pend[a->n_pend].query_key = query_key;
+	return &a->pend[a->n_pend++];
 }
 
-static void pending_drop(struct sp_assembler *a, struct pending *p)
-{
-	sp_idmap_free(&p->ids);
-	*p = a->pend[--a->n_pend];
-}
-
-static uint64_t id_for(struct sp_assembler *a, struct pending *p, uint64_t begin)
+static uint64_t id_for(struct sp_assembler *a, struct pending *p, uint64_t key)
 {
 	uint64_t id;
 
-	if (sp_idmap_get(&p->ids, begin, &id))
+	if (sp_idmap_get(&p->ids, key, &id))
 		return id;
 	id = ++a->next_id;
-	sp_idmap_put(&p->ids, begin, id);
+	sp_idmap_put(&p->ids, key, id);
 	return id;
-}
-
-/* A thread runs one query at a time: a root record for a later query
- * proves the earlier ones lost their root record. */
-static void drop_stale(struct sp_assembler *a, uint32_t tid, uint64_t root_begin)
-{
-	for (size_t i = 0; i < a->n_pend;) {
-		struct pending *p = &a->pend[i];
-		uint64_t qid;
-
-		if (p->tid != tid || p->root_begin >= root_begin) {
-			i++;
-			continue;
-		}
-		if (sp_idmap_get(&p->ids, p->root_begin, &qid) && a->lost)
-			a->lost(a->arg, qid);
-		a->st.lost_queries++;
-		pending_drop(a, p);
-	}
 }
 
 static uint32_t span_flags(uint16_t rf)
 {
 	return ((rf & SP_REC_ROOT) ? SP_SPAN_ROOT : 0) |
 	       ((rf & SP_REC_ABNORMAL) ? SP_SPAN_ABNORMAL : 0) |
-	       ((rf & SP_REC_INCOMPLETE) ? SP_SPAN_INCOMPLETE : 0);
+	       ((rf & SP_REC_INCOMPLETE) ? SP_SPAN_INCOMPLETE : 0) |
+	       ((rf & SP_REC_PARTIAL) ? SP_SPAN_PARTIAL : 0);
 }
 
 static bool record_ok(const struct sp_assembler *a, const struct sp_span_rec *r)
 {
 	bool root = r->flags & SP_REC_ROOT;
 
-	return r->sym_id < a->n_syms && r->begin_ns && r->root_begin_ns &&
-	       root == (r->depth == 0) && (root || r->parent_begin_ns);
+	return r->sym_id < a->n_syms && r->key && r->query_key &&
+	       root == (r->key == r->query_key) && root == (r->depth == 0) &&
+	       (root || r->parent_key);
 }
 
 void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r)
 {
 	struct sp_span s = { 0 };
 	struct pending *p;
+	size_t idx;
 
 	a->st.records++;
 	if (!record_ok(a, r)) {
 		a->st.bad_records++;
 		return;
 	}
-	if (r->flags & SP_REC_ROOT)
-		drop_stale(a, r->tid, r->root_begin_ns);
-	p = pending_get(a, r->tid, r->root_begin_ns);
+	p = pending_get(a, r->query_key, &idx);
 	if (!p)
 		return;
-	s.query_id = id_for(a, p, r->root_begin_ns);
-	s.span_id = id_for(a, p, r->begin_ns);
-	s.parent_span_id = r->depth ? id_for(a, p, r->parent_begin_ns) : 0;
+	s.query_id = id_for(a, p, r->query_key);
+	s.span_id = id_for(a, p, r->key);
+	s.parent_span_id = r->depth ? id_for(a, p, r->parent_key) : 0;
 	s.begin_ns = r->begin_ns;
 	s.end_ns = r->end_ns;
 	s.name = a->syms[r->sym_id].name;
@@ -149,40 +155,58 @@ void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r)
 	s.tid = r->tid;
 	s.depth = r->depth;
 	s.flags = span_flags(r->flags);
+	s.poll_count = r->polls;
 	a->st.spans++;
 	a->st.abnormal += !!(r->flags & SP_REC_ABNORMAL);
 	if (r->flags & SP_REC_ROOT)
-		pending_drop(a, p);
+		pending_drop(a, idx);
 	a->fn(a->arg, &s);
 }
-
-struct flush_ctx {
-	struct sp_assembler *a;
-	uint32_t tid;
-};
 
 static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags)
 {
 	struct flush_ctx *fc = ctx;
-	struct sp_span_rec r = { .tgid = fc->a->pid, .tid = fc->tid };
+	struct sp_span_rec *v = realloc(*fc->out, (*fc->n + 1) * sizeof(*v));
 
-	sp_fill_rec(&r, st, idx, end, flags);
-	sp_asm_record(fc->a, &r);
+	if (!v) {
+		fc->err = -1;
+		return -1;
+	}
+	*fc->out = v;
+	memset(&v[*fc->n], 0, sizeof(*v));
+	sp_fill_rec(&v[*fc->n], st, idx, end, flags);
+	v[*fc->n].tgid = fc->pid;
+	v[*fc->n].tid = fc->tid;
+	(*fc->n)++;
 	return 0;
 }
 
-
-void sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid,
-			 const struct sp_thread *st, uint64_t now_ns)
+int sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid, const struct sp_thread *st,
+			uint64_t now_ns, struct sp_span_rec **out, size_t *n)
 {
 	struct sp_thread copy = *st;
-	struct flush_ctx fc = { a, tid };
+	struct flush_ctx fc = { a->pid, tid, out, n, 0 };
 
 	if (copy.n > SP_MAX_DEPTH)
 		copy.n = SP_MAX_DEPTH;
 	copy.flags |= SP_REC_INCOMPLETE;
 	while (copy.n)
 		sp_close_top(&fc, &copy, now_ns, SP_REC_ABNORMAL, 0);
+	return fc.err;
+}
+
+static int deepest_first(const void *x, const void *y)
+{
+	const struct sp_span_rec *a = x, *b = y;
+
+	return (a->depth < b->depth) - (a->depth > b->depth);
+}
+
+void sp_asm_flush_records(struct sp_assembler *a, struct sp_span_rec *recs, size_t n)
+{
+	qsort(recs, n, sizeof(*recs), deepest_first);
+	for (size_t i = 0; i < n; i++)
+		sp_asm_record(a, &recs[i]);
 }
 
 const struct sp_asm_stats *sp_asm_stats(const struct sp_assembler *a)
@@ -200,7 +224,7 @@ void sp_asm_free(struct sp_assembler *a)
 	if (!a)
 		return;
 	while (a->n_pend)
-		pending_drop(a, &a->pend[a->n_pend - 1]);
+		pending_drop(a, a->n_pend - 1);
 	free(a->pend);
 	free(a);
 }

@@ -132,6 +132,7 @@ static void json_flags(FILE *out, uint32_t flags)
 		{ SP_SPAN_ROOT, "root" },
 		{ SP_SPAN_ABNORMAL, "abnormal" },
 		{ SP_SPAN_INCOMPLETE, "incomplete" },
+		{ SP_SPAN_PARTIAL, "partial" },
 	};
 	const char *sep = "";
 
@@ -307,6 +308,10 @@ static void print_flags(FILE *out, uint32_t flags, bool orphan)
 	}
 	if (flags & SP_SPAN_INCOMPLETE) {
 		fprintf(out, "%s[incomplete]", sep);
+		sep = " ";
+	}
+	if (flags & SP_SPAN_PARTIAL) {
+		fprintf(out, "%s[partial]", sep);
 		sep = " ";
 	}
 	if (orphan)

@@ -55,6 +55,12 @@ struct sp_func {
 	uint64_t *exit_offsets; /* file offsets of ret/tail-jump sites */
 	size_t n_exit;
 	char *problem;      /* NULL if attachable, else why it cannot be */
+	/* An out-of-line poll of a Rust async fn or block: its span is the
+	 * future's life, told by the state at self + state_off. */
+	bool is_async;
+	bool self_in_rsi;   /* Poll<T> comes back through a hidden pointer */
+	uint8_t state_size;
+	uint32_t state_off;
 };
 
 struct sp_func_set {

@@ -14,7 +14,9 @@
 #include "proc_maps.h"
 #include "query_filter.h"
 #include "sinks.h"
+#include "kept_count.h"
 #include "span_assembler.h"
+#include "stats_session.h"
 #include "trace_session.h"
 
 #define DRAIN_INTERVAL_MS 20
@@ -34,11 +36,13 @@ struct sp_session {
 	struct sp_assembler *asm_;
 	struct sp_filter *filter;
 	struct sp_sinks sinks;
+	struct sp_kept_count *kept; /* kept spans per function, for advice */
 	uint64_t dropped;
 	uint64_t start_mono;
 	uint64_t tramp_lo, tramp_hi;
 	char *exe;
 	const char *end_reason;
+	bool reaped; /* run: the child's status has been collected */
 };
 
 static void on_stop(int sig)
@@ -129,6 +133,16 @@ static int resolve(struct sp_session *s, const char *binary)
 	return 0;
 }
 
+/* Kept queries are counted per function (pruning advice) on their way to
+ * the sinks. */
+static void on_kept_query(void *arg, struct sp_span *spans, size_t n)
+{
+	struct sp_session *s = arg;
+
+	sp_kept_count_add(s->kept, spans, n);
+	sp_sinks_query(&s->sinks, spans, n);
+}
+
 static int build_pipeline(struct sp_session *s)
 {
 	s->syms = calloc(s->funcs.n, sizeof(*s->syms));
@@ -138,11 +152,12 @@ static int build_pipeline(struct sp_session *s)
 		s->syms[i].name = s->funcs.v[i].demangled;
 		s->syms[i].root = s->funcs.v[i].role == SP_ROLE_ROOT;
 	}
+	s->kept = sp_kept_count_new(&s->funcs);
 	s->filter = sp_filter_new(s->o->min_span_ns, s->o->min_query_ns,
-				  sp_sinks_query, &s->sinks);
+				  on_kept_query, s);
 	s->asm_ = sp_asm_new(s->syms, s->funcs.n, s->pid, sp_filter_span,
 			     sp_filter_discard, s->filter);
-	return s->filter && s->asm_ ? 0 : -1;
+	return s->kept && s->filter && s->asm_ ? 0 : -1;
 }
 
 static int open_sinks(struct sp_session *s, const char *binary)
@@ -171,10 +186,11 @@ static int open_sinks(struct sp_session *s, const char *binary)
 
 static int attach(struct sp_session *s)
 {
+	struct sp_attach_opts ao = { .min_span_ns = s->o->min_span_ns,
+				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode };
 	char err[512];
 
-	if (sp_attach_open(&s->att, s->pid, &s->funcs, s->o->min_span_ns, s->o->attach_mode,
-			   &s->ast, err, sizeof(err))) {
+	if (sp_attach_open(&s->att, s->pid, &s->funcs, &ao, &s->ast, err, sizeof(err))) {
 		if (kill(s->pid, 0) && errno == ESRCH)
 			fprintf(stderr, "spanprobe: pid %d exited during attach\n", s->pid);
 		else
@@ -195,6 +211,7 @@ static void session_free(struct sp_session *s)
 	sp_attach_close(s->att);
 	sp_asm_free(s->asm_);
 	sp_filter_free(s->filter);
+	sp_kept_count_free(s->kept);
 	sp_sinks_close(&s->sinks);
 	sp_func_set_free(&s->funcs);
 	sp_symlist_free(&s->pats);
@@ -262,8 +279,8 @@ static bool target_gone(struct sp_session *s, bool is_child, int *status)
 
 	if (poll(&p, 1, DRAIN_INTERVAL_MS) <= 0)
 		return false;
-	if (is_child)
-		waitpid(s->pid, status, 0);
+	if (is_child && waitpid(s->pid, status, 0) == s->pid)
+		s->reaped = true;
 	return true;
 }
 
@@ -283,6 +300,11 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 			s->end_reason = "the process exited";
 			break;
 		}
+		/* run's own child execs once, into the command */
+		if (sp_attach_exec_count(s->att) > (is_child ? 1u : 0u)) {
+			s->end_reason = "the process called exec";
+			break;
+		}
 		if (sp_stop_signal && !is_child) {
 			s->end_reason = strsignal(sp_stop_signal);
 			break;
@@ -298,12 +320,34 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 	}
 	if (tty)
 		fputs("\r\033[K", stderr);
-	return 0;
+	return s->reaped;
+}
+
+/* Per-symbol figures: always into the block file (so `spanprobe stats`
+ * works on any file), printed and turned into advice on request. */
+static int report_stats(struct sp_session *s, uint64_t end)
+{
+	struct sp_stats_session st = {
+		.att = s->att, .funcs = &s->funcs, .pats = &s->pats,
+		.symbols_path = s->o->symbols, .kept_in_slow = sp_kept_count_get(s->kept),
+		.min_span_ns = s->o->min_span_ns, .blocks = s->sinks.blocks,
+		.meta = &s->sinks.meta,
+		.begin_ns = s->start_mono + s->sinks.wall_offset,
+		.end_ns = end + s->sinks.wall_offset,
+		.print_stats = s->o->stats, .prune_advice = s->o->prune_advice,
+		.stats_out = stderr, .advice_out = stdout,
+	};
+
+	if (!s->sinks.blocks && !s->o->stats && !s->o->prune_advice)
+		return 0;
+	s->sinks.meta.dropped_events = s->dropped;
+	return sp_stats_session_report(&st);
 }
 
 /* The queries still running when tracing stops are written too, cut off
  * at `now` and flagged incomplete. */
-static void flush_open_calls(struct sp_session *s, uint64_t now)
+static void flush_threads(struct sp_session *s, uint64_t now,
+			  struct sp_span_rec **recs, size_t *n)
 {
 	int fd = sp_attach_threads_fd(s->att);
 	__u32 key, next, *prev = NULL;
@@ -311,10 +355,48 @@ static void flush_open_calls(struct sp_session *s, uint64_t now)
 
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		if (bpf_map_lookup_elem(fd, &next, &st) == 0)
-			sp_asm_flush_thread(s->asm_, next, &st, now);
+			sp_asm_flush_thread(s->asm_, next, &st, now, recs, n);
 		key = next;
 		prev = &key;
 	}
+}
+
+/* Futures still running: their span is cut off at now, like calls. */
+static void flush_futures(struct sp_session *s, uint64_t now,
+			  struct sp_span_rec **recs, size_t *n)
+{
+	int fd = sp_attach_futures_fd(s->att);
+	struct sp_future_key key, next, *prev = NULL;
+	struct sp_future fu;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		struct sp_span_rec *v;
+
+		if (bpf_map_lookup_elem(fd, &next, &fu) == 0 &&
+		    (v = realloc(*recs, (*n + 1) * sizeof(*v)))) {
+			*recs = v;
+			memset(&v[*n], 0, sizeof(*v));
+			sp_fill_future_rec(&v[*n], &fu, next.sym_id, now,
+					   SP_REC_ABNORMAL | SP_REC_INCOMPLETE);
+			v[*n].tgid = s->pid;
+			(*n)++;
+		}
+		key = next;
+		prev = &key;
+	}
+}
+
+/* The queries still running when tracing stops are written too, cut off
+ * at `now` and flagged incomplete. */
+static void flush_open_calls(struct sp_session *s, uint64_t now)
+{
+	struct sp_span_rec *recs = NULL;
+	size_t n = 0;
+
+	flush_threads(s, now, &recs, &n);
+	flush_futures(s, now, &recs, &n);
+	sp_asm_flush_records(s->asm_, recs, n);
+	free(recs);
 }
 
 static void summary(struct sp_session *s, double secs)
@@ -350,19 +432,21 @@ static void summary(struct sp_session *s, double secs)
 
 int sp_session_finish(struct sp_session *s)
 {
-	uint64_t end = sp_now_mono();
-	int rc;
+	uint64_t end;
+	int rc, stats_rc;
 
 	/* no new hits once the links are gone; then what is buffered, then the
-	 * calls still open */
+	 * calls still open, cut off at a time after every one of them began */
 	sp_attach_detach(s->att);
+	end = sp_now_mono();
 	ring_buffer__consume(s->rb);
 	check_loss(s);
 	flush_open_calls(s, end);
+	stats_rc = report_stats(s, end);
 	/* the exports' last requests go out before the summary counts them */
 	rc = sp_sinks_finish_exports(&s->sinks, SP_SINKS_DRAIN_MS);
 	summary(s, (double)(end - s->start_mono) / 1e9);
-	rc = s->sinks.write_errors ? -1 : rc;
+	rc = s->sinks.write_errors || stats_rc ? -1 : rc;
 	if (sp_sinks_close(&s->sinks)) {
 		fprintf(stderr, "spanprobe: %s: %s\n", s->o->output, strerror(errno));
 		rc = -1;

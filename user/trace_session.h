@@ -18,6 +18,10 @@ struct sp_trace_opts {
 	uint64_t duration_ns;   /* 0: until stopped */
 	bool strict;
 	enum sp_attach_mode attach_mode; /* the best mode to try first */
+	uint32_t ring_bytes;    /* 0: the default ring buffer size */
+	bool stats;             /* --stats: per-symbol table at exit */
+	bool prune_advice;      /* --prune-advice: the symbol list without
+				 * what never mattered */
 	enum sp_exit_policy exit_policy;
 	struct sp_export_opts exports; /* --micromegas, --otlp, --perfetto */
 };
@@ -28,8 +32,9 @@ struct sp_session;
  * about to exec it), attaches, opens the sinks. Prints errors itself. */
 struct sp_session *sp_session_start(pid_t pid, const char *binary,
 				    const struct sp_trace_opts *o);
-/* Drains events until a signal, the duration, or the target's exit. For
- * a child (run mode) *status receives its wait status. */
+/* Drains events until a signal, the duration, an exec or the target's
+ * exit. For a child (run mode) returns 1 once *status holds its wait
+ * status, 0 if it is still running. */
 int sp_session_loop(struct sp_session *s, bool is_child, int *status);
 /* Flushes, prints the summary, releases everything. 0 if all went out. */
 int sp_session_finish(struct sp_session *s);

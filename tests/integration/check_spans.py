@@ -130,13 +130,22 @@ def closest_pairs(outs, truths, tol, slack=0):
     """Pairs (out, truth) of equal name, nearest begin first, within tol
     (or, where the truth's begin is unreliable, up to slack earlier)."""
     cand = []
+    by_name = collections.defaultdict(list)  # name -> [(begin, j)], sorted
+    for j, t in enumerate(truths):
+        by_name[t["name"]].append((t["begin_ns"], j))
+    for lst in by_name.values():
+        lst.sort()
     for i, o in enumerate(outs):
-        for j, t in enumerate(truths):
-            if o["name"] == t["name"]:
-                d = abs(o["begin_ns"] - t["begin_ns"])
-                early = t["shaky_begin"] and 0 <= t["begin_ns"] - o["begin_ns"] <= slack
-                if d <= tol or early:
-                    cand.append((d, i, j))
+        lst = by_name.get(o["name"], [])
+        k = bisect.bisect_left(lst, (o["begin_ns"] - tol, -1))
+        while k < len(lst) and lst[k][0] <= o["begin_ns"] + max(tol, slack):
+            j = lst[k][1]
+            t = truths[j]
+            d = abs(o["begin_ns"] - t["begin_ns"])
+            early = t["shaky_begin"] and 0 <= t["begin_ns"] - o["begin_ns"] <= slack
+            if d <= tol or early:
+                cand.append((d, i, j))
+            k += 1
     cand.sort()
     used_o, used_t, pairs = set(), set(), []
     for _, i, j in cand:
@@ -171,7 +180,7 @@ def check(truth, spans, a):
         if got != list(range(a.expect_queries)):
             E("fixture: truth has queries %s, expected 0..%d" % (got, a.expect_queries - 1))
         for r in truth.roots:
-            if r["abnormal"]:
+            if r["abnormal"] and not a.abnormal_roots:
                 E("fixture: query %s root did not return normally" % r["query"])
 
     # -- the span records on their own
@@ -208,9 +217,13 @@ def check(truth, spans, a):
         if o["depth"] != 0:
             E("root span %s: depth %d, expected 0" % (o["span_id"], o["depth"]))
     qmatch = {}  # truth root id -> output root
-    for tid in set(s["tid"] for s in oroots) | set(r["tid"] for r in truth.roots):
-        for o, t in closest_pairs([s for s in oroots if s["tid"] == tid],
-                                  [r for r in truth.roots if r["tid"] == tid], a.tol_begin,
+    oroots_by_tid, troots_by_tid = collections.defaultdict(list), collections.defaultdict(list)
+    for o in oroots:
+        oroots_by_tid[o["tid"]].append(o)
+    for r in truth.roots:
+        troots_by_tid[r["tid"]].append(r)
+    for tid in set(oroots_by_tid) & set(troots_by_tid):
+        for o, t in closest_pairs(oroots_by_tid[tid], troots_by_tid[tid], a.tol_begin,
                                   a.preempt_slack):
             qmatch[t["id"]] = o
     matched_oroots = {id(o) for o in qmatch.values()}
@@ -253,6 +266,12 @@ def check(truth, spans, a):
         checked += 1
         if cut_off(troot):
             pass  # still running when the tracer stopped: may end there
+        elif troot["abnormal"]:
+            if not oroot["abnormal"]:
+                E("%s root %s left without returning but is not flagged abnormal" % (qname, troot["name"]))
+            elif oroot["end_ns"] < troot["end_ns"] - a.tol_dur:
+                E("%s root %s: abnormal end %d before the truth's %d (it can only be noticed later)"
+                  % (qname, troot["name"], oroot["end_ns"], troot["end_ns"]))
         elif not dur_ok(oroot, troot):
             E("%s root %s: duration %s, truth %s" % (qname, troot["name"], ms(oroot["duration_ns"]), ms(troot["dur"])))
         elif oroot["abnormal"]:
@@ -290,6 +309,9 @@ def check(truth, spans, a):
                 E("tid %d, expected %d: %s" % (o["tid"], troot["tid"], what))
             if t["abnormal"] and not o["abnormal"]:
                 E("not flagged abnormal: %s" % what)
+            if t["abnormal"] and not cut_off(t) and o["end_ns"] < t["end_ns"] - a.tol_dur:
+                E("abnormal end %s before the truth's (it can only be noticed later): %s"
+                  % (ms(o["end_ns"] - t["end_ns"]), what))
             if not t["abnormal"] and o["abnormal"] and not t.get("tail_call") and not cut_off(t):
                 E("flagged abnormal but returned normally: %s" % what)
             if not t["abnormal"] and not dur_ok(o, t) and not cut_off(t):
@@ -476,6 +498,9 @@ def main():
     p.add_argument("--expect-queries", type=int)
     p.add_argument("--min-checked-queries", type=int, default=1)
     p.add_argument("--pid", type=int)
+    p.add_argument("--abnormal-roots", action="store_true",
+                   help="the truth may have roots that did not return (panic out of the root, "
+                   "thread exit, crash): their output root must be flagged abnormal")
     p.add_argument("--window", type=lambda v: tuple(int(x) for x in v.split(":")), metavar="A:B",
                    help="the tracer saw only wall-clock ns A to B: queries not inside are optional, "
                    "calls still running at B may be cut there")

@@ -1,6 +1,6 @@
 /*
- * Block format, block file reader, span printing, dump command and
- * duration parsing.
+ * Block format (v2 written, v1 and v2 read, statistics sections), block
+ * file reader, span printing, dump command and duration parsing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,6 +226,13 @@ static void test_roundtrip(void **state)
 	in[5] = mk(7, 12, 7, "日本語::関数<T>", T0 - 3, 1, 1, 0);
 	in[5].pid = UINT32_MAX;
 	in[5].tid = 99;
+	/* v2's async facts, extremes included */
+	in[1].poll_count = 17;
+	in[1].uncertainty_lo_ns = 1234;
+	in[1].uncertainty_hi_ns = 5678;
+	in[4].poll_count = UINT32_MAX;
+	in[4].uncertainty_lo_ns = UINT64_MAX;
+	in[4].uncertainty_hi_ns = 1;
 	buf = encode(42, in, 6, &len);
 	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), 0);
 	assert_int_equal(b.hdr.version, SP_BLOCK_VERSION);
@@ -248,7 +255,12 @@ static void test_roundtrip(void **state)
 		assert_int_equal(b.spans[i].tid, in[i].tid);
 		assert_int_equal(b.spans[i].depth, in[i].depth);
 		assert_int_equal(b.spans[i].flags, in[i].flags);
+		assert_int_equal(b.spans[i].poll_count, in[i].poll_count);
+		assert_int_equal(b.spans[i].uncertainty_lo_ns, in[i].uncertainty_lo_ns);
+		assert_int_equal(b.spans[i].uncertainty_hi_ns, in[i].uncertainty_hi_ns);
 	}
+	assert_int_equal(b.n_stats, 0);
+	assert_int_equal(b.hdr.n_stats, 0);
 	/* a shared name is stored once, so both spans point at one copy */
 	assert_ptr_equal(b.spans[1].name, b.spans[5].name);
 	free(storage);
@@ -276,7 +288,7 @@ static void test_names_deduplicated(void **state)
 	assert_true(buf[SP_BLOCK_FRAME_SIZE + 4] & 0x04);
 	got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE);
 	assert_false(ZSTD_isError(got));
-	assert_int_equal(got, 64 + sizeof("/usr/bin/server") + 4 + 5 * 64);
+	assert_int_equal(got, 64 + sizeof("/usr/bin/server") + 4 + 5 * 80);
 	assert_int_equal(rd32(payload + 52), 3);  /* n_strings */
 	assert_int_equal(rd32(payload + 56), sizeof("/usr/bin/server") + 4);
 	assert_memory_equal(payload + 64, "/usr/bin/server\0a\0b\0", 20);
@@ -318,6 +330,10 @@ static void test_encode_rejects_bad_args(void **state)
 	/* more spans than any block may hold: refused before touching them */
 	assert_int_equal(sp_block_encode(&h, (const struct sp_span *)&h,
 					 SP_BLOCK_MAX_PAYLOAD / 64, &buf, &len), -1);
+	assert_int_equal(sp_block_encode_stats(&h, NULL, 2, &buf, &len), -1);
+	assert_int_equal(sp_block_encode_stats(&h, (const struct sp_sym_report *)&h,
+					       SP_BLOCK_MAX_PAYLOAD / 1432 + 1, &buf, &len), -1);
+	assert_int_equal(sp_block_encode_stats(NULL, NULL, 0, &buf, &len), -1);
 }
 
 static void test_decode_wrong_magic_and_short(void **state)
@@ -354,14 +370,261 @@ static void test_decode_version_mismatch(void **state)
 	le32(buf + 8, SP_BLOCK_VERSION + 1);
 	fix_header_crc(buf);
 	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "version 2"));
+	assert_non_null(strstr(err, "unsupported format version 3 (this build reads 1 to 2)"));
+	le32(buf + 8, 0);
+	fix_header_crc(buf);
+	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unsupported format version 0"));
+	/* a v2 payload in a frame that says v1 */
+	le32(buf + 8, 1);
+	fix_header_crc(buf);
+	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not match the frame"));
 	free(buf);
+}
+
+/* ---- statistics blocks ------------------------------------------------ */
+
+static void fill_report(struct sp_sym_report *r, const char *name, const char *raw,
+			const char *object, uint32_t role, uint64_t seed)
+{
+	memset(r, 0, sizeof(*r));
+	r->name = name;
+	r->raw = raw;
+	r->object = object;
+	r->role = role;
+	r->s.calls = seed;
+	r->s.total_ns = seed * 1000;
+	r->s.max_ns = seed * 7;
+	r->s.under_min_span = seed / 2;
+	r->s.outside_calls = seed * 3;
+	r->s.abnormal = seed % 5;
+	r->kept_in_slow = seed % 3;
+	r->est_cost_ns = seed * 1200;
+	r->min_span_ns = 5 * MS;
+	for (size_t b = 0; b < SP_HIST_BUCKETS; b++)
+		r->s.hist[b] = (b * 31 + seed) % 4 == 0 ? b + seed : 0;
+}
+
+static void assert_report_equal(const struct sp_sym_report *a, const struct sp_sym_report *b)
+{
+	assert_string_equal(a->name, b->name ? b->name : "");
+	assert_string_equal(a->raw, b->raw ? b->raw : "");
+	assert_string_equal(a->object, b->object ? b->object : "");
+	assert_int_equal(a->role, b->role);
+	assert_int_equal(a->kept_in_slow, b->kept_in_slow);
+	assert_int_equal(a->est_cost_ns, b->est_cost_ns);
+	assert_int_equal(a->min_span_ns, b->min_span_ns);
+	/* the counters have no padding: compare them whole */
+	assert_memory_equal(&a->s, &b->s, sizeof(a->s));
+}
+
+static void test_stats_roundtrip(void **state)
+{
+	struct sp_block_header h = { .pid = 31, .exe = "/usr/bin/server",
+				     .proc_start_ns = T0 - MS, .dropped_events = 3,
+				     .range_begin_ns = T0, .range_end_ns = T0 + 60000 * MS,
+				     .n_spans = 99 /* ignored */ };
+	struct sp_sym_report in[4];
+	struct sp_block b;
+	void *buf, *storage;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	fill_report(&in[0], "demo::Engine::run(int)", "_ZN4demo6Engine3runEi", "/usr/bin/server", 1, 12345);
+	fill_report(&in[1], "plan_query", "plan_query", "/usr/lib/libplan.so", 0, 7);
+	fill_report(&in[2], NULL, NULL, NULL, 0, 0);
+	fill_report(&in[3], "日本語::関数", "plan_query", "/usr/bin/server", 0, 99);
+	in[3].s.max_ns = UINT64_MAX;
+	in[3].s.hist[SP_HIST_BUCKETS - 1] = UINT64_MAX;
+	in[3].est_cost_ns = UINT64_MAX;
+	assert_int_equal(sp_block_encode_stats(&h, in, 4, &buf, &len), 0);
+	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), 0);
+	assert_int_equal(b.hdr.version, 2);
+	assert_int_equal(b.hdr.pid, 31);
+	assert_int_equal(b.hdr.n_spans, 0);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(b.hdr.n_stats, 4);
+	assert_int_equal(b.n_stats, 4);
+	/* a block without spans keeps the caller's range */
+	assert_int_equal(b.hdr.range_begin_ns, T0);
+	assert_int_equal(b.hdr.range_end_ns, T0 + 60000 * MS);
+	for (size_t i = 0; i < 4; i++)
+		assert_report_equal(&b.stats[i], &in[i]);
+	/* names, raw names and objects share one deduplicated table */
+	assert_ptr_equal(b.stats[1].name, b.stats[1].raw);
+	assert_ptr_equal(b.stats[1].raw, b.stats[3].raw);
+	assert_ptr_equal(b.stats[0].object, b.hdr.exe);
+	free(storage);
+	free(buf);
+}
+
+/* The payload a stats block holds, read raw: sizes as the doc says. */
+static void test_stats_layout(void **state)
+{
+	struct sp_block_header h = { .exe = "x" };
+	struct sp_sym_report r;
+	size_t len, got, cap = 8192;
+	uint8_t *buf, *payload = malloc(cap);
+
+	(void)state;
+	assert_non_null(payload);
+	fill_report(&r, "f", "f", "x", 1, 5);
+	assert_int_equal(sp_block_encode_stats(&h, &r, 1, (void **)&buf, &len), 0);
+	got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE);
+	assert_false(ZSTD_isError(got));
+	assert_int_equal(got, 64 + 4 + 1432);
+	assert_int_equal(rd32(payload + 0), 2);
+	assert_int_equal(rd32(payload + 52), 2);   /* "x", "f" */
+	assert_int_equal(rd32(payload + 60), 1);   /* n_stats */
+	assert_memory_equal(payload + 64, "x\0f\0", 4);
+	assert_int_equal(rd32(payload + 68 + 0), 1);   /* name "f" */
+	assert_int_equal(rd32(payload + 68 + 4), 1);   /* raw "f" */
+	assert_int_equal(rd32(payload + 68 + 8), 0);   /* object "x" */
+	assert_int_equal(rd32(payload + 68 + 12), 1);  /* role root */
+	assert_int_equal(rd32(payload + 68 + 16), 5);  /* calls */
+	assert_int_equal(rd32(payload + 68 + 80), 5 * MS); /* min_span_ns */
+	assert_true(r.s.hist[1] != 0);
+	assert_int_equal(rd32(payload + 68 + 88 + 8 * 1), r.s.hist[1]);
+	free(payload);
+	free(buf);
+}
+
+/* Span blocks and stats blocks in one file, as a session writes them. */
+static void test_stats_in_file(void **state)
+{
+	const char *path = tmp_path("stats.blk");
+	struct sp_block_header h = { .exe = "/bin/x", .proc_start_ns = T0 };
+	struct sp_sym_report r[2];
+	struct sp_block b;
+	struct sp_block_reader *rd;
+	char err[256];
+	FILE *f = fopen(path, "wb");
+
+	(void)state;
+	assert_non_null(f);
+	fill_report(&r[0], "execute_query", "execute_query", "/bin/x", 1, 3);
+	fill_report(&r[1], "plan", "plan", "/bin/x", 0, 40);
+	h.pid = 1;
+	assert_int_equal(sp_block_write(f, &h, sample, sample_spans()), 0);
+	h.pid = 2;
+	assert_int_equal(sp_block_write_stats(f, &h, r, 2), 0);
+	h.pid = 3;
+	assert_int_equal(sp_block_write_stats(f, &h, r, 0), 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(sp_block_write_stats(NULL, &h, r, 2), -1);
+
+	rd = sp_block_reader_open(path, err, sizeof(err));
+	assert_non_null(rd);
+	assert_int_equal(sp_block_reader_next(rd, &b, err, sizeof(err)), 1);
+	assert_int_equal(b.n, 4);
+	assert_int_equal(b.n_stats, 0);
+	assert_int_equal(sp_block_reader_next(rd, &b, err, sizeof(err)), 1);
+	assert_int_equal(b.hdr.pid, 2);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(b.n_stats, 2);
+	assert_report_equal(&b.stats[1], &r[1]);
+	assert_int_equal(sp_block_reader_next(rd, &b, err, sizeof(err)), 1);
+	assert_int_equal(b.n_stats, 0);
+	assert_int_equal(sp_block_reader_next(rd, &b, err, sizeof(err)), 0);
+	sp_block_reader_close(rd);
+	unlink(path);
+}
+
+/* Damage anywhere in a stats block is caught, never crashes. */
+static void test_stats_frame_mutations(void **state)
+{
+	struct sp_block_header h = { .exe = "/bin/x" };
+	struct sp_sym_report r[3];
+	struct sp_block b;
+	uint8_t *good, *p;
+	void *storage;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	fill_report(&r[0], "a", "_Za", "/bin/x", 1, 3);
+	fill_report(&r[1], "b", "b", "/lib/y.so", 0, 40);
+	fill_report(&r[2], "c", "c", "/bin/x", 0, 1 << 20);
+	assert_int_equal(sp_block_encode_stats(&h, r, 3, (void **)&good, &len), 0);
+	p = malloc(len);
+	assert_non_null(p);
+	for (int iter = 0; iter < 2000; iter++) {
+		memcpy(p, good, len);
+		p[rnd() % len] ^= (uint8_t)(1 + rnd() % 255);
+		le32(p + 20, crc(p + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE));
+		memcpy(p, SP_BLOCK_MAGIC, 8);
+		fix_header_crc(p);
+		if (sp_block_decode(p, len, &b, &storage, err, sizeof(err)) == 0) {
+			for (size_t i = 0; i < b.n_stats; i++) {
+				touch(b.stats[i].name);
+				touch(b.stats[i].raw);
+				touch(b.stats[i].object);
+			}
+			free(storage);
+		}
+	}
+	free(p);
+	free(good);
+}
+
+/* The worked example of docs/block-format.md, byte for byte. */
+static void test_doc_example(void **state)
+{
+	struct sp_block_header h = { .pid = 4242, .exe = "/bin/srv" };
+	struct sp_span s[2];
+	size_t len, got, cap = 4096;
+	uint8_t *buf, *payload = malloc(cap);
+
+	(void)state;
+	assert_non_null(payload);
+	s[0] = mk(1, 1, 0, "q", T0, 10, 0, SP_SPAN_ROOT);
+	s[1] = mk(1, 2, 1, "f", T0 + 1, 5, 1, 0);
+	s[1].poll_count = 3;
+	assert_int_equal(sp_block_encode(&h, s, 2, (void **)&buf, &len), 0);
+	assert_memory_equal(buf, "\x89SPB\r\n\x1a\n\x02\0\0\0", 12);
+	assert_int_equal(rd32(buf + 16), 0xed);
+	got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE);
+	assert_int_equal(got, 237);
+	assert_memory_equal(payload + 0x00, "\x02\0\0\0\x92\x10\0\0", 8);
+	assert_memory_equal(payload + 0x20, "\x02\0\0\0\0\0\0\0", 8);
+	assert_memory_equal(payload + 0x34, "\x03\0\0\0\x0d\0\0\0\0\0\0\0", 12);
+	assert_memory_equal(payload + 0x40, "/bin/srv\0q\0f\0", 13);
+	assert_int_equal(rd32(payload + 0x4d + 40), 1);
+	assert_int_equal(rd32(payload + 0x9d + 40), 2);
+	assert_int_equal(rd32(payload + 0x9d + 60), 3); /* poll_count */
+	free(buf);
+
+	/* and its statistics block example */
+	{
+		struct sp_sym_report r;
+
+		memset(&r, 0, sizeof(r));
+		r.name = r.raw = "f";
+		r.object = "/bin/srv";
+		r.s.calls = 9;
+		r.s.hist[3] = 5;
+		assert_int_equal(sp_block_encode_stats(&h, &r, 1, (void **)&buf, &len), 0);
+		got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE,
+				      len - SP_BLOCK_FRAME_SIZE);
+		assert_int_equal(got, 1507);
+		assert_int_equal(rd32(payload + 0x3c), 1);
+		assert_memory_equal(payload + 0x40, "/bin/srv\0f\0", 11);
+		assert_memory_equal(payload + 0x4b, "\1\0\0\0\1\0\0\0\0\0\0\0\0\0\0\0", 16);
+		assert_int_equal(rd32(payload + 0x5b), 9);
+		assert_int_equal(rd32(payload + 0xa3 + 8 * 3), 5);
+		free(buf);
+	}
+	free(payload);
 }
 
 /* ---- hand-made payloads, to reach the checks behind the checksums ---- */
 
-/* Wraps any payload in a frame with good checksums; ulen as declared. */
-static uint8_t *wrap(const uint8_t *payload, size_t plen, uint32_t ulen, size_t *len)
+/* Wraps any payload in a frame of the given version with good checksums;
+ * ulen as declared. */
+static uint8_t *wrap_v(uint32_t version, const uint8_t *payload, size_t plen,
+		       uint32_t ulen, size_t *len)
 {
 	size_t bound = ZSTD_compressBound(plen), clen;
 	uint8_t *buf = malloc(SP_BLOCK_FRAME_SIZE + bound);
@@ -370,7 +633,7 @@ static uint8_t *wrap(const uint8_t *payload, size_t plen, uint32_t ulen, size_t 
 	clen = ZSTD_compress(buf + SP_BLOCK_FRAME_SIZE, bound, payload, plen, 1);
 	assert_false(ZSTD_isError(clen));
 	memcpy(buf, SP_BLOCK_MAGIC, 8);
-	le32(buf + 8, SP_BLOCK_VERSION);
+	le32(buf + 8, version);
 	le32(buf + 12, (uint32_t)clen);
 	le32(buf + 16, ulen);
 	le32(buf + 20, crc(buf + SP_BLOCK_FRAME_SIZE, clen));
@@ -380,10 +643,18 @@ static uint8_t *wrap(const uint8_t *payload, size_t plen, uint32_t ulen, size_t 
 	return buf;
 }
 
-/* header + "exe\0f\0" + two records naming "f" */
+static uint8_t *wrap(const uint8_t *payload, size_t plen, uint32_t ulen, size_t *len)
+{
+	return wrap_v(SP_BLOCK_VERSION, payload, plen, ulen, len);
+}
+
+#define REC2 80 /* span record, v2 */
+#define STAT2 1432 /* statistics entry, v2 */
+
+/* header + "exe\0f\0" + two v2 records naming "f" */
 static size_t good_payload(uint8_t *p)
 {
-	memset(p, 0, 198);
+	memset(p, 0, 230);
 	le32(p + 0, SP_BLOCK_VERSION);
 	le32(p + 4, 77);
 	le64(p + 32, 2);      /* n_spans */
@@ -392,12 +663,37 @@ static size_t good_payload(uint8_t *p)
 	le32(p + 56, 6);      /* strtab bytes */
 	memcpy(p + 64, "exe\0f\0", 6);
 	for (int i = 0; i < 2; i++) {
-		uint8_t *r = p + 70 + 64 * i;
+		uint8_t *r = p + 70 + REC2 * i;
 
 		le64(r + 8, (uint64_t)i + 1);
 		le32(r + 40, 1);
 	}
-	return 198;
+	return 230;
+}
+
+/* header + "exe\0f\0g\0" + one v2 record + two statistics entries
+ * (name f raw g object exe, role span / root) */
+static size_t good_stats_payload(uint8_t *p)
+{
+	size_t n = 64 + 8 + REC2 + 2 * STAT2;
+
+	memset(p, 0, n);
+	le32(p + 0, SP_BLOCK_VERSION);
+	le64(p + 32, 1);      /* n_spans */
+	le32(p + 52, 3);      /* n_strings */
+	le32(p + 56, 8);      /* strtab bytes */
+	le32(p + 60, 2);      /* n_stats */
+	memcpy(p + 64, "exe\0f\0g\0", 8);
+	le32(p + 72 + 40, 1);
+	for (int i = 0; i < 2; i++) {
+		uint8_t *e = p + 72 + REC2 + STAT2 * i;
+
+		le32(e + 0, 1);
+		le32(e + 4, 2);
+		le32(e + 12, (uint32_t)i);
+		le64(e + 16, 10 + (uint64_t)i);
+	}
+	return n;
 }
 
 static int decode_payload(const uint8_t *p, size_t plen, uint32_t ulen, char *err)
@@ -412,6 +708,11 @@ static int decode_payload(const uint8_t *p, size_t plen, uint32_t ulen, char *er
 		touch(b.hdr.exe);
 		for (size_t i = 0; i < b.n; i++)
 			touch(b.spans[i].name);
+		for (size_t i = 0; i < b.n_stats; i++) {
+			touch(b.stats[i].name);
+			touch(b.stats[i].raw);
+			touch(b.stats[i].object);
+		}
 	} else {
 		assert_null(storage);
 	}
@@ -438,7 +739,7 @@ static void test_crafted_payloads(void **state)
 	(void)state;
 	assert_int_equal(decode_payload(p, n, (uint32_t)n, err), 0);
 
-	good_payload(p); le32(p + 70 + 40, 2);
+	good_payload(p); le32(p + 70 + REC2 + 40, 2);
 	expect_bad(p, n, "string index 2 out of range");
 	good_payload(p); le32(p + 48, 5);
 	expect_bad(p, n, "exe string index");
@@ -471,6 +772,146 @@ static void test_crafted_payloads(void **state)
 	assert_non_null(strstr(err, "out of range"));
 }
 
+static void test_crafted_stats_payloads(void **state)
+{
+	uint8_t p[4096], *e;
+	size_t n = good_stats_payload(p), len;
+	struct sp_block b;
+	void *storage;
+	uint8_t *buf;
+	char err[256];
+
+	(void)state;
+	buf = wrap(p, n, (uint32_t)n, &len);
+	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), 0);
+	assert_int_equal(b.n, 1);
+	assert_int_equal(b.n_stats, 2);
+	assert_int_equal(b.hdr.n_stats, 2);
+	assert_string_equal(b.spans[0].name, "f");
+	assert_string_equal(b.stats[1].name, "f");
+	assert_string_equal(b.stats[1].raw, "g");
+	assert_string_equal(b.stats[1].object, "exe");
+	assert_int_equal(b.stats[0].role, 0);
+	assert_int_equal(b.stats[1].role, 1);
+	assert_int_equal(b.stats[1].s.calls, 11);
+	free(storage);
+	free(buf);
+
+	e = p + 72 + REC2;
+	good_stats_payload(p); le32(p + 60, 3);
+	expect_bad(p, n, "3 statistics entries overrun");
+	good_stats_payload(p); le32(p + 60, UINT32_MAX);
+	expect_bad(p, n, "statistics entries overrun");
+	good_stats_payload(p); le32(p + 60, 1);
+	expect_bad(p, n, "spans do not fill");
+	good_stats_payload(p); le32(p + 60, 0);
+	expect_bad(p, n, "spans do not fill");
+	good_stats_payload(p); le32(e + 0, 3);
+	expect_bad(p, n, "statistics entry 0: string index out of range");
+	good_stats_payload(p); le32(e + STAT2 + 4, UINT32_MAX);
+	expect_bad(p, n, "statistics entry 1: string index out of range");
+	good_stats_payload(p); le32(e + 8, 3);
+	expect_bad(p, n, "string index out of range");
+	good_stats_payload(p); le32(e + STAT2 + 12, 2);
+	expect_bad(p, n, "statistics entry 1: unknown role 2");
+	good_stats_payload(p);
+	expect_bad(p, n - 1, "spans do not fill");
+}
+
+/* A version 1 block, encoded by hand as a v1 writer did (docs: 64-byte
+ * records, reserved words): still read, the v2-only fields zero. */
+static size_t v1_payload(uint8_t *p)
+{
+	memset(p, 0, 205);
+	le32(p + 0, 1);                /* version */
+	le32(p + 4, 4242);             /* pid */
+	le64(p + 8, T0 - 1000 * MS);   /* proc_start_ns */
+	le64(p + 16, T0);              /* range */
+	le64(p + 24, T0 + 50 * MS);
+	le64(p + 32, 2);               /* n_spans */
+	le64(p + 40, 7);               /* dropped_events */
+	le32(p + 48, 0);               /* exe */
+	le32(p + 52, 3);               /* n_strings */
+	le32(p + 56, 13);              /* strtab_length */
+	le32(p + 60, 0xdeadbeef);      /* reserved: v1 readers ignored it */
+	memcpy(p + 64, "/bin/srv\0q\0f\0", 13);
+	for (int i = 0; i < 2; i++) {
+		uint8_t *r = p + 77 + 64 * i;
+
+		le64(r + 0, 1);                        /* query_id */
+		le64(r + 8, (uint64_t)i + 1);          /* span_id */
+		le64(r + 16, (uint64_t)i);             /* parent */
+		le64(r + 24, T0 + (uint64_t)i * MS);   /* begin */
+		le64(r + 32, T0 + 50 * MS);            /* end */
+		le32(r + 40, 1 + (uint32_t)i);         /* name: q, f */
+		le32(r + 44, 4242);
+		le32(r + 48, 4243);
+		le32(r + 52, (uint32_t)i);             /* depth */
+		le32(r + 56, i ? 0 : SP_SPAN_ROOT);
+		le32(r + 60, 0xffffffff);              /* reserved */
+	}
+	return 205;
+}
+
+static void test_read_v1_block(void **state)
+{
+	const char *path = tmp_path("v1.blk");
+	uint8_t p[256], *v1, *file;
+	size_t n = v1_payload(p), len, len2;
+	struct sp_block b;
+	void *storage, *v2;
+	char err[256];
+
+	(void)state;
+	v1 = wrap_v(1, p, n, (uint32_t)n, &len);
+	assert_int_equal(sp_block_decode(v1, len, &b, &storage, err, sizeof(err)), 0);
+	assert_int_equal(b.hdr.version, 1);
+	assert_int_equal(b.hdr.pid, 4242);
+	assert_string_equal(b.hdr.exe, "/bin/srv");
+	assert_int_equal(b.hdr.dropped_events, 7);
+	assert_int_equal(b.hdr.n_stats, 0);
+	assert_int_equal(b.n_stats, 0);
+	assert_int_equal(b.n, 2);
+	assert_string_equal(b.spans[0].name, "q");
+	assert_string_equal(b.spans[1].name, "f");
+	assert_int_equal(b.spans[0].flags, SP_SPAN_ROOT);
+	assert_int_equal(b.spans[1].parent_span_id, 1);
+	assert_int_equal(b.spans[1].tid, 4243);
+	assert_int_equal(b.spans[1].begin_ns, T0 + MS);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(b.spans[i].poll_count, 0);
+		assert_int_equal(b.spans[i].uncertainty_lo_ns, 0);
+		assert_int_equal(b.spans[i].uncertainty_hi_ns, 0);
+	}
+	free(storage);
+	/* v1 records are 64 bytes: 16 bytes more (a v2 record's size) do
+	 * not make a valid v1 block */
+	memset(p + n, 0, 32);
+	file = wrap_v(1, p, n + 16, (uint32_t)n + 16, &len2);
+	assert_int_equal(sp_block_decode(file, len2, &b, &storage, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "spans do not fill"));
+	free(file);
+
+	/* a file that holds a v1 block between v2 blocks reads in full */
+	v2 = encode(9, sample, sample_spans(), &len2);
+	file = malloc(2 * len2 + len);
+	assert_non_null(file);
+	memcpy(file, v2, len2);
+	memcpy(file + len2, v1, len);
+	memcpy(file + len2 + len, v2, len2);
+	write_file(path, file, 2 * len2 + len);
+	read_all(path);
+	assert_int_equal(seq.n, 4);
+	assert_int_equal(seq.pid[0], 9);
+	assert_int_equal(seq.pid[1], 4242);
+	assert_int_equal(seq.pid[2], 9);
+	assert_int_equal(seq.rc[3], 0);
+	unlink(path);
+	free(file);
+	free(v2);
+	free(v1);
+}
+
 static void test_two_zstd_frames_rejected(void **state)
 {
 	uint8_t p[512], *buf, *two;
@@ -497,16 +938,17 @@ static void test_two_zstd_frames_rejected(void **state)
 
 /* A small in-process fuzz: random edits of a payload that is then
  * re-framed with good checksums, so every edit reaches the parser. */
-static void test_payload_mutations(void **state)
+static void mutate_payload(const uint8_t *good, size_t n, uint32_t version, int iters)
 {
-	uint8_t good[512], p[1024];
-	size_t n = good_payload(good);
+	static uint8_t p[4096];
 	char err[256];
 
-	(void)state;
-	for (int iter = 0; iter < 5000; iter++) {
-		size_t len = n;
+	for (int iter = 0; iter < iters; iter++) {
+		size_t len = n, blen;
 		int edits = 1 + (int)(rnd() % 4);
+		struct sp_block b;
+		void *storage;
+		uint8_t *buf;
 
 		memcpy(p, good, n);
 		for (int e = 0; e < edits; e++) {
@@ -517,8 +959,32 @@ static void test_payload_mutations(void **state)
 		}
 		if (rnd() % 8 == 0)
 			len = rnd() % sizeof(p);
-		decode_payload(p, len, (uint32_t)len, err);
+		buf = wrap_v(version, p, len, (uint32_t)len, &blen);
+		if (sp_block_decode(buf, blen, &b, &storage, err, sizeof(err)) == 0) {
+			touch(b.hdr.exe);
+			for (size_t i = 0; i < b.n; i++)
+				touch(b.spans[i].name);
+			for (size_t i = 0; i < b.n_stats; i++) {
+				touch(b.stats[i].name);
+				touch(b.stats[i].raw);
+				touch(b.stats[i].object);
+			}
+			free(storage);
+		} else {
+			assert_null(storage);
+		}
+		free(buf);
 	}
+}
+
+static void test_payload_mutations(void **state)
+{
+	uint8_t good[4096];
+
+	(void)state;
+	mutate_payload(good, good_payload(good), SP_BLOCK_VERSION, 5000);
+	mutate_payload(good, good_stats_payload(good), SP_BLOCK_VERSION, 5000);
+	mutate_payload(good, v1_payload(good), 1, 5000);
 }
 
 /* Random damage to a whole encoded block must be caught, never crash. */
@@ -777,19 +1243,19 @@ static void test_block_after_truncated_block(void **state)
 
 static void test_version_mismatch_in_file(void **state)
 {
-	const char *path = tmp_path("v2.blk");
+	const char *path = tmp_path("v3.blk");
 	size_t off[4];
 	uint8_t *all = three_blocks(off);
 
 	(void)state;
-	le32(all + off[1] + 8, 2);
+	le32(all + off[1] + 8, 3);
 	fix_header_crc(all + off[1]);
 	write_file(path, all, off[3]);
 	read_all(path);
 	assert_int_equal(seq.n, 4);
 	assert_int_equal(seq.pid[0], 101);
 	assert_int_equal(seq.rc[1], -1);
-	assert_true(err_has(1, "unsupported format version 2"));
+	assert_true(err_has(1, "unsupported format version 3"));
 	assert_int_equal(seq.pid[2], 103);
 	unlink(path);
 	free(all);
@@ -1160,7 +1626,14 @@ int main(void)
 		cmocka_unit_test(test_encode_rejects_bad_args),
 		cmocka_unit_test(test_decode_wrong_magic_and_short),
 		cmocka_unit_test(test_decode_version_mismatch),
+		cmocka_unit_test(test_stats_roundtrip),
+		cmocka_unit_test(test_stats_layout),
+		cmocka_unit_test(test_stats_in_file),
+		cmocka_unit_test(test_stats_frame_mutations),
+		cmocka_unit_test(test_doc_example),
 		cmocka_unit_test(test_crafted_payloads),
+		cmocka_unit_test(test_crafted_stats_payloads),
+		cmocka_unit_test(test_read_v1_block),
 		cmocka_unit_test(test_two_zstd_frames_rejected),
 		cmocka_unit_test(test_payload_mutations),
 		cmocka_unit_test(test_frame_mutations),

@@ -38,6 +38,7 @@ struct rig {
 	uint64_t min_span;
 	uint64_t slot_value;    /* what SP_READ_SLOT returns */
 	size_t records;
+	uint64_t next_key;
 };
 
 static void on_query(void *arg, struct sp_span *spans, size_t n)
@@ -69,6 +70,9 @@ static int test_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end
 #define SP_ON_CLOSE(ctx, sym, dur, flags) ((void)(ctx), (void)(sym), (void)(dur), (void)(flags))
 #define SP_READ_SLOT(ctx, sp) ((void)(sp), ((struct hit_ctx *)(ctx))->r->slot_value)
 #define SP_IS_TRAMPOLINE(ctx, addr) ((void)(ctx), (addr) == TRAMPOLINE)
+#define SP_NEW_KEY(ctx) (++((struct hit_ctx *)(ctx))->r->next_key)
+#define SP_POLL_DONE(ctx, st, idx, end, flags) \
+	((void)(ctx), (void)(st), (void)(idx), (void)(end), (void)(flags))
 #include "span_stack.h"
 
 static struct rig *rig_new(uint64_t min_span, uint64_t min_query)
@@ -367,43 +371,85 @@ static void test_depth_overflow_marks_incomplete(void **state)
 	rig_free(r);
 }
 
-/* A query whose root record is lost is forgotten when the thread's next
- * query ends, not kept forever. */
+/* Queries whose root record never comes (lost to a full buffer, or a
+ * future dropped before it returned) are given up, oldest first, not kept
+ * forever. */
 static void test_lost_root_record(void **state)
 {
 	struct rig *r = rig_new(0, 0);
-	struct sp_span_rec child = { .begin_ns = 20, .end_ns = 30, .parent_begin_ns = 10,
-				     .root_begin_ns = 10, .tgid = 42, .tid = 1,
+	struct sp_span_rec child = { .key = 2, .parent_key = 1, .query_key = 1,
+				     .begin_ns = 20, .end_ns = 30, .tgid = 42, .tid = 1,
 				     .sym_id = A, .depth = 1 };
-	struct sp_span_rec root = { .begin_ns = 100, .end_ns = 200, .root_begin_ns = 100,
-				    .tgid = 42, .tid = 1, .sym_id = ROOT,
+	struct sp_span_rec root = { .key = 1, .query_key = 1, .begin_ns = 10,
+				    .end_ns = 200, .tgid = 42, .tid = 1, .sym_id = ROOT,
 				    .flags = SP_REC_ROOT };
 
 	(void)state;
-	sp_asm_record(r->a, &child);
-	assert_int_equal(sp_asm_pending_queries(r->a), 1);
-	sp_asm_record(r->a, &root);
-	assert_int_equal(sp_asm_pending_queries(r->a), 0);
+	for (uint64_t q = 0; q <= SP_ASM_MAX_PENDING; q++) {
+		child.key = 1000000 + q;
+		child.query_key = child.parent_key = 10 + q;
+		sp_asm_record(r->a, &child);
+	}
+	assert_int_equal(sp_asm_pending_queries(r->a), SP_ASM_MAX_PENDING);
 	assert_int_equal(sp_asm_stats(r->a)->lost_queries, 1);
+	/* a root closes its own query only */
+	root.key = root.query_key = 11;
+	sp_asm_record(r->a, &root);
+	assert_int_equal(sp_asm_pending_queries(r->a), SP_ASM_MAX_PENDING - 1);
 	assert_int_equal(r->cap.queries, 1);
-	assert_int_equal(r->cap.n, 1);
+	assert_int_equal(r->cap.n, 2);
 	/* malformed records are counted, not trusted */
 	child.sym_id = 99;
 	sp_asm_record(r->a, &child);
 	root.depth = 3;
 	sp_asm_record(r->a, &root);
-	assert_int_equal(sp_asm_stats(r->a)->bad_records, 2);
+	child.sym_id = A;
+	child.key = child.query_key;
+	sp_asm_record(r->a, &child);
+	assert_int_equal(sp_asm_stats(r->a)->bad_records, 3);
+	rig_free(r);
+}
+
+/* A thread that exits inside a query (pthread_exit, exit, a crash): the
+ * kernel's exit hook closes every open call, the root included, as
+ * abnormal at that moment, and the thread's stack is empty (its map entry
+ * can go). The query is complete, not incomplete: nothing was lost. */
+static void test_thread_exit_closes_everything(void **state)
+{
+	struct rig *r = rig_new(0, 0);
+	struct hit_ctx h = { r, 1 };
+
+	(void)state;
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 1, A, 900, 5);
+	begin(r, 1, B, 800, 7);
+	sp_stack_thread_exit(&h, &r->st[1], 50, r->min_span);
+	assert_int_equal(r->st[1].n, 0);
+	assert_int_equal(r->cap.queries, 1);
+	assert_int_equal(r->cap.n, 3);
+	for (size_t i = 0; i < r->cap.n; i++) {
+		assert_true(r->cap.spans[i].flags & SP_SPAN_ABNORMAL);
+		assert_false(r->cap.spans[i].flags & SP_SPAN_INCOMPLETE);
+		assert_int_equal(r->cap.spans[i].end_ns, 50);
+	}
+	assert_true(r->cap.spans[0].flags & SP_SPAN_ROOT);
+	assert_int_equal(find(&r->cap, "b", 0)->depth, 2);
 	rig_free(r);
 }
 
 static void test_flush_closes_open_calls(void **state)
 {
 	struct rig *r = rig_new(0, 0);
+	struct sp_span_rec *recs = NULL;
+	size_t n = 0;
 
 	(void)state;
 	begin(r, 1, ROOT, 1000, 1);
 	begin(r, 1, A, 900, 5);
-	sp_asm_flush_thread(r->a, 1, &r->st[1], 100);
+	assert_int_equal(sp_asm_flush_thread(r->a, 1, &r->st[1], 100, &recs, &n), 0);
+	assert_int_equal(n, 2);
+	sp_asm_flush_records(r->a, recs, n);
+	free(recs);
 	assert_int_equal(r->cap.queries, 1);
 	assert_true(r->cap.spans[0].flags & SP_SPAN_INCOMPLETE);
 	assert_true(r->cap.spans[0].flags & SP_SPAN_ABNORMAL);
@@ -470,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_unmatched_exit_ignored),
 		cmocka_unit_test(test_depth_overflow_marks_incomplete),
 		cmocka_unit_test(test_lost_root_record),
+		cmocka_unit_test(test_thread_exit_closes_everything),
 		cmocka_unit_test(test_flush_closes_open_calls),
 		cmocka_unit_test(test_reparent_to_nearest_kept_ancestor),
 	};

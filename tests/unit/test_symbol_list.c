@@ -84,6 +84,24 @@ static void test_unknown_keyword(void **state)
 		     "t.syms:1: unknown keyword 'Root' (expected 'root' or 'span')");
 }
 
+/* A symbol file does not get to send escape sequences to the terminal
+ * through an error message (found by tests/fuzz/fuzz_symlist). */
+static void test_unknown_keyword_is_escaped(void **state)
+{
+	(void)state;
+	const char *t1 = "root a\n\x1b[2Jspan b\n";
+	char t2[128];
+
+	expect_error(t1, strlen(t1),
+		     "t.syms:2: unknown keyword '\\x1b[2Jspan' (expected 'root' or 'span')");
+	memset(t2, 'k', 100);
+	memcpy(t2 + 100, " x\n", 4);
+	expect_error(t2, strlen(t2),
+		     "t.syms:1: unknown keyword "
+		     "'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...'"
+		     " (expected 'root' or 'span')");
+}
+
 static void test_missing_pattern(void **state)
 {
 	(void)state;
@@ -198,6 +216,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_entries_comments_blanks),
 		cmocka_unit_test(test_unknown_keyword),
+		cmocka_unit_test(test_unknown_keyword_is_escaped),
 		cmocka_unit_test(test_missing_pattern),
 		cmocka_unit_test(test_no_entries),
 		cmocka_unit_test(test_nul_byte),

@@ -1,0 +1,64 @@
+# Sanitizers (included by the top-level Makefile):
+#   make test-asan      spanprobe and the unit tests built with ASan+UBSan
+#                       (and LeakSanitizer) into $(ASAN_BUILD), then the unit
+#                       tests and a subset of the integration tests run with
+#                       SPANPROBE= pointing at that binary. Any report is an
+#                       error: every sanitizer aborts / exits non-zero.
+#   make test-valgrind  the unit tests (normal build) under valgrind memcheck:
+#                       invalid accesses, uninitialised reads, definite leaks.
+# The BPF object and its skeleton are the normal build's.
+
+ASAN_BUILD   := build-asan
+ASAN_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+		-fno-omit-frame-pointer
+ASAN_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(ASAN_SAN) \
+		-I$(BUILD) -Ibpf -Iuser -I/usr/include/capstone
+ASAN_OBJS    := $(patsubst user/%.c,$(ASAN_BUILD)/user/%.o,$(USER_SRCS))
+ASAN_LIB     := $(ASAN_BUILD)/libspanprobe.a
+ASAN_BIN     := $(ASAN_BUILD)/spanprobe
+ASAN_UNITS   := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
+# The integration tests that exercise the most userspace code: attach and
+# run, thresholds, exceptions, longjmp, bad input (truncated blocks),
+# detaching, and the reliability tests at a tenth of their size.
+ASAN_IT      ?= attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers \
+		storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security
+# Reports also go to files: a sanitized spanprobe expected to fail (bad
+# input) must not hide one behind its non-zero exit status.
+ASAN_REPORTS := $(CURDIR)/$(ASAN_BUILD)/reports
+ASAN_ENV     := ASAN_OPTIONS=abort_on_error=0:exitcode=99:detect_leaks=1:detect_stack_use_after_return=1:log_path=$(ASAN_REPORTS)/asan \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99:log_path=$(ASAN_REPORTS)/ubsan
+VALGRIND_OPTS := --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+		--track-origins=yes --quiet
+
+.PHONY: test-asan asan-build test-valgrind
+asan-build: $(ASAN_BIN) $(ASAN_UNITS)
+
+$(ASAN_BUILD)/user/%.o: user/%.c $(wildcard user/*.h) bpf/spanprobe.h $(SKELS) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(ASAN_LIB): $(ASAN_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(ASAN_BIN): $(ASAN_BUILD)/user/main.o $(ASAN_LIB)
+	$(CC) $(ASAN_SAN) -o $@ $^ $(LDLIBS)
+
+$(ASAN_BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< $(ASAN_LIB) $(LDLIBS) -lcmocka
+
+test-asan: asan-build fixtures
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	@st=0; for t in $(ASAN_UNITS); do echo "== $$t (ASan+UBSan)"; \
+		$(ASAN_ENV) $$t >$(ASAN_REPORTS)/.out 2>&1 || { cat $(ASAN_REPORTS)/.out; st=1; }; \
+	done; \
+	$(ASAN_ENV) SPANPROBE=$(ASAN_BIN) STRESS_DIV=10 sh tests/integration/run.sh $(ASAN_IT) || st=1; \
+	rm -f $(ASAN_REPORTS)/.out; \
+	for r in $(ASAN_REPORTS)/*; do [ -e "$$r" ] || continue; \
+		echo "== sanitizer report $$r:"; head -n 40 "$$r"; st=1; done; \
+	[ $$st = 0 ] && echo "test-asan: 0 sanitizer reports" || { echo "test-asan: FAILED"; exit 1; }
+
+test-valgrind: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t (valgrind)"; \
+		valgrind $(VALGRIND_OPTS) $$t >/dev/null; echo "   0 errors"; done

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Checks spanprobe's spans of Rust futures (out-of-line polls) against
+the rsqserver fixture's own ground truth.
+
+  check_async.py --truth T --spans S --root-name R --span-name N [--min-span 5ms]
+
+The output's roots are the task-root futures (one per query) that wrap
+the truth's execute_query; N is an async fn with an out-of-line poll.
+Checks: one output root per truth query, enclosing it; every truth N span
+of at least min-span is present once, under the root of its own query,
+at depth 1, with begin and duration within --tol of the truth (the
+tracer sees the first poll's entry and the last poll's return, the
+fixture its first and last statement); no output span that the truth
+lacks; span ids unique, parents present.
+"""
+import argparse
+import json
+import re
+import sys
+
+UNITS = {"ns": 1, "us": 1000, "ms": 10**6, "s": 10**9}
+
+
+def dur(text):
+    m = re.fullmatch(r"(\d+)(ns|us|ms|s)", text)
+    if not m:
+        raise argparse.ArgumentTypeError("bad duration " + text)
+    return int(m.group(1)) * UNITS[m.group(2)]
+
+
+def load(path):
+    return [json.loads(l) for l in open(path) if l.strip()]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--truth", required=True)
+    ap.add_argument("--spans", required=True)
+    ap.add_argument("--root-name", required=True)
+    ap.add_argument("--span-name", required=True)
+    ap.add_argument("--min-span", type=dur, default=dur("5ms"))
+    ap.add_argument("--tol", type=dur, default=dur("1ms"))
+    a = ap.parse_args()
+    truth, out = load(a.truth), load(a.spans)
+    errors = []
+    E = errors.append
+
+    ids = [s["span_id"] for s in out]
+    if len(ids) != len(set(ids)):
+        E("span ids are not unique")
+    by_id = {s["span_id"]: s for s in out}
+    for s in out:
+        if s["parent_span_id"] and s["parent_span_id"] not in by_id:
+            E("span %d: parent %d is not in the output" % (s["span_id"], s["parent_span_id"]))
+
+    oroots = [s for s in out if s["depth"] == 0]
+    troots = [t for t in truth if t["depth"] == 0]
+    if any(s["name"] != a.root_name for s in oroots):
+        E("unexpected root names: %s" % sorted({s["name"] for s in oroots}))
+    root_of = {}  # truth query -> output root
+    for t in troots:
+        inside = [s for s in oroots if s["begin_ns"] <= t["begin_ns"] and s["end_ns"] >= t["end_ns"]]
+        if not inside:
+            E("query %s: no output root encloses it" % t["query"])
+            continue
+        root_of[t["query"]] = min(inside, key=lambda s: s["end_ns"] - s["begin_ns"])
+    if len(set(id(r) for r in root_of.values())) != len(root_of):
+        E("two truth queries matched one output root")
+    if len(oroots) != len(troots):
+        E("%d output roots for %d truth queries" % (len(oroots), len(troots)))
+
+    want = [t for t in truth if t["name"] == a.span_name
+            and t["end_ns"] - t["begin_ns"] >= a.min_span + a.tol]
+    got = [s for s in out if s["depth"] > 0]
+    used = set()
+    for t in want:
+        cands = [s for s in got if s["name"] == a.span_name and id(s) not in used
+                 and abs(s["begin_ns"] - t["begin_ns"]) <= a.tol]
+        if not cands:
+            E("missing %s of query %s (begin %d)" % (a.span_name, t["query"], t["begin_ns"]))
+            continue
+        s = min(cands, key=lambda s: abs(s["begin_ns"] - t["begin_ns"]))
+        used.add(id(s))
+        d, td = s["end_ns"] - s["begin_ns"], t["end_ns"] - t["begin_ns"]
+        if abs(d - td) > a.tol:
+            E("query %s: %s lasted %.3f ms, truth %.3f ms" % (t["query"], a.span_name, d / 1e6, td / 1e6))
+        root = root_of.get(t["query"])
+        if root is not None and s["parent_span_id"] != root["span_id"]:
+            E("query %s: %s has parent %d, not its query's root %d"
+              % (t["query"], a.span_name, s["parent_span_id"], root["span_id"]))
+        if s["depth"] != 1:
+            E("query %s: %s at depth %d" % (t["query"], a.span_name, s["depth"]))
+    near = [t for t in truth if t["name"] == a.span_name
+            and abs(t["end_ns"] - t["begin_ns"] - a.min_span) < a.tol]
+    for s in got:
+        if id(s) in used:
+            continue
+        if s["name"] == a.span_name and any(abs(s["begin_ns"] - t["begin_ns"]) <= a.tol for t in near):
+            continue
+        E("span %d %s is not in the truth" % (s["span_id"], s["name"]))
+    if not want:
+        E("vacuous: the truth has no %s span of at least min-span" % a.span_name)
+    for e in errors:
+        print("check_async: FAIL: " + e)
+    if not errors:
+        print("check_async: OK: %d queries, %d %s spans" % (len(root_of), len(want), a.span_name))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

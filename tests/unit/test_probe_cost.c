@@ -1,0 +1,136 @@
+/* Probe pricing: which first instructions the kernel emulates. The byte
+ * sequences are the ins_* functions of tests/bench/target.c, whose
+ * measured costs (make bench) fixed these answers on Linux 6.18. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+#include "probe_cost.h"
+
+struct case_ {
+	const char *what;
+	uint8_t bytes[8];
+	size_t n;
+	enum sp_probe_exec want;
+};
+
+static const struct case_ cases[] = {
+	{ "push %rbp", { 0x55 }, 1, SP_EXEC_EMULATED },
+	{ "push %rbx", { 0x53 }, 1, SP_EXEC_EMULATED },
+	{ "push %r12", { 0x41, 0x54 }, 2, SP_EXEC_EMULATED },
+	{ "push %r15", { 0x41, 0x57 }, 2, SP_EXEC_EMULATED },
+	{ "push %ax", { 0x66, 0x50 }, 2, SP_EXEC_SINGLESTEP },
+	{ "push $0", { 0x6a, 0x00 }, 2, SP_EXEC_SINGLESTEP },
+	{ "nop", { 0x90 }, 1, SP_EXEC_EMULATED },
+	{ "xchg %ax,%ax", { 0x66, 0x90 }, 2, SP_EXEC_EMULATED },
+	{ "pause", { 0xf3, 0x90 }, 2, SP_EXEC_EMULATED },
+	{ "nopl (%rax)", { 0x0f, 0x1f, 0x00 }, 3, SP_EXEC_EMULATED },
+	{ "nopl 0(%rax)", { 0x0f, 0x1f, 0x40, 0x00 }, 4, SP_EXEC_EMULATED },
+	{ "nop5", { 0x0f, 0x1f, 0x44, 0x00, 0x00 }, 5, SP_EXEC_OPTIMIZED },
+	{ "nopw 0(%rax,%rax)", { 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00 }, 6,
+	  SP_EXEC_EMULATED },
+	{ "jmp rel8", { 0xeb, 0x00 }, 2, SP_EXEC_EMULATED },
+	{ "jmp rel32", { 0xe9, 0, 0, 0, 0 }, 5, SP_EXEC_EMULATED },
+	{ "call rel32", { 0xe8, 0, 0, 0, 0 }, 5, SP_EXEC_EMULATED },
+	{ "je rel8", { 0x74, 0x00 }, 2, SP_EXEC_EMULATED },
+	{ "je rel32", { 0x0f, 0x84, 0, 0, 0, 0 }, 6, SP_EXEC_EMULATED },
+	{ "callw rel16", { 0x66, 0xe8, 0, 0 }, 4, SP_EXEC_SINGLESTEP },
+	{ "endbr64", { 0xf3, 0x0f, 0x1e, 0xfa }, 4, SP_EXEC_SINGLESTEP },
+	{ "sub $0x68,%rsp", { 0x48, 0x83, 0xec, 0x68 }, 4, SP_EXEC_SINGLESTEP },
+	{ "mov %rdi,%rax", { 0x48, 0x89, 0xf8 }, 3, SP_EXEC_SINGLESTEP },
+	{ "movzbl %dil,%eax", { 0x40, 0x0f, 0xb6, 0xc7 }, 4, SP_EXEC_SINGLESTEP },
+	{ "xor %eax,%eax", { 0x31, 0xc0 }, 2, SP_EXEC_SINGLESTEP },
+	{ "lea 0(%rip),%rax", { 0x48, 0x8d, 0x05, 0, 0, 0, 0 }, 7, SP_EXEC_SINGLESTEP },
+	{ "test %rdi,%rdi", { 0x48, 0x85, 0xff }, 3, SP_EXEC_SINGLESTEP },
+	{ "ret", { 0xc3 }, 1, SP_EXEC_SINGLESTEP },
+	{ "jmp *0(%rip)", { 0xff, 0x25, 0, 0, 0, 0 }, 6, SP_EXEC_SINGLESTEP },
+};
+
+static void test_byte_rules(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum sp_probe_exec got = sp_probe_exec_of(cases[i].bytes, cases[i].n);
+
+		if (got != cases[i].want)
+			fail_msg("%s: %s, expected %s", cases[i].what,
+				 sp_probe_exec_name(got), sp_probe_exec_name(cases[i].want));
+	}
+}
+
+/* The nop5 check must stop at the instruction's end: a 4-byte nop
+ * followed by a 0x00 byte is not the optimisable 5-byte nop. */
+static void test_decode_bounds_nop5_check(void **state)
+{
+	(void)state;
+	const uint8_t nop4_then[] = { 0x0f, 0x1f, 0x40, 0x00, 0x00, 0xc3 };
+	const uint8_t nop5_then[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xc3 };
+	struct sp_probe_insn in;
+
+	assert_int_equal(sp_probe_insn_decode(nop4_then, sizeof(nop4_then), 0x1000, &in), 0);
+	assert_int_equal(in.len, 4);
+	assert_int_equal(in.exec, SP_EXEC_EMULATED);
+	assert_int_equal(sp_probe_insn_decode(nop5_then, sizeof(nop5_then), 0x1000, &in), 0);
+	assert_int_equal(in.len, 5);
+	assert_int_equal(in.exec, SP_EXEC_OPTIMIZED);
+}
+
+static void test_decode_text(void **state)
+{
+	(void)state;
+	const uint8_t sub[] = { 0x48, 0x83, 0xec, 0x68, 0x90 };
+	const uint8_t push[] = { 0x55, 0x48, 0x89, 0xe5 };
+	struct sp_probe_insn in;
+
+	assert_int_equal(sp_probe_insn_decode(sub, sizeof(sub), 0x1000, &in), 0);
+	assert_int_equal(in.len, 4);
+	assert_int_equal(in.exec, SP_EXEC_SINGLESTEP);
+	assert_non_null(strstr(in.text, "sub"));
+	assert_non_null(strstr(in.text, "%rsp"));
+	assert_int_equal(sp_probe_insn_decode(push, sizeof(push), 0x1000, &in), 0);
+	assert_int_equal(in.len, 1);
+	assert_int_equal(in.exec, SP_EXEC_EMULATED);
+	assert_non_null(strstr(in.text, "push"));
+}
+
+static void test_undecodable(void **state)
+{
+	(void)state;
+	const uint8_t bad[] = { 0x06 }; /* push %es: invalid in 64-bit mode */
+	const uint8_t prefixes_only[] = { 0x66, 0x66 };
+	struct sp_probe_insn in;
+
+	assert_int_equal(sp_probe_insn_decode(bad, sizeof(bad), 0, &in), 0);
+	assert_int_equal(in.exec, SP_EXEC_UNDECODABLE);
+	assert_int_equal(in.len, 0);
+	assert_int_equal(sp_probe_exec_of(prefixes_only, sizeof(prefixes_only)),
+			 SP_EXEC_UNDECODABLE);
+}
+
+/* The messages rely on single-stepping being dearer than emulation, and
+ * on the 5-byte nop being the cheapest of all. */
+static void test_costs_ordered(void **state)
+{
+	(void)state;
+	assert_true(sp_probe_hit_ns(SP_EXEC_OPTIMIZED) < sp_probe_hit_ns(SP_EXEC_EMULATED));
+	assert_true(sp_probe_hit_ns(SP_EXEC_EMULATED) * 10 < sp_probe_hit_ns(SP_EXEC_SINGLESTEP));
+	assert_int_equal(sp_probe_hit_ns(SP_EXEC_UNDECODABLE),
+			 sp_probe_hit_ns(SP_EXEC_SINGLESTEP));
+	assert_string_equal(sp_probe_exec_name(SP_EXEC_SINGLESTEP), "single-stepped");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_byte_rules),
+		cmocka_unit_test(test_decode_bounds_nop5_check),
+		cmocka_unit_test(test_decode_text),
+		cmocka_unit_test(test_undecodable),
+		cmocka_unit_test(test_costs_ordered),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
