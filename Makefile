@@ -82,7 +82,7 @@ test: deps
 	$(MAKE) integration
 
 demo: deps
-	$(MAKE) all fixtures
+	$(MAKE) all fixtures rust-fixtures
 	sh tools/demo.sh
 
 clean:

@@ -1,12 +1,14 @@
 #!/bin/sh
-# `make demo`: a demo server serves fast and slow queries for ~12 s while
-# spanprobe, attached by PID, prints the span tree of every slow query.
+# `make demo`: two demo servers in turn, each serving fast and slow queries
+# while spanprobe, attached by PID, prints the span tree of every slow one:
+#   1. qserver, a C server with nested calls (tests/fixtures/qserver.c);
+#   2. rsqserver, a Rust tokio server shaped like micromegas' flight-sql-srv
+#      (tests/fixtures/rust), traced through its futures' poll functions.
 set -eu
 
 cd "$(dirname "$0")/.."
 SP=${SPANPROBE:-build/spanprobe}
-QS=${FIXTURES:-build/fixtures}/qserver
-SYMS=tests/fixtures/qserver.syms
+FX=${FIXTURES:-build/fixtures}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/spanprobe-demo.XXXXXX")
 QPID=""
 SPID=""
@@ -24,55 +26,63 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 
-for f in "$SP" "$QS"; do
-	[ -x "$f" ] || { echo "demo: $f is missing (make all fixtures)" >&2; exit 1; }
-done
+# wait_for CONDITION_CMD PID TENTHS: until the command succeeds, while PID lives
+wait_for() {
+	n=$3
+	until eval "$1"; do
+		if ! alive "$2" || [ "$n" -le 0 ]; then
+			return 1
+		fi
+		n=$((n - 1))
+		sleep 0.1
+	done
+}
 
-# Two worker threads; of every 5 queries 2 are slow (~1.35 s), 3 are fast
-# or medium (under 1 s), so only the slow ones are printed.
-"$QS" --wait-signal --for 12 -k DFMDF --pid-file "$TMP/pid" &
-QPID=$!
-n=100 # attach once qserver has exec'd and reached main()
-until [ "$(cat "$TMP/pid" 2>/dev/null)" = "$QPID" ]; do
-	if ! alive "$QPID" || [ $n -le 0 ]; then
-		echo "demo: qserver did not start" >&2
-		exit 1
-	fi
-	n=$((n - 1))
-	sleep 0.1
-done
-echo "demo: qserver running as pid $QPID; serving fast and slow queries for 12 s"
-echo "demo: spanprobe attach -p $QPID -s $SYMS   (--min-span 5ms --min-query 1s)"
-
-"$SP" attach -p "$QPID" -s "$SYMS" 2>"$TMP/err" &
-SPID=$!
-n=300
-until grep -q '^spanprobe: attached ' "$TMP/err"; do
-	if ! alive "$SPID" || [ $n -le 0 ]; then
+# demo SERVER SYMBOLS DESCRIPTION SERVER_ARGS...
+demo() {
+	server=$1 syms=$2 what=$3
+	shift 3
+	[ -x "$server" ] || { echo "demo: $server is missing (make all fixtures rust-fixtures)" >&2; exit 1; }
+	rm -f "$TMP/pid" "$TMP/err"
+	"$server" --wait-signal --pid-file "$TMP/pid" "$@" > "$TMP/out" &
+	QPID=$!
+	# attach once the server has exec'd and reached main()
+	wait_for '[ "$(cat "$TMP/pid" 2>/dev/null)" = "$QPID" ]' "$QPID" 100 ||
+		{ echo "demo: $server did not start" >&2; exit 1; }
+	echo "demo: $what running as pid $QPID"
+	echo "demo: spanprobe attach -p $QPID -s $syms   (--min-span 5ms --min-query 1s)"
+	"$SP" attach -p "$QPID" -s "$syms" 2>"$TMP/err" &
+	SPID=$!
+	if ! wait_for "grep -q '^spanprobe: attached ' '$TMP/err'" "$SPID" 300; then
 		echo "demo: spanprobe did not attach:" >&2
 		cat "$TMP/err" >&2
 		exit 1
 	fi
-	n=$((n - 1))
-	sleep 0.1
-done
-grep '^spanprobe: attached ' "$TMP/err"
-echo "demo: slow queries as spanprobe prints them:"
-echo
-kill -USR1 "$QPID"
+	grep '^spanprobe: attached ' "$TMP/err"
+	echo "demo: slow queries as spanprobe prints them:"
+	echo
+	kill -USR1 "$QPID"
+	# spanprobe stops by itself when the server exits; don't wait forever
+	wait_for '! alive "$SPID"' "$SPID" 400 || :
+	rc=0
+	wait "$SPID" || rc=$?
+	SPID=""
+	wait "$QPID" || :
+	QPID=""
+	echo
+	sed -n '/^spanprobe: attached /!p' "$TMP/err" >&2
+	echo "demo: done (spanprobe exit status $rc)"
+	echo
+	[ "$rc" = 0 ] || exit "$rc"
+}
 
-# spanprobe stops by itself when qserver exits; don't wait forever.
-n=400
-while alive "$SPID" && [ $n -gt 0 ]; do
-	n=$((n - 1))
-	sleep 0.1
-done
-rc=0
-wait "$SPID" || rc=$?
-SPID=""
-wait "$QPID" || :
-QPID=""
-echo
-sed -n '/^spanprobe: attached /!p' "$TMP/err" >&2
-echo "demo: done (spanprobe exit status $rc)"
-exit "$rc"
+# Two worker threads; of every 5 queries 2 are slow (~1.35 s), 3 are fast
+# or medium (under 1 s), so only the slow ones are printed.
+demo "$FX/qserver" tests/fixtures/qserver.syms \
+	"qserver (C, nested calls; fast and slow queries for 12 s)" --for 12 -k DFMDF
+
+# A tokio multi-thread runtime, 8 queries in flight; release builds inline
+# most async fns into the task root, so the spans are the task roots and
+# the futures polled out of line (Box<dyn Future>), across worker threads.
+demo "$FX/rsqserver" tests/fixtures/rsqserver-outofline.syms \
+	"rsqserver (Rust tokio, 2 workers, 8 concurrent queries)" -n 16

@@ -161,11 +161,13 @@ static bool listed_under(const struct sp_func *f, int i, const struct sp_pattern
 /* What tracing one function costs, from its probed instructions. */
 struct func_cost {
 	struct sp_probe_insn entry;
-	size_t sites_stepped;   /* ret / tail-jump sites single-stepped */
-	struct sp_probe_insn site; /* one of them, for the message */
-	unsigned exit_ns;       /* the dearest way out */
-	unsigned call_ns;       /* entry + exit: one traced call */
-	bool expensive;         /* a single-stepped probe on every call */
+	size_t sites_stepped;             /* ret / tail-jump sites single-stepped */
+	struct sp_probe_insn site;        /* one of them, for the message */
+	bool endbr;                       /* the entry is endbr64... */
+	struct sp_probe_insn after_endbr; /* ...followed by this */
+	unsigned exit_ns;                 /* the dearest way out */
+	unsigned call_ns;                 /* entry + exit: one traced call */
+	bool expensive;                   /* a single-stepped probe on every call */
 };
 
 #define CODE_PEEK 16
@@ -176,16 +178,20 @@ static uint64_t site_addr(const struct sp_func *f, uint64_t off)
 	return f->addr + (off - f->offset);
 }
 
-static void decode_at(const struct sp_func *f, uint64_t off, struct sp_probe_insn *out)
+/* Decodes the instruction at file offset off; the bytes read go to
+ * code (CODE_PEEK), their count is returned (0 if unreadable). */
+static size_t decode_at(const struct sp_func *f, uint64_t off, struct sp_probe_insn *out,
+			uint8_t *code)
 {
-	uint8_t code[CODE_PEEK];
-	long n = sp_probe_read_code(f->open_path, off, code, sizeof(code));
+	long n = sp_probe_read_code(f->open_path, off, code, CODE_PEEK);
 
 	if (n <= 0 || sp_probe_insn_decode(code, (size_t)n, site_addr(f, off), out)) {
 		memset(out, 0, sizeof(*out));
 		out->exec = SP_EXEC_UNDECODABLE;
 		snprintf(out->text, sizeof(out->text), "(unreadable)");
+		return 0;
 	}
+	return (size_t)n;
 }
 
 /* With ret sites every return passes one of them, so the dearest site
@@ -195,9 +201,10 @@ static void exit_cost(const struct sp_func *f, struct func_cost *c)
 	c->exit_ns = f->exit_mode == SP_EXIT_URETPROBE ? sp_probe_uretprobe_ns() : 0;
 	for (size_t i = 0; f->exit_mode == SP_EXIT_RETSITES && i < f->n_exit; i++) {
 		struct sp_probe_insn site;
+		uint8_t code[CODE_PEEK];
 		unsigned ns;
 
-		decode_at(f, f->exit_offsets[i], &site);
+		decode_at(f, f->exit_offsets[i], &site, code);
 		ns = sp_probe_hit_ns(site.exec);
 		if (site.exec >= SP_EXEC_SINGLESTEP && c->sites_stepped++ == 0)
 			c->site = site;
@@ -208,8 +215,16 @@ static void exit_cost(const struct sp_func *f, struct func_cost *c)
 
 static void func_cost(const struct sp_func *f, struct func_cost *c)
 {
+	uint8_t code[CODE_PEEK];
+	size_t n;
+
 	memset(c, 0, sizeof(*c));
-	decode_at(f, f->offset, &c->entry);
+	n = decode_at(f, f->offset, &c->entry, code);
+	/* -fcf-protection builds start every function with endbr64, which
+	 * is single-stepped: say what a probe just after it would cost */
+	c->endbr = sp_probe_is_endbr64(code, n) &&
+		   sp_probe_insn_decode(code + 4, n - 4, site_addr(f, f->offset + 4),
+					&c->after_endbr) == 0;
 	exit_cost(f, c);
 	c->call_ns = sp_probe_hit_ns(c->entry.exec) + c->exit_ns;
 	c->expensive = c->entry.exec >= SP_EXEC_SINGLESTEP || c->sites_stepped;
@@ -239,6 +254,10 @@ static void text_cost(const struct sp_func *f, const struct func_cost *c)
 		       c->entry.text, sp_probe_exec_name(c->entry.exec),
 		       sp_probe_hit_ns(c->entry.exec) / 1000.0,
 		       sp_probe_hit_ns(SP_EXEC_EMULATED) / 1000.0);
+	if (c->endbr)
+		printf("      note: the instruction after endbr64 (+4, `%s`) is %s and sees "
+		       "the same calls with the same stack\n", c->after_endbr.text,
+		       sp_probe_exec_name(c->after_endbr.exec));
 	if (c->sites_stepped)
 		printf("      warning: %zu of %zu exit sites (`%s`) single-stepped by the kernel "
 		       "(~%.1f us per return): the price of ret-site exits, which let "
@@ -355,9 +374,16 @@ static void json_cost(const struct func_cost *c)
 	fputs(",\"entry_insn\":", stdout);
 	json_str(c->entry.text);
 	printf(",\"entry_probe\":\"%s\",\"exit_sites_single_stepped\":%zu,"
-	       "\"cost_ns_per_call\":%u,\"expensive\":%s",
+	       "\"cost_ns_per_call\":%u,\"expensive\":%s,\"after_endbr64\":",
 	       sp_probe_exec_name(c->entry.exec), c->sites_stepped, c->call_ns,
 	       c->expensive ? "true" : "false");
+	if (!c->endbr) {
+		fputs("null", stdout);
+		return;
+	}
+	fputs("{\"insn\":", stdout);
+	json_str(c->after_endbr.text);
+	printf(",\"probe\":\"%s\"}", sp_probe_exec_name(c->after_endbr.exec));
 }
 
 static void json_func(const struct sp_func *f, const struct func_cost *c)

@@ -15,11 +15,13 @@
 #include "probe_cost.h"
 
 /* Measured by `make bench` on the 2-vCPU KVM guest of
- * docs/performance.md (Linux 6.18): added ns per hit, empty program. */
+ * docs/performance.md (Linux 6.18): added ns per hit of an empty
+ * program (medians over the ins_* functions of each kind), and what the
+ * return half of a uretprobe or session adds (pair minus entry alone). */
 #define HIT_NS_OPTIMIZED 250
-#define HIT_NS_EMULATED 560
-#define HIT_NS_SINGLESTEP 18500
-#define RETURN_NS_URETPROBE 320
+#define HIT_NS_EMULATED 550
+#define HIT_NS_SINGLESTEP 19000
+#define RETURN_NS_URETPROBE 290
 
 static bool is_legacy_prefix(uint8_t b)
 {
@@ -104,6 +106,13 @@ enum sp_probe_exec sp_probe_exec_of(const uint8_t *code, size_t n)
 	if (is_push_reg(&h))
 		return SP_EXEC_EMULATED;
 	return SP_EXEC_SINGLESTEP;
+}
+
+bool sp_probe_is_endbr64(const uint8_t *code, size_t n)
+{
+	static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+
+	return n >= 4 && memcmp(code, endbr64, 4) == 0;
 }
 
 /* One AT&T-syntax handle for the whole run (symbols may list thousands

@@ -9,6 +9,7 @@
 #ifndef SPANPROBE_PROBE_COST_H
 #define SPANPROBE_PROBE_COST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,12 @@ unsigned sp_probe_hit_ns(enum sp_probe_exec e);
 /* Added ns of the return half of a uretprobe or uprobe session
  * (return trampoline), whatever the function's instructions. */
 unsigned sp_probe_uretprobe_ns(void);
+
+/* True for endbr64 (f3 0f 1e fa): the CET landing pad that
+ * -fcf-protection puts first in every function. It only marks a valid
+ * indirect-branch target, so the instruction after it sees the same
+ * calls with the same stack. */
+bool sp_probe_is_endbr64(const uint8_t *code, size_t n);
 
 /* Reads up to n code bytes at file offset off of path; the count read,
  * or -1 with errno set. */

@@ -169,6 +169,13 @@ void sp_print_json(FILE *out, const struct sp_span *spans, size_t n)
 			",\"flags\":", s->begin_ns, s->end_ns, sp_span_duration(s),
 			s->tid, s->pid);
 		json_flags(out, s->flags);
+		/* futures only: how often they were polled, and the window their
+		 * true begin and end lie in when they were seen through a root */
+		if (s->poll_count)
+			fprintf(out, ",\"poll_count\":%" PRIu32, s->poll_count);
+		if (s->uncertainty_lo_ns || s->uncertainty_hi_ns)
+			fprintf(out, ",\"uncertainty_lo_ns\":%" PRIu64 ",\"uncertainty_hi_ns\":%" PRIu64,
+				s->uncertainty_lo_ns, s->uncertainty_hi_ns);
 		fprintf(out, ",\"abnormal\":%s}\n",
 			s->flags & SP_SPAN_ABNORMAL ? "true" : "false");
 	}

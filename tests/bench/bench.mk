@@ -1,6 +1,6 @@
 # `make bench` (included by the top-level Makefile): spanprobe's cost per
 # call against the kernel's floor and bpftrace, its collector under load,
-# its attach time, all in one run (~6 min). `make bench BENCH_ARGS=--quick`
+# its attach time, all in one run (~3 min). `make bench BENCH_ARGS=--quick`
 # for a shorter run (fewer repetitions, 10 s instead of 60 s under load).
 # Figures: stdout and $(BUILD)/bench/results.json; docs/performance.md
 # records one run.

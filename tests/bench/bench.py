@@ -2,23 +2,26 @@
 """`make bench`: what spanprobe costs, measured side by side with the
 kernel's floor and with bpftrace, in one run on this machine.
 
-Phases (all in one run, so that ratios compare like with like on a shared
-and noisy machine):
-  1. per call: ns added to a short function by each tracer, interleaved
-     round-robin over >= 5 repetitions; medians, ratios to the floor
-     (empty uprobe_multi entry + return programs) and to bpftrace;
-  2. first instruction: the added cost of an empty entry uprobe on each
-     ins_* function of the target, checked against what
-     `spanprobe symbols` predicts;
-  3. attach time for 1,000 functions, per attach mode;
-  4. load: the span records per second the collector takes without a
-     drop, its CPU and RSS at 100k calls/s, and 200k calls/s for 60 s;
-  5. diagnostics: BPF run time per program run (kernel.bpf_stats_enabled).
+Phases, in this order, all in one run so that ratios compare like with
+like on a shared and noisy machine:
+  per call     ns added to a short function (bench_leaf, first instruction
+               `push %rbp`) by each configuration: no probes, empty BPF
+               programs (the floor: uprobe_multi entry + return), spanprobe
+               inside and outside queries in each attach mode, bpftrace.
+               Each configuration has its own copy of the target binary,
+               its own process and its tracer attached throughout; rounds
+               visit them in turn (see per_call);
+  BPF stats    ns per program run (kernel.bpf_stats_enabled, briefly);
+  first insn   an empty entry uprobe on each ins_* function of the target,
+               measured against what `spanprobe symbols` predicts;
+  verifier     the verifier's time per spanprobe program;
+  load         span records per second without a drop, collector CPU and
+               RSS at 100k calls/s, 200k calls/s for 60 s;
+  attach       attach and detach times, 1,000 functions.
 
 Output: a table on stdout, the same figures in BUILD/bench/results.json.
-The target runs on the last CPU at SCHED_FIFO priority 10 (so that other
-processes cannot preempt a timed loop), every tracer and this script on
-CPU 0.
+Timed target loops run on the last CPU at SCHED_FIFO priority 10 (other
+processes cannot preempt them); tracers and this script run on CPU 0.
 """
 import argparse
 import datetime
@@ -570,23 +573,18 @@ def verifier_costs(a):
     return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
 
 
-def attach_once(a, exe, syms, mode, detach=True):
+def attach_once(a, exe, syms, mode):
     """Seconds from spanprobe's start to its 'attached' line on a fresh
-    process of exe, and from SIGINT to its exit. Without detach the
-    collector is killed and left to the kernel (see attach_times)."""
+    process of exe, and from SIGINT to its exit."""
     proc = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, preexec_fn=pin(TARGET_CPU))
     proc.stdout.readline()
     try:
         sp = Spanprobe(a.spanprobe, proc.pid, syms, ["--attach-mode", mode, "--min-query", "0"])
         got = {"attach_s": sp.attach_s, "mode_used": sp.mode(), "line": sp.attached_line()}
-        if detach:
-            t0 = time.monotonic()
-            sp.stop()
-            got["detach_s"] = time.monotonic() - t0
-        else:
-            sp.p.kill()
-            a.orphans.append(sp)
+        t0 = time.monotonic()
+        sp.stop()
+        got["detach_s"] = time.monotonic() - t0
         return got
     finally:
         proc.stdin.close()
@@ -599,37 +597,36 @@ def timed(argv):
     return time.monotonic() - t0
 
 
-def attach_row(a, label, exe, syms, mode, reps, detach=True):
-    got = [attach_once(a, exe, syms, mode, detach) for _ in range(reps)]
+def attach_row(a, label, exe, syms, mode, reps):
+    got = [attach_once(a, exe, syms, mode) for _ in range(reps)]
     row = {"functions": sum(1 for l in open(syms) if l.startswith(("span ", "root "))),
            "seconds": median([g["attach_s"] for g in got]),
            "reps": [round(g["attach_s"], 3) for g in got],
-           "detach_seconds": median([g["detach_s"] for g in got]) if detach else None,
+           "detach_seconds": median([g["detach_s"] for g in got]),
            "mode_used": got[-1]["mode_used"], "attached_line": got[-1]["line"]}
-    log(f"attach ({label}): {row['seconds']:.3f} s, detach {row['detach_seconds']}")
+    log(f"attach ({label}): {row['seconds']:.3f} s, detach {row['detach_seconds']:.3f} s")
     return row
 
 
 def attach_times(a):
-    """1,000 functions per attach mode; 2 functions (the fixed part); the
-    1,000 names resolved alone (`spanprobe symbols`). Classic links are
-    released one by one, each waiting for RCU grace periods (~0.1 s per
-    probe here): their detach is timed on 50 functions, and the classic
-    1,000-function collector is killed once attached and left to the
-    kernel, last, so that its minutes of teardown overlap nothing."""
-    few = os.path.join(a.work, "many50.syms")
+    """1,000 functions with session and uprobe_multi links; 2 functions
+    (the fixed part); the 1,000 names resolved alone (`spanprobe
+    symbols`). Classic links are timed on 20 functions only: each one is
+    released separately and waits for RCU grace periods (0.1-0.7 s per
+    probe on this kernel), so 1,000 functions (2,000 probes) would take
+    minutes to detach, and would slow whatever runs meanwhile."""
+    few = os.path.join(a.work, "many20.syms")
     with open(a.many_syms) as src, open(few, "w") as dst:
-        dst.writelines([l for l in src if l.startswith("span ")][:50])
+        dst.writelines([l for l in src if l.startswith("span ")][:20])
     out = {
         "session": attach_row(a, "session", a.many, a.many_syms, "session", a.attach_reps),
         "multi": attach_row(a, "multi", a.many, a.many_syms, "multi", a.attach_reps),
         "session_2_functions": attach_row(a, "session, 2 functions", a.target, a.leaf_syms,
                                           "session", a.attach_reps),
-        "classic_50_functions": attach_row(a, "classic, 50 functions", a.many, few, "classic", 1),
+        "classic_20_functions": attach_row(a, "classic, 20 functions", a.many, few, "classic", 1),
     }
     sym = [timed([a.spanprobe, "symbols", "-s", a.many_syms, a.many]) for _ in range(3)]
     out["symbols_only_1000"] = {"seconds": median(sym), "reps": [round(t, 3) for t in sym]}
-    out["classic"] = attach_row(a, "classic", a.many, a.many_syms, "classic", 1, detach=False)
     return out
 
 
@@ -675,7 +672,7 @@ def events_ramp(a, target):
             break
     ok = [r for r in steps if not r["lost"] and reached(r)]
     best = max((r["rate_achieved"] for r in ok), default=0)
-    limit = "none found"
+    limit = "nothing: the highest rate asked was reached without a drop"
     if steps and steps[-1]["lost"]:
         limit = "drops"
     elif steps and not reached(steps[-1]):
@@ -686,16 +683,18 @@ def events_ramp(a, target):
 # ---------------------------------------------------------------- report
 
 def machine():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for l in f:
-            if l.startswith("model name"):
-                cpu = l.split(":", 1)[1].strip()
-                break
-    virt = subprocess.run(["systemd-detect-virt"], capture_output=True, text=True).stdout.strip()
-    return {"kernel": platform.release(), "cpu": cpu, "cpus": NCPU,
-            "virtualization": virt or "?", "date": datetime.datetime.now().astimezone()
-            .isoformat(timespec="seconds"),
+    info = {}
+    for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        k, _, v = l.partition(":")
+        info[k.strip()] = v.strip()
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return {"kernel": platform.release(), "cpu": info.get("Model name", "?"),
+            "cpu_family_model": f"{info.get('CPU family', '?')}/{info.get('Model', '?')}",
+            "cpus": NCPU, "hypervisor": info.get("Hypervisor vendor", "none"),
+            "memory_gib": round(mem_kib / 2**20, 1),
+            "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "bpftrace": subprocess.run(["bpftrace", "--version"], capture_output=True,
                                        text=True).stdout.strip()}
 
@@ -727,8 +726,9 @@ def targets(res):
 
 def print_report(res):
     m = res["machine"]
-    print(f"\nspanprobe bench: {m['cpus']} vCPU {m['cpu']} ({m['virtualization']}), "
-          f"Linux {m['kernel']}, {m['date']}")
+    print(f"\nspanprobe bench: {m['cpus']} CPUs {m['cpu']} (family/model {m['cpu_family_model']}, "
+          f"hypervisor {m['hypervisor']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+          f"{m['date']}, load average at start {' '.join(m['loadavg_at_start'])}")
     pc = res["per_call"]
     print(f"\nPer call ({pc['rounds']} rounds; in each, every configuration runs "
           f"{pc['loops_per_round']} interleaved loops of {pc['loop_ms']} ms and keeps its best;\n"
@@ -777,9 +777,8 @@ def print_report(res):
         if label == "symbols_only_1000":
             print(f"  resolving the 1,000 names only (spanprobe symbols) {r['seconds']:.3f} s")
             continue
-        det = "not waited for" if r["detach_seconds"] is None else f"{r['detach_seconds']:.2f} s"
         print(f"  {label:22s} {r['functions']:5d} functions  attach {r['seconds']:6.3f} s  "
-              f"detach {det:15s} ({r['mode_used']}; attach reps {r['reps']})")
+              f"detach {r['detach_seconds']:6.2f} s  ({r['mode_used']}; attach reps {r['reps']})")
     print("\nBPF verifier, per spanprobe program (loaded alone)")
     for v in res["verifier"]:
         print(f"  {v['program']:16s} {v['verify_us'] / 1000:8.1f} ms  "
@@ -834,7 +833,6 @@ def parse_args():
     a.work = os.path.join(b, "bench")
     a.floor = os.path.join(a.work, "floor")
     a.verify_cost = os.path.join(a.work, "verify_cost")
-    a.orphans = []
     a.target = os.path.abspath(os.path.join(a.work, "target"))
     a.many = os.path.join(a.work, "many")
     a.many_syms = os.path.join(a.work, "many.syms")
@@ -845,7 +843,8 @@ def parse_args():
     a.ins_rounds = 2 if a.quick else 3
     a.ins_ms = 40
     a.attach_reps = 2 if a.quick else 3
-    a.ramp = [50000, 100000, 200000, 300000, 400000, 500000, 600000, 700000, 800000]
+    a.ramp = [50000, 100000, 200000, 300000, 400000, 500000, 600000, 700000, 800000,
+              1000000, 1200000]
     a.ramp_secs = 3 if a.quick else 4
     a.sustain_secs = 10 if a.quick else 60
     a.window_secs = 5 if a.quick else 10
@@ -916,5 +915,15 @@ def load(a):
     return {"events_ramp": ramp, "collector_100k": c100, "sustained_200k": s200}
 
 
+def run():
+    try:
+        return main()
+    except RuntimeError as e:
+        # libbpf's verifier logs can be megabytes: keep the end of it
+        msg = str(e)
+        print(f"bench: {msg if len(msg) < 2000 else '...' + msg[-2000:]}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

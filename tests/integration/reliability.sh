@@ -169,8 +169,9 @@ t_storm_modes() {
 # 10,000 threads created and gone while attached; one in ten exits with
 # pthread_exit in the middle of its query. Every thread's query must be
 # traced (they all started after attach), threads that died mid-query
-# closed as abnormal, the threads map bounded by the threads alive at a
-# time (8) while they churn, and empty at the end.
+# closed as abnormal, the threads map bounded while they churn (8 threads
+# alive at a time; a leak would leave one entry per dead thread), and
+# empty at the end.
 t_thread_churn() {
 	d=$(newdir churn)
 	need_fixture churn || return 1
@@ -205,8 +206,11 @@ t_thread_churn() {
 		return 1
 	fi
 	[ "$samples" -gt 0 ] || { fail "the threads map could not be sampled during the run"; return 1; }
-	[ "$max" -le 8 ] ||
-		{ fail "the threads map reached $max entries with at most 8 threads alive"; return 1; }
+	# a dump is no snapshot: while it walks the map, threads end and new
+	# ones begin, so it may see somewhat more than the 8 alive at a time;
+	# state left behind by dead threads would grow by hundreds
+	[ "$max" -le 64 ] ||
+		{ fail "the threads map reached $max entries with at most 8 threads alive at a time"; return 1; }
 	grep -q ' (0 lost)' "$d/sp.err" || { fail "records were lost"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 --margin 0 \
 		--expect-queries "$q" --min-checked-queries "$q" --abnormal-roots \

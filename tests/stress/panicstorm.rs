@@ -92,8 +92,18 @@ impl Frame {
     }
 }
 
+const TRUTH_BUF: usize = 1 << 20;
+
 impl Drop for Frame {
     fn drop(&mut self) {
+        // writing out must happen inside the call, before its end is
+        // timestamped: a write that waits would otherwise look like time
+        // the tracer invented
+        if let Some(w) = TRUTH.lock().unwrap().as_mut() {
+            if w.buffer().len() > TRUTH_BUF / 2 {
+                w.flush().unwrap();
+            }
+        }
         let end = now_ns();
         let iv = preemptions();
         let abnormal = std::thread::panicking();
@@ -284,7 +294,7 @@ fn main() {
             eprintln!("{}: {}", p, e);
             std::process::exit(2)
         });
-        *TRUTH.lock().unwrap() = Some(BufWriter::new(f));
+        *TRUTH.lock().unwrap() = Some(BufWriter::with_capacity(TRUTH_BUF, f));
     }
     if let Some(p) = &pid_file {
         std::fs::write(p, format!("{}\n", std::process::id())).expect("pid file");

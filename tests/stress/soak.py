@@ -111,9 +111,9 @@ def main():
             rows.append({
                 "t": int(round(el)), "rss": status_kb(sp.pid, "VmRSS"), "hwm": status_kb(sp.pid, "VmHWM"),
                 "fds": nfds(sp.pid), "threads": threads_entries(sp.pid),
-                "rate": (calls - prev_calls) / dt if el > 0 else None,
-                "sp_cpu": 100 * (cpu - prev_cpu) / dt if el > 0 else None,
-                "fx_cpu": 100 * (fx_cpu - prev_fx_cpu) / dt if el > 0 else None,
+                "rate": (calls - prev_calls) / dt if rows else None,
+                "sp_cpu": 100 * (cpu - prev_cpu) / dt if rows else None,
+                "fx_cpu": 100 * (fx_cpu - prev_fx_cpu) / dt if rows else None,
                 "slow": slow - slow0,
             })
             prev_t, prev_calls, prev_cpu, prev_fx_cpu = now, calls, cpu, fx_cpu

@@ -34,7 +34,10 @@ public:
 	explicit Frame(const char *name) : unwinding_(std::uncaught_exceptions()) { tr_enter(name); }
 	~Frame()
 	{
-		uint64_t t = tr_now();
+		uint64_t t;
+
+		tr_make_room();
+		t = tr_now();
 
 		tr_emit(t, tr_preemptions(), std::uncaught_exceptions() > unwinding_);
 	}

@@ -68,7 +68,7 @@ static __attribute__((noinline, unused)) void tr_enter(const char *name)
 /* Lines are gathered per thread and written in bulk: a lock taken between
  * a call's end timestamp and its real return (contended by other threads)
  * would delay the return by an amount the truth cannot see. */
-#define TR_BUF 16384
+#define TR_BUF 65536
 static __thread char tr_buf[TR_BUF];
 static __thread size_t tr_len;
 
@@ -83,7 +83,16 @@ static __attribute__((unused)) void tr_flush(void)
 	tr_len = 0;
 }
 
-static __attribute__((unused)) void tr_emit(uint64_t end, long iv, int abnormal)
+/* Called before a call's end is timestamped, never after: writing out
+ * (a syscall, maybe a wait for the disk) must fall inside the call. Half
+ * the buffer holds any unwinding (64 frames of < 512 bytes). */
+static inline __attribute__((always_inline, unused)) void tr_make_room(void)
+{
+	if (tr_len > TR_BUF / 2)
+		tr_flush();
+}
+
+static __attribute__((noinline, unused)) void tr_emit(uint64_t end, long iv, int abnormal)
 {
 	const struct tr_frame *f = &tr_stk[--tr_depth];
 	const struct tr_frame *p = tr_depth ? f - 1 : NULL;
@@ -99,7 +108,7 @@ static __attribute__((unused)) void tr_emit(uint64_t end, long iv, int abnormal)
 		snprintf(pid, sizeof(pid), "%" PRIu64, p->id);
 	}
 	if (tr_len > TR_BUF - 1024)
-		tr_flush();
+		tr_flush(); /* not reached: tr_make_room() came first */
 	n = snprintf(tr_buf + tr_len, TR_BUF - tr_len,
 		     "{\"query\":%s,\"name\":\"%s\",\"parent\":%s,\"depth\":%d,"
 		     "\"begin_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64 ",\"tid\":%d,\"pid\":%d,"
@@ -111,18 +120,28 @@ static __attribute__((unused)) void tr_emit(uint64_t end, long iv, int abnormal)
 		tr_len += (size_t)n;
 }
 
-static __attribute__((noinline, unused)) void tr_leave(void)
+/* Inlined: the end timestamp must come before the instrumented function's
+ * own exit (with ret-site probes a `jmp tr_leave` tail call would be that
+ * exit, and anything delaying the thread after it would be invisible to
+ * the truth's preemption counts). */
+static inline __attribute__((always_inline, unused)) void tr_leave(void)
 {
-	uint64_t t = tr_now();
+	uint64_t t;
 
+	tr_make_room();
+	t = tr_now();
 	tr_emit(t, tr_preemptions(), 0);
 }
 
 /* The frames above level were left without returning. */
 static __attribute__((unused)) void tr_unwind_to(int level)
 {
-	uint64_t t = tr_now();
-	long iv = tr_preemptions();
+	uint64_t t;
+	long iv;
+
+	tr_make_room();
+	t = tr_now();
+	iv = tr_preemptions();
 
 	while (tr_depth > level)
 		tr_emit(t, iv, 1);

@@ -122,6 +122,19 @@ static void test_costs_ordered(void **state)
 	assert_string_equal(sp_probe_exec_name(SP_EXEC_SINGLESTEP), "single-stepped");
 }
 
+static void test_endbr64(void **state)
+{
+	(void)state;
+	const uint8_t cet[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55 };
+	const uint8_t endbr32[] = { 0xf3, 0x0f, 0x1e, 0xfb };
+
+	assert_true(sp_probe_is_endbr64(cet, sizeof(cet)));
+	assert_false(sp_probe_is_endbr64(cet, 3));
+	assert_false(sp_probe_is_endbr64(endbr32, sizeof(endbr32)));
+	/* what follows it is judged on its own */
+	assert_int_equal(sp_probe_exec_of(cet + 4, 1), SP_EXEC_EMULATED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +143,7 @@ int main(void)
 		cmocka_unit_test(test_decode_text),
 		cmocka_unit_test(test_undecodable),
 		cmocka_unit_test(test_costs_ordered),
+		cmocka_unit_test(test_endbr64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
