@@ -113,6 +113,7 @@ int main(int argc, char **argv)
 	tr_nap_us(300000);
 	for (int i = 0; i < after; i++)
 		handle_query(q++, 0);
+	tr_mark();
 	tr_close();
 	printf("burst: served %d queries, %ld calls inside queries\n", q, calls_in_queries);
 	fflush(stdout);

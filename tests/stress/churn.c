@@ -71,6 +71,7 @@ static void *worker(void *arg)
 		idle_check();
 	else
 		handle_query(kind);
+	tr_mark(); /* a timestamp after the query, so a preemption right at its end is seen */
 	tr_flush();
 	return NULL;
 }

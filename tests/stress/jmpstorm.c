@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 		if (q % 16 == 15)
 			housekeeping();
 	}
+	tr_mark();
 	tr_close();
 	printf("jmpstorm: served %d queries\n", n);
 	fflush(stdout);

@@ -49,10 +49,18 @@ const SIG_BLOCK: i32 = 0;
 const SIGUSR1: u64 = 10;
 const SIGTERM: u64 = 15;
 
-fn preemptions() -> i64 {
+fn rusage() -> RUsage {
     let mut ru = RUsage { fields: [0; 18] };
     unsafe { getrusage(RUSAGE_THREAD, &mut ru) };
-    ru.fields[17]
+    ru
+}
+
+/// Times the thread was switched out other than by its own naps:
+/// preempted (ru_nivcsw, the last field) or blocked (ru_nvcsw, the one
+/// before) — see tests/stress/truth.h.
+fn preemptions() -> i64 {
+    let ru = rusage();
+    ru.fields[17] + ru.fields[16] - NAP_SWITCHES.with(|n| n.get())
 }
 
 fn now_ns() -> u64 {
@@ -73,6 +81,7 @@ thread_local! {
     static STACK: RefCell<Vec<Open>> = RefCell::new(Vec::new());
     static QUERY: Cell<i64> = Cell::new(-1);
     static NEXT_ID: Cell<u64> = Cell::new(0);
+    static NAP_SWITCHES: Cell<i64> = Cell::new(0);
 }
 
 /// Records one instrumented call from its creation to its drop.
@@ -145,7 +154,10 @@ fn mark() {
 }
 
 fn nap_us(us: u64) {
+    let a = rusage().fields[16];
     std::thread::sleep(Duration::from_micros(us));
+    let b = rusage().fields[16];
+    NAP_SWITCHES.with(|n| n.set(n.get() + b - a));
 }
 
 #[inline(never)]
@@ -318,6 +330,7 @@ fn main() {
             housekeeping();
         }
     }
+    mark();
     if let Some(w) = TRUTH.lock().unwrap().as_mut() {
         w.flush().expect("truth file");
     }

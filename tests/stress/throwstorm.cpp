@@ -182,6 +182,7 @@ int main(int argc, char **argv)
 			if (q % 16 == 15)
 				storm::housekeeping();
 		}
+		tr_mark();
 		tr_close();
 		std::printf("throwstorm: served %d queries (checksum %ld)\n", n, sum);
 		std::fflush(stdout);

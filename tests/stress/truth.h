@@ -44,14 +44,21 @@ static inline uint64_t tr_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Times this thread was preempted so far (see tests/fixtures/qserver.c):
- * check_spans.py is lenient about timestamps next to a preemption. */
+/* Voluntary context switches made by tr_nap_us() so far on this thread. */
+static __thread long tr_nap_switches;
+
+/* Times this thread was switched out so far other than by its own naps:
+ * preempted, or blocked (on a lock in the kernel's uprobe path, on a page
+ * fault...). Recorded with each timestamp: where it changed between two
+ * timestamps of a thread, the probe may have fired long before (a begin)
+ * or after (an end) the fixture read its clock, and check_spans.py is
+ * lenient there (see tests/fixtures/qserver.c for the idea). */
 static inline long tr_preemptions(void)
 {
 	struct rusage ru;
 
 	getrusage(RUSAGE_THREAD, &ru);
-	return ru.ru_nivcsw;
+	return ru.ru_nivcsw + ru.ru_nvcsw - tr_nap_switches;
 }
 
 static __attribute__((noinline, unused)) void tr_enter(const char *name)
@@ -161,8 +168,8 @@ static __attribute__((unused)) int tr_open(const char *path)
 
 /* A record of no instrumented call, outside any query: it only gives
  * check_spans.py the thread's preemption count at this point, so that a
- * preemption before the thread's first real timestamp is noticed. Call it
- * when a thread starts. */
+ * preemption before the thread's first real timestamp (or after its last
+ * one) is noticed. Call it when a thread starts, and before it ends. */
 static __attribute__((unused)) void tr_mark(void)
 {
 	int q = tr_query;
@@ -182,12 +189,17 @@ static __attribute__((unused)) void tr_close(void)
 	tr_file = NULL;
 }
 
+/* Sleeps; the switches the sleep itself makes are not "preemptions". */
 static __attribute__((unused)) void tr_nap_us(long us)
 {
 	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+	struct rusage a, b;
 
+	getrusage(RUSAGE_THREAD, &a);
 	while (nanosleep(&ts, &ts))
 		;
+	getrusage(RUSAGE_THREAD, &b);
+	tr_nap_switches += b.ru_nvcsw - a.ru_nvcsw;
 }
 
 static __attribute__((unused)) int tr_write_pid(const char *path)
