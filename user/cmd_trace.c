@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "caps.h"
@@ -245,6 +246,9 @@ static pid_t spawn_paused(char **cmd, int *go_fd)
 		close(fds[1]);
 		if (read(fds[0], &c, 1) != 1)
 			_exit(127);
+		/* the command gets no capability it did not have: ambient ones
+		 * granted to spanprobe for tracing would survive the exec */
+		prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 		execvp(cmd[0], cmd);
 		fprintf(stderr, "spanprobe: %s: %s\n", cmd[0], strerror(errno));
 		_exit(127);
