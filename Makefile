@@ -26,7 +26,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v3
+DEPS_STAMP := /var/lib/spanprobe-deps.v4
 
 .SECONDARY:
 .PHONY: all deps test unit integration demo clean vmlinux fixtures
@@ -40,7 +40,7 @@ $(DEPS_STAMP): tools/install-deps.sh
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/spanprobe.h vmlinux/vmlinux.h | $(DEPS_STAMP)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/spanprobe.h bpf/span_stack.h vmlinux/vmlinux.h | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -67,6 +67,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 -include tests/bench/bench.mk
 -include tests/stress/stress.mk
 -include tests/fuzz/fuzz.mk
+-include tests/asan.mk
 
 # The DWARF tests read the rust-mini binaries; a missing one fails rather
 # than skips.
@@ -80,6 +81,8 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) test-asan
+	$(MAKE) test-valgrind
 
 demo: deps
 	$(MAKE) all fixtures rust-fixtures

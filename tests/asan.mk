@@ -22,8 +22,10 @@ ASAN_UNITS   := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 # detaching, and the reliability tests at a tenth of their size.
 ASAN_IT      ?= attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers \
 		storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security
-# Reports also go to files: a sanitized spanprobe expected to fail (bad
-# input) must not hide one behind its non-zero exit status.
+# ASan reports also go to files, and the integration tests keep their
+# output (in $(ASAN_BUILD)/it) to be searched for UBSan's: a sanitized
+# spanprobe expected to fail (bad input) must not hide a report behind its
+# non-zero exit status.
 ASAN_REPORTS := $(CURDIR)/$(ASAN_BUILD)/reports
 ASAN_ENV     := ASAN_OPTIONS=abort_on_error=0:exitcode=99:detect_leaks=1:detect_stack_use_after_return=1:log_path=$(ASAN_REPORTS)/asan \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99:log_path=$(ASAN_REPORTS)/ubsan
@@ -49,14 +51,17 @@ $(ASAN_BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB)
 	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< $(ASAN_LIB) $(LDLIBS) -lcmocka
 
 test-asan: asan-build fixtures
-	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	@rm -rf $(ASAN_REPORTS) $(ASAN_BUILD)/it && mkdir -p $(ASAN_REPORTS) $(ASAN_BUILD)/it
 	@st=0; for t in $(ASAN_UNITS); do echo "== $$t (ASan+UBSan)"; \
 		$(ASAN_ENV) $$t >$(ASAN_REPORTS)/.out 2>&1 || { cat $(ASAN_REPORTS)/.out; st=1; }; \
 	done; \
-	$(ASAN_ENV) SPANPROBE=$(ASAN_BIN) STRESS_DIV=10 sh tests/integration/run.sh $(ASAN_IT) || st=1; \
+	$(ASAN_ENV) SPANPROBE=$(ASAN_BIN) STRESS_DIV=10 KEEP_TMP=1 TMPDIR=$(CURDIR)/$(ASAN_BUILD)/it \
+		sh tests/integration/run.sh $(ASAN_IT) || st=1; \
 	rm -f $(ASAN_REPORTS)/.out; \
 	for r in $(ASAN_REPORTS)/*; do [ -e "$$r" ] || continue; \
 		echo "== sanitizer report $$r:"; head -n 40 "$$r"; st=1; done; \
+	for r in $$(grep -rlE 'runtime error:|ERROR: (Address|Leak)Sanitizer' $(ASAN_BUILD)/it); do \
+		echo "== sanitizer report in $$r:"; grep -A12 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$$r" | head -n 40; st=1; done; \
 	[ $$st = 0 ] && echo "test-asan: 0 sanitizer reports" || { echo "test-asan: FAILED"; exit 1; }
 
 test-valgrind: $(UNIT_BINS)

@@ -594,7 +594,8 @@ static int find_panics(struct sp_async_disasm *d)
 			break;
 		}
 	}
-	qsort(d->panic_addrs, d->n_panic, sizeof(uint64_t), cmp_u64);
+	if (d->n_panic) /* NULL when empty: not even qsort(NULL, 0) */
+		qsort(d->panic_addrs, d->n_panic, sizeof(uint64_t), cmp_u64);
 	return 0;
 }
 
@@ -656,7 +657,8 @@ static int find_panic_slots(struct sp_async_disasm *d)
 		    scan_relocs(d, scn, &sh))
 			return -1;
 	}
-	qsort(d->panic_slots, d->n_slots, sizeof(uint64_t), cmp_u64);
+	if (d->n_slots)
+		qsort(d->panic_slots, d->n_slots, sizeof(uint64_t), cmp_u64);
 	return 0;
 }
 

@@ -2255,7 +2255,8 @@ static int build_covered(struct fallback *fb)
 		fb->covered[k++] = s->bare[i].low;
 	for (size_t i = 0; i < s->n_plain; i++)
 		fb->covered[k++] = s->plain[i];
-	qsort(fb->covered, k, sizeof(uint64_t), cmp_u64);
+	if (k)
+		qsort(fb->covered, k, sizeof(uint64_t), cmp_u64);
 	fb->n_covered = k;
 	return 0;
 }
@@ -2400,7 +2401,8 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 	s.dw = dwarf_begin_elf(s.elf, DWARF_C_READ, NULL);
 	if (s.dw)
 		scan_dwarf(&s);
-	qsort(s.plain, s.n_plain, sizeof(uint64_t), cmp_u64);
+	if (s.n_plain) /* s.plain is NULL when empty: not even qsort(NULL, 0) */
+		qsort(s.plain, s.n_plain, sizeof(uint64_t), cmp_u64);
 	if (!s.oom)
 		run_fallback(&s, have_syms ? &syms : NULL);
 	if (have_syms) {

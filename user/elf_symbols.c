@@ -238,7 +238,8 @@ int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
 			"%s: no symbols (.symtab and .dynsym are empty)", display);
 		goto fail;
 	}
-	qsort(rv.v, rv.n, sizeof(*rv.v), cmp_raw);
+	if (rv.n)
+		qsort(rv.v, rv.n, sizeof(*rv.v), cmp_raw);
 	if (group(o, &rv)) {
 		set_err(err, errlen, "%s: out of memory", display);
 		goto fail;

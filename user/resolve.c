@@ -395,7 +395,8 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 		if (!is_cold_part(&o.elf.funcs[i]))
 			rc = match_func(b, &o, i, pats, pp, policy);
 	close_obj(&o);
-	if (!rc)
+	/* (v is still NULL when nothing matched yet: no pointer arithmetic on it) */
+	if (!rc && b->set->n > first)
 		sp_async_annotate(b->set->v + first, b->set->n - first, open_path);
 	if (rc)
 		set_err(err, errlen, "%s: out of memory", path);

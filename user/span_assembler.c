@@ -204,6 +204,8 @@ static int deepest_first(const void *x, const void *y)
 
 void sp_asm_flush_records(struct sp_assembler *a, struct sp_span_rec *recs, size_t n)
 {
+	if (!n)
+		return; /* recs may be NULL: not even qsort(NULL, 0) (UBSan) */
 	qsort(recs, n, sizeof(*recs), deepest_first);
 	for (size_t i = 0; i < n; i++)
 		sp_asm_record(a, &recs[i]);

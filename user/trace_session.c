@@ -73,6 +73,8 @@ static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct sp_session *s = ctx;
 
+	/* a block written for this record must count the losses before it */
+	s->dropped = sp_attach_dropped(s->att);
 	if (len >= sizeof(struct sp_span_rec))
 		sp_asm_record(s->asm_, data);
 	return 0;

@@ -512,11 +512,12 @@ t_caps() {
 	$nb $two -- "$SP" run --min-span 0 --min-query 0 -s "$SXSYMS/lifecycle.syms" -o "$d/run.bin" -- \
 		"$SX/lifecycle" -n 3 --truth "$d/truth.jsonl" --pid-file "$d/fx.pid" >"$d/sp.out" 2>"$d/sp.err" ||
 		{ fail "spanprobe run as uid 65534 with CAP_BPF+CAP_PERFMON failed"; show "$d/sp.err" stderr; bad=1; }
-	if [ $bad = 0 ]; then
-		check_dump "$d/run.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 --margin 0 \
-			--expect-queries 3 --min-checked-queries 3 --pid "$(pidfile "$d/fx.pid")" || bad=1
+	if [ $bad = 0 ] && check_dump "$d/run.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
+	    --margin 0 --expect-queries 3 --min-checked-queries 3 --pid "$(pidfile "$d/fx.pid")"; then
+		echo "   run as uid 65534 with only CAP_BPF+CAP_PERFMON: traced"
+	else
+		bad=1
 	fi
-	echo "   run as uid 65534 with only CAP_BPF+CAP_PERFMON: traced"
 
 	# the traced command runs with the user's privileges, not the tracer's
 	# shellcheck disable=SC2086

@@ -161,7 +161,8 @@ static struct server *server_start(const int *script, size_t n, bool hang)
 	s->lfd = listen_loopback(&port);
 	assert_int_equal(listen(s->lfd, 8), 0);
 	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u/ingest", port);
-	memcpy(s->script, script, n * sizeof(*script));
+	if (n) /* script may be NULL when empty */
+		memcpy(s->script, script, n * sizeof(*script));
 	s->nscript = n;
 	s->hang = hang;
 	pthread_mutex_init(&s->mu, NULL);
