@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include "span_print.h"
+#include "utf8_clean.h"
 
 /* Deeper levels are drawn at this indent with a [+N] marker, so that a
  * deep recursion does not produce quadratic output. */
@@ -56,35 +57,6 @@ void sp_print_text(FILE *out, const char *s)
 	}
 }
 
-/* Length of the well-formed UTF-8 sequence at p, 0 if there is none.
- * Stops at the first bad byte, so it never reads past a NUL. */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2 || c > 0xf4)
-		return 0;
-	n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-	/* exclude overlongs, surrogates and code points past U+10FFFF */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 static void json_char(FILE *out, unsigned char c)
 {
 	switch (c) {
@@ -111,7 +83,7 @@ void sp_print_json_string(FILE *out, const char *s)
 
 	putc('"', out);
 	while (*p) {
-		size_t n = utf8_len(p);
+		size_t n = sp_utf8_seq_len(p);
 
 		if (n == 0) {
 			fputs("\\ufffd", out);

@@ -1,10 +1,7 @@
 #include "utf8_clean.h"
 
-/* Length of the well-formed UTF-8 sequence at p, 0 if there is none:
- * overlongs, surrogates and code points past U+10FFFF are rejected, as by
- * Rust's str::from_utf8. Stops at the first bad byte, so it never reads
- * past the terminating NUL. */
-static size_t utf8_seq(const unsigned char *p)
+/* As Rust's str::from_utf8 judges it. */
+size_t sp_utf8_seq_len(const unsigned char *p)
 {
 	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
 	size_t n;
@@ -38,7 +35,7 @@ size_t sp_utf8_clean(FILE *f, const char *s, size_t max)
 	size_t total = 0;
 
 	while (*p) {
-		size_t n = utf8_seq(p), out = n ? n : 3;
+		size_t n = sp_utf8_seq_len(p), out = n ? n : 3;
 
 		if (out > max - total)
 			break;

@@ -12,4 +12,9 @@
  * SIZE_MAX for no limit). Returns the bytes written or measured. */
 size_t sp_utf8_clean(FILE *f, const char *s, size_t max);
 
+/* Length of the well-formed UTF-8 sequence at p, 0 if there is none
+ * (overlongs, surrogates and code points past U+10FFFF rejected). Stops
+ * at the first bad byte, so it never reads past a terminating NUL. */
+size_t sp_utf8_seq_len(const unsigned char *p);
+
 #endif
