@@ -38,6 +38,57 @@
 #include "elf_symbols.h"
 #include "symbols.h"
 
+/*
+ * libdw returns DW_FORM_string names as pointers into .debug_info without
+ * checking for their NUL: in a corrupted file a name can run off the end
+ * of its section (found by tests/fuzz). Every name is checked against the
+ * bounds of the sections of the file under analysis. One analysis runs at
+ * a time: the loader resolves symbols on one thread.
+ */
+#define MAX_NAME_SECS 128
+static struct { const char *lo, *hi; } name_secs[MAX_NAME_SECS];
+static size_t n_name_secs;
+
+static void note_sections(Elf *e)
+{
+	Elf_Scn *scn = NULL;
+
+	n_name_secs = 0;
+	while ((scn = elf_nextscn(e, scn)) && n_name_secs < MAX_NAME_SECS) {
+		Elf_Data *d = elf_getdata(scn, NULL);
+
+		if (d && d->d_buf && d->d_size) {
+			name_secs[n_name_secs].lo = d->d_buf;
+			name_secs[n_name_secs].hi = (const char *)d->d_buf + d->d_size;
+			n_name_secs++;
+		}
+	}
+}
+
+static const char *checked_name(const char *n)
+{
+	if (!n)
+		return NULL;
+	for (size_t i = 0; i < n_name_secs; i++)
+		if (n >= name_secs[i].lo && n < name_secs[i].hi)
+			return memchr(n, 0, (size_t)(name_secs[i].hi - n)) ? n : NULL;
+	/* a buffer libdw made itself (a decompressed section) */
+	return n;
+}
+
+static const char *checked_diename(Dwarf_Die *d)
+{
+	return checked_name(dwarf_diename(d));
+}
+
+static const char *checked_formstring(Dwarf_Attribute *a)
+{
+	return checked_name(dwarf_formstring(a));
+}
+
+#define dwarf_diename(d) checked_diename(d)
+#define dwarf_formstring(a) checked_formstring(a)
+
 #define MAX_DEPTH 48      /* type nesting followed below one future */
 #define MAX_ARRAY 16      /* arrays of futures longer than this: skipped */
 #define PATH_LEN 512
@@ -2396,6 +2447,7 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		rc = -1;
 		goto done;
 	}
+	note_sections(s.elf);
 	/* no symbols is fine: DWARF alone still gives typed polls */
 	have_syms = sp_elf_open(&syms, path, path, NULL, 0) == 0;
 	s.dw = dwarf_begin_elf(s.elf, DWARF_C_READ, NULL);
@@ -2419,6 +2471,7 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		rc = -1;
 	}
 done:
+	n_name_secs = 0;
 	if (s.elf)
 		elf_end(s.elf);
 	if (fd >= 0)
