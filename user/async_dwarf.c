@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +36,7 @@
 #include "async_dwarf.h"
 #include "elf_symbols.h"
 #include "symbols.h"
+#include "errmsg.h"
 
 /*
  * libdw returns DW_FORM_string names as pointers into .debug_info without
@@ -92,20 +92,6 @@ static const char *checked_formstring(Dwarf_Attribute *a)
 #define MAX_DEPTH 48      /* type nesting followed below one future */
 #define MAX_ARRAY 16      /* arrays of futures longer than this: skipped */
 #define PATH_LEN 512
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------------------ */
 /* Growable arrays and a small hash map.                               */
@@ -2414,21 +2400,21 @@ static int open_elf(const char *path, int *fd, Elf **elf, char *err, size_t errl
 	GElf_Ehdr eh;
 
 	if (elf_version(EV_CURRENT) == EV_NONE) {
-		set_err(err, errlen, "libelf: %s", elf_errmsg(-1));
+		sp_set_err(err, errlen, "libelf: %s", elf_errmsg(-1));
 		return -1;
 	}
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		sp_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	*elf = elf_begin(*fd, ELF_C_READ_MMAP, NULL);
 	if (!*elf || elf_kind(*elf) != ELF_K_ELF || !gelf_getehdr(*elf, &eh)) {
-		set_err(err, errlen, "%s: not an ELF file", path);
+		sp_set_err(err, errlen, "%s: not an ELF file", path);
 		return -1;
 	}
 	if (eh.e_machine != EM_X86_64) {
-		set_err(err, errlen, "%s: not an x86-64 object", path);
+		sp_set_err(err, errlen, "%s: not an x86-64 object", path);
 		return -1;
 	}
 	return 0;
@@ -2466,7 +2452,7 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 	free_scan(&s);
 	sort_dedup(out);
 	if (s.oom) {
-		set_err(err, errlen, "%s: out of memory", path);
+		sp_set_err(err, errlen, "%s: out of memory", path);
 		sp_async_info_free(out);
 		rc = -1;
 	}

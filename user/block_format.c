@@ -7,7 +7,6 @@
  * may be cut short by a crash or damaged on disk.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <zlib.h>
 #include <zstd.h>
 #include "block_format.h"
+#include "errmsg.h"
 
 #define FRAME_SIZE SP_BLOCK_FRAME_SIZE
 #define PHDR_SIZE 64u    /* block header at the start of the payload */
@@ -50,18 +50,6 @@ enum { S_NAME = 0, S_RAW = 4, S_OBJECT = 8, S_ROLE = 12, S_CALLS = 16,
        S_KEPT = 64, S_COST = 72, S_MINSPAN = 80, S_HIST = HIST_OFF };
 /* Largest role a v2 entry may hold (enum sp_role: span 0, root 1). */
 #define MAX_ROLE 1u
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -472,15 +460,15 @@ static int frame_parse(const uint8_t *p, struct frame *f, char *err, size_t errl
 	uint32_t version = get32(p + F_VERSION);
 
 	if (memcmp(p + F_MAGIC, SP_BLOCK_MAGIC, SP_BLOCK_MAGIC_LEN) != 0) {
-		set_err(err, errlen, "bad magic");
+		sp_set_err(err, errlen, "bad magic");
 		return -1;
 	}
 	if (!frame_crc_ok(p)) {
-		set_err(err, errlen, "frame header checksum mismatch");
+		sp_set_err(err, errlen, "frame header checksum mismatch");
 		return -1;
 	}
 	if (version < SP_BLOCK_MIN_VERSION || version > SP_BLOCK_VERSION) {
-		set_err(err, errlen, "unsupported format version %u (this build reads %u to %u)",
+		sp_set_err(err, errlen, "unsupported format version %u (this build reads %u to %u)",
 			version, SP_BLOCK_MIN_VERSION, SP_BLOCK_VERSION);
 		return -1;
 	}
@@ -489,11 +477,11 @@ static int frame_parse(const uint8_t *p, struct frame *f, char *err, size_t errl
 	f->ulen = get32(p + F_ULEN);
 	f->pcrc = get32(p + F_PCRC);
 	if (f->ulen < PHDR_SIZE || f->ulen > SP_BLOCK_MAX_PAYLOAD) {
-		set_err(err, errlen, "uncompressed length %u out of range", f->ulen);
+		sp_set_err(err, errlen, "uncompressed length %u out of range", f->ulen);
 		return -1;
 	}
 	if (f->clen == 0 || f->clen > MAX_CLEN) {
-		set_err(err, errlen, "compressed length %u out of range", f->clen);
+		sp_set_err(err, errlen, "compressed length %u out of range", f->clen);
 		return -1;
 	}
 	return 0;
@@ -509,12 +497,12 @@ static const char **strtab_parse(const uint8_t *p, size_t len, uint32_t n,
 	uint32_t i;
 
 	if (n > len || (len && p[len - 1] != 0)) {
-		set_err(err, errlen, "malformed string table (%u strings in %zu bytes)", n, len);
+		sp_set_err(err, errlen, "malformed string table (%u strings in %zu bytes)", n, len);
 		return NULL;
 	}
 	v = malloc((n ? n : 1) * sizeof(*v));
 	if (!v) {
-		set_err(err, errlen, "out of memory");
+		sp_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	/* the last byte is a NUL, so memchr always finds one */
@@ -527,7 +515,7 @@ static const char **strtab_parse(const uint8_t *p, size_t len, uint32_t n,
 	if (i == n && pos == len)
 		return v;
 	free(v);
-	set_err(err, errlen, "string table does not hold exactly %u strings", n);
+	sp_set_err(err, errlen, "string table does not hold exactly %u strings", n);
 	return NULL;
 }
 
@@ -547,7 +535,7 @@ static int parse_records(const uint8_t *p, const struct layout *l, const char **
 		uint32_t name = get32(p + R_NAME);
 
 		if (name >= l->n_str) {
-			set_err(err, errlen, "span %zu: string index %u out of range (%u strings)",
+			sp_set_err(err, errlen, "span %zu: string index %u out of range (%u strings)",
 				i, name, l->n_str);
 			return -1;
 		}
@@ -578,12 +566,12 @@ static int parse_stat(const uint8_t *p, size_t i, const struct layout *l,
 	uint32_t object = get32(p + S_OBJECT), role = get32(p + S_ROLE);
 
 	if (name >= l->n_str || raw >= l->n_str || object >= l->n_str) {
-		set_err(err, errlen, "statistics entry %zu: string index out of range (%u strings)",
+		sp_set_err(err, errlen, "statistics entry %zu: string index out of range (%u strings)",
 			i, l->n_str);
 		return -1;
 	}
 	if (role > MAX_ROLE) {
-		set_err(err, errlen, "statistics entry %zu: unknown role %u", i, role);
+		sp_set_err(err, errlen, "statistics entry %zu: unknown role %u", i, role);
 		return -1;
 	}
 	memset(r, 0, sizeof(*r));
@@ -637,7 +625,7 @@ static int check_layout(const uint8_t *p, size_t len, uint32_t version,
 
 	get_block_header(p, h);
 	if (h->version != version) {
-		set_err(err, errlen, "block header version %u does not match the frame",
+		sp_set_err(err, errlen, "block header version %u does not match the frame",
 			h->version);
 		return -1;
 	}
@@ -646,19 +634,19 @@ static int check_layout(const uint8_t *p, size_t len, uint32_t version,
 	l->n_str = get32(p + H_NSTR);
 	l->slen = get32(p + H_STRLEN);
 	if (l->slen > len - PHDR_SIZE) {
-		set_err(err, errlen, "string table (%u bytes) overruns the payload (%zu bytes)",
+		sp_set_err(err, errlen, "string table (%u bytes) overruns the payload (%zu bytes)",
 			l->slen, len);
 		return -1;
 	}
 	rest = len - PHDR_SIZE - l->slen;
 	if (h->n_stats > rest / STAT_SIZE) {
-		set_err(err, errlen, "%u statistics entries overrun the %zu bytes left for them",
+		sp_set_err(err, errlen, "%u statistics entries overrun the %zu bytes left for them",
 			h->n_stats, rest);
 		return -1;
 	}
 	rest -= (size_t)h->n_stats * STAT_SIZE;
 	if (rest % l->rec_size || rest / l->rec_size != h->n_spans) {
-		set_err(err, errlen, "%llu spans do not fill the %zu bytes left for them",
+		sp_set_err(err, errlen, "%llu spans do not fill the %zu bytes left for them",
 			(unsigned long long)h->n_spans, rest);
 		return -1;
 	}
@@ -679,7 +667,7 @@ static int payload_parse(const uint8_t *p, const struct layout *l, struct sp_spa
 	int rc;
 
 	if (l->exe >= l->n_str) {
-		set_err(err, errlen, "exe string index %u out of range (%u strings)",
+		sp_set_err(err, errlen, "exe string index %u out of range (%u strings)",
 			l->exe, l->n_str);
 		return -1;
 	}
@@ -706,15 +694,15 @@ static int check_zstd(const struct frame *f, const uint8_t *z, char *err, size_t
 	unsigned long long csize = ZSTD_getFrameContentSize(z, f->clen);
 
 	if (crc(z, f->clen) != f->pcrc) {
-		set_err(err, errlen, "payload checksum mismatch");
+		sp_set_err(err, errlen, "payload checksum mismatch");
 		return -1;
 	}
 	if (ZSTD_isError(fsize) || fsize != f->clen) {
-		set_err(err, errlen, "payload is not a single zstd frame of %u bytes", f->clen);
+		sp_set_err(err, errlen, "payload is not a single zstd frame of %u bytes", f->clen);
 		return -1;
 	}
 	if (csize != f->ulen) {
-		set_err(err, errlen, "zstd content size does not match the frame header");
+		sp_set_err(err, errlen, "zstd content size does not match the frame header");
 		return -1;
 	}
 	return 0;
@@ -735,12 +723,12 @@ static int frame_decode(const struct frame *f, const uint8_t *z, struct sp_block
 		return -1;
 	payload = malloc(f->ulen);
 	if (!payload) {
-		set_err(err, errlen, "out of memory for a %u-byte block", f->ulen);
+		sp_set_err(err, errlen, "out of memory for a %u-byte block", f->ulen);
 		return -1;
 	}
 	got = ZSTD_decompress(payload, f->ulen, z, f->clen);
 	if (ZSTD_isError(got) || got != f->ulen) {
-		set_err(err, errlen, "zstd: %s",
+		sp_set_err(err, errlen, "zstd: %s",
 			ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short output");
 		free(payload);
 		return -1;
@@ -755,7 +743,7 @@ static int frame_decode(const struct frame *f, const uint8_t *z, struct sp_block
 	need = at + span_bytes + l.n_stats * sizeof(struct sp_sym_report);
 	mem = realloc(payload, need);
 	if (!mem) {
-		set_err(err, errlen, "out of memory for a %u-byte block", f->ulen);
+		sp_set_err(err, errlen, "out of memory for a %u-byte block", f->ulen);
 		free(payload);
 		memset(b, 0, sizeof(*b));
 		return -1;
@@ -778,20 +766,20 @@ int sp_block_decode(const void *buf, size_t len, struct sp_block *b,
 	struct frame f;
 
 	if (!b || !storage) {
-		set_err(err, errlen, "invalid argument");
+		sp_set_err(err, errlen, "invalid argument");
 		return -1;
 	}
 	memset(b, 0, sizeof(*b));
 	*storage = NULL;
 	if (!p || len < FRAME_SIZE) {
-		set_err(err, errlen, "have %zu bytes, a block needs at least %u", len,
+		sp_set_err(err, errlen, "have %zu bytes, a block needs at least %u", len,
 			(unsigned)FRAME_SIZE);
 		return -1;
 	}
 	if (frame_parse(p, &f, err, errlen))
 		return -1;
 	if (len - FRAME_SIZE != f.clen) {
-		set_err(err, errlen, "have %zu bytes, the block is %zu", len,
+		sp_set_err(err, errlen, "have %zu bytes, the block is %zu", len,
 			(size_t)FRAME_SIZE + f.clen);
 		return -1;
 	}
@@ -820,11 +808,11 @@ struct sp_block_reader *sp_block_reader_open(const char *path, char *err, size_t
 	FILE *f = fopen(path, "rb");
 
 	if (!f) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		sp_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		set_err(err, errlen, "%s: %s", path, strerror(EISDIR));
+		sp_set_err(err, errlen, "%s: %s", path, strerror(EISDIR));
 		fclose(f);
 		return NULL;
 	}
@@ -832,7 +820,7 @@ struct sp_block_reader *sp_block_reader_open(const char *path, char *err, size_t
 	if (r)
 		r->path = strdup(path);
 	if (!r || !r->path) {
-		set_err(err, errlen, "%s: out of memory", path);
+		sp_set_err(err, errlen, "%s: out of memory", path);
 		free(r);
 		fclose(f);
 		return NULL;
@@ -929,7 +917,7 @@ static int resync(struct sp_block_reader *r)
 
 static int read_failed(struct sp_block_reader *r, char *err, size_t errlen)
 {
-	set_err(err, errlen, "%s: read error at offset %llu: %s", r->path,
+	sp_set_err(err, errlen, "%s: read error at offset %llu: %s", r->path,
 		(unsigned long long)r->off, strerror(errno ? errno : EIO));
 	r->state = RD_DONE;
 	return -1;
@@ -948,14 +936,14 @@ static int skip_bad(struct sp_block_reader *r)
 static int truncated(struct sp_block_reader *r, size_t have, size_t need,
 		     char *err, size_t errlen)
 {
-	set_err(err, errlen, "%s: truncated block at offset %llu (have %zu of %zu bytes)",
+	sp_set_err(err, errlen, "%s: truncated block at offset %llu (have %zu of %zu bytes)",
 		r->path, (unsigned long long)r->off, have, need);
 	return skip_bad(r);
 }
 
 static int corrupted(struct sp_block_reader *r, const char *why, char *err, size_t errlen)
 {
-	set_err(err, errlen, "%s: corrupted block at offset %llu: %s; skipping to the next block",
+	sp_set_err(err, errlen, "%s: corrupted block at offset %llu: %s; skipping to the next block",
 		r->path, (unsigned long long)r->off, why);
 	return skip_bad(r);
 }

@@ -4,12 +4,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "elf_symbols.h"
+#include "errmsg.h"
 
 /* One symbol table entry before deduplication. */
 struct raw_sym {
@@ -24,20 +24,6 @@ struct raw_vec {
 	struct raw_sym *v;
 	size_t n, cap;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int raw_push(struct raw_vec *rv, const struct raw_sym *s)
 {
@@ -199,16 +185,16 @@ static int open_image(struct sp_elf *o, const char *path, const char *display,
 
 	o->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (o->fd < 0) {
-		set_err(err, errlen, "%s: %s", display, strerror(errno));
+		sp_set_err(err, errlen, "%s: %s", display, strerror(errno));
 		return -1;
 	}
 	o->elf = elf_begin(o->fd, ELF_C_READ_MMAP, NULL);
 	if (!o->elf || elf_kind(o->elf) != ELF_K_ELF || !gelf_getehdr(o->elf, &eh)) {
-		set_err(err, errlen, "%s: not an ELF file", display);
+		sp_set_err(err, errlen, "%s: not an ELF file", display);
 		return -1;
 	}
 	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) {
-		set_err(err, errlen, "%s: not an executable or shared object",
+		sp_set_err(err, errlen, "%s: not an executable or shared object",
 			display);
 		return -1;
 	}
@@ -224,24 +210,24 @@ int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	if (elf_version(EV_CURRENT) == EV_NONE) {
-		set_err(err, errlen, "%s: libelf: %s", display, elf_errmsg(-1));
+		sp_set_err(err, errlen, "%s: libelf: %s", display, elf_errmsg(-1));
 		return -1;
 	}
 	if (open_image(o, path, display, err, errlen))
 		goto fail;
 	if (collect(o->elf, &rv)) {
-		set_err(err, errlen, "%s: out of memory", display);
+		sp_set_err(err, errlen, "%s: out of memory", display);
 		goto fail;
 	}
 	if (rv.n == 0) {
-		set_err(err, errlen,
+		sp_set_err(err, errlen,
 			"%s: no symbols (.symtab and .dynsym are empty)", display);
 		goto fail;
 	}
 	if (rv.n)
 		qsort(rv.v, rv.n, sizeof(*rv.v), cmp_raw);
 	if (group(o, &rv)) {
-		set_err(err, errlen, "%s: out of memory", display);
+		sp_set_err(err, errlen, "%s: out of memory", display);
 		goto fail;
 	}
 	free(rv.v);

@@ -3,26 +3,12 @@
  * instead of using a uretprobe leaves the stack untouched, so C++
  * exceptions and Rust panics can still unwind through traced frames.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <capstone.h>
 #include "exit_sites.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "errmsg.h"
 
 /* One handle for the whole run: opening capstone per function would cost
  * more than decoding most functions. */
@@ -131,19 +117,19 @@ static int sweep(csh h, cs_insn *in, const uint8_t *code, uint64_t size,
 		if (!cs_disasm_iter(h, &p, &left, &pc, in)) {
 			if (only_padding(p, left))
 				return 0;
-			set_err(err, errlen, "undecodable bytes at +0x%llx",
+			sp_set_err(err, errlen, "undecodable bytes at +0x%llx",
 				(unsigned long long)(pc - addr));
 			return -1;
 		}
 		switch (classify(in, r, n)) {
 		case SITE_EXIT:
 			if (push_site(out, file_off + (in->address - addr))) {
-				set_err(err, errlen, "out of memory");
+				sp_set_err(err, errlen, "out of memory");
 				return -1;
 			}
 			break;
 		case SITE_BAD_JCC:
-			set_err(err, errlen,
+			sp_set_err(err, errlen,
 				"conditional jump out of the function at +0x%llx",
 				(unsigned long long)(in->address - addr));
 			return -1;
@@ -164,12 +150,12 @@ int sp_exit_sites_scan(const uint8_t *code, uint64_t size, uint64_t addr,
 	int rc;
 
 	if (!h) {
-		set_err(err, errlen, "capstone: cannot open an x86-64 decoder");
+		sp_set_err(err, errlen, "capstone: cannot open an x86-64 decoder");
 		return -1;
 	}
 	in = cs_malloc(h);
 	if (!in) {
-		set_err(err, errlen, "out of memory");
+		sp_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	rc = sweep(h, in, code, size, addr, file_off, inside, n_inside, out,

@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "proc_maps.h"
+#include "errmsg.h"
 
 #define DELETED_TAG " (deleted)"
 
@@ -26,28 +26,14 @@ struct seen {
 	size_t n;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ENOENT/ESRCH mean the pid is gone; anything else is worth its text. */
 static void proc_err(pid_t pid, const char *what, int e, char *err,
 		     size_t errlen)
 {
 	if (e == ENOENT || e == ESRCH)
-		set_err(err, errlen, "pid %d: no such process", (int)pid);
+		sp_set_err(err, errlen, "pid %d: no such process", (int)pid);
 	else
-		set_err(err, errlen, "pid %d: /proc/%d/%s: %s", (int)pid,
+		sp_set_err(err, errlen, "pid %d: /proc/%d/%s: %s", (int)pid,
 			(int)pid, what, strerror(e));
 }
 
@@ -184,7 +170,7 @@ int sp_proc_objects(pid_t pid, struct sp_mapped_objects *out, char *err,
 		return -1;
 	}
 	if (out->n == 0) {
-		set_err(err, errlen,
+		sp_set_err(err, errlen,
 			"pid %d: no executable file mappings (kernel thread or exiting?)",
 			(int)pid);
 		return -1;
@@ -218,7 +204,7 @@ static int read_exe(pid_t pid, char **exe, char *err, size_t errlen)
 		/* kernel threads exist but have no exe */
 		snprintf(p, sizeof(p), "/proc/%d", (int)pid);
 		if (e == ENOENT && stat(p, &st) == 0)
-			set_err(err, errlen, "pid %d: no executable (kernel thread?)",
+			sp_set_err(err, errlen, "pid %d: no executable (kernel thread?)",
 				(int)pid);
 		else
 			proc_err(pid, "exe", e, err, errlen);
@@ -252,7 +238,7 @@ static int read_start_ticks(pid_t pid, unsigned long long *ticks, char *err,
 	/* after ')': state is field 3, so starttime is the 20th token */
 	if (!s || sscanf(s + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u"
 			 " %*u %*u %*d %*d %*d %*d %*d %*d %llu", ticks) != 1) {
-		set_err(err, errlen, "pid %d: cannot parse %s", (int)pid, p);
+		sp_set_err(err, errlen, "pid %d: cannot parse %s", (int)pid, p);
 		return -1;
 	}
 	return 0;
@@ -274,7 +260,7 @@ static int read_btime(unsigned long long *btime, char *err, size_t errlen)
 	if (f)
 		fclose(f);
 	if (rc)
-		set_err(err, errlen, "/proc/stat: no btime line");
+		sp_set_err(err, errlen, "/proc/stat: no btime line");
 	return rc;
 }
 
@@ -297,7 +283,7 @@ int sp_proc_info(pid_t pid, char **exe, uint64_t *start_wall_ns, char *err,
 	if (read_start_ticks(pid, &ticks, err, errlen) ||
 	    read_btime(&btime, err, errlen) || hz <= 0) {
 		if (hz <= 0)
-			set_err(err, errlen, "sysconf(_SC_CLK_TCK) failed");
+			sp_set_err(err, errlen, "sysconf(_SC_CLK_TCK) failed");
 		if (exe) {
 			free(*exe);
 			*exe = NULL;

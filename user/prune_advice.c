@@ -14,11 +14,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "prune_advice.h"
 #include "span_print.h"
+#include "errmsg.h"
 
 enum verdict {
 	V_KEEP,    /* the line stays as it is */
@@ -35,18 +35,6 @@ struct plan {
 	char **line;     /* nf: the exact pattern listing f, when it needs one */
 	size_t *home;    /* nf: the pattern whose expansion lists f, np if none */
 };
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Costs read from a file may be anything: sums saturate. */
 static uint64_t sat_add(uint64_t a, uint64_t b)
@@ -80,7 +68,7 @@ static int check_text(const struct sp_prune_in *in, char *err, size_t errlen)
 	bool same;
 
 	if (sp_symlist_parse_buf(in->source, in->text, in->len, &again, why, sizeof(why))) {
-		set_err(err, errlen, "%s", why);
+		sp_set_err(err, errlen, "%s", why);
 		return -1;
 	}
 	same = again.n == in->pats->n;
@@ -90,7 +78,7 @@ static int check_text(const struct sp_prune_in *in, char *err, size_t errlen)
 		       !strcmp(again.v[i].glob, in->pats->v[i].glob);
 	sp_symlist_free(&again);
 	if (!same) {
-		set_err(err, errlen, "%s changed since it was resolved", in->source);
+		sp_set_err(err, errlen, "%s changed since it was resolved", in->source);
 		return -1;
 	}
 	return 0;
@@ -159,13 +147,13 @@ static int plan_init(struct plan *pl, const struct sp_prune_in *in, char *err, s
 	pl->line = calloc(nf ? nf : 1, sizeof(*pl->line));
 	pl->home = calloc(nf ? nf : 1, sizeof(*pl->home));
 	if (!pl->match || !pl->pruned || !pl->v || !pl->line || !pl->home) {
-		set_err(err, errlen, "out of memory");
+		sp_set_err(err, errlen, "out of memory");
 		plan_free(pl);
 		return -1;
 	}
 	fill_matches(pl);
 	if (!have_basis(pl)) {
-		set_err(err, errlen, "no span was kept inside a slow query: no basis for "
+		sp_set_err(err, errlen, "no span was kept inside a slow query: no basis for "
 			"pruning advice (trace longer, or lower --min-query)");
 		plan_free(pl);
 		return -1;
@@ -329,7 +317,7 @@ static int plan_settle(struct plan *pl, char *err, size_t errlen)
 	while (demote(pl));
 	for (size_t f = 0; f < pl->nf; f++) {
 		if (pl->home[f] < pl->np && pl->v[pl->home[f]] == V_EXPAND && !pl->line[f]) {
-			set_err(err, errlen, "out of memory");
+			sp_set_err(err, errlen, "out of memory");
 			return -1;
 		}
 	}
@@ -561,12 +549,12 @@ int sp_prune_advice(FILE *out, const struct sp_prune_in *in, char *err, size_t e
 	}
 	thr = threshold(&pl, buf, sizeof(buf));
 	if (header(out, &pl, thr)) {
-		set_err(err, errlen, "out of memory");
+		sp_set_err(err, errlen, "out of memory");
 		rc = -1;
 	} else {
 		emit_text(out, &pl, thr);
 		if (fflush(out) || ferror(out)) {
-			set_err(err, errlen, "writing the advice failed");
+			sp_set_err(err, errlen, "writing the advice failed");
 			rc = -1;
 		}
 	}
@@ -585,14 +573,14 @@ char *sp_prune_read_list(const char *path, size_t *len, char *err, size_t errlen
 	char *buf = NULL;
 
 	if (!f) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		sp_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	for (;;) {
 		char *nb = cap > MAX_LIST_BYTES ? NULL : realloc(buf, cap);
 
 		if (!nb) {
-			set_err(err, errlen, "%s: %s", path,
+			sp_set_err(err, errlen, "%s: %s", path,
 				strerror(cap > MAX_LIST_BYTES ? EFBIG : ENOMEM));
 			break;
 		}
@@ -605,7 +593,7 @@ char *sp_prune_read_list(const char *path, size_t *len, char *err, size_t errlen
 				return buf;
 			}
 			/* a directory fails here with EISDIR */
-			set_err(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
+			sp_set_err(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
 			break;
 		}
 		cap *= 2;

@@ -3,7 +3,6 @@
  * and how the end of each call will be observed.
  */
 #include <fnmatch.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "proc_maps.h"
 #include "program_libs.h"
 #include "symbols.h"
+#include "errmsg.h"
 
 /* A glob split at its first metacharacter: the literal head rejects most
  * of a 100k-symbol object with one strncmp before fnmatch runs. */
@@ -45,20 +45,6 @@ struct builder {
 	struct sp_func_set *set;
 	size_t cap;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void prep_patterns(const struct sp_pattern_list *pats, struct prepped *pp)
 {
@@ -132,7 +118,7 @@ static int open_obj(struct obj *o, const char *path, const char *open_path,
 	o->can_unwind = sp_object_can_unwind(o->elf.elf);
 	o->x86_64 = gelf_getehdr(o->elf.elf, &eh) && eh.e_machine == EM_X86_64;
 	if (demangle_all(o)) {
-		set_err(err, errlen, "%s: out of memory", path);
+		sp_set_err(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
 	return 0;
@@ -246,7 +232,7 @@ static int scan_parts(const struct obj *o, const struct sp_code_range *r,
 		const uint8_t *code = sp_elf_bytes(&o->elf, p->offset, p->size);
 
 		if (!code) {
-			set_err(err, errlen, "code outside the file");
+			sp_set_err(err, errlen, "code outside the file");
 			return -1;
 		}
 		if (sp_exit_sites_scan(code, p->size, p->addr, p->offset, r, n,
@@ -266,11 +252,11 @@ static int fill_exit_sites(struct obj *o, size_t fi, struct sp_func *out,
 	struct sp_exit_sites sites = { 0 };
 
 	if (!o->x86_64) {
-		set_err(err, errlen, "not x86-64 code");
+		sp_set_err(err, errlen, "not x86-64 code");
 		return -1;
 	}
 	if (!o->cold_built && build_cold_index(o)) {
-		set_err(err, errlen, "out of memory");
+		sp_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	r[0] = (struct sp_code_range){ f->addr, f->size };
@@ -399,7 +385,7 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 	if (!rc && b->set->n > first)
 		sp_async_annotate(b->set->v + first, b->set->n - first, open_path);
 	if (rc)
-		set_err(err, errlen, "%s: out of memory", path);
+		sp_set_err(err, errlen, "%s: out of memory", path);
 	return rc ? -1 : 0;
 }
 
@@ -419,7 +405,7 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 				     policy, why, sizeof(why));
 
 		if (rc < 0) {
-			set_err(err, errlen, "%s", why);
+			sp_set_err(err, errlen, "%s", why);
 			return -1;
 		}
 		if (rc == 0)
@@ -428,7 +414,7 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 			fprintf(stderr, "spanprobe: warning: %s: %s\n", who, why);
 	}
 	if (*ok == 0)
-		set_err(err, errlen, "%s: no object could be read (%s)", who, why);
+		sp_set_err(err, errlen, "%s: no object could be read (%s)", who, why);
 	return 0;
 }
 
@@ -478,7 +464,7 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 	out->v = NULL;
 	out->n = 0;
 	if (!pp) {
-		set_err(err, errlen, "out of memory");
+		sp_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	prep_patterns(pats, pp);
@@ -492,7 +478,7 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 		rc = resolve_obj(&b, binary, binary, pats, pp, policy, err,
 				 errlen) ? -1 : 0;
 	else {
-		set_err(err, errlen, "neither a pid nor a binary to resolve in");
+		sp_set_err(err, errlen, "neither a pid nor a binary to resolve in");
 		rc = -1;
 	}
 	free(pp);

@@ -6,27 +6,13 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "symbols.h"
+#include "errmsg.h"
 
 #define SP_SYMLIST_MAX_LINE 4096
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Narrows [*s, *e) to drop surrounding blanks (CR included, so files
  * written on Windows parse too). */
@@ -99,7 +85,7 @@ static int parse_line(const char *name, int lineno, const char *s,
 		char shown[300];
 
 		printable(shown, sizeof(shown), kw, (size_t)(kw_end - kw));
-		set_err(err, errlen,
+		sp_set_err(err, errlen,
 			"%s:%d: unknown keyword '%s' (expected 'root' or 'span')",
 			name, lineno, shown);
 		return -1;
@@ -107,12 +93,12 @@ static int parse_line(const char *name, int lineno, const char *s,
 	pat = kw_end;
 	trim(&pat, &pat_end);
 	if (pat == pat_end) {
-		set_err(err, errlen, "%s:%d: missing pattern after '%.*s'",
+		sp_set_err(err, errlen, "%s:%d: missing pattern after '%.*s'",
 			name, lineno, (int)(kw_end - kw), kw);
 		return -1;
 	}
 	if (push_pattern(out, name, lineno, role, pat, (size_t)(pat_end - pat))) {
-		set_err(err, errlen, "%s:%d: out of memory", name, lineno);
+		sp_set_err(err, errlen, "%s:%d: out of memory", name, lineno);
 		return -1;
 	}
 	return 0;
@@ -124,12 +110,12 @@ static int check_line(const char *name, int lineno, const char *s, size_t n,
 		      char *err, size_t errlen)
 {
 	if (memchr(s, '\0', n)) {
-		set_err(err, errlen, "%s:%d: NUL byte in line (not a text file?)",
+		sp_set_err(err, errlen, "%s:%d: NUL byte in line (not a text file?)",
 			name, lineno);
 		return -1;
 	}
 	if (n > SP_SYMLIST_MAX_LINE) {
-		set_err(err, errlen, "%s:%d: line longer than %d bytes", name,
+		sp_set_err(err, errlen, "%s:%d: line longer than %d bytes", name,
 			lineno, SP_SYMLIST_MAX_LINE);
 		return -1;
 	}
@@ -161,7 +147,7 @@ int sp_symlist_parse_buf(const char *name, const char *buf, size_t len,
 	if (out->n == 0) {
 		/* every consumer would trace nothing; say so where the
 		 * mistake is rather than later as "nothing attachable" */
-		set_err(err, errlen,
+		sp_set_err(err, errlen,
 			"%s: no entries (expected 'root PATTERN' or 'span PATTERN' lines)",
 			name);
 		return -1;
@@ -221,14 +207,14 @@ int sp_symlist_parse_file(const char *path, struct sp_pattern_list *out,
 	out->v = NULL;
 	out->n = 0;
 	if (!f) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		sp_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	errno = 0;
 	buf = slurp(f, &len);
 	if (!buf) {
 		/* reading a directory fails here with EISDIR */
-		set_err(err, errlen, "%s: %s", path,
+		sp_set_err(err, errlen, "%s: %s", path,
 			strerror(errno ? errno : EIO));
 		fclose(f);
 		return -1;
