@@ -37,6 +37,22 @@ static void mark(struct sp_func *f, const struct sp_async_poll *p)
 	}
 }
 
+bool sp_async_name_matches(const char *glob, const char *name)
+{
+	static const char *const poll_suffix[] = { "", "::{{closure}}", "::{closure#0}" };
+	char buf[4096];
+
+	if (!glob || !name)
+		return false;
+	for (size_t i = 0; i < sizeof(poll_suffix) / sizeof(poll_suffix[0]); i++) {
+		int n = snprintf(buf, sizeof(buf), "%s%s", name, poll_suffix[i]);
+
+		if (n > 0 && (size_t)n < sizeof(buf) && sp_pattern_matches(glob, NULL, buf))
+			return true;
+	}
+	return false;
+}
+
 void sp_async_annotate(struct sp_func *funcs, size_t n, const char *open_path)
 {
 	struct sp_async_info info;

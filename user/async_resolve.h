@@ -3,6 +3,7 @@
 #ifndef SPANPROBE_ASYNC_RESOLVE_H
 #define SPANPROBE_ASYNC_RESOLVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "symbols.h"
 
@@ -11,5 +12,13 @@
  * the async fn's (DWARF) name. Objects without Rust closures are not
  * analysed at all. */
 void sp_async_annotate(struct sp_func *funcs, size_t n, const char *open_path);
+
+/* Whether a symbol-list glob names an async fn or block known by its
+ * analysis name (struct sp_async_poll / sp_async_node .name, e.g.
+ * "app::handler", "app::main::{async_block#0}"). Users write the patterns
+ * for the poll symbol, which demangles as NAME::{{closure}} (legacy) or
+ * NAME::{closure#0} (v0), so those spellings match too; "app::handler::{*}"
+ * matches in either mangling. */
+bool sp_async_name_matches(const char *glob, const char *name);
 
 #endif

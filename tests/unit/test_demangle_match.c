@@ -18,6 +18,7 @@
 #include "exit_sites.h"
 #include "proc_maps.h"
 #include "symbols.h"
+#include "async_resolve.h"
 
 static void expect_demangled(const char *raw, const char *want)
 {
@@ -129,6 +130,22 @@ static void test_glob(void **state)
 	/* no FNM_PATHNAME: '*' crosses '/' too */
 	assert_true(matches("a*c", "a/b/c"));
 	assert_false(matches("execute_query", "execute_query_fast"));
+}
+
+/* Patterns are written for poll symbols; nested futures are known by
+ * their analysis name only. */
+static void test_async_name(void **state)
+{
+	(void)state;
+	assert_true(sp_async_name_matches("app::run::{*}", "app::run"));
+	assert_true(sp_async_name_matches("app::run::{{closure}}", "app::run"));
+	assert_true(sp_async_name_matches("app::run::{closure#0}", "app::run"));
+	assert_true(sp_async_name_matches("app::run", "app::run"));
+	assert_true(sp_async_name_matches("*::fetch_*_metadata::{*}", "x::m::fetch_block_metadata"));
+	assert_true(sp_async_name_matches("app::main::{*}", "app::main::{async_block#0}"));
+	assert_false(sp_async_name_matches("app::run::{*}", "app::run_fast"));
+	assert_false(sp_async_name_matches("app::run::{closure#1}", "app::run"));
+	assert_false(sp_async_name_matches(NULL, "app::run"));
 }
 
 /* ---- exit sites on hand-assembled x86-64 ---- */
@@ -432,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_rust_v0),
 		cmocka_unit_test(test_clone_suffixes),
 		cmocka_unit_test(test_glob),
+		cmocka_unit_test(test_async_name),
 		cmocka_unit_test(test_exit_sites_kinds),
 		cmocka_unit_test(test_exit_sites_errors),
 		cmocka_unit_test(test_exit_sites_cold_part),
