@@ -99,6 +99,8 @@ static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32
 		st->f[top].query_key = parent->query_key;
 		st->f[top].depth = parent->depth + 1;
 	} else {
+		/* a new query: the stack outlives queries, its losses do not */
+		st->flags = 0;
 		st->f[top].query_key = st->f[top].key;
 		st->f[top].depth = 0;
 	}
@@ -118,6 +120,8 @@ static __always_inline int sp_stack_poll(struct sp_thread *st, __u32 sym_id, __u
 		return SP_SKIP_RETURN;
 	}
 	top = st->n & SP_DEPTH_MASK;
+	if (!top)
+		st->flags = 0;
 	st->f[top].sp = sp;
 	st->f[top].begin_ns = now;
 	st->f[top].sym_id = sym_id;

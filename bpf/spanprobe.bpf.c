@@ -40,6 +40,11 @@ __u64 dropped_records = 0;
 __u64 depth_overflows = 0;
 /* execs of the target: its code is gone, the session must end */
 __u64 exec_count = 0;
+/* Threads holding a stack (allocated at their first query, freed when
+ * they exit) and, of those, threads inside a query now: what tests and
+ * soak runs watch for leaks, since task storage cannot be listed. */
+__s64 stacks_alloc = 0;
+__s64 stacks_open = 0;
 
 extern bool bpf_session_is_return(void) __ksym __weak;
 
@@ -48,12 +53,14 @@ struct {
 	__uint(max_entries, 8 << 20);
 } records SEC(".maps");
 
-/* Only threads inside a query have an entry; it goes when the query ends.
- * LRU bounds what threads that die mid-query can leave behind. */
+/* A thread's stack, created at its first query and kept while it lives:
+ * task storage hangs off the task itself, so finding it costs a pointer
+ * chase instead of a hash lookup on every probe hit (the hot path's
+ * largest cost after the clock), and the kernel frees it with the task. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct sp_thread);
 } threads SEC(".maps");
 
@@ -89,8 +96,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sp_sym_stats);
 } sym_stats SEC(".maps");
-
-static const struct sp_thread empty_thread;
 
 /* Global functions: the verifier checks each once, not once per frame of
  * the unrolled unwinding loops that call them. */
@@ -237,10 +242,28 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	return 0;
 }
 
-static __always_inline struct sp_thread *thread_get(__u32 tid)
+static __always_inline struct sp_thread *thread_of(struct task_struct *task)
 {
-	bpf_map_update_elem(&threads, &tid, &empty_thread, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&threads, &tid);
+	return bpf_task_storage_get(&threads, task, 0, 0);
+}
+
+static __always_inline struct sp_thread *thread_create(void)
+{
+	struct sp_thread *st = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (st)
+		__sync_fetch_and_add(&stacks_alloc, 1);
+	return st;
+}
+
+/* Brackets a hit that may open or close the thread's query. */
+static __always_inline void count_open(__u32 n_before, const struct sp_thread *st)
+{
+	if (!n_before && st->n)
+		__sync_fetch_and_add(&stacks_open, 1);
+	else if (n_before && !st->n)
+		__sync_fetch_and_add(&stacks_open, -1);
 }
 
 /* A future's span: from the first poll that finds it Unresumed (0) to the
@@ -256,6 +279,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	__u64 state = read_state(self, info);
 	const struct sp_frame *top = NULL;
 	struct sp_future *fu, nf = {};
+	__u32 n_before = st ? st->n : 0;
 	int verdict;
 
 	if (st) {
@@ -282,25 +306,27 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	}
 	fu->polls++;
 	if (!st)
-		st = thread_get(tid);
+		st = thread_create();
 	if (!st)
 		return SP_SKIP_RETURN;
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
 	if (verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
+	count_open(n_before, st);
 	return verdict;
 skip:
-	if (st && !st->n)
-		bpf_map_delete_elem(&threads, &tid);
+	if (st)
+		count_open(n_before, st);
 	return SP_SKIP_RETURN;
 }
 
-static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __u32 tid,
-				   __u32 sym, const struct sp_sym_info *info, __u64 sp)
+static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
+				   __u32 flags, __u64 sp)
 {
-	int is_root = info->flags & SP_SYM_ROOT, verdict;
+	int is_root = flags & SP_SYM_ROOT, verdict;
+	__u32 n_before;
 
-	if (!st) {
+	if (!st || !st->n) {
 		if (!is_root) {
 			struct sp_sym_stats *s = bpf_map_lookup_elem(&sym_stats, &sym);
 
@@ -308,48 +334,54 @@ static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __
 				s->outside_calls++;
 			return SP_SKIP_RETURN;
 		}
-		st = thread_get(tid);
+		if (!st)
+			st = thread_create();
 		if (!st)
 			return SP_SKIP_RETURN;
 	}
+	n_before = st->n;
 	verdict = sp_stack_entry(ctx, st, sym, is_root, sp, bpf_ktime_get_ns(), min_span_ns);
 	if (st->n == SP_MAX_DEPTH && verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
-	if (!st->n)
-		bpf_map_delete_elem(&threads, &tid);
+	count_open(n_before, st);
 	return verdict;
 }
 
 static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id, sym = (__u32)bpf_get_attach_cookie(ctx);
-	struct sp_sym_info *info = bpf_map_lookup_elem(&sym_info, &sym);
-	struct sp_thread *st;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 sym = (__u32)cookie, flags = (__u32)(cookie >> 32);
+	struct sp_thread *st = thread_of(bpf_get_current_task_btf());
 
-	if ((__u32)(id >> 32) != target_tgid || !info)
-		return SP_SKIP_RETURN;
-	st = bpf_map_lookup_elem(&threads, &tid);
-	if (info->flags & SP_SYM_ASYNC)
-		return on_poll(ctx, st, tid, sym, info, sp);
-	return on_call(ctx, st, tid, sym, info, sp);
+	if (flags & SP_SYM_ASYNC) {
+		struct sp_sym_info *info = bpf_map_lookup_elem(&sym_info, &sym);
+
+		if (!info)
+			return SP_SKIP_RETURN;
+		return on_poll(ctx, st, (__u32)bpf_get_current_pid_tgid(), sym, info, sp);
+	}
+	return on_call(ctx, st, sym, flags, sp);
+}
+
+/* Links made for a pid run their programs for that process only (the
+ * kernel checks the thread group for uprobe_multi and session links since
+ * 6.10, which every session-capable kernel is): the check is for the
+ * fallbacks on older kernels. */
+static __always_inline bool other_process(void)
+{
+	return (__u32)(bpf_get_current_pid_tgid() >> 32) != target_tgid;
 }
 
 static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct sp_thread *st;
+	struct sp_thread *st = thread_of(bpf_get_current_task_btf());
 
-	if ((__u32)(id >> 32) != target_tgid)
-		return 0;
-	st = bpf_map_lookup_elem(&threads, &tid);
-	if (!st)
+	if (!st || !st->n)
 		return 0;
 	sp_stack_exit(ctx, st, (__u32)bpf_get_attach_cookie(ctx), sp, bpf_ktime_get_ns(),
 		      min_span_ns);
 	if (!st->n)
-		bpf_map_delete_elem(&threads, &tid);
+		__sync_fetch_and_add(&stacks_open, -1);
 	return 0;
 }
 
@@ -366,41 +398,45 @@ int sp_session(struct pt_regs *ctx)
 SEC("uprobe")
 int sp_entry(struct pt_regs *ctx)
 {
-	on_entry(ctx, PT_REGS_SP(ctx));
+	if (!other_process())
+		on_entry(ctx, PT_REGS_SP(ctx));
 	return 0;
 }
 
 SEC("uretprobe")
 int sp_exit_ret(struct pt_regs *ctx)
 {
-	return on_exit(ctx, PT_REGS_SP(ctx) - 8);
+	return other_process() ? 0 : on_exit(ctx, PT_REGS_SP(ctx) - 8);
 }
 
 /* On a ret or a tail jump the frame is torn down: SP is back on the slot. */
 SEC("uprobe")
 int sp_exit_site(struct pt_regs *ctx)
 {
-	return on_exit(ctx, PT_REGS_SP(ctx));
+	return other_process() ? 0 : on_exit(ctx, PT_REGS_SP(ctx));
 }
 
 /* A thread that exits inside a query never returns from its open calls:
- * they end here, flagged abnormal, and its entry is freed at once rather
- * than left for the LRU to evict (thread churn must not accumulate state).
+ * they end here, flagged abnormal. Its stack is freed at once (the kernel
+ * would free it with the task anyway) so that the counters stay exact.
  * current is the exiting thread. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sp_thread_exit, struct task_struct *task)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
+	struct task_struct *cur = bpf_get_current_task_btf();
 	struct sp_thread *st;
 
-	if ((__u32)(id >> 32) != target_tgid)
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) != target_tgid)
 		return 0;
-	st = bpf_map_lookup_elem(&threads, &tid);
+	st = thread_of(cur);
 	if (!st)
 		return 0;
-	sp_stack_thread_exit(ctx, st, bpf_ktime_get_ns(), min_span_ns);
-	bpf_map_delete_elem(&threads, &tid);
+	if (st->n) {
+		sp_stack_thread_exit(ctx, st, bpf_ktime_get_ns(), min_span_ns);
+		__sync_fetch_and_add(&stacks_open, -1);
+	}
+	if (!bpf_task_storage_delete(&threads, cur))
+		__sync_fetch_and_add(&stacks_alloc, -1);
 	return 0;
 }
 

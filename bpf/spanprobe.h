@@ -3,6 +3,10 @@
 #ifndef SPANPROBE_SHARED_H
 #define SPANPROBE_SHARED_H
 
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
 /* Frames tracked per thread inside a query; deeper calls are not traced
  * and make the query incomplete. The kernel itself stops hijacking
  * returns at 64 nested uretprobes. */
@@ -39,6 +43,15 @@ struct sp_sym_info {
 	__u32 state_size;
 	__u32 pad;
 };
+
+/* Each probe's attach cookie: the function's index in the loader's probe
+ * table, and its flags, so that the hot path needs no map lookup to know
+ * whether the function is a root (sym_info is read for futures only). */
+static __always_inline __u64 sp_probe_cookie(__u32 sym_id, __u32 flags)
+{
+	return (__u64)flags << 32 | sym_id;
+}
+
 
 /*
  * One span that left the kernel: a root, or a span of at least min_span
@@ -113,10 +126,6 @@ struct sp_sym_stats {
 	__u64 abnormal;
 	__u64 hist[SP_HIST_BUCKETS];
 };
-
-#ifndef __always_inline
-#define __always_inline inline __attribute__((always_inline))
-#endif
 
 #define SP_DEPTH_MASK (SP_MAX_DEPTH - 1)
 

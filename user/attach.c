@@ -51,7 +51,7 @@ static int grow(void **v, size_t *cap, size_t n, size_t elem)
 	return 0;
 }
 
-static int batch_add(struct probe_batch *b, uint64_t off, uint32_t cookie)
+static int batch_add(struct probe_batch *b, uint64_t off, __u64 cookie)
 {
 	size_t cap = b->cap;
 
@@ -171,6 +171,14 @@ static int attach_object(struct sp_attach *a, enum sp_attach_mode mode, pid_t pi
 	return err;
 }
 
+/* What the BPF side must know of a function (enum sp_sym_flags). */
+static __u32 sym_flags(const struct sp_func *f)
+{
+	return (f->role == SP_ROLE_ROOT ? SP_SYM_ROOT : 0) |
+	       (f->is_async ? SP_SYM_ASYNC : 0) |
+	       (f->self_in_rsi ? SP_SYM_SELF_RSI : 0);
+}
+
 static int collect_object(const struct sp_func_set *fs, const char *path,
 			  struct object_batches *ob, bool *done)
 {
@@ -178,16 +186,17 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 
 	for (size_t i = 0; i < fs->n && !err; i++) {
 		const struct sp_func *f = &fs->v[i];
+		__u64 cookie = sp_probe_cookie((__u32)i, sym_flags(f));
 
 		if (done[i] || f->problem || strcmp(f->open_path, path) != 0)
 			continue;
 		done[i] = true;
 		if (f->exit_mode == SP_EXIT_URETPROBE)
-			err = batch_add(&ob->paired, f->offset, i);
+			err = batch_add(&ob->paired, f->offset, cookie);
 		else
-			err = batch_add(&ob->entry, f->offset, i);
+			err = batch_add(&ob->entry, f->offset, cookie);
 		for (size_t k = 0; k < f->n_exit && !err; k++)
-			err = batch_add(&ob->sites, f->exit_offsets[k], i);
+			err = batch_add(&ob->sites, f->exit_offsets[k], cookie);
 	}
 	return err;
 }
@@ -242,9 +251,7 @@ static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs)
 	for (__u32 i = 0; i < fs->n; i++) {
 		const struct sp_func *f = &fs->v[i];
 		struct sp_sym_info info = {
-			.flags = (f->role == SP_ROLE_ROOT ? SP_SYM_ROOT : 0) |
-				 (f->is_async ? SP_SYM_ASYNC : 0) |
-				 (f->self_in_rsi ? SP_SYM_SELF_RSI : 0),
+			.flags = sym_flags(f),
 			.state_off = f->state_off,
 			.state_size = f->state_size,
 		};

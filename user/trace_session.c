@@ -1,4 +1,6 @@
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -346,21 +348,43 @@ static int report_stats(struct sp_session *s, uint64_t end)
 	return sp_stats_session_report(&st);
 }
 
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL /* linux 6.9 */
+#endif
+
+/* One thread's stack, if it has one. Task storage is keyed by a pidfd of
+ * the thread and cannot be listed, so the threads come from /proc. */
+static void flush_thread(struct sp_session *s, int map_fd, pid_t tid, uint64_t now,
+			 struct sp_span_rec **recs, size_t *n)
+{
+	int tfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+	struct sp_thread st;
+
+	if (tfd < 0)
+		return; /* exited meanwhile: its exit hook ended its calls */
+	if (bpf_map_lookup_elem(map_fd, &tfd, &st) == 0 && st.n)
+		sp_asm_flush_thread(s->asm_, (uint32_t)tid, &st, now, recs, n);
+	close(tfd);
+}
+
 /* The queries still running when tracing stops are written too, cut off
  * at `now` and flagged incomplete. */
 static void flush_threads(struct sp_session *s, uint64_t now,
 			  struct sp_span_rec **recs, size_t *n)
 {
 	int fd = sp_attach_threads_fd(s->att);
-	__u32 key, next, *prev = NULL;
-	struct sp_thread st;
+	char path[64];
+	struct dirent *de;
+	DIR *d;
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		if (bpf_map_lookup_elem(fd, &next, &st) == 0)
-			sp_asm_flush_thread(s->asm_, next, &st, now, recs, n);
-		key = next;
-		prev = &key;
-	}
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)s->pid);
+	d = opendir(path);
+	if (!d)
+		return; /* the target is gone: every thread's exit hook ran */
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			flush_thread(s, fd, (pid_t)atoi(de->d_name), now, recs, n);
+	closedir(d);
 }
 
 /* Futures still running: their span is cut off at now, like calls. */

@@ -348,6 +348,8 @@ def per_call_setups(a):
         ("floor_session_skip", floor("session-skip"), [(LEAF, 0)],
          [("floor_session_skip", "plain", LEAF)]),
         ("floor_entry", floor("entry"), [(LEAF, 0)], [("floor_entry", "plain", LEAF)]),
+        ("floor_session_minimal", floor("session-minimal"), [(LEAF, 0)],
+         [("floor_session_minimal", "plain", LEAF)]),
         ("spanprobe", spanprobe(leaf, []), both,
          [("spanprobe_inside", "root", LEAF), ("spanprobe_outside", "plain", LEAF)]),
         ("spanprobe_multi", spanprobe(leaf, ["--attach-mode", "multi"]), both,
@@ -362,6 +364,12 @@ def per_call_setups(a):
          [("spanprobe_ss_inside", "root", LEAF_SS)]),
         ("bpftrace", lambda st: Bpftrace(st.t.pid, st.path, LEAF), [(LEAF, 0)],
          [("bpftrace", "plain", LEAF)]),
+    ] + [
+        # --compare: other spanprobe builds in the same rounds (A/B while
+        # working on the hot path)
+        (f"alt{i}", (lambda b: lambda st: Spanprobe(b, st.t.pid, leaf, sp))(b), both,
+         [(f"alt{i}_inside", "root", LEAF), (f"alt{i}_outside", "plain", LEAF)])
+        for i, b in enumerate(a.compare)
     ]
 
 
@@ -729,7 +737,23 @@ def print_report(res):
     print(f"\nspanprobe bench: {m['cpus']} CPUs {m['cpu']} (family/model {m['cpu_family_model']}, "
           f"hypervisor {m['hypervisor']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
           f"{m['date']}, load average at start {' '.join(m['loadavg_at_start'])}")
-    pc = res["per_call"]
+    if "per_call" in res:
+        print_per_call(res["per_call"])
+    if "first_instruction" in res:
+        print_first_instruction(res["first_instruction"])
+    if "attach_1000" in res:
+        print_attach(res["attach_1000"])
+    if "verifier" in res:
+        print("\nBPF verifier, per spanprobe program (loaded alone)")
+        for v in res["verifier"]:
+            print(f"  {v['program']:16s} {v['verify_us'] / 1000:8.1f} ms  "
+                  f"{v['insns_processed']:>8d} insns processed (limit 1000000)")
+    if "load" in res:
+        print_load(res["load"])
+    print_tail(res)
+
+
+def print_per_call(pc):
     print(f"\nPer call ({pc['rounds']} rounds; in each, every configuration runs "
           f"{pc['loops_per_round']} interleaved loops of {pc['loop_ms']} ms and keeps its best;\n"
           "medians over rounds; ratios taken per round, then their median;\n"
@@ -744,6 +768,7 @@ def print_report(res):
         "floor_session": "empty uprobe session (returns 0)",
         "floor_session_skip": "empty uprobe session returning 1 (entry)",
         "floor_entry": "empty entry uprobe only (uprobe_multi)",
+        "floor_session_minimal": "minimal span timer (session, 2 clocks, task storage)",
         "spanprobe_inside": "spanprobe, inside a query (session)",
         "spanprobe_outside": "spanprobe, outside queries (session)",
         "spanprobe_multi_inside": "spanprobe --attach-mode multi, inside",
@@ -755,6 +780,7 @@ def print_report(res):
         "spanprobe_ss_inside": "spanprobe, single-stepped entry (lea), inside",
         "bpftrace": "bpftrace uprobe+uretprobe, > 5 ms filter",
     }
+    labels.update({k: k for k in pc["configs"] if k.startswith("alt")})
     for key, label in labels.items():
         c = pc["configs"].get(key)
         if not c:
@@ -764,26 +790,30 @@ def print_report(res):
         else:
             print(f"{label:44s} {c['ns_per_call']:9.1f} {c['added_ns']:9.1f} "
                   f"{c['ratio_to_floor']:8.2f} {c['ratio_to_bpftrace']:10.2f}")
+
+
+def print_first_instruction(fi):
     print("\nFirst instruction of the probed function (empty entry uprobe; measured vs "
           "`spanprobe symbols`)")
-    for r in res["first_instruction"]["rows"]:
+    for r in fi["rows"]:
         flag = "" if r["agree"] else "   <-- MISMATCH"
         print(f"  {r['function']:14s} {r['instruction'][:34]:34s} {r['added_ns']:9.1f} ns  "
               f"{r['measured']:15s} symbols: {r['spanprobe_symbols_says']}{flag}")
-    kc = res["first_instruction"]["cost_by_kind"]
+    kc = fi["cost_by_kind"]
     print("  median added ns per hit: " + ", ".join(f"{k} {v:.0f}" for k, v in kc.items() if v))
+
+
+def print_attach(att):
     print("\nAttach (spanprobe start to its 'attached' line) and detach (SIGINT to exit)")
-    for label, r in res["attach_1000"].items():
+    for label, r in att.items():
         if label == "symbols_only_1000":
             print(f"  resolving the 1,000 names only (spanprobe symbols) {r['seconds']:.3f} s")
             continue
         print(f"  {label:22s} {r['functions']:5d} functions  attach {r['seconds']:6.3f} s  "
               f"detach {r['detach_seconds']:6.2f} s  ({r['mode_used']}; attach reps {r['reps']})")
-    print("\nBPF verifier, per spanprobe program (loaded alone)")
-    for v in res["verifier"]:
-        print(f"  {v['program']:16s} {v['verify_us'] / 1000:8.1f} ms  "
-              f"{v['insns_processed']:>8d} insns processed (limit 1000000)")
-    ld = res["load"]
+
+
+def print_load(ld):
     ramp = ld["events_ramp"]
     print("\nSpan records per second without a drop (--min-span 0: every call a record; "
           f"{ramp['steps'][0]['seconds'] if ramp['steps'] else 0:.0f} s per step)")
@@ -802,6 +832,9 @@ def print_report(res):
     print(f"\n200k instrumented calls/s for {s['seconds']:.0f} s (--min-span 0): achieved "
           f"{s['rate_achieved']}/s, {s['records']} records, {s['lost']} lost, collector CPU "
           f"{s['collector_cpu_pct']:.2f}%, RSS {s['collector_rss_kib']} KiB")
+
+
+def print_tail(res):
     if res.get("bpf_prog_stats"):
         print("\nBPF program time (kernel.bpf_stats_enabled, on for this measurement only)")
         for k, progs in res["bpf_prog_stats"].items():
@@ -811,12 +844,14 @@ def print_report(res):
     print("\nPhase durations (s): " + ", ".join(f"{k} {v}" for k, v in
                                                res.get("phase_seconds", {}).items()))
     print("\nTargets")
-    for t in res["targets"]:
+    for t in res.get("targets", []):
         print(f"  [{'met ' if t['met'] else 'MISSED'}] {t['target']}: {t['measured']} "
               f"(goal {t['goal']})")
 
 
 # ---------------------------------------------------------------- main
+
+PHASES = ["per_call", "bpf_prog_stats", "first_instruction", "verifier", "load", "attach"]
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -824,9 +859,17 @@ def parse_args():
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions, 10 s instead of 60 s at 200k calls/s")
     ap.add_argument("--spanprobe", help="spanprobe binary to measure (default BUILD/spanprobe)")
+    ap.add_argument("--compare", action="append", default=[], metavar="BIN",
+                    help="also measure this spanprobe build per call (repeatable: alt0, alt1...)")
+    ap.add_argument("--phases", default=",".join(PHASES),
+                    help="comma-separated subset of " + ",".join(PHASES) +
+                    " (for development: docs/performance.md records whole runs)")
     ap.add_argument("--bpf-object", help="its BPF object, for the verifier figures "
                     "(default BUILD/spanprobe.bpf.o)")
     a = ap.parse_args()
+    a.phases = set(a.phases.split(","))
+    if a.phases - set(PHASES):
+        ap.error("unknown phase(s): " + ",".join(sorted(a.phases - set(PHASES))))
     b = a.build
     a.spanprobe = a.spanprobe or os.path.join(b, "spanprobe")
     a.bpf_object = a.bpf_object or os.path.join(b, "spanprobe.bpf.o")
@@ -867,24 +910,34 @@ def main():
     res = {"machine": machine(), "target_first_instructions": check_target(a)}
     a.syms = symbols_of(a.target)
     setups = {}
+    rows = []
+    want = a.phases.__contains__
     try:
-        res["per_call"] = phase(res, "per_call", lambda: per_call(a, setups))
-        res["bpf_prog_stats"] = phase(res, "bpf_prog_stats", lambda: bpf_prog_stats(a, setups))
-        rows = phase(res, "first_instruction", lambda: first_instruction(a, setups))
-        res["first_instruction"] = {"rows": rows, "cost_by_kind": kind_costs(rows)}
+        if want("per_call"):
+            res["per_call"] = phase(res, "per_call", lambda: per_call(a, setups))
+        if want("per_call") and want("bpf_prog_stats"):
+            res["bpf_prog_stats"] = phase(res, "bpf_prog_stats", lambda: bpf_prog_stats(a, setups))
+        if want("first_instruction"):
+            rows = phase(res, "first_instruction", lambda: first_instruction(a, setups))
+            res["first_instruction"] = {"rows": rows, "cost_by_kind": kind_costs(rows)}
     finally:
         for st in setups.values():
             st.close()
-    res["verifier"] = phase(res, "verifier", lambda: verifier_costs(a))
-    res["load"] = phase(res, "load", lambda: load(a))
-    res["attach_1000"] = phase(res, "attach", lambda: attach_times(a))
-    res["targets"] = targets(res)
+    if want("verifier"):
+        res["verifier"] = phase(res, "verifier", lambda: verifier_costs(a))
+    if want("load"):
+        res["load"] = phase(res, "load", lambda: load(a))
+    if want("attach"):
+        res["attach_1000"] = phase(res, "attach", lambda: attach_times(a))
+    if a.phases == set(PHASES):
+        res["targets"] = targets(res)
     res["bench_seconds"] = round(time.monotonic() - t_start, 1)
     res["quick"] = a.quick
-    with open(os.path.join(a.work, "results.json"), "w") as f:
+    out = "results.json" if a.phases == set(PHASES) else "results-partial.json"
+    with open(os.path.join(a.work, out), "w") as f:
         json.dump(res, f, indent=2)
     print_report(res)
-    print(f"\n{os.path.join(a.work, 'results.json')} written; bench took "
+    print(f"\n{os.path.join(a.work, out)} written; bench took "
           f"{res['bench_seconds']:.0f} s")
     mismatch = [r["function"] for r in rows if not r["agree"]]
     if mismatch:

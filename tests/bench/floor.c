@@ -9,6 +9,8 @@
  *       classic  perf-event uprobe + uretprobe per offset
  *       session  uprobe session program returning 0 (entry and return)
  *       session-skip  uprobe session program returning 1 (entry only)
+ *       session-minimal  the least a span timer does: a session program that
+ *                keeps a timestamp in task storage and compares at return
  *       pair-clock  as pair, each program reading bpf_ktime_get_ns()
  *       entry    uprobe_multi entry only
  */
@@ -28,7 +30,8 @@
 #define FLOOR_TRACE_UPROBE_SESSION 57
 #define MAX_LINKS 4096
 
-enum mode { M_PAIR, M_CLASSIC, M_SESSION, M_ENTRY, M_SESSION_SKIP, M_PAIR_CLOCK };
+enum mode { M_PAIR, M_CLASSIC, M_SESSION, M_ENTRY, M_SESSION_SKIP, M_PAIR_CLOCK,
+	    M_SESSION_MINIMAL };
 
 struct run {
 	struct floor_bpf *skel;
@@ -54,7 +57,7 @@ static int parse_mode(const char *s, enum mode *m)
 {
 	/* in enum mode order */
 	static const char *names[] = { "pair", "classic", "session", "entry",
-				       "session-skip", "pair-clock" };
+				       "session-skip", "pair-clock", "session-minimal" };
 
 	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
 		if (strcmp(s, names[i]) == 0) {
@@ -72,6 +75,7 @@ static void pick_programs(struct floor_bpf *sk, enum mode m)
 	bpf_program__set_autoload(sk->progs.floor_multi_exit, m == M_PAIR);
 	bpf_program__set_autoload(sk->progs.floor_session, m == M_SESSION);
 	bpf_program__set_autoload(sk->progs.floor_session_skip, m == M_SESSION_SKIP);
+	bpf_program__set_autoload(sk->progs.floor_session_minimal, m == M_SESSION_MINIMAL);
 	bpf_program__set_autoload(sk->progs.floor_clock_entry, m == M_PAIR_CLOCK);
 	bpf_program__set_autoload(sk->progs.floor_clock_exit, m == M_PAIR_CLOCK);
 	bpf_program__set_autoload(sk->progs.floor_classic_entry, m == M_CLASSIC);
@@ -79,6 +83,8 @@ static void pick_programs(struct floor_bpf *sk, enum mode m)
 	bpf_program__set_expected_attach_type(sk->progs.floor_session,
 					      FLOOR_TRACE_UPROBE_SESSION);
 	bpf_program__set_expected_attach_type(sk->progs.floor_session_skip,
+					      FLOOR_TRACE_UPROBE_SESSION);
+	bpf_program__set_expected_attach_type(sk->progs.floor_session_minimal,
 					      FLOOR_TRACE_UPROBE_SESSION);
 }
 
@@ -154,6 +160,8 @@ static int attach(struct run *r)
 		return attach_session(r, r->skel->progs.floor_session);
 	case M_SESSION_SKIP:
 		return attach_session(r, r->skel->progs.floor_session_skip);
+	case M_SESSION_MINIMAL:
+		return attach_session(r, r->skel->progs.floor_session_minimal);
 	case M_CLASSIC:
 		return attach_classic(r);
 	}
@@ -214,7 +222,8 @@ int main(int argc, char **argv)
 	int err;
 
 	if (parse_args(argc, argv, &r)) {
-		fprintf(stderr, "usage: floor pair|pair-clock|classic|session|session-skip|entry PID BINARY OFFSET...\n");
+		fprintf(stderr, "usage: floor pair|pair-clock|classic|session|session-skip|session-minimal|entry "
+			"PID BINARY OFFSET...\n");
 		free(r.offsets);
 		return 2;
 	}

@@ -48,13 +48,16 @@ signal_pid() {
 	kill -"$1" "$sg_p"
 }
 
-# threads_left SP_PID: entries left in spanprobe's `threads` map, polled
-# until 0 (or 5 s: before Linux 6.16 a thread's exit tracepoint may run a
-# moment after pthread_join has returned); prints the last count.
+# threads_left SP_PID COUNTER: spanprobe's count of per-thread stacks
+# (stacks_alloc: threads holding one; stacks_open: threads inside a query),
+# polled until 0 (or 5 s: before Linux 6.16 a thread's exit tracepoint may
+# run a moment after pthread_join has returned); prints the last count.
+# The stacks are task storage, which cannot be listed: the BPF programs
+# count them in globals.
 threads_left() {
 	tl_n=50
 	while :; do
-		tl_c=$($BPFMAPS "$1" --entries threads) || return 1
+		tl_c=$($BPFMAPS "$1" --global "$2") || return 1
 		if [ "$tl_c" = 0 ] || [ "$tl_n" -le 0 ]; then break; fi
 		tl_n=$((tl_n - 1))
 		sleep 0.1
@@ -86,7 +89,7 @@ storm() {
 		show "$st_d/sp.err" "spanprobe stderr"
 		return 1
 	fi
-	st_left=$(threads_left "$st_sp") || { fail "cannot read spanprobe's BPF maps"; return 1; }
+	st_left=$(threads_left "$st_sp" stacks_open) || { fail "cannot read spanprobe's BPF maps"; return 1; }
 	$BPFMAPS "$st_sp" >"$st_d/maps.txt" 2>&1 || :
 	signal_pid USR1 "$st_d/fx.pid" || return 1
 	if ! wait_exit "$st_sp" 60; then
@@ -103,7 +106,7 @@ storm() {
 	grep -q "served $st_n queries" "$st_d/sp.out" ||
 		{ fail "the fixture did not serve its $st_n queries"; show "$st_d/sp.out" stdout; return 1; }
 	if [ "$st_left" != 0 ]; then
-		fail "no query open, yet spanprobe's threads map holds $st_left entries: per-thread state leaked"
+		fail "no query open, yet spanprobe counts $st_left threads inside one: per-thread state leaked"
 		sed 's/^/   | /' "$st_d/maps.txt"
 		return 1
 	fi
@@ -123,7 +126,7 @@ storm() {
 		fail "$(grep -c '"incomplete"' "$st_d/dump.jsonl") spans flagged incomplete, nothing was lost"
 		return 1
 	fi
-	echo "   $st_want abnormal exits found, none invented; threads map empty once the queries were over"
+	echo "   $st_want abnormal exits found, none invented; no thread stack open once the queries were over"
 }
 
 # 1,000 longjmp to the root, 1,000 siglongjmp out of a signal handler,
@@ -169,9 +172,9 @@ t_storm_modes() {
 # 10,000 threads created and gone while attached; one in ten exits with
 # pthread_exit in the middle of its query. Every thread's query must be
 # traced (they all started after attach), threads that died mid-query
-# closed as abnormal, the threads map bounded while they churn (8 threads
-# alive at a time; a leak would leave one entry per dead thread), and
-# empty at the end.
+# closed as abnormal, the thread stacks bounded while they churn (8
+# threads alive at a time; a leak would leave one per dead thread), and
+# none left at the end.
 t_thread_churn() {
 	d=$(newdir churn)
 	need_fixture churn || return 1
@@ -182,7 +185,7 @@ t_thread_churn() {
 	sp=$LAST
 	max=0 samples=0 n=$((1800 * SCALE))
 	while [ ! -s "$d/hold" ] && alive "$sp" && [ $n -gt 0 ]; do
-		if c=$($BPFMAPS "$sp" --entries threads 2>/dev/null); then
+		if c=$($BPFMAPS "$sp" --global stacks_alloc 2>/dev/null); then
 			samples=$((samples + 1))
 			[ "$c" -le "$max" ] || max=$c
 		fi
@@ -190,7 +193,7 @@ t_thread_churn() {
 		sleep 0.1
 	done
 	wait_file "$d/hold" "$sp" 5 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
-	left=$(threads_left "$sp") || { fail "cannot read spanprobe's BPF maps"; return 1; }
+	left=$(threads_left "$sp" stacks_alloc) || { fail "cannot read spanprobe's BPF maps"; return 1; }
 	$BPFMAPS "$sp" >"$d/maps.txt" 2>&1 || :
 	signal_pid USR1 "$d/fx.pid" || return 1
 	wait_exit "$sp" 60 || { fail "spanprobe run still running after the fixture was released"; return 1; }
@@ -199,18 +202,17 @@ t_thread_churn() {
 	q=$(sed -n 's/^done \([0-9]*\)$/\1/p' "$d/hold")
 	grep -q "churn: $nt threads, served $q queries" "$d/sp.out" ||
 		{ fail "the fixture did not finish"; show "$d/sp.out" stdout; return 1; }
-	echo "   $nt threads; threads map sampled $samples times while they churned: at most $max entries"
+	echo "   $nt threads; thread stacks counted $samples times while they churned: at most $max"
 	if [ "$left" != 0 ]; then
-		fail "all threads gone, yet the threads map holds $left entries: per-thread state leaked"
+		fail "all threads gone, yet spanprobe holds $left thread stacks: per-thread state leaked"
 		sed 's/^/   | /' "$d/maps.txt"
 		return 1
 	fi
-	[ "$samples" -gt 0 ] || { fail "the threads map could not be sampled during the run"; return 1; }
-	# a dump is no snapshot: while it walks the map, threads end and new
-	# ones begin, so it may see somewhat more than the 8 alive at a time;
-	# state left behind by dead threads would grow by hundreds
-	[ "$max" -le 64 ] ||
-		{ fail "the threads map reached $max entries with at most 8 threads alive at a time"; return 1; }
+	[ "$samples" -gt 0 ] || { fail "the thread stacks could not be counted during the run"; return 1; }
+	# a stack lives as long as its thread; state left behind by dead
+	# threads would grow by hundreds
+	[ "$max" -le 8 ] ||
+		{ fail "spanprobe held $max thread stacks with at most 8 threads alive at a time"; return 1; }
 	grep -q ' (0 lost)' "$d/sp.err" || { fail "records were lost"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 --margin 0 \
 		--expect-queries "$q" --min-checked-queries "$q" --abnormal-roots \
@@ -480,7 +482,8 @@ EOF
 		bpf_get_attach_cookie_trace bpf_get_attach_cookie_pe bpf_map_lookup_elem
 		__htab_map_lookup_elem htab_lru_map_update_elem htab_lru_map_delete_elem
 		bpf_map_update_elem bpf_map_delete_elem bpf_ktime_get_ns bpf_ringbuf_reserve
-		bpf_ringbuf_submit bpf_probe_read_user bpf_session_is_return"
+		bpf_ringbuf_submit bpf_probe_read_user bpf_session_is_return
+		bpf_get_current_task_btf bpf_task_storage_get_recur bpf_task_storage_delete_recur"
 	# shellcheck disable=SC2086
 	allowed=$(printf '%s ' $allowed)
 	# helper calls (not "call pc+N": calls of the programs' own functions)

@@ -4,6 +4,8 @@
   bpfmaps.py PID            one line per map: name type id max_entries entries
   bpfmaps.py PID --json     the same as one JSON object keyed by map name
   bpfmaps.py PID --entries NAME   just the number of entries of map NAME
+  bpfmaps.py PID --global NAME    the value of the BPF program's global
+                            variable NAME (its .bss), e.g. stacks_open
 
 Maps are found through the process's own file descriptors
 (/proc/PID/fdinfo/N has a map_id line for every BPF map fd), so another
@@ -57,11 +59,38 @@ def describe(pid):
     return maps
 
 
+def global_value(pid, name):
+    """A global of the BPF object, read through the .bss map's BTF; the
+    per-thread stacks live in task storage, which cannot be listed, so
+    the programs count them in globals."""
+    for mid in map_ids(pid):
+        m = bpftool("map", "show", "id", str(mid))
+        if not (m.get("name") or "").endswith(".bss"):
+            continue
+        for e in bpftool("map", "dump", "id", str(mid)) or []:
+            for var in e.get("formatted", {}).get("value", {}).get(".bss", []):
+                if name in var:
+                    return var[name]
+    return None
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
     pid = int(sys.argv[1])
+    if sys.argv[2:3] == ["--global"]:
+        try:
+            v = global_value(pid, sys.argv[3])
+        except (OSError, subprocess.CalledProcessError, ValueError) as e:
+            print("bpfmaps: pid %d: %s" % (pid, e), file=sys.stderr)
+            return 2
+        if v is None:
+            print("bpfmaps: pid %d has no BPF global named %s" % (pid, sys.argv[3]),
+                  file=sys.stderr)
+            return 2
+        print(v)
+        return 0
     try:
         maps = describe(pid)
     except (OSError, subprocess.CalledProcessError, ValueError) as e:

@@ -15,7 +15,7 @@ Checks (none depends on how fast the machine is):
   - spanprobe's open file descriptors never change after the first sample;
   - its RSS after the warm-up (the sample at 10% of the run, at least 60 s
     in) grows by at most --rss-slack KiB (default 1024) by the end;
-  - its threads map never holds more entries than the target has threads;
+  - it never holds more thread stacks than the target has threads;
   - it exits 0, loses nothing, and keeps every slow query that ran wholly
     inside the traced window (the target's count, minus the two at the
     edges);
@@ -53,7 +53,7 @@ def cpu_s(pid):
 
 def threads_entries(sp_pid):
     r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "bpfmaps.py"),
-                        str(sp_pid), "--entries", "threads"], capture_output=True, text=True)
+                        str(sp_pid), "--global", "stacks_alloc"], capture_output=True, text=True)
     return int(r.stdout) if r.returncode == 0 else None
 
 
@@ -164,11 +164,11 @@ def main():
         errs.append("RSS grew by %d KiB after the warm-up (%d -> %d KiB)" % (growth, warm["rss"], rows[-1]["rss"]))
     tmax = max((r["threads"] or 0) for r in rows)
     if tmax > n_threads:
-        errs.append("threads map reached %d entries, the target has %d threads" % (tmax, n_threads))
+        errs.append("spanprobe held %d thread stacks, the target has %d threads" % (tmax, n_threads))
     rates = [r["rate"] for r in rows if r["rate"] is not None]
     mean_rate = (calls_end - calls0) / max(rows[-1]["t"], 1)
 
-    lines = ["| t (s) | spanprobe RSS (KiB) | peak RSS (KiB) | open fds | threads map | target calls/s | spanprobe CPU % | target CPU % |",
+    lines = ["| t (s) | spanprobe RSS (KiB) | peak RSS (KiB) | open fds | thread stacks | target calls/s | spanprobe CPU % | target CPU % |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         f = lambda v, fmt: "-" if v is None else fmt % v

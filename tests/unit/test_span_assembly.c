@@ -368,6 +368,11 @@ static void test_depth_overflow_marks_incomplete(void **state)
 	assert_int_equal(r->cap.queries, 1);
 	assert_true(r->cap.spans[0].flags & SP_SPAN_INCOMPLETE);
 	assert_int_equal(r->cap.n, SP_MAX_DEPTH);
+	/* the thread's stack outlives the query; its losses must not */
+	begin(r, 1, ROOT, 100000, 400);
+	end(r, 1, ROOT, 100000, 500);
+	assert_int_equal(r->cap.queries, 2);
+	assert_false(r->cap.spans[r->cap.n - 1].flags & SP_SPAN_INCOMPLETE);
 	rig_free(r);
 }
 
