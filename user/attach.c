@@ -192,9 +192,9 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 			continue;
 		done[i] = true;
 		if (f->exit_mode == SP_EXIT_URETPROBE)
-			err = batch_add(&ob->paired, f->offset, cookie);
+			err = batch_add(&ob->paired, f->offset + f->entry_shift, cookie);
 		else
-			err = batch_add(&ob->entry, f->offset, cookie);
+			err = batch_add(&ob->entry, f->offset + f->entry_shift, cookie);
 		for (size_t k = 0; k < f->n_exit && !err; k++)
 			err = batch_add(&ob->sites, f->exit_offsets[k], cookie);
 	}

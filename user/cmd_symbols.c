@@ -219,9 +219,10 @@ static void func_cost(const struct sp_func *f, struct func_cost *c)
 	size_t n;
 
 	memset(c, 0, sizeof(*c));
-	n = decode_at(f, f->offset, &c->entry, code);
+	n = decode_at(f, f->offset + f->entry_shift, &c->entry, code);
 	/* -fcf-protection builds start every function with endbr64, which
-	 * is single-stepped: say what a probe just after it would cost */
+	 * is single-stepped: where the probe could not be moved past it,
+	 * say what a probe just after it would cost */
 	c->endbr = sp_probe_is_endbr64(code, n) &&
 		   sp_probe_insn_decode(code + 4, n - 4, site_addr(f, f->offset + 4),
 					&c->after_endbr) == 0;
@@ -240,6 +241,10 @@ static void text_cost(const struct sp_func *f, const struct func_cost *c)
 {
 	if (f->problem)
 		return;
+	if (f->entry_shift)
+		printf("      entry probe at +%u, past endbr64 (which the kernel would "
+		       "single-step, ~%.1f us per hit)\n", f->entry_shift,
+		       sp_probe_hit_ns(SP_EXEC_SINGLESTEP) / 1000.0);
 	printf("      probe cost: ~%.1f us per call", c->call_ns / 1000.0);
 	if (!c->expensive) {
 		printf(" (first instruction `%s`: %s)\n", c->entry.text,
@@ -369,8 +374,10 @@ static void json_pattern_head(const struct sp_pattern *p)
 	json_str(p->glob);
 }
 
-static void json_cost(const struct func_cost *c)
+static void json_cost(const struct sp_func *f, const struct func_cost *c)
 {
+	printf(",\"entry_shift\":%u,\"probe_offset\":%llu", f->entry_shift,
+	       (unsigned long long)(f->offset + f->entry_shift));
 	fputs(",\"entry_insn\":", stdout);
 	json_str(c->entry.text);
 	printf(",\"entry_probe\":\"%s\",\"exit_sites_single_stepped\":%zu,"
@@ -402,7 +409,7 @@ static void json_func(const struct sp_func *f, const struct func_cost *c)
 		printf("%s%llu", i ? "," : "", (unsigned long long)f->exit_offsets[i]);
 	printf("],\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
 	json_str(f->problem);
-	json_cost(c);
+	json_cost(f, c);
 	putchar('}');
 }
 

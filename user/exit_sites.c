@@ -164,6 +164,42 @@ int sp_exit_sites_scan(const uint8_t *code, uint64_t size, uint64_t addr,
 	return rc;
 }
 
+static bool lands_on(const cs_insn *in, uint64_t target)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	return (has_group(in, X86_GRP_JUMP) || has_group(in, X86_GRP_CALL)) &&
+	       x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+	       (uint64_t)x->operands[0].imm == target;
+}
+
+int sp_code_branches_to(const uint8_t *code, uint64_t size, uint64_t addr,
+			uint64_t target)
+{
+	csh h = disasm();
+	cs_insn *in = h ? cs_malloc(h) : NULL;
+	const uint8_t *p = code;
+	size_t left = size;
+	uint64_t pc = addr;
+	int rc = 0;
+
+	if (!in)
+		return -1;
+	while (left > 0) {
+		if (!cs_disasm_iter(h, &p, &left, &pc, in)) {
+			if (!only_padding(p, left))
+				rc = -1;
+			break;
+		}
+		if (lands_on(in, target)) {
+			rc = 1;
+			break;
+		}
+	}
+	cs_free(in, 1);
+	return rc;
+}
+
 void sp_exit_sites_free(struct sp_exit_sites *s)
 {
 	free(s->v);

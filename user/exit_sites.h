@@ -32,6 +32,12 @@ int sp_exit_sites_scan(const uint8_t *code, uint64_t size, uint64_t addr,
 		       size_t errlen);
 void sp_exit_sites_free(struct sp_exit_sites *s);
 
+/* Whether a direct jump or call in size bytes of code at virtual address
+ * addr lands on target: 1 yes, 0 no, -1 undecodable (the caller must
+ * assume yes). */
+int sp_code_branches_to(const uint8_t *code, uint64_t size, uint64_t addr,
+			uint64_t target);
+
 /* True when an exception or a panic may unwind through this object's
  * frames: it has a .gcc_except_table, or names a personality routine or
  * _Unwind_RaiseException. A uretprobe'd frame would then break unwinding. */

@@ -10,6 +10,7 @@
 #include "elf_symbols.h"
 #include "exit_sites.h"
 #include "proc_maps.h"
+#include "probe_cost.h"
 #include "program_libs.h"
 #include "symbols.h"
 #include "errmsg.h"
@@ -291,6 +292,34 @@ static void choose_exit(struct obj *o, size_t fi, enum sp_exit_policy policy,
 		set_problem(out, "cannot decode for exit sites: %s", why);
 }
 
+/* Past a leading endbr64 when that is cheaper and no branch of the
+ * function, its cold parts included, comes back there. */
+static void choose_entry(struct obj *o, size_t fi, struct sp_func *out)
+{
+	const struct sp_elf_func *f = &o->elf.funcs[fi];
+	const uint8_t *code = sp_elf_bytes(&o->elf, f->offset, f->size);
+	struct sp_code_range r[MAX_PARTS];
+	size_t idx[MAX_PARTS], n;
+	unsigned shift;
+
+	if (out->problem || !o->x86_64 || !code ||
+	    !(shift = sp_probe_entry_shift(code, f->size)))
+		return;
+	if (!o->cold_built && build_cold_index(o))
+		return;
+	r[0] = (struct sp_code_range){ f->addr, f->size };
+	idx[0] = fi;
+	n = find_colds(o, f, r, 1, MAX_PARTS, idx);
+	for (size_t i = 0; i < n; i++) {
+		const struct sp_elf_func *p = &o->elf.funcs[idx[i]];
+		const uint8_t *pc = sp_elf_bytes(&o->elf, p->offset, p->size);
+
+		if (!pc || sp_code_branches_to(pc, p->size, p->addr, f->addr + shift) != 0)
+			return;
+	}
+	out->entry_shift = (uint8_t)shift;
+}
+
 static struct sp_func *new_func(struct builder *b)
 {
 	struct sp_func_set *s = b->set;
@@ -330,6 +359,7 @@ static int add_func(struct builder *b, struct obj *o, size_t fi, size_t name,
 	else if (!f->in_exec)
 		set_problem(out, "%s", "not inside an executable PT_LOAD segment");
 	choose_exit(o, fi, policy, out);
+	choose_entry(o, fi, out);
 	return out->raw && out->demangled && out->object && out->open_path ? 0 : -1;
 }
 

@@ -48,7 +48,10 @@ struct sp_func {
 	char *open_path;    /* path to open and attach (through /proc/PID/root) */
 	uint64_t addr;      /* st_value */
 	uint64_t size;      /* st_size */
-	uint64_t offset;    /* file offset of the entry, for uprobes */
+	uint64_t offset;    /* file offset of the entry */
+	/* The entry probe goes at offset + entry_shift: past a leading
+	 * endbr64, which the kernel would single-step (probe_cost.h). */
+	uint8_t entry_shift;
 	enum sp_role role;
 	int pattern;        /* index of the first pattern that matched */
 	enum sp_exit_mode exit_mode;

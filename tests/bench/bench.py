@@ -460,7 +460,9 @@ def predicted_classes(a, variants):
             if name not in variants:
                 continue
             if variants[name] == 0 and policy == "uretprobe":
-                pred[name] = m["entry_probe"]
+                # a probe moved past endbr64 says nothing of offset 0,
+                # where this phase measures: endbr64 is single-stepped
+                pred[name] = "single-stepped" if m.get("entry_shift") else m["entry_probe"]
             elif variants[name] and policy == "retsites":
                 pred[name] = "single-stepped" if m["exit_sites_single_stepped"] else "emulated"
     return pred

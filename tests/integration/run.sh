@@ -298,6 +298,37 @@ t_dynsym() {
 		--pid "$(pidfile "$d/qs.pid")"
 }
 
+# CET builds start every function with endbr64, which the kernel
+# single-steps (~35x an emulated push): the entry probe goes past it. The
+# breakpoint must really be at +4 (int3 there in the process, endbr64
+# intact), `symbols` must say so and price the probe as emulated, and the
+# spans must still match the truth.
+t_cet() {
+	d=$(newdir cet)
+	run_sp "$d" 30 symbols --json -s "$SYMS/qserver.syms" "$FX/qserver-cet" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe symbols exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	python3 tests/integration/check_cet.py symbols "$d/sp.out" "$FX/qserver-cet" || return 1
+	bg "$FX/qserver-cet" -n 4 --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
+	qs=$LAST
+	wait_pidfile "$d/qs.pid" "$qs" || return 1
+	bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	if ! wait_attached "$d/sp.err" "$sp" 30; then show "$d/sp.err" "spanprobe stderr"; return 1; fi
+	"$SP" symbols --json -p "$qs" -s "$SYMS/qserver.syms" >"$d/syms.json" 2>/dev/null
+	python3 tests/stress/probe_bytes.py "$qs" "$d/syms.json" --expect probed >"$d/probed.txt" 2>&1 ||
+		{ fail "no breakpoint at +4"; sed 's/^/   | /' "$d/probed.txt"; return 1; }
+	python3 tests/integration/check_cet.py live "$d/syms.json" "$qs" || return 1
+	kill -USR1 "$qs"
+	if ! wait_exit "$qs" 60; then fail "qserver-cet still running after 60 s"; return 1; fi
+	reap "$qs"
+	[ "$RC" = 0 ] || { fail "qserver-cet exited $RC under spanprobe"; show "$d/qs.out" "output"; return 1; }
+	wait_exit "$sp" 15 || { fail "spanprobe still running after the target exited"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   $(sed 's/probe_bytes: //' "$d/probed.txt") while attached"
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --expect-queries 4 --min-checked-queries 2 --pid "$qs"
+}
+
 # g. bad input.
 t_bad_input() {
 	d=$(newdir bad)
@@ -520,7 +551,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers prune_advice rust_async sinks
+ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async sinks
      storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"

@@ -50,7 +50,8 @@ def main():
         for m in p.get("matches", []):
             if not m.get("attachable"):
                 continue
-            for off in [m["offset"]] + list(m.get("exit_sites") or []):
+            entry = m.get("probe_offset", m["offset"])  # past endbr64 (CET)
+            for off in [entry] + list(m.get("exit_sites") or []):
                 points.append((m["name"], m["object"], off))
     if not points:
         print("probe_bytes: no attachable probe point in %s" % sys.argv[2], file=sys.stderr)

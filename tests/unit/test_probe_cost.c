@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include "exit_sites.h"
 #include "probe_cost.h"
 
 struct case_ {
@@ -135,6 +136,40 @@ static void test_endbr64(void **state)
 	assert_int_equal(sp_probe_exec_of(cet + 4, 1), SP_EXEC_EMULATED);
 }
 
+/* The entry probe moves past endbr64 only onto something cheaper. */
+static void test_entry_shift(void **state)
+{
+	static const uint8_t push[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5 };
+	static const uint8_t sub[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x83, 0xec, 0x68 };
+	static const uint8_t plain[] = { 0x55, 0x48, 0x89, 0xe5 };
+
+	(void)state;
+	assert_int_equal(sp_probe_entry_shift(push, sizeof(push)), 4);
+	assert_int_equal(sp_probe_entry_shift(sub, sizeof(sub)), 0); /* stepped anyway */
+	assert_int_equal(sp_probe_entry_shift(plain, sizeof(plain)), 0);
+	assert_int_equal(sp_probe_entry_shift(push, 4), 0); /* nothing after it */
+}
+
+/* A loop back to the instruction after endbr64 (a tail call turned into
+ * a loop) would hit a probe there without a call. */
+static void test_branches_to(void **state)
+{
+	/* 0x1000: endbr64; push %rbp; dec %edi; jne 0x1004; pop %rbp; ret */
+	static const uint8_t loop[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0xff, 0xcf,
+					0x75, 0xfb, 0x5d, 0xc3 };
+	/* the same jumping to 0x1005 instead, then a call to 0x1004 */
+	static const uint8_t other[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0xff, 0xcf,
+					 0x75, 0xfc, 0xe8, 0xf6, 0xff, 0xff, 0xff, 0x5d, 0xc3 };
+	static const uint8_t bad[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x06, 0x06 };
+
+	(void)state;
+	assert_int_equal(sp_code_branches_to(loop, sizeof(loop), 0x1000, 0x1004), 1);
+	assert_int_equal(sp_code_branches_to(loop, sizeof(loop), 0x1000, 0x1005), 0);
+	assert_int_equal(sp_code_branches_to(other, 9, 0x1000, 0x1004), 0);
+	assert_int_equal(sp_code_branches_to(other, sizeof(other), 0x1000, 0x1004), 1);
+	assert_int_equal(sp_code_branches_to(bad, sizeof(bad), 0x1000, 0x1004), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +179,8 @@ int main(void)
 		cmocka_unit_test(test_undecodable),
 		cmocka_unit_test(test_costs_ordered),
 		cmocka_unit_test(test_endbr64),
+		cmocka_unit_test(test_entry_shift),
+		cmocka_unit_test(test_branches_to),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
