@@ -72,12 +72,33 @@ static __always_inline void sp_stack_unwind(void *ctx, struct sp_thread *st, __u
 			     min_span);
 }
 
+/* Pushes a frame; the caller has checked that there is room. */
+static __always_inline void sp_push_frame(struct sp_thread *st, __u64 sp, __u64 now,
+					  __u32 sym_id, __u32 flags, __u64 obj, __u64 key,
+					  __u64 query_key, __u32 depth)
+{
+	struct sp_frame *f = &st->f[st->n & SP_DEPTH_MASK];
+
+	if (!st->n)
+		st->flags = 0; /* a new query: the stack outlives queries, its losses do not */
+	f->sp = sp;
+	f->begin_ns = now;
+	f->sym_id = sym_id;
+	f->flags = flags;
+	f->obj = obj;
+	f->key = key;
+	f->query_key = query_key;
+	f->depth = depth;
+	st->n++;
+}
+
 /* A call begins. Outside any query it is not tracked and needs no return
  * probe. */
 static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32 sym_id,
 					  int is_root, __u64 sp, __u64 now, __u64 min_span)
 {
-	__u32 top;
+	const struct sp_frame *parent;
+	__u64 key;
 
 	sp_stack_unwind(ctx, st, sp, now, min_span);
 	if (!st->n && !is_root)
@@ -86,25 +107,13 @@ static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32
 		st->flags |= SP_REC_INCOMPLETE;
 		return SP_SKIP_RETURN;
 	}
-	top = st->n & SP_DEPTH_MASK;
-	st->f[top].sp = sp;
-	st->f[top].begin_ns = now;
-	st->f[top].sym_id = sym_id;
-	st->f[top].flags = 0;
-	st->f[top].obj = 0;
-	st->f[top].key = SP_NEW_KEY(ctx);
-	if (top) {
-		const struct sp_frame *parent = &st->f[(top - 1) & SP_DEPTH_MASK];
-
-		st->f[top].query_key = parent->query_key;
-		st->f[top].depth = parent->depth + 1;
-	} else {
-		/* a new query: the stack outlives queries, its losses do not */
-		st->flags = 0;
-		st->f[top].query_key = st->f[top].key;
-		st->f[top].depth = 0;
+	key = SP_NEW_KEY(ctx);
+	if (!st->n) {
+		sp_push_frame(st, sp, now, sym_id, 0, 0, key, key, 0);
+		return SP_TRACE_RETURN;
 	}
-	st->n++;
+	parent = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	sp_push_frame(st, sp, now, sym_id, 0, 0, key, parent->query_key, parent->depth + 1);
 	return SP_TRACE_RETURN;
 }
 
@@ -113,24 +122,12 @@ static __always_inline int sp_stack_entry(void *ctx, struct sp_thread *st, __u32
 static __always_inline int sp_stack_poll(struct sp_thread *st, __u32 sym_id, __u64 sp,
 					 __u64 now, const struct sp_future *fu, __u64 obj)
 {
-	__u32 top;
-
 	if (st->n >= SP_MAX_DEPTH) {
 		st->flags |= SP_REC_INCOMPLETE;
 		return SP_SKIP_RETURN;
 	}
-	top = st->n & SP_DEPTH_MASK;
-	if (!top)
-		st->flags = 0;
-	st->f[top].sp = sp;
-	st->f[top].begin_ns = now;
-	st->f[top].sym_id = sym_id;
-	st->f[top].flags = SP_FRAME_POLL;
-	st->f[top].obj = obj;
-	st->f[top].key = fu->key;
-	st->f[top].query_key = fu->query_key;
-	st->f[top].depth = fu->depth;
-	st->n++;
+	sp_push_frame(st, sp, now, sym_id, SP_FRAME_POLL, obj, fu->key, fu->query_key,
+		      fu->depth);
 	return SP_TRACE_RETURN;
 }
 
