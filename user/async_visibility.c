@@ -46,7 +46,7 @@ static char *dup_or_null(const char *s, bool *oom)
 	return d;
 }
 
-/* Takes copies of it's strings; 0 or -1 (out of memory). */
+/* Takes copies of its strings; 0 or -1 (out of memory). */
 static int add_item(struct sp_avis_pattern *p, const struct sp_avis_item *it)
 {
 	struct sp_avis_item *v = realloc(p->items, (p->n + 1) * sizeof(*v));
@@ -72,11 +72,11 @@ static int add_item(struct sp_avis_pattern *p, const struct sp_avis_item *it)
  * place from the root future, through its ancestors. */
 static void member_path(const struct sp_async_poll *p, size_t i, char *buf, size_t len)
 {
-	int chain[64];
+	int chain[SP_ASYNC_MAX_NODES]; /* parents come first: no longer chain */
 	size_t n = 0, at = 0;
 
 	buf[0] = '\0';
-	for (int k = (int)i; k >= 0 && n < 64; k = p->nodes[k].parent)
+	for (int k = (int)i; k >= 0 && n < SP_ASYNC_MAX_NODES; k = p->nodes[k].parent)
 		chain[n++] = k;
 	while (n-- > 0 && at < len) {
 		int w = snprintf(buf + at, len - at, "%s%s", at ? "." : "",
