@@ -2117,10 +2117,16 @@ static void note_known(struct scan *s)
 		k = &k[s->out->n_known];
 		k->n_suspend = 0;
 		for_each_variant(&e.vp, count_suspend, &k->n_suspend);
-		if (!(k->name = env_human_name(s, &d)))
+		if (!(k->name = env_human_name(s, &d))) {
 			s->oom = true;
-		else
+		} else if (strstr(k->name, "{impl#")) {
+			/* a trait method's type in a unit without its poll: the
+			 * unit that has it names it "<T as Trait>::f", as users
+			 * write it; this spelling would only be a duplicate */
+			free(k->name);
+		} else {
 			s->out->n_known++;
+		}
 	}
 }
 

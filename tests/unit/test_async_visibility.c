@@ -264,7 +264,8 @@ static void expect_unknown(const struct result *r, const char *glob)
 	assert_non_null(strstr(line, "nested decoding needs debug info (DWARF types)"));
 }
 
-#define EXTRA "span rsqserver::servers::serve::{*}\nspan rsqserver::no_such_fn::{*}\n"
+#define EXTRA "span rsqserver::servers::serve::{*}\nspan rsqserver::no_such_fn::{*}\n" \
+	"span *read_blocks*\n"
 
 static const char *const MSV =
 	"rsqserver::lakehouse::materialized_view::MaterializedView::scan_partitions";
@@ -316,6 +317,11 @@ static void check_typed(const char *fixture)
 	assert_null(p->items[0].root);
 	assert_true(p->items[0].n_suspend > 0);
 	expect_none(&r, "rsqserver::no_such_fn::{*}");
+	/* one async fn, one item: not again under its "{impl#N}" spelling */
+	expect_inlined(&r, "*read_blocks*",
+		       "<rsqserver::lakehouse::reader_factory::ParquetBlockSource as "
+		       "rsqserver::lakehouse::block_source::BlockSource>::read_blocks",
+		       "__awaitee.__awaitee.__awaitee");
 	free_result(&r);
 }
 
@@ -347,6 +353,7 @@ static void test_rsqserver_lines(void **state)
 		"<*ParquetBlockSource as *BlockSource>::read_blocks::{*}",
 		"rsqserver::servers::serve::{*}",
 		"rsqserver::no_such_fn::{*}",
+		"*read_blocks*",
 	};
 	struct result r;
 
