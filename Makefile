@@ -69,9 +69,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 -include tests/fuzz/fuzz.mk
 -include tests/asan.mk
 
-# The DWARF tests read the rust-mini binaries; a missing one fails rather
+# The DWARF tests read the rust-mini and rsqserver binaries; a missing one fails rather
 # than skips.
-unit: $(UNIT_BINS) rust-mini
+unit: $(UNIT_BINS) rust-mini rust-fixtures
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; SP_REQUIRE_FIXTURES=1 $$t; done
 
 integration: $(BIN) fixtures rust-fixtures

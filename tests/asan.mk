@@ -20,7 +20,7 @@ ASAN_UNITS   := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 # The integration tests that exercise the most userspace code: attach and
 # run, thresholds, exceptions, longjmp, bad input (truncated blocks),
 # detaching, and the reliability tests at a tenth of their size.
-ASAN_IT      ?= attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers \
+ASAN_IT      ?= attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers async_visibility \
 		storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security
 # ASan reports also go to files, and the integration tests keep their
 # output (in $(ASAN_BUILD)/it) to be searched for UBSan's: a sanitized

@@ -202,6 +202,9 @@ struct scan {
 	struct offmap env_ns;
 	char **ns_names;
 	size_t n_ns, ns_cap;
+	uint64_t *env_die;  /* parallel to ns_names: the coroutine type */
+	size_t env_die_cap;
+	size_t known_cap;
 	/* per unit: fnv1a("ns::{async_fn#N}") -> index into links, the
 	 * linkage names of the polls (abstract or concrete) */
 	struct offmap link_of;
@@ -1471,6 +1474,7 @@ static void remember_env(struct scan *s, Dwarf_Off off, const char *name,
 			 const char *ns)
 {
 	char **v;
+	uint64_t *d;
 
 	if (!is_env_name(name))
 		return;
@@ -1480,6 +1484,12 @@ static void remember_env(struct scan *s, Dwarf_Off off, const char *name,
 	}
 	s->ns_names = v;
 	v[s->n_ns] = xstrdup(s, ns);
+	if (!(d = grow(s->env_die, s->n_ns, &s->env_die_cap, sizeof(*d)))) {
+		s->oom = true;
+		return;
+	}
+	s->env_die = d;
+	d[s->n_ns] = off;
 	if (offmap_put(&s->env_ns, off, (uint32_t)s->n_ns))
 		s->oom = true;
 	s->n_ns++;
@@ -2078,6 +2088,48 @@ static void drop_pending(struct walk *w)
 	w->ns[0] = '\0';
 }
 
+static bool count_suspend(void *p, struct variant *v)
+{
+	uint32_t *n = p;
+
+	*n += !v->is_default && starts_with(dwarf_diename(&v->type), "Suspend");
+	return true;
+}
+
+/* Every coroutine type of the unit goes to out->known, inlined or not:
+ * a pattern naming an async fn with no out-of-line poll and no place in
+ * a root's future still names something, which the user must be told
+ * cannot be seen. */
+static void note_known(struct scan *s)
+{
+	for (size_t i = 0; i < s->n_ns && !s->oom; i++) {
+		struct sp_async_known *k;
+		Dwarf_Die d;
+		struct env e;
+
+		if (!dwarf_offdie(s->dw, s->env_die[i], &d) || !coroutine_env(&d, &e))
+			continue;
+		if (!(k = grow(s->out->known, s->out->n_known, &s->known_cap, sizeof(*k)))) {
+			s->oom = true;
+			return;
+		}
+		s->out->known = k;
+		k = &k[s->out->n_known];
+		k->n_suspend = 0;
+		for_each_variant(&e.vp, count_suspend, &k->n_suspend);
+		if (!(k->name = env_human_name(s, &d))) {
+			s->oom = true;
+		} else if (strstr(k->name, "{impl#")) {
+			/* a trait method's type in a unit without its poll: the
+			 * unit that has it names it "<T as Trait>::f", as users
+			 * write it; this spelling would only be a duplicate */
+			free(k->name);
+		} else {
+			s->out->n_known++;
+		}
+	}
+}
+
 static void scan_unit(struct scan *s, Dwarf_Die *cu, const struct raw_secs *r,
 		      const struct unit_span *us)
 {
@@ -2098,6 +2150,8 @@ static void scan_unit(struct scan *s, Dwarf_Die *cu, const struct raw_secs *r,
 	}
 	drop_pending(&w);
 	free(w.v);
+	if (s->unit_typed)
+		note_known(s);
 	if (s->unit_typed)
 		s->out->has_types = true;
 	reset_unit(s);
@@ -2364,6 +2418,45 @@ static void free_poll(struct sp_async_poll *p)
 	free(p->nodes);
 }
 
+static int cmp_known(const void *a, const void *b)
+{
+	return strcmp(((const struct sp_async_known *)a)->name,
+		      ((const struct sp_async_known *)b)->name);
+}
+
+/* Generic async fns have one coroutine type per instance, and units
+ * repeat types: one entry per name, with the most await points. */
+static void sort_dedup_known(struct sp_async_info *out)
+{
+	size_t k = 0;
+
+	if (!out->n_known)
+		return;
+	qsort(out->known, out->n_known, sizeof(*out->known), cmp_known);
+	for (size_t i = 1; i < out->n_known; i++) {
+		struct sp_async_known *a = &out->known[k], *b = &out->known[i];
+
+		if (strcmp(a->name, b->name) != 0) {
+			out->known[++k] = *b;
+			continue;
+		}
+		if (b->n_suspend > a->n_suspend)
+			a->n_suspend = b->n_suspend;
+		free(b->name);
+	}
+	out->n_known = k + 1;
+}
+
+const struct sp_async_known *sp_async_find_known(const struct sp_async_info *info,
+						  const char *name)
+{
+	struct sp_async_known key = { .name = (char *)name };
+
+	if (!info->n_known || !name)
+		return NULL;
+	return bsearch(&key, info->known, info->n_known, sizeof(key), cmp_known);
+}
+
 /* The same function described twice (by two units): keep one. */
 static void sort_dedup(struct sp_async_info *out)
 {
@@ -2385,6 +2478,7 @@ static void free_scan(struct scan *s)
 {
 	reset_unit(s);
 	free(s->ns_names);
+	free(s->env_die);
 	free(s->links);
 	free(s->cells);
 	free(s->poll_env);
@@ -2451,6 +2545,7 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		dwarf_end(s.dw);
 	free_scan(&s);
 	sort_dedup(out);
+	sort_dedup_known(out);
 	if (s.oom) {
 		sp_set_err(err, errlen, "%s: out of memory", path);
 		sp_async_info_free(out);
@@ -2475,6 +2570,9 @@ void sp_async_info_free(struct sp_async_info *info)
 		free(info->rejected[i].why);
 	}
 	free(info->rejected);
+	for (size_t i = 0; i < info->n_known; i++)
+		free(info->known[i].name);
+	free(info->known);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -2619,4 +2717,7 @@ void sp_async_info_print(FILE *f, const struct sp_async_info *info)
 		fprintf(f, "not a coroutine: %s at %#" PRIx64 ": %s\n",
 			info->rejected[i].name, info->rejected[i].low_pc,
 			info->rejected[i].why);
+	for (size_t i = 0; i < info->n_known; i++)
+		fprintf(f, "known: %s, %" PRIu32 " await point%s\n", info->known[i].name,
+			info->known[i].n_suspend, info->known[i].n_suspend == 1 ? "" : "s");
 }

@@ -134,9 +134,23 @@ struct sp_async_reject {
 	char *why;
 };
 
+/* An async fn or block whose coroutine type the DWARF describes, polled
+ * out of line or not: what a pattern may name even when nothing of it
+ * can be attached to or read. */
+struct sp_async_known {
+	char *name;          /* spelled as sp_async_poll.name */
+	uint32_t n_suspend;  /* its Suspend variants (await points); 0: it
+	                      * never suspends, so it runs to completion
+	                      * inside the poll that starts it */
+};
+
 struct sp_async_info {
 	struct sp_async_poll *polls; /* sorted by low_pc */
 	size_t n;
+	/* sorted by name, one entry per name (the most await points among
+	 * its instances); empty without DWARF types */
+	struct sp_async_known *known;
+	size_t n_known;
 	bool has_types;      /* false: line tables only, or no DWARF at all:
 	                      * polls come from disassembly and have no
 	                      * nested nodes */
@@ -154,6 +168,10 @@ struct sp_async_info {
 int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		     size_t errlen);
 void sp_async_info_free(struct sp_async_info *info);
+
+/* The known entry named name, or NULL. */
+const struct sp_async_known *sp_async_find_known(const struct sp_async_info *info,
+						  const char *name);
 
 /* Whether a node's guard accepts its parent's value. */
 bool sp_async_guard_holds(const struct sp_async_node *n, uint64_t parent_value);

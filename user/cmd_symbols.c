@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "async_visibility.h"
 #include "cli.h"
 #include "probe_cost.h"
 #include "symbols.h"
@@ -296,20 +297,42 @@ static void text_func(const struct sp_func *f, const struct func_cost *c)
 	text_cost(f, c);
 }
 
-static void print_text(const struct sp_pattern_list *pats,
-		       const struct sp_func_set *fs, const struct func_cost *costs)
+/* What the pattern will show of async code, one line per thing named. */
+static void text_async(const struct sp_avis_pattern *ap)
+{
+	char line[2048];
+
+	for (size_t k = 0; k < ap->n; k++) {
+		const struct sp_avis_item *it = &ap->items[k];
+
+		sp_avis_item_text(it, line, sizeof(line));
+		printf("  async %s: %s\n", it->name ? it->name : it->object, line);
+	}
+}
+
+static const struct sp_avis_pattern *avis_of(const struct sp_avis_report *rep, size_t i)
+{
+	static const struct sp_avis_pattern none;
+
+	return rep && i < rep->n ? &rep->v[i] : &none;
+}
+
+static void print_text(const struct sp_pattern_list *pats, const struct sp_func_set *fs,
+		       const struct func_cost *costs, const struct sp_avis_report *rep)
 {
 	size_t attachable = 0, expensive = 0;
 
 	for (size_t i = 0; i < pats->n; i++) {
 		const struct sp_pattern *p = &pats->v[i];
+		const struct sp_avis_pattern *ap = avis_of(rep, i);
 
-		if (!p->matches)
+		if (!p->matches && !ap->n)
 			continue;
 		printf("%s:%d: %s %s\n", p->file, p->line, role_name(p->role), p->glob);
 		for (size_t k = 0; k < fs->n; k++)
 			if (listed_under(&fs->v[k], (int)i, p))
 				text_func(&fs->v[k], &costs[k]);
+		text_async(ap);
 	}
 	for (size_t k = 0; k < fs->n; k++) {
 		attachable += fs->v[k].problem == NULL;
@@ -413,8 +436,48 @@ static void json_func(const struct sp_func *f, const struct func_cost *c)
 	putchar('}');
 }
 
-static void print_json(const struct sp_pattern_list *pats,
-		       const struct sp_func_set *fs, const struct func_cost *costs)
+static void json_async_item(const struct sp_avis_item *it)
+{
+	char line[2048];
+
+	printf("{\"class\":\"%s\",\"object\":", sp_avis_class_id(it->cls));
+	json_str(it->object);
+	fputs(",\"name\":", stdout);
+	json_str(it->name);
+	fputs(",\"root\":", stdout);
+	json_str(it->root);
+	fputs(",\"member_path\":", stdout);
+	json_str(it->path);
+	if (it->cls == SP_AVIS_OUT_OF_LINE || it->cls == SP_AVIS_INLINED)
+		printf(",\"self_register\":\"%s\",\"state_offset\":%u,\"state_size\":%u",
+		       it->self_reg == SP_AREG_RSI ? "rsi" : "rdi", it->state_off,
+		       it->state_size);
+	if (it->cls == SP_AVIS_INLINED || it->cls == SP_AVIS_INVISIBLE)
+		printf(",\"await_points\":%u", it->n_suspend);
+	sp_avis_item_text(it, line, sizeof(line));
+	fputs(",\"text\":", stdout);
+	json_str(line);
+	putchar('}');
+}
+
+/* "async": null for a pattern that names no async code. */
+static void json_async(const struct sp_avis_pattern *ap)
+{
+	fputs(",\"async\":", stdout);
+	if (ap->cls == SP_AVIS_NONE) {
+		fputs("null", stdout);
+		return;
+	}
+	printf("{\"class\":\"%s\",\"items\":[", sp_avis_class_id(ap->cls));
+	for (size_t k = 0; k < ap->n; k++) {
+		fputs(k ? "," : "", stdout);
+		json_async_item(&ap->items[k]);
+	}
+	fputs("]}", stdout);
+}
+
+static void print_json(const struct sp_pattern_list *pats, const struct sp_func_set *fs,
+		       const struct func_cost *costs, const struct sp_avis_report *rep)
 {
 	bool first = true;
 
@@ -432,7 +495,9 @@ static void print_json(const struct sp_pattern_list *pats,
 			json_func(&fs->v[k], &costs[k]);
 			any = true;
 		}
-		fputs("]}", stdout);
+		putchar(']');
+		json_async(avis_of(rep, i));
+		putchar('}');
 	}
 	fputs("],\"unmatched\":[", stdout);
 	for (size_t i = 0; i < pats->n; i++) {
@@ -440,6 +505,7 @@ static void print_json(const struct sp_pattern_list *pats,
 			continue;
 		fputs(first ? "" : ",", stdout);
 		json_pattern_head(&pats->v[i]);
+		json_async(avis_of(rep, i));
 		putchar('}');
 		first = false;
 	}
@@ -448,16 +514,19 @@ static void print_json(const struct sp_pattern_list *pats,
 
 /* Warnings for unmatched patterns; the exit status the result deserves. */
 static int verdict(const struct opts *o, const struct sp_pattern_list *pats,
-		   const struct sp_func_set *fs)
+		   const struct sp_func_set *fs, const struct sp_avis_report *rep)
 {
 	size_t unmatched = 0, attachable = 0;
+	char why[2048];
 
 	for (size_t i = 0; i < pats->n; i++) {
 		if (pats->v[i].matches)
 			continue;
 		unmatched++;
-		fprintf(stderr, "spanprobe: warning: %s:%d: pattern '%s' matched nothing\n",
-			pats->v[i].file, pats->v[i].line, pats->v[i].glob);
+		sp_avis_pattern_text(avis_of(rep, i), why, sizeof(why));
+		fprintf(stderr, "spanprobe: warning: %s:%d: pattern '%s' matched nothing%s%s\n",
+			pats->v[i].file, pats->v[i].line, pats->v[i].glob,
+			*why ? ": " : "", why);
 	}
 	for (size_t k = 0; k < fs->n; k++)
 		attachable += fs->v[k].problem == NULL;
@@ -472,6 +541,7 @@ int sp_cmd_symbols(int argc, char **argv)
 {
 	struct sp_pattern_list pats = { 0 };
 	struct sp_func_set fs = { 0 };
+	struct sp_avis_report rep = { 0 };
 	struct func_cost *costs;
 	struct opts o;
 	char err[1024];
@@ -488,6 +558,9 @@ int sp_cmd_symbols(int argc, char **argv)
 		sp_symlist_free(&pats);
 		return EXIT_USAGE;
 	}
+	/* without it the report is today's: a warning, not a failure */
+	if (sp_avis_for_target(o.pid, o.binary, false, &pats, &fs, &rep, err, sizeof(err)))
+		fprintf(stderr, "spanprobe: warning: %s\n", err);
 	costs = calloc(fs.n ? fs.n : 1, sizeof(*costs));
 	if (!costs) {
 		fprintf(stderr, "spanprobe: out of memory\n");
@@ -495,12 +568,13 @@ int sp_cmd_symbols(int argc, char **argv)
 	} else {
 		func_costs(&fs, costs);
 		if (o.json)
-			print_json(&pats, &fs, costs);
+			print_json(&pats, &fs, costs, &rep);
 		else
-			print_text(&pats, &fs, costs);
+			print_text(&pats, &fs, costs, &rep);
 		fflush(stdout);
-		rc = verdict(&o, &pats, &fs);
+		rc = verdict(&o, &pats, &fs, &rep);
 	}
+	sp_avis_free(&rep);
 	free(costs);
 	sp_func_set_free(&fs);
 	sp_symlist_free(&pats);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "async_visibility.h"
 #include "attach.h"
 #include "clock.h"
 #include "proc_maps.h"
@@ -82,17 +83,6 @@ static int handle_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-static void warn_unmatched(const struct sp_session *s)
-{
-	for (size_t i = 0; i < s->pats.n; i++) {
-		const struct sp_pattern *p = &s->pats.v[i];
-
-		if (!p->matches)
-			fprintf(stderr, "spanprobe: %s: %s:%d: pattern '%s' matched nothing\n",
-				s->o->strict ? "error" : "warning", p->file, p->line, p->glob);
-	}
-}
-
 static size_t count_unmatched(const struct sp_session *s)
 {
 	size_t n = 0;
@@ -100,6 +90,33 @@ static size_t count_unmatched(const struct sp_session *s)
 	for (size_t i = 0; i < s->pats.n; i++)
 		n += !s->pats.v[i].matches;
 	return n;
+}
+
+/* A pattern that matched nothing may still name an async fn: the same
+ * line as `spanprobe symbols` says what it is and why it gives nothing.
+ * The analysis runs again only when some pattern matched nothing. */
+static void warn_unmatched(const struct sp_session *s, const char *binary)
+{
+	struct sp_avis_report rep = { 0 };
+	char err[512], why[2048];
+
+	if (count_unmatched(s) &&
+	    sp_avis_for_target(binary ? 0 : s->pid, binary, binary != NULL, &s->pats,
+			       &s->funcs, &rep, err, sizeof(err)))
+		fprintf(stderr, "spanprobe: warning: %s\n", err);
+	for (size_t i = 0; i < s->pats.n; i++) {
+		const struct sp_pattern *p = &s->pats.v[i];
+
+		if (p->matches)
+			continue;
+		why[0] = '\0';
+		if (i < rep.n)
+			sp_avis_pattern_text(&rep.v[i], why, sizeof(why));
+		fprintf(stderr, "spanprobe: %s: %s:%d: pattern '%s' matched nothing%s%s\n",
+			s->o->strict ? "error" : "warning", p->file, p->line, p->glob,
+			*why ? ": " : "", why);
+	}
+	sp_avis_free(&rep);
 }
 
 static void warn_problems(const struct sp_session *s)
@@ -124,7 +141,7 @@ static int resolve(struct sp_session *s, const char *binary)
 		fprintf(stderr, "spanprobe: %s\n", err);
 		return -1;
 	}
-	warn_unmatched(s);
+	warn_unmatched(s, binary);
 	warn_problems(s);
 	for (size_t i = 0; i < s->funcs.n; i++)
 		attachable += !s->funcs.v[i].problem;

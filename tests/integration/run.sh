@@ -538,6 +538,31 @@ t_rust_async() {
 	done
 }
 
+# What each pattern will show of the tokio fixture's async fns, before
+# attaching (issue 3): `symbols --json` on the legacy-, v0- and
+# line-tables-only builds, every pattern's class checked; and `run` warns
+# about the patterns that give nothing with the same words.
+t_async_visibility() {
+	for v in "" -v0 -lines; do
+		d=$(newdir "avis$v")
+		build=typed
+		[ "$v" = -lines ] && build=lines
+		"$SP" symbols --json -s "$SYMS/rsqserver.syms" "$FX/rsqserver$v" \
+			> "$d/sym.json" 2> "$d/sym.err" ||
+			{ fail "spanprobe symbols --json failed on rsqserver$v"; show "$d/sym.err" "stderr"; return 1; }
+		echo "   rsqserver$v:"
+		python3 tests/integration/check_async_visibility.py --json "$d/sym.json" --build "$build" ||
+			return 1
+	done
+	d=$(newdir avis-run)
+	run_sp "$d" 60 run -s "$SYMS/rsqserver.syms" --min-query 0 -- "$FX/rsqserver" -n 1 || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q "pattern 'rsqserver::lakehouse::query::make_session_context::{\*}' matched nothing: .*: invisible: .*never suspends" "$d/sp.err" ||
+		{ fail "run did not say make_session_context is invisible"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q "pattern 'rsqserver::servers::execute_query::{\*}' matched nothing: .*: inlined, seen through root rsqserver::servers::spawn_query::{async_block#0}" "$d/sp.err" ||
+		{ fail "run did not name execute_query's root"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+}
+
 # The sinks (micromegas, OTLP, Perfetto) against real receivers and parsers:
 # its own sub-tests are reported inside.
 t_sinks() {
@@ -551,7 +576,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async sinks
+ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async async_visibility sinks
      storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
