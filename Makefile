@@ -40,7 +40,7 @@ $(DEPS_STAMP): tools/install-deps.sh
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/spanprobe.h bpf/span_stack.h vmlinux/vmlinux.h | $(DEPS_STAMP)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux/vmlinux.h | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -97,6 +97,8 @@ struct {
 	__type(value, struct sp_sym_stats);
 } sym_stats SEC(".maps");
 
+#include "async_nested.h"
+
 /* Global functions: the verifier checks each once, not once per frame of
  * the unrolled unwinding loops that call them. */
 __noinline int sp_emit(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags);
@@ -198,7 +200,7 @@ static __always_inline __u64 poll_self(struct pt_regs *ctx, const struct sp_sym_
 }
 
 static __always_inline void emit_future(const struct sp_future *fu, __u32 sym_id,
-					__u64 end_ns, __u32 flags)
+					__u64 obj, __u64 end_ns, __u32 flags)
 {
 	struct sp_span_rec *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
 
@@ -207,6 +209,7 @@ static __always_inline void emit_future(const struct sp_future *fu, __u32 sym_id
 		return;
 	}
 	sp_fill_future_rec(r, fu, sym_id, end_ns, flags);
+	r->obj = obj;
 	r->tgid = target_tgid;
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
@@ -230,6 +233,8 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	fu = bpf_map_lookup_elem(&futures, &fk);
 	if (!fu || !info)
 		return 0;
+	if (info->flags & SP_SYM_NESTED)
+		sp_nested_snap(f->obj, fk.sym_id, fu->key, f->begin_ns, end_ns);
 	if (!(flags & SP_REC_ABNORMAL)) {
 		state = read_state(f->obj, info);
 		if (state != 1 && state != 2)
@@ -237,8 +242,10 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 		flags = state == 2 ? SP_REC_ABNORMAL : 0;
 	}
 	if (fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns)
-		emit_future(fu, fk.sym_id, end_ns, flags);
+		emit_future(fu, fk.sym_id, fk.obj, end_ns, flags);
 	bpf_map_delete_elem(&futures, &fk);
+	if (info->flags & SP_SYM_NESTED)
+		sp_nested_forget(&fk);
 	return 0;
 }
 
@@ -293,6 +300,9 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 		if (!top && !(info->flags & SP_SYM_ROOT))
 			goto skip;
 		nf.key = new_key();
+		/* a query rooted here is rebuilt by userspace */
+		if (!top && (info->flags & SP_SYM_HELD))
+			nf.key |= SP_KEY_HELD;
 		nf.begin_ns = now;
 		nf.tid = tid;
 		nf.parent_key = top ? top->key : 0;
@@ -312,6 +322,8 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
 	if (verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
+	else if (info->flags & SP_SYM_NESTED)
+		sp_nested_snap(self, sym, fu->key, now, 0);
 	count_open(n_before, st);
 	return verdict;
 skip:

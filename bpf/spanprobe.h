@@ -33,6 +33,22 @@ enum sp_sym_flags {
 	SP_SYM_ASYNC = 1u << 1,    /* an out-of-line poll of a Rust future */
 	SP_SYM_SELF_RSI = 1u << 2, /* its `self` is in RSI (Poll<T> > 16 bytes
 				    * comes back through a hidden pointer) */
+	SP_SYM_NESTED = 1u << 3,   /* a carrier: futures inlined into it are
+				    * read at each poll's entry and exit
+				    * (its read list, bpf/async_nested.h) */
+	SP_SYM_HELD = 1u << 4,     /* a query it roots is rebuilt by userspace
+				    * (nested spans, spawned-task links): its
+				    * keys carry SP_KEY_HELD */
+};
+
+/* Marks the keys of queries rooted in a SP_SYM_HELD future; key bits:
+ * CPU << 48 | this bit | per-CPU count. */
+#define SP_KEY_HELD (1ull << 47)
+
+/* What the ring buffer carries: every record starts with its kind. */
+enum sp_rec_kind {
+	SP_RK_SPAN = 1,   /* struct sp_span_rec */
+	SP_RK_NESTED = 2, /* struct sp_nested_rec */
 };
 
 /* What BPF knows of a probed function. A future's coroutine state (0 not
@@ -61,18 +77,61 @@ static __always_inline __u64 sp_probe_cookie(__u32 sym_id, __u32 flags)
  * the poll that returns, on whatever threads polled it.
  */
 struct sp_span_rec {
+	__u32 kind;            /* SP_RK_SPAN */
+	__u32 tgid;
 	__u64 key;
 	__u64 parent_key;      /* 0 for a root */
 	__u64 query_key;       /* the root's key; == key for a root */
 	__u64 begin_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 end_ns;
-	__u32 tgid;
+	__u64 obj;             /* futures: self (links a Box<dyn Future> or a
+				* spawned task to its holder); 0 for calls */
 	__u32 tid;             /* the thread of the span's first event */
 	__u32 sym_id;          /* attach cookie: index into the probe table */
 	__u32 polls;           /* futures: polls seen; 0 for native calls */
 	__u16 depth;           /* 0 for a root */
 	__u16 flags;           /* enum sp_rec_flags */
+};
+
+/* At most this many values are read per carrier poll (state bytes of the
+ * inlined futures, join! tags, pointers, argument fingerprints). */
+#define SP_NESTED_MAX 64
+#define SP_NESTED_MASK (SP_NESTED_MAX - 1)
+
+/* One read: size (1..8) bytes at self + off, little-endian. */
+struct sp_read {
+	__u32 off;
+	__u32 size;
+};
+
+/* A carrier's read list, compiled by userspace (user/async_nested.c). */
+struct sp_read_list {
+	__u32 n;
 	__u32 pad;
+	struct sp_read r[SP_NESTED_MAX];
+};
+
+/*
+ * A carrier future's read list, sent when any value differs from the
+ * previous read of the same future: at a poll's entry (exit_ns == 0:
+ * changed while not polled, or first seen) or at its exit (the change
+ * happened between entry_ns and exit_ns).
+ */
+struct sp_nested_rec {
+	__u32 kind;      /* SP_RK_NESTED */
+	__u32 sym_id;    /* the carrier's poll function */
+	__u64 fut_key;   /* the carrier future's span key */
+	__u64 entry_ns;  /* the poll's entry */
+	__u64 exit_ns;   /* its exit; 0 for a read at entry */
+	__u32 n;         /* values in v */
+	__u32 tid;
+	__u64 v[SP_NESTED_MAX];
+};
+
+/* The previous values read from a carrier future. */
+struct sp_nested_last {
+	__u64 fut_key;   /* the instance they belong to */
+	__u64 v[SP_NESTED_MAX];
 };
 
 /* An open call, or a poll in progress. sp is the address of its
@@ -167,11 +226,13 @@ static __always_inline void sp_fill_rec(struct sp_span_rec *r, const struct sp_t
 {
 	const struct sp_frame *f = &st->f[idx & SP_DEPTH_MASK];
 
+	r->kind = SP_RK_SPAN;
 	r->key = f->key;
 	r->parent_key = idx ? st->f[(idx - 1) & SP_DEPTH_MASK].key : 0;
 	r->query_key = f->query_key;
 	r->begin_ns = f->begin_ns;
 	r->end_ns = end_ns;
+	r->obj = f->obj;
 	r->sym_id = f->sym_id;
 	r->polls = 0;
 	r->depth = f->depth;
@@ -180,10 +241,11 @@ static __always_inline void sp_fill_rec(struct sp_span_rec *r, const struct sp_t
 		r->flags |= SP_REC_ROOT | st->flags;
 }
 
-/* The record of a future whose span ends. */
+/* The record of a future whose span ends (the caller sets obj). */
 static __always_inline void sp_fill_future_rec(struct sp_span_rec *r, const struct sp_future *fu,
 					       __u32 sym_id, __u64 end_ns, __u32 flags)
 {
+	r->kind = SP_RK_SPAN;
 	r->key = fu->key;
 	r->parent_key = fu->parent_key;
 	r->query_key = fu->query_key;

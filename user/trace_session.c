@@ -78,7 +78,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 
 	/* a block written for this record must count the losses before it */
 	s->dropped = sp_attach_dropped(s->att);
-	if (len >= sizeof(struct sp_span_rec))
+	if (len >= sizeof(struct sp_span_rec) && *(const __u32 *)data == SP_RK_SPAN)
 		sp_asm_record(s->asm_, data);
 	return 0;
 }
@@ -421,6 +421,7 @@ static void flush_futures(struct sp_session *s, uint64_t now,
 			memset(&v[*n], 0, sizeof(*v));
 			sp_fill_future_rec(&v[*n], &fu, next.sym_id, now,
 					   SP_REC_ABNORMAL | SP_REC_INCOMPLETE);
+			v[*n].obj = next.obj;
 			v[*n].tgid = s->pid;
 			(*n)++;
 		}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Nested (inlined) futures of a carrier poll. A release build inlines the
+ * polls of most async fns into the out-of-line poll of their task root:
+ * their futures live by value inside the root future, and their progress
+ * is only visible as bytes in it (coroutine states, join! tags, pointers to
+ * boxed or spawned futures, the arguments of each instance). At each entry
+ * and exit of a carrier poll, the carrier's read list (compiled by
+ * userspace from the DWARF analysis) is read; a record leaves the kernel
+ * only when a value differs from the previous read of the same future, and
+ * userspace (user/async_nested.c) turns the changes into spans.
+ *
+ * Included by spanprobe.bpf.c after its maps; needs `records` and
+ * `dropped_records`.
+ */
+#ifndef SPANPROBE_ASYNC_NESTED_H
+#define SPANPROBE_ASYNC_NESTED_H
+
+#include "spanprobe.h"
+
+/* Indexed by sym_id; sized and filled by the loader (n == 0: no list). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_read_list);
+} nested_reads SEC(".maps");
+
+/* The previous read of each carrier future. LRU: a cancelled future
+ * never returns and would otherwise leave its entry behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sp_future_key);
+	__type(value, struct sp_nested_last);
+} nested_last SEC(".maps");
+
+static const struct sp_nested_last empty_last;
+
+/* Reads obj's list into a reserved record; submits it when something
+ * changed since the last read of this instance (fut_key), discards it
+ * otherwise. exit_ns == 0: a read at poll entry. A lost record leaves the
+ * previous values in place, so the next read reports the change again. */
+__noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entry_ns,
+			      __u64 exit_ns)
+{
+	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id };
+	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
+	struct sp_nested_last *last;
+	struct sp_nested_rec *r;
+	int changed;
+	__u32 n;
+
+	if (!rl || !rl->n)
+		return 0;
+	n = rl->n;
+	last = bpf_map_lookup_elem(&nested_last, &fk);
+	if (!last) {
+		bpf_map_update_elem(&nested_last, &fk, &empty_last, BPF_ANY);
+		last = bpf_map_lookup_elem(&nested_last, &fk);
+		if (!last)
+			return 0;
+	}
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&dropped_records, 1);
+		return 0;
+	}
+	changed = last->fut_key != fut_key;
+	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
+		__u32 size;
+		__u64 v = 0;
+
+		if (i >= n)
+			break;
+		size = rl->r[i].size;
+		if (size > sizeof(v))
+			size = sizeof(v);
+		bpf_probe_read_user(&v, size, (void *)(obj + rl->r[i].off));
+		r->v[i] = v;
+		if (last->v[i] != v)
+			changed = 1;
+	}
+	if (!changed) {
+		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
+	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
+		if (i >= n)
+			break;
+		last->v[i] = r->v[i];
+	}
+	last->fut_key = fut_key;
+	r->kind = SP_RK_NESTED;
+	r->sym_id = sym_id;
+	r->fut_key = fut_key;
+	r->entry_ns = entry_ns;
+	r->exit_ns = exit_ns;
+	r->n = n > SP_NESTED_MAX ? SP_NESTED_MAX : n;
+	r->tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* The carrier future is over: its last read goes with it. */
+static __always_inline void sp_nested_forget(const struct sp_future_key *fk)
+{
+	bpf_map_delete_elem(&nested_last, fk);
+}
+
+#endif
