@@ -97,7 +97,7 @@ struct {
 	__type(value, struct sp_sym_stats);
 } sym_stats SEC(".maps");
 
-#include "async_nested.h"
+#include "nested_reads.h"
 
 /* Global functions: the verifier checks each once, not once per frame of
  * the unrolled unwinding loops that call them. */

@@ -35,7 +35,7 @@ enum sp_sym_flags {
 				    * comes back through a hidden pointer) */
 	SP_SYM_NESTED = 1u << 3,   /* a carrier: futures inlined into it are
 				    * read at each poll's entry and exit
-				    * (its read list, bpf/async_nested.h) */
+				    * (its read list, bpf/nested_reads.h) */
 	SP_SYM_HELD = 1u << 4,     /* a query it roots is rebuilt by userspace
 				    * (nested spans, spawned-task links): its
 				    * keys carry SP_KEY_HELD */

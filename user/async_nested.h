@@ -1,7 +1,7 @@
 /*
  * Spans of the async fns a release build inlines into a carrier poll (a
  * task root), from the values BPF reads in the carrier future at each of
- * its polls (bpf/async_nested.h).
+ * its polls (bpf/nested_reads.h).
  *
  * A plan, compiled once per carrier from the DWARF analysis, says what to
  * read: the carrier's own state, then for every node that matters (the

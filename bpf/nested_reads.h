@@ -13,8 +13,8 @@
  * Included by spanprobe.bpf.c after its maps; needs `records` and
  * `dropped_records`.
  */
-#ifndef SPANPROBE_ASYNC_NESTED_H
-#define SPANPROBE_ASYNC_NESTED_H
+#ifndef SPANPROBE_NESTED_READS_H
+#define SPANPROBE_NESTED_READS_H
 
 #include "spanprobe.h"
 

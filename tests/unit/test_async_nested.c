@@ -1,0 +1,233 @@
+/*
+ * Nested async spans (user/async_nested.c) from synthetic reads: the
+ * derivation rules, each on the smallest read sequence that shows it.
+ *
+ * The plan below mirrors the shape of the rsqserver fixture's task root:
+ *   carrier state (read 0)
+ *   [0] eq  coroutine, valid while the carrier is in 3      named root
+ *   [1] pb  coroutine, valid while eq is in 4 (a loop)     named, arg i
+ *   [2] md  MaybeDone tag of join!, valid while eq is in 5
+ *   [3] fs  coroutine inside md, valid while md's tag is 0 named
+ *   [4] jh  JoinHandle, valid while eq is in 4 or 5
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "async_nested.h"
+
+enum { R_ROOT, R_EQ, R_PB, R_MD, R_FS, R_JH, R_ARG_I, N_READS };
+enum { EQ, PB, MD, FS, JH, N_NODES };
+
+static struct sp_async_range g3 = { 3, 3 }, g4 = { 4, 4 }, g5 = { 5, 5 }, g0 = { 0, 0 },
+			     g45 = { 4, 5 };
+
+static struct sp_nested_node nodes[N_NODES] = {
+	[EQ] = { "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, 0 },
+	[PB] = { "pb", EQ, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, R_ARG_I, 1, SP_ROLE_SPAN, 0 },
+	[MD] = { "md", EQ, SP_ANODE_MAYBE_DONE, &g5, 1, false, R_MD, 0, 0, -1, 0 },
+	[FS] = { "fs", MD, SP_ANODE_COROUTINE, &g0, 1, false, R_FS, 0, 0, SP_ROLE_SPAN, 0 },
+	[JH] = { "jh", EQ, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0 },
+};
+
+static struct sp_nested_plan plan = { .nodes = nodes, .n = N_NODES, .n_reads = N_READS };
+
+/* A read: carrier, eq, pb, md tag, fs, join handle, pb's i. */
+#define READ(r, entry, exit, ...)                                                   \
+	do {                                                                       \
+		uint64_t v_[N_READS] = { __VA_ARGS__ };                            \
+		assert_int_equal(sp_nested_run_feed(r, entry, exit, v_, N_READS), 0); \
+	} while (0)
+
+static const struct sp_nested_span *only(const struct sp_nested_run *r, uint32_t node, size_t k)
+{
+	for (size_t i = 0; i < r->n_spans; i++)
+		if (r->spans[i].node == node && k-- == 0)
+			return &r->spans[i];
+	return NULL;
+}
+
+static size_t count(const struct sp_nested_run *r, uint32_t node)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_spans; i++)
+		n += r->spans[i].node == node;
+	return n;
+}
+
+/* A loop awaits pb(i) in one slot: each new i is a new instance, ending
+ * and beginning in the same poll window. */
+static void test_loop_reuse_new_fingerprint(void **state)
+{
+	struct sp_nested_run r;
+	const struct sp_nested_span *s;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);                        /* first poll: Unresumed */
+	READ(&r, 10, 20, 3, 4, 3, 0, 0, 0, 0);     /* eq awaits pb(0) */
+	READ(&r, 30, 40, 3, 4, 3, 0, 0, 0, 1);     /* pb(1) replaced it */
+	READ(&r, 50, 60, 3, 4, 4, 0, 0, 0, 1);     /* pb(1) suspended elsewhere */
+	READ(&r, 70, 80, 3, 6, 3, 0, 0, 0, 1);     /* eq moved on */
+	READ(&r, 90, 95, 1, 1, 0, 0, 0, 0, 0);     /* returned */
+	sp_nested_run_end(&r, 95, false);
+
+	assert_int_equal(count(&r, PB), 2);
+	assert_int_equal(count(&r, EQ), 1);
+	s = only(&r, PB, 0);
+	assert_int_equal(s->begin_ns, 10);
+	assert_int_equal(s->unc_lo_ns, 10);
+	assert_int_equal(s->end_ns, 40);
+	assert_int_equal(s->unc_hi_ns, 10);
+	assert_int_equal(s->parent, 0); /* eq's span, the first opened */
+	s = only(&r, PB, 1);
+	assert_int_equal(s->begin_ns, 30);
+	assert_int_equal(s->end_ns, 80);
+	assert_int_equal(s->flags, 0);
+	s = only(&r, EQ, 0);
+	assert_int_equal(s->begin_ns, 10);
+	assert_int_equal(s->end_ns, 95);
+	assert_int_equal(s->parent, -1);
+	assert_false(s->open);
+	sp_nested_run_free(&r);
+}
+
+/* Identical fingerprints in consecutive reads are one instance. */
+static void test_same_fingerprint_is_one_instance(void **state)
+{
+	struct sp_nested_run r;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);
+	READ(&r, 10, 20, 3, 4, 3, 0, 0, 0, 7);
+	READ(&r, 30, 40, 3, 4, 5, 0, 0, 0, 7);
+	READ(&r, 50, 60, 1, 1, 0, 0, 0, 0, 0);
+	sp_nested_run_end(&r, 60, false);
+	assert_int_equal(count(&r, PB), 1);
+	assert_int_equal(only(&r, PB, 0)->end_ns, 60);
+	sp_nested_run_free(&r);
+}
+
+/* join!: the future inside MaybeDone ends when the tag leaves Future
+ * (0), though its own bytes still say Suspended. */
+static void test_join_maybe_done(void **state)
+{
+	struct sp_nested_run r;
+	const struct sp_nested_span *s;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);
+	READ(&r, 10, 20, 3, 5, 0, 0, 3, 0, 0);     /* join!: fs pending */
+	READ(&r, 30, 40, 3, 5, 0, 1, 3, 0, 0);     /* fs done (tag Done) */
+	READ(&r, 50, 60, 1, 1, 0, 0, 0, 0, 0);
+	sp_nested_run_end(&r, 60, false);
+	assert_int_equal(count(&r, FS), 1);
+	s = only(&r, FS, 0);
+	assert_int_equal(s->begin_ns, 10);
+	assert_int_equal(s->end_ns, 40);
+	assert_int_equal(s->unc_hi_ns, 10);
+	assert_int_equal(s->parent, 0);
+	assert_int_equal(count(&r, PB), 0); /* pb's guard never held */
+	sp_nested_run_free(&r);
+}
+
+/* Attached mid-flight: the first read finds the carrier already
+ * running, so what is live then is PARTIAL, begun no earlier than seen. */
+static void test_partial_at_attach(void **state)
+{
+	struct sp_nested_run r;
+	const struct sp_nested_span *s;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 100, 0, 3, 4, 3, 0, 0, 0, 2);
+	READ(&r, 100, 110, 3, 4, 3, 0, 0, 0, 3);
+	READ(&r, 120, 130, 1, 1, 0, 0, 0, 0, 0);
+	sp_nested_run_end(&r, 130, false);
+	s = only(&r, EQ, 0);
+	assert_true(s->flags & SP_REC_PARTIAL);
+	assert_int_equal(s->begin_ns, 100);
+	assert_int_equal(s->unc_lo_ns, 0);
+	assert_true(only(&r, PB, 0)->flags & SP_REC_PARTIAL);
+	/* the next instance began while traced */
+	assert_false(only(&r, PB, 1)->flags & SP_REC_PARTIAL);
+	assert_int_equal(only(&r, PB, 1)->begin_ns, 100);
+	sp_nested_run_free(&r);
+}
+
+/* A future whose state says Panicked ends abnormal. */
+static void test_panicked(void **state)
+{
+	struct sp_nested_run r;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);
+	READ(&r, 10, 20, 3, 4, 3, 0, 0, 0, 0);
+	READ(&r, 30, 40, 3, 4, 2, 0, 0, 0, 0);
+	sp_nested_run_end(&r, 40, true);
+	assert_true(only(&r, PB, 0)->flags & SP_REC_ABNORMAL);
+	assert_int_equal(only(&r, PB, 0)->end_ns, 40);
+	/* eq never returned: the carrier ended abnormally under it */
+	assert_true(only(&r, EQ, 0)->flags & SP_REC_ABNORMAL);
+	sp_nested_run_free(&r);
+}
+
+/* A change first seen at a poll's entry happened while the future was
+ * not polled: the window starts at the previous read. */
+static void test_change_seen_at_entry(void **state)
+{
+	struct sp_nested_run r;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);
+	READ(&r, 10, 20, 3, 4, 3, 0, 0, 0, 0);
+	READ(&r, 50, 0, 3, 4, 3, 0, 0, 0, 1);
+	sp_nested_run_end(&r, 60, false);
+	assert_int_equal(only(&r, PB, 0)->end_ns, 50);
+	assert_int_equal(only(&r, PB, 0)->unc_hi_ns, 30);
+	assert_int_equal(only(&r, PB, 1)->begin_ns, 20);
+	sp_nested_run_free(&r);
+}
+
+/* The JoinHandle held by eq links a spawned task to eq's span, if the
+ * task's life overlaps the time the handle was held. */
+static void test_join_handle_holder(void **state)
+{
+	struct sp_nested_run r;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);
+	READ(&r, 10, 20, 3, 4, 3, 0, 0, 0x1000, 0);
+	READ(&r, 30, 40, 3, 5, 3, 0, 3, 0x1000, 0);
+	READ(&r, 50, 60, 1, 1, 0, 0, 0, 0, 0);
+	sp_nested_run_end(&r, 60, false);
+	assert_int_equal(sp_nested_run_holder(&r, SP_ANODE_JOIN_HANDLE, 0x1000, 15, 35), 0);
+	assert_int_equal(sp_nested_run_holder(&r, SP_ANODE_JOIN_HANDLE, 0x1000, 45, 55), -2);
+	assert_int_equal(sp_nested_run_holder(&r, SP_ANODE_JOIN_HANDLE, 0x2000, 15, 35), -2);
+	assert_int_equal(sp_nested_run_holder(&r, SP_ANODE_DYN_BOX, 0x1000, 15, 35), -2);
+	sp_nested_run_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_loop_reuse_new_fingerprint),
+		cmocka_unit_test(test_same_fingerprint_is_one_instance),
+		cmocka_unit_test(test_join_maybe_done),
+		cmocka_unit_test(test_partial_at_attach),
+		cmocka_unit_test(test_panicked),
+		cmocka_unit_test(test_change_seen_at_entry),
+		cmocka_unit_test(test_join_handle_holder),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
