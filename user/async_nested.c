@@ -8,13 +8,19 @@
 #include "async_resolve.h"
 
 /* -1 when no pattern names it; SP_ROLE_ROOT wins over SP_ROLE_SPAN. */
-static int node_role(const char *name, const struct sp_pattern_list *pats)
+static int node_role(const struct sp_async_node *n, struct sp_pattern_list *pats)
 {
 	int role = -1;
 
-	for (size_t i = 0; pats && i < pats->n; i++)
-		if (sp_async_name_matches(pats->v[i].glob, name) && (int)pats->v[i].role > role)
+	if (n->kind != SP_ANODE_COROUTINE)
+		return -1;
+	for (size_t i = 0; pats && i < pats->n; i++) {
+		if (!sp_async_name_matches(pats->v[i].glob, n->name))
+			continue;
+		pats->v[i].matches++;
+		if ((int)pats->v[i].role > role)
 			role = (int)pats->v[i].role;
+	}
 	return role;
 }
 
@@ -119,7 +125,7 @@ static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, c
 }
 
 struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_poll *p,
-					  const struct sp_pattern_list *pats,
+					  struct sp_pattern_list *pats,
 					  bool want_handles)
 {
 	size_t nn = p->n_nodes ? p->n_nodes : 1;
@@ -130,7 +136,7 @@ struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_poll *p,
 	if (!role || !map || !keep || !p->n_nodes || !p->state_size)
 		goto out;
 	for (size_t i = 0; i < p->n_nodes; i++)
-		role[i] = node_role(p->nodes[i].name, pats);
+		role[i] = node_role(&p->nodes[i], pats);
 	if (!choose_nodes(p, role, want_handles, keep))
 		goto out;
 	pl = calloc(1, sizeof(*pl));

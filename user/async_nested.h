@@ -57,9 +57,10 @@ struct sp_nested_plan {
 
 /* The plan of poll p: NULL when nothing in it is worth reading (no
  * nested coroutine a pattern names, and no JoinHandle or only
- * want_handles == false). */
+ * want_handles == false). The patterns that name a node count it in
+ * their matches. */
 struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_poll *p,
-					  const struct sp_pattern_list *pats,
+					  struct sp_pattern_list *pats,
 					  bool want_handles);
 void sp_nested_plan_free(struct sp_nested_plan *pl);
 /* Nodes a pattern names: they get spans. */

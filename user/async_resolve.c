@@ -31,6 +31,8 @@ static void mark(struct sp_func *f, const struct sp_async_poll *p)
 	f->self_in_rsi = p->self_reg == SP_AREG_RSI;
 	f->state_off = p->state_off;
 	f->state_size = p->state_size;
+	f->spawned = p->task_cell_off != UINT32_MAX;
+	f->task_cell_off = p->task_cell_off;
 	if (name) {
 		free(f->demangled);
 		f->demangled = name;
@@ -64,11 +66,16 @@ void sp_async_annotate(struct sp_func *funcs, size_t n, const char *open_path)
 		fprintf(stderr, "spanprobe: warning: %s: async analysis: %s\n", open_path, err);
 		return;
 	}
+	sp_async_annotate_info(funcs, n, &info);
+	sp_async_info_free(&info);
+}
+
+void sp_async_annotate_info(struct sp_func *funcs, size_t n, const struct sp_async_info *info)
+{
 	for (size_t i = 0; i < n; i++) {
-		const struct sp_async_poll *p = poll_at(&info, funcs[i].offset);
+		const struct sp_async_poll *p = poll_at(info, funcs[i].offset);
 
 		if (p && p->state_size >= 1 && p->state_size <= 8)
 			mark(&funcs[i], p);
 	}
-	sp_async_info_free(&info);
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "async_dwarf.h"
 #include "symbols.h"
 
 /* funcs all come from the object at open_path. Functions found to be
@@ -12,6 +13,8 @@
  * the async fn's (DWARF) name. Objects without Rust closures are not
  * analysed at all. */
 void sp_async_annotate(struct sp_func *funcs, size_t n, const char *open_path);
+/* The same with an analysis already made. */
+void sp_async_annotate_info(struct sp_func *funcs, size_t n, const struct sp_async_info *info);
 
 /* Whether a symbol-list glob names an async fn or block known by its
  * analysis name (struct sp_async_poll / sp_async_node .name, e.g.

@@ -7,6 +7,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "async_nested.h"
 #include "attach.h"
 #include "spanprobe.skel.h"
 
@@ -176,7 +177,11 @@ static __u32 sym_flags(const struct sp_func *f)
 {
 	return (f->role == SP_ROLE_ROOT ? SP_SYM_ROOT : 0) |
 	       (f->is_async ? SP_SYM_ASYNC : 0) |
-	       (f->self_in_rsi ? SP_SYM_SELF_RSI : 0);
+	       (f->self_in_rsi ? SP_SYM_SELF_RSI : 0) |
+	       /* carriers and spawned tasks are tracked with no frame under
+		* them: userspace decides later which query they belong to */
+	       (f->is_async && f->held ? SP_SYM_HELD | SP_SYM_ROOT : 0) |
+	       (f->is_async && f->nested ? SP_SYM_NESTED : 0);
 }
 
 static int collect_object(const struct sp_func_set *fs, const char *path,
@@ -262,6 +267,25 @@ static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs)
 	return 0;
 }
 
+/* Each carrier's read list (user/async_nested.h), by sym_id. */
+static int fill_nested_reads(struct sp_attach *a, const struct sp_func_set *fs)
+{
+	int fd = bpf_map__fd(a->skel->maps.nested_reads);
+
+	for (__u32 i = 0; i < fs->n; i++) {
+		const struct sp_nested_plan *pl = fs->v[i].nested;
+		struct sp_read_list rl = { 0 };
+
+		if (!pl || !fs->v[i].is_async)
+			continue;
+		rl.n = pl->n_reads;
+		memcpy(rl.r, pl->reads, pl->n_reads * sizeof(rl.r[0]));
+		if (bpf_map_update_elem(fd, &i, &rl, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
 static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
 			 const struct sp_attach_opts *o, enum sp_attach_mode mode,
 			 char *err, size_t errlen)
@@ -280,10 +304,13 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 		bpf_map__set_max_entries(a->skel->maps.records, o->ring_bytes);
 	bpf_map__set_max_entries(a->skel->maps.sym_info, n);
 	bpf_map__set_max_entries(a->skel->maps.sym_stats, n);
+	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
 	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc)
 		rc = fill_sym_info(a, fs);
+	if (!rc)
+		rc = fill_nested_reads(a, fs);
 	if (rc) {
 		snprintf(err, errlen, "loading BPF programs (%s): %s",
 			 sp_attach_mode_name(mode), strerror(-rc));

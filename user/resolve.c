@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "async_disasm.h"
+#include "async_nested.h"
 #include "async_resolve.h"
 #include "elf_symbols.h"
 #include "exit_sites.h"
@@ -394,6 +396,115 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	return add_func(b, o, fi, first_name, first, role, policy);
 }
 
+/* Poll functions of async code demangle as closures: an object without
+ * any needs no DWARF walk, which is costly on a large Rust server. */
+static bool has_closure(const struct obj *o)
+{
+	size_t total = pool_used(o);
+
+	for (size_t i = 0; i < total; i++)
+		if (o->dem[i] && sp_async_is_closure_name(o->dem[i]))
+			return true;
+	return false;
+}
+
+static bool spawned_named(const struct sp_func *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].spawned && v[i].pattern >= 0)
+			return true;
+	return false;
+}
+
+static int elf_func_at(const struct obj *o, uint64_t offset)
+{
+	for (size_t i = 0; i < o->elf.n; i++)
+		if (o->elf.funcs[i].offset == offset && o->elf.funcs[i].n_names)
+			return (int)i;
+	return -1;
+}
+
+static struct sp_func *set_func_at(struct builder *b, size_t first, uint64_t offset)
+{
+	for (size_t i = first; i < b->set->n; i++)
+		if (b->set->v[i].offset == offset)
+			return &b->set->v[i];
+	return NULL;
+}
+
+/* A poll holding named async fns inlined: probed as a carrier, even when
+ * no pattern names it. */
+static int add_carrier(struct builder *b, struct obj *o, size_t first,
+		       const struct sp_async_info *info, const struct sp_async_poll *p,
+		       struct sp_nested_plan *plan, enum sp_exit_policy policy)
+{
+	struct sp_func *f = set_func_at(b, first, p->file_offset);
+	int fi;
+
+	if (!f) {
+		if ((fi = elf_func_at(o, p->file_offset)) < 0) {
+			sp_nested_plan_free(plan);
+			return 0;
+		}
+		if (add_func(b, o, (size_t)fi, 0, -1, SP_ROLE_SPAN, policy))
+			return -1;
+		f = &b->set->v[b->set->n - 1];
+		sp_async_annotate_info(f, 1, info);
+	}
+	f->nested = plan;
+	f->held = true;
+	return 0;
+}
+
+static void note_no_types(struct sp_func_set *set, const char *path)
+{
+	if (set->async_note)
+		return;
+	if (asprintf(&set->async_note, "%s: no DWARF types (built with line tables only, or "
+		     "without debug info): only out-of-line polls are traced; async fns "
+		     "inlined into them are not (nested decoding needs debug info)", path) < 0)
+		set->async_note = NULL;
+}
+
+/* Rust async code: the out-of-line polls matched get their future's
+ * layout; polls whose future holds named async fns inlined become
+ * carriers; spawned tasks that a pattern names are held for linking to
+ * their spawner. */
+static int resolve_async(struct builder *b, struct obj *o, size_t first,
+			 struct sp_pattern_list *pats, enum sp_exit_policy policy)
+{
+	struct sp_async_info info;
+	char err[256];
+	bool handles;
+	int rc = 0;
+
+	if (!has_closure(o))
+		return 0;
+	if (sp_async_analyze(o->open_path, &info, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: warning: %s: async analysis: %s\n", o->path, err);
+		return 0;
+	}
+	/* (v is still NULL when nothing matched yet: no pointer arithmetic on it) */
+	if (b->set->n > first)
+		sp_async_annotate_info(b->set->v + first, b->set->n - first, &info);
+	handles = b->set->n > first && spawned_named(b->set->v + first, b->set->n - first);
+	for (size_t i = 0; i < b->set->n - first; i++) {
+		struct sp_func *f = &b->set->v[first + i];
+
+		f->held |= f->spawned && f->pattern >= 0;
+	}
+	for (size_t i = 0; rc == 0 && i < info.n; i++) {
+		struct sp_nested_plan *plan = sp_nested_plan_new(&info.polls[i], pats, handles);
+
+		if (plan)
+			rc = add_carrier(b, o, first, &info, &info.polls[i], plan, policy);
+	}
+	if (info.n && !info.has_types)
+		note_no_types(b->set, o->path);
+	sp_async_info_free(&info);
+	return rc;
+}
+
 static int resolve_obj(struct builder *b, const char *path, const char *open_path,
 		       struct sp_pattern_list *pats, const struct prepped *pp,
 		       enum sp_exit_policy policy, char *err, size_t errlen)
@@ -410,10 +521,9 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 	for (size_t i = 0; rc == 0 && i < o.elf.n; i++)
 		if (!is_cold_part(&o.elf.funcs[i]))
 			rc = match_func(b, &o, i, pats, pp, policy);
+	if (!rc)
+		rc = resolve_async(b, &o, first, pats, policy);
 	close_obj(&o);
-	/* (v is still NULL when nothing matched yet: no pointer arithmetic on it) */
-	if (!rc && b->set->n > first)
-		sp_async_annotate(b->set->v + first, b->set->n - first, open_path);
 	if (rc)
 		sp_set_err(err, errlen, "%s: out of memory", path);
 	return rc ? -1 : 0;
@@ -493,6 +603,7 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 
 	out->v = NULL;
 	out->n = 0;
+	out->async_note = NULL;
 	if (!pp) {
 		sp_set_err(err, errlen, "out of memory");
 		return -1;
@@ -544,8 +655,11 @@ void sp_func_set_free(struct sp_func_set *s)
 		free(f->open_path);
 		free(f->exit_offsets);
 		free(f->problem);
+		sp_nested_plan_free(f->nested);
 	}
 	free(s->v);
+	free(s->async_note);
 	s->v = NULL;
 	s->n = 0;
+	s->async_note = NULL;
 }

@@ -133,6 +133,12 @@ static bool record_ok(const struct sp_assembler *a, const struct sp_span_rec *r)
 
 void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r)
 {
+	sp_asm_record_unc(a, r, 0, 0);
+}
+
+void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
+		       uint64_t unc_lo_ns, uint64_t unc_hi_ns)
+{
 	struct sp_span s = { 0 };
 	struct pending *p;
 	size_t idx;
@@ -156,6 +162,8 @@ void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r)
 	s.depth = r->depth;
 	s.flags = span_flags(r->flags);
 	s.poll_count = r->polls;
+	s.uncertainty_lo_ns = unc_lo_ns;
+	s.uncertainty_hi_ns = unc_hi_ns;
 	a->st.spans++;
 	a->st.abnormal += !!(r->flags & SP_REC_ABNORMAL);
 	if (r->flags & SP_REC_ROOT)
@@ -202,11 +210,15 @@ static int deepest_first(const void *x, const void *y)
 	return (a->depth < b->depth) - (a->depth > b->depth);
 }
 
+void sp_asm_sort_flush(struct sp_span_rec *recs, size_t n)
+{
+	if (n) /* recs may be NULL: not even qsort(NULL, 0) (UBSan) */
+		qsort(recs, n, sizeof(*recs), deepest_first);
+}
+
 void sp_asm_flush_records(struct sp_assembler *a, struct sp_span_rec *recs, size_t n)
 {
-	if (!n)
-		return; /* recs may be NULL: not even qsort(NULL, 0) (UBSan) */
-	qsort(recs, n, sizeof(*recs), deepest_first);
+	sp_asm_sort_flush(recs, n);
 	for (size_t i = 0; i < n; i++)
 		sp_asm_record(a, &recs[i]);
 }

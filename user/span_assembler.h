@@ -41,6 +41,10 @@ struct sp_assembler *sp_asm_new(const struct sp_asm_sym *syms, size_t n_syms,
 				uint32_t pid, sp_span_fn fn, sp_query_lost_fn lost,
 				void *arg);
 void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r);
+/* The same, for a span whose begin and end are known within windows of
+ * these widths (nested async spans). */
+void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
+		       uint64_t unc_lo_ns, uint64_t unc_hi_ns);
 /* At shutdown: the calls still open on a thread, closed as abnormal at
  * now_ns, their query marked incomplete, appended to *out (grown). */
 int sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid, const struct sp_thread *st,
@@ -48,6 +52,8 @@ int sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid, const struct sp_th
 /* Feeds records gathered at shutdown, deepest first so every query's
  * root comes after its spans. */
 void sp_asm_flush_records(struct sp_assembler *a, struct sp_span_rec *recs, size_t n);
+/* The order sp_asm_flush_records feeds them in. */
+void sp_asm_sort_flush(struct sp_span_rec *recs, size_t n);
 const struct sp_asm_stats *sp_asm_stats(const struct sp_assembler *a);
 size_t sp_asm_pending_queries(const struct sp_assembler *a);
 void sp_asm_free(struct sp_assembler *a);

@@ -64,11 +64,24 @@ struct sp_func {
 	bool self_in_rsi;   /* Poll<T> comes back through a hidden pointer */
 	uint8_t state_size;
 	uint32_t state_off;
+	/* A tokio task's poll: self == JoinHandle.raw + task_cell_off. */
+	bool spawned;
+	uint32_t task_cell_off;
+	/* A carrier: a poll whose future holds, inlined, async fns that a
+	 * pattern names (or JoinHandles of spawned tasks that one names):
+	 * probed for them even when no pattern names it (pattern == -1,
+	 * and then it has no span of its own). NULL otherwise. */
+	struct sp_nested_plan *nested;
+	/* its queries are rebuilt by userspace (user/async_queries.c):
+	 * carriers, and spawned tasks that may link to their spawner */
+	bool held;
 };
 
 struct sp_func_set {
 	struct sp_func *v;
 	size_t n;
+	/* why some async fns cannot be traced, once per cause; NULL if none */
+	char *async_note;
 };
 
 /* Demangles (C++, Rust legacy, Rust v0) and normalises: drops Rust's

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "async_nested.h"
+#include "async_queries.h"
 #include "async_visibility.h"
 #include "attach.h"
 #include "clock.h"
@@ -23,6 +25,9 @@
 #include "trace_session.h"
 
 #define DRAIN_INTERVAL_MS 20
+/* A spawned task waits this long after its end for its spawner's
+ * carrier to claim it through the JoinHandle. */
+#define SPAWN_HOLD_NS 2000000000ull
 
 volatile int sp_stop_signal;
 
@@ -37,6 +42,8 @@ struct sp_session {
 	struct sp_attach_stats ast;
 	struct ring_buffer *rb;
 	struct sp_assembler *asm_;
+	struct sp_held *held;    /* nested async spans, spawned-task links */
+	size_t n_syms;
 	struct sp_filter *filter;
 	struct sp_sinks sinks;
 	struct sp_kept_count *kept; /* kept spans per function, for advice */
@@ -78,8 +85,12 @@ static int handle_event(void *ctx, void *data, size_t len)
 
 	/* a block written for this record must count the losses before it */
 	s->dropped = sp_attach_dropped(s->att);
+	if (len < sizeof(__u32))
+		return 0;
 	if (len >= sizeof(struct sp_span_rec) && *(const __u32 *)data == SP_RK_SPAN)
-		sp_asm_record(s->asm_, data);
+		sp_held_span(s->held, data);
+	else if (len >= sizeof(struct sp_nested_rec) && *(const __u32 *)data == SP_RK_NESTED)
+		sp_held_nested(s->held, data);
 	return 0;
 }
 
@@ -143,6 +154,8 @@ static int resolve(struct sp_session *s, const char *binary)
 	}
 	warn_unmatched(s, binary);
 	warn_problems(s);
+	if (s->funcs.async_note)
+		fprintf(stderr, "spanprobe: note: %s\n", s->funcs.async_note);
 	for (size_t i = 0; i < s->funcs.n; i++)
 		attachable += !s->funcs.v[i].problem;
 	if (s->o->strict && count_unmatched(s))
@@ -164,21 +177,49 @@ static void on_kept_query(void *arg, struct sp_span *spans, size_t n)
 	sp_sinks_query(&s->sinks, spans, n);
 }
 
-static int build_pipeline(struct sp_session *s)
+/* The assembler names spans by symbol: the probed functions, then the
+ * named async fns inlined into carriers. */
+static int build_syms(struct sp_session *s)
 {
-	s->syms = calloc(s->funcs.n, sizeof(*s->syms));
+	size_t n = s->funcs.n;
+
+	for (size_t i = 0; i < s->funcs.n; i++)
+		n += sp_nested_plan_named(s->funcs.v[i].nested);
+	s->syms = calloc(n ? n : 1, sizeof(*s->syms));
 	if (!s->syms)
 		return -1;
 	for (size_t i = 0; i < s->funcs.n; i++) {
 		s->syms[i].name = s->funcs.v[i].demangled;
 		s->syms[i].root = s->funcs.v[i].role == SP_ROLE_ROOT;
 	}
+	s->n_syms = s->funcs.n;
+	for (size_t i = 0; i < s->funcs.n; i++) {
+		struct sp_nested_plan *pl = s->funcs.v[i].nested;
+
+		for (size_t k = 0; pl && k < pl->n; k++) {
+			struct sp_nested_node *nd = &pl->nodes[k];
+
+			if (nd->role < 0)
+				continue;
+			nd->name_sym = (uint32_t)s->n_syms;
+			s->syms[s->n_syms].name = nd->name;
+			s->syms[s->n_syms++].root = nd->role == SP_ROLE_ROOT;
+		}
+	}
+	return 0;
+}
+
+static int build_pipeline(struct sp_session *s)
+{
+	if (build_syms(s))
+		return -1;
 	s->kept = sp_kept_count_new(&s->funcs);
 	s->filter = sp_filter_new(s->o->min_span_ns, s->o->min_query_ns,
 				  on_kept_query, s);
-	s->asm_ = sp_asm_new(s->syms, s->funcs.n, s->pid, sp_filter_span,
+	s->asm_ = sp_asm_new(s->syms, s->n_syms, s->pid, sp_filter_span,
 			     sp_filter_discard, s->filter);
-	return s->kept && s->filter && s->asm_ ? 0 : -1;
+	s->held = s->asm_ ? sp_held_new(&s->funcs, s->asm_, SPAWN_HOLD_NS) : NULL;
+	return s->kept && s->filter && s->asm_ && s->held ? 0 : -1;
 }
 
 static int open_sinks(struct sp_session *s, const char *binary)
@@ -230,6 +271,7 @@ static void session_free(struct sp_session *s)
 {
 	ring_buffer__free(s->rb);
 	sp_attach_close(s->att);
+	sp_held_free(s->held);
 	sp_asm_free(s->asm_);
 	sp_filter_free(s->filter);
 	sp_kept_count_free(s->kept);
@@ -315,6 +357,7 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 		uint64_t now = sp_now_mono();
 
 		ring_buffer__consume(s->rb);
+		sp_held_tick(s->held, now);
 		check_loss(s);
 		update_trampoline(s);
 		if (gone) {
@@ -439,8 +482,25 @@ static void flush_open_calls(struct sp_session *s, uint64_t now)
 
 	flush_threads(s, now, &recs, &n);
 	flush_futures(s, now, &recs, &n);
-	sp_asm_flush_records(s->asm_, recs, n);
+	sp_held_flush(s->held, recs, n);
 	free(recs);
+}
+
+static void summary_async(const struct sp_session *s)
+{
+	const struct sp_held_stats *h = sp_held_stats(s->held);
+
+	if (h->nested_records)
+		fprintf(stderr, "; %llu nested async spans from %llu reads",
+			(unsigned long long)h->nested_spans,
+			(unsigned long long)h->nested_records);
+	if (h->linked_tasks || h->own_root_tasks)
+		fprintf(stderr, "; spawned tasks: %llu linked to their spawner, %llu their own query",
+			(unsigned long long)h->linked_tasks,
+			(unsigned long long)h->own_root_tasks);
+	if (h->lost)
+		fprintf(stderr, "; %llu held queries lost their root record",
+			(unsigned long long)h->lost);
 }
 
 static void summary(struct sp_session *s, double secs)
@@ -464,6 +524,7 @@ static void summary(struct sp_session *s, double secs)
 	if (as->lost_queries)
 		fprintf(stderr, "; %llu queries lost their root record",
 			(unsigned long long)as->lost_queries);
+	summary_async(s);
 	if (s->o->output)
 		fprintf(stderr, "; %llu blocks written to %s",
 			(unsigned long long)s->sinks.blocks_written, s->o->output);
