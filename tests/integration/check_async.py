@@ -2,10 +2,13 @@
 """Checks spanprobe's spans of Rust futures (out-of-line polls) against
 the rsqserver fixture's own ground truth.
 
-  check_async.py --truth T --spans S --root-name R --span-name N [--min-span 5ms]
+  check_async.py --truth T --spans S --root-name R --span-name N [--span-name N2 ...]
+                 [--min-span 5ms]
 
 The output's roots are the task-root futures (one per query) that wrap
-the truth's execute_query; N is an async fn with an out-of-line poll.
+the truth's execute_query; each N is an async fn with an out-of-line poll
+(a Box<dyn Future>'s, or a spawned task's: linked under the root through
+the JoinHandle the task root holds).
 Checks: one output root per truth query, enclosing it; every truth N span
 of at least min-span is present once, under the root of its own query,
 at depth 1, with begin and duration within --tol of the truth (the
@@ -32,12 +35,38 @@ def load(path):
     return [json.loads(l) for l in open(path) if l.strip()]
 
 
+def check_name(a, name, truth, got, root_of, used, E):
+    """Every truth span of name of at least min-span is present once."""
+    want = [t for t in truth if t["name"] == name
+            and t["end_ns"] - t["begin_ns"] >= a.min_span + a.tol]
+    for t in want:
+        cands = [s for s in got if s["name"] == name and id(s) not in used
+                 and abs(s["begin_ns"] - t["begin_ns"]) <= a.tol]
+        if not cands:
+            E("missing %s of query %s (begin %d)" % (name, t["query"], t["begin_ns"]))
+            continue
+        s = min(cands, key=lambda s: abs(s["begin_ns"] - t["begin_ns"]))
+        used.add(id(s))
+        d, td = s["end_ns"] - s["begin_ns"], t["end_ns"] - t["begin_ns"]
+        if abs(d - td) > a.tol:
+            E("query %s: %s lasted %.3f ms, truth %.3f ms" % (t["query"], name, d / 1e6, td / 1e6))
+        root = root_of.get(t["query"])
+        if root is not None and s["parent_span_id"] != root["span_id"]:
+            E("query %s: %s has parent %d, not its query's root %d"
+              % (t["query"], name, s["parent_span_id"], root["span_id"]))
+        if s["depth"] != 1:
+            E("query %s: %s at depth %d" % (t["query"], name, s["depth"]))
+    if not want:
+        E("vacuous: the truth has no %s span of at least min-span" % name)
+    return len(want)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--truth", required=True)
     ap.add_argument("--spans", required=True)
     ap.add_argument("--root-name", required=True)
-    ap.add_argument("--span-name", required=True)
+    ap.add_argument("--span-name", required=True, action="append")
     ap.add_argument("--min-span", type=dur, default=dur("5ms"))
     ap.add_argument("--tol", type=dur, default=dur("1ms"))
     a = ap.parse_args()
@@ -69,41 +98,23 @@ def main():
     if len(oroots) != len(troots):
         E("%d output roots for %d truth queries" % (len(oroots), len(troots)))
 
-    want = [t for t in truth if t["name"] == a.span_name
-            and t["end_ns"] - t["begin_ns"] >= a.min_span + a.tol]
     got = [s for s in out if s["depth"] > 0]
     used = set()
-    for t in want:
-        cands = [s for s in got if s["name"] == a.span_name and id(s) not in used
-                 and abs(s["begin_ns"] - t["begin_ns"]) <= a.tol]
-        if not cands:
-            E("missing %s of query %s (begin %d)" % (a.span_name, t["query"], t["begin_ns"]))
-            continue
-        s = min(cands, key=lambda s: abs(s["begin_ns"] - t["begin_ns"]))
-        used.add(id(s))
-        d, td = s["end_ns"] - s["begin_ns"], t["end_ns"] - t["begin_ns"]
-        if abs(d - td) > a.tol:
-            E("query %s: %s lasted %.3f ms, truth %.3f ms" % (t["query"], a.span_name, d / 1e6, td / 1e6))
-        root = root_of.get(t["query"])
-        if root is not None and s["parent_span_id"] != root["span_id"]:
-            E("query %s: %s has parent %d, not its query's root %d"
-              % (t["query"], a.span_name, s["parent_span_id"], root["span_id"]))
-        if s["depth"] != 1:
-            E("query %s: %s at depth %d" % (t["query"], a.span_name, s["depth"]))
-    near = [t for t in truth if t["name"] == a.span_name
-            and abs(t["end_ns"] - t["begin_ns"] - a.min_span) < a.tol]
+    nwant = 0
+    for name in a.span_name:
+        nwant += check_name(a, name, truth, got, root_of, used, E)
     for s in got:
         if id(s) in used:
             continue
-        if s["name"] == a.span_name and any(abs(s["begin_ns"] - t["begin_ns"]) <= a.tol for t in near):
+        near = [t for t in truth if t["name"] == s["name"] and t["name"] in a.span_name
+                and abs(t["end_ns"] - t["begin_ns"] - a.min_span) < a.tol]
+        if any(abs(s["begin_ns"] - t["begin_ns"]) <= a.tol for t in near):
             continue
         E("span %d %s is not in the truth" % (s["span_id"], s["name"]))
-    if not want:
-        E("vacuous: the truth has no %s span of at least min-span" % a.span_name)
     for e in errors:
         print("check_async: FAIL: " + e)
     if not errors:
-        print("check_async: OK: %d queries, %d %s spans" % (len(root_of), len(want), a.span_name))
+        print("check_async: OK: %d queries, %d spans of %s" % (len(root_of), nwant, ", ".join(a.span_name)))
     return 1 if errors else 0
 
 

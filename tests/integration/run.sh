@@ -523,6 +523,15 @@ t_prune_advice() {
 # and line-tables-only builds of the tokio fixture: spans from the first
 # poll to the poll that returns, across worker threads, checked against
 # the fixture's truth.
+# Rust async (issue 3) on the rsqserver fixture, against its own truth.
+# Out-of-line polls only (rsqserver-outofline.syms): one query per task
+# root; the Box<dyn Future> poll under it, and (with DWARF types) the
+# spawned task linked under it through the JoinHandle the root holds.
+# Then nested decoding (rsqserver.syms): execute_query, inlined into the
+# task root, is the query; every async span >= 5 ms of the queries >= 1 s
+# must be there, parented as in the truth, within its uncertainty window
+# + 1 ms, and nothing invented. The line-tables-only build cannot decode
+# nested futures: no query at all, and the reason on stderr.
 t_rust_async() {
 	for v in "" -v0 -lines; do
 		d=$(newdir "rust$v")
@@ -530,10 +539,30 @@ t_rust_async() {
 			"$FX/rsqserver$v" -n 8 --truth "$d/truth.jsonl" || return 1
 		[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 		"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
-		echo "   rsqserver$v:"
+		echo "   rsqserver$v, out-of-line polls:"
+		spawned="--span-name rsqserver::lakehouse::jit_partitions::materialize_partitions"
+		[ "$v" = -lines ] && spawned=
+		# shellcheck disable=SC2086
 		python3 tests/integration/check_async.py --truth "$d/truth.jsonl" --spans "$d/spans.json" \
-			--root-name 'rsqserver::servers::spawn_query::{async_block#0}' \
+			--root-name 'rsqserver::servers::spawn_query::{async_block#0}' $spawned \
 			--span-name rsqserver::lakehouse::materialized_view::MaterializedView::scan_partitions ||
+			{ show "$d/sp.err" "spanprobe stderr"; return 1; }
+	done
+	for v in "" -v0 -lines; do
+		d=$(newdir "rust-nested$v")
+		run_sp "$d" 60 run -s "$SYMS/rsqserver.syms" -o "$d/spans.bin" -- \
+			"$FX/rsqserver$v" -n 8 --truth "$d/truth.jsonl" || return 1
+		[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
+		echo "   rsqserver$v, nested decoding:"
+		if [ "$v" = -lines ]; then
+			grep -q "nested decoding needs debug info" "$d/sp.err" ||
+				{ fail "no degradation reason on stderr"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+			python3 tests/integration/check_nested.py --truth "$d/truth.jsonl" \
+				--spans "$d/spans.json" --expect-none || return 1
+			continue
+		fi
+		python3 tests/integration/check_nested.py --truth "$d/truth.jsonl" --spans "$d/spans.json" ||
 			{ show "$d/sp.err" "spanprobe stderr"; return 1; }
 	done
 }

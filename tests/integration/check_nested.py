@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Checks spanprobe's Rust async spans, nested (inlined) ones included,
+against the rsqserver fixture's own ground truth.
+
+  check_nested.py --truth T --spans S [--root-name R] [--min-span 5ms]
+                  [--min-query 1s] [--tol 1ms] [--names N,N,...]
+                  [--expect-none]
+
+The truth's queries are its depth-0 spans (execute_query); spanprobe's
+are its roots, named R (default: the truth's root name). A span's time is
+known within a window: spanprobe reports begin_ns (earliest) with
+uncertainty_lo_ns and end_ns (latest) with uncertainty_hi_ns, so a truth
+span matches an output span of the same name when
+  |begin diff| <= uncertainty_lo + tol  and  |end diff| <= uncertainty_hi + tol.
+
+Checks:
+  - every truth query of at least --min-query has exactly one output
+    root, matching it (the query's duration is its root's);
+  - every truth async span (of --names, default all) of at least
+    min-span inside such a query is present once, under the output span
+    of its nearest truth ancestor that is in the output;
+  - every output span matches a truth span of its query (nothing is
+    invented); span ids are unique, parents present.
+With --expect-none the output must be empty (a degraded build whose
+roots cannot be seen).
+"""
+import argparse
+import json
+import re
+import sys
+
+UNITS = {"ns": 1, "us": 1000, "ms": 10**6, "s": 10**9}
+
+
+def dur(text):
+    m = re.fullmatch(r"(\d+)(ns|us|ms|s)?", text)
+    if not m:
+        raise argparse.ArgumentTypeError("bad duration " + text)
+    return int(m.group(1)) * UNITS[m.group(2) or "ns"]
+
+
+def load(path):
+    return [json.loads(l) for l in open(path) if l.strip()]
+
+
+def fits(s, t, tol):
+    return (abs(s["begin_ns"] - t["begin_ns"]) <= s.get("uncertainty_lo_ns", 0) + tol
+            and abs(s["end_ns"] - t["end_ns"]) <= s.get("uncertainty_hi_ns", 0) + tol)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--truth", required=True)
+    ap.add_argument("--spans", required=True)
+    ap.add_argument("--root-name")
+    ap.add_argument("--names", help="comma-separated truth names that must be traced")
+    ap.add_argument("--min-span", type=dur, default=dur("5ms"))
+    ap.add_argument("--min-query", type=dur, default=dur("1s"))
+    ap.add_argument("--tol", type=dur, default=dur("1ms"))
+    ap.add_argument("--expect-none", action="store_true")
+    a = ap.parse_args()
+    truth, out = load(a.truth), load(a.spans)
+    errors = []
+    E = errors.append
+
+    if a.expect_none:
+        for s in out:
+            E("span %d %s: expected no output at all" % (s["span_id"], s["name"]))
+        return report(errors, "no spans, as expected")
+
+    ids = [s["span_id"] for s in out]
+    if len(ids) != len(set(ids)):
+        E("span ids are not unique")
+    by_id = {s["span_id"]: s for s in out}
+    for s in out:
+        if s["parent_span_id"] and s["parent_span_id"] not in by_id:
+            E("span %d: parent %d is not in the output" % (s["span_id"], s["parent_span_id"]))
+    tby_id = {t["id"]: t for t in truth}
+    troots = [t for t in truth if t["depth"] == 0]
+    root_name = a.root_name or (troots[0]["name"] if troots else None)
+    oroots = [s for s in out if s["depth"] == 0]
+    for s in oroots:
+        if s["name"] != root_name:
+            E("output root %d is %s, not %s" % (s["span_id"], s["name"], root_name))
+
+    # truth query -> output root: concurrent queries of the same kind can
+    # both fit; the closest pairs (same first thread first) go together
+    pairs = sorted(((s["tid"] != t["tid_first"],
+                     abs(s["begin_ns"] - t["begin_ns"]) + abs(s["end_ns"] - t["end_ns"]), i, j)
+                    for i, t in enumerate(troots) for j, s in enumerate(oroots) if fits(s, t, a.tol)))
+    qroot = {}
+    used = set()
+    for _, _, i, j in pairs:
+        t, s = troots[i], oroots[j]
+        if t["query"] in qroot or id(s) in used:
+            continue
+        qroot[t["query"]] = s
+        used.add(id(s))
+    for t in troots:
+        if t["query"] not in qroot and t["end_ns"] - t["begin_ns"] >= a.min_query:
+            E("query %d (%.1f ms): no matching output root"
+              % (t["query"], (t["end_ns"] - t["begin_ns"]) / 1e6))
+    out_query = {}  # output query_id -> truth query
+    for q, s in qroot.items():
+        out_query[s["query_id"]] = q
+    for s in oroots:
+        if id(s) not in used:
+            E("output root %d (%s) matches no truth query" % (s["span_id"], s["name"]))
+
+    # every output span <-> one truth span of its query
+    match = {}    # output span id -> truth span
+    tmatch = {}   # truth id -> output span
+    for q, s in qroot.items():
+        match[s["span_id"]] = [t for t in troots if t["query"] == q][0]
+        tmatch[match[s["span_id"]]["id"]] = s
+    for s in sorted((s for s in out if s["depth"] > 0), key=lambda s: s["begin_ns"]):
+        q = out_query.get(s["query_id"])
+        if q is None:
+            E("span %d %s: its query matches no truth query" % (s["span_id"], s["name"]))
+            continue
+        c = [t for t in truth if t["query"] == q and t["name"] == s["name"]
+             and t["id"] not in tmatch and fits(s, t, a.tol)]
+        if not c:
+            E("span %d %s (query %d, %.3f ms): not in the truth (invented)"
+              % (s["span_id"], s["name"], q, (s["end_ns"] - s["begin_ns"]) / 1e6))
+            continue
+        t = min(c, key=lambda t: abs(t["begin_ns"] - s["begin_ns"]))
+        match[s["span_id"]] = t
+        tmatch[t["id"]] = s
+
+    names = set(a.names.split(",")) if a.names else None
+    required = 0
+    for q, root in qroot.items():
+        tq = [t for t in troots if t["query"] == q][0]
+        if tq["end_ns"] - tq["begin_ns"] < a.min_query:
+            continue
+        for t in truth:
+            if (t["query"] != q or t["depth"] == 0 or t["kind"] != "async"
+                    or t["end_ns"] - t["begin_ns"] < a.min_span
+                    or (names is not None and t["name"] not in names)):
+                continue
+            required += 1
+            s = tmatch.get(t["id"])
+            if s is None:
+                E("query %d: missing %s (%.3f ms, begin %d)"
+                  % (q, t["name"], (t["end_ns"] - t["begin_ns"]) / 1e6, t["begin_ns"]))
+                continue
+            # the nearest truth ancestor present in the output
+            p = tby_id.get(t["parent_id"])
+            while p is not None and p["id"] not in tmatch:
+                p = tby_id.get(p["parent_id"])
+            want = tmatch[p["id"]]["span_id"] if p is not None else 0
+            if s["parent_span_id"] != want:
+                got = by_id.get(s["parent_span_id"], {}).get("name")
+                E("query %d: %s has parent %s, not %s" % (q, t["name"], got, p and p["name"]))
+    if not required and not errors:
+        E("vacuous: no truth span had to be present")
+    return report(errors, "%d queries, %d spans required and present, %d output spans all in the truth"
+                  % (len(qroot), required, len(out)))
+
+
+def report(errors, ok):
+    for e in errors[:40]:
+        print("check_nested: FAIL: " + e)
+    if len(errors) > 40:
+        print("check_nested: ... %d more" % (len(errors) - 40))
+    if not errors:
+        print("check_nested: OK: " + ok)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
