@@ -592,6 +592,25 @@ t_async_visibility() {
 		{ fail "run did not name execute_query's root"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 }
 
+# Attaching to rsqserver mid-flight (nested decoding): the futures
+# already running are PARTIAL and begin no earlier than their truth, the
+# queries cut off at the end end no later; the queries traced whole are
+# checked like rust_async's.
+t_rust_attach() {
+	d=$(newdir rust-attach)
+	bg "$FX/rsqserver" --for 5 --truth "$d/truth.jsonl" --pid-file "$d/rs.pid" >"$d/rs.out" 2>&1
+	rs=$LAST
+	wait_pidfile "$d/rs.pid" "$rs" || return 1
+	sleep 1.5
+	run_sp "$d" 30 attach -p "$rs" -s "$SYMS/rsqserver.syms" --duration 2s -o "$d/spans.bin" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	if ! wait_exit "$rs" 30; then fail "rsqserver still running after 30 s"; return 1; fi
+	reap "$rs"
+	"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
+	python3 tests/integration/check_nested.py --attached --truth "$d/truth.jsonl" \
+		--spans "$d/spans.json" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+}
+
 # The sinks (micromegas, OTLP, Perfetto) against real receivers and parsers:
 # its own sub-tests are reported inside.
 t_sinks() {
@@ -605,7 +624,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async async_visibility sinks
+ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
      storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
