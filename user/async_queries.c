@@ -406,6 +406,13 @@ void sp_held_span(struct sp_held *h, const struct sp_span_rec *r)
 	size_t idx;
 
 	if (!(r->query_key & SP_KEY_HELD)) {
+		const struct sp_func *f = func_of(h, r->sym_id);
+		size_t i;
+
+		/* a carrier polled under another traced call is an ordinary
+		 * span of that call's query: its reads are of no use */
+		if (f && f->nested && run_find(h, r->key, &i))
+			run_drop(h, i);
 		sp_asm_record(h->a, r);
 		return;
 	}

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "async_nested.h"
 #include "async_visibility.h"
 #include "cli.h"
 #include "probe_cost.h"
@@ -156,7 +157,7 @@ static const char *role_name(enum sp_role r)
  * under the one resolution recorded (which may have matched an alias). */
 static bool listed_under(const struct sp_func *f, int i, const struct sp_pattern *p)
 {
-	return f->pattern == i || sp_pattern_matches(p->glob, f->raw, f->demangled);
+	return f->pattern == i || (f->pattern >= 0 && sp_pattern_matches(p->glob, f->raw, f->demangled));
 }
 
 /* What tracing one function costs, from its probed instructions. */
@@ -310,6 +311,25 @@ static void text_async(const struct sp_avis_pattern *ap)
 	}
 }
 
+/* Polls probed for the async fns inlined into them (nested decoding),
+ * though no pattern names them: they cost probes too. */
+static void text_carriers(const struct sp_func_set *fs, const struct func_cost *costs)
+{
+	bool head = false;
+
+	for (size_t k = 0; k < fs->n; k++) {
+		if (!fs->v[k].nested || fs->v[k].pattern >= 0)
+			continue;
+		if (!head)
+			printf("carriers (probed for the async fns inlined into them):\n");
+		head = true;
+		text_func(&fs->v[k], &costs[k]);
+		if (fs->v[k].nested->truncated)
+			printf("      warning: more than %d values to read: some inlined futures "
+			       "or argument fingerprints are left out\n", SP_NESTED_MAX);
+	}
+}
+
 static const struct sp_avis_pattern *avis_of(const struct sp_avis_report *rep, size_t i)
 {
 	static const struct sp_avis_pattern none;
@@ -334,6 +354,7 @@ static void print_text(const struct sp_pattern_list *pats, const struct sp_func_
 				text_func(&fs->v[k], &costs[k]);
 		text_async(ap);
 	}
+	text_carriers(fs, costs);
 	for (size_t k = 0; k < fs->n; k++) {
 		attachable += fs->v[k].problem == NULL;
 		expensive += fs->v[k].problem == NULL && costs[k].expensive;
@@ -498,6 +519,13 @@ static void print_json(const struct sp_pattern_list *pats, const struct sp_func_
 		putchar(']');
 		json_async(avis_of(rep, i));
 		putchar('}');
+	}
+	fputs("],\"carriers\":[", stdout);
+	for (size_t k = 0, any = 0; k < fs->n; k++) {
+		if (!fs->v[k].nested || fs->v[k].pattern >= 0)
+			continue;
+		fputs(any++ ? "," : "", stdout);
+		json_func(&fs->v[k], &costs[k]);
 	}
 	fputs("],\"unmatched\":[", stdout);
 	for (size_t i = 0; i < pats->n; i++) {
