@@ -19,8 +19,10 @@ ASAN_BIN     := $(ASAN_BUILD)/spanprobe
 ASAN_UNITS   := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 # The integration tests that exercise the most userspace code: attach and
 # run, thresholds, exceptions, longjmp, bad input (truncated blocks),
-# detaching, and the reliability tests at a tenth of their size.
+# detaching, Rust async (nested decoding, spawned-task links), and the
+# reliability tests at a tenth of their size.
 ASAN_IT      ?= attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers async_visibility \
+		rust_async rust_attach \
 		storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security
 # ASan reports also go to files, and the integration tests keep their
 # output (in $(ASAN_BUILD)/it) to be searched for UBSan's: a sanitized
@@ -50,7 +52,7 @@ $(ASAN_BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< $(ASAN_LIB) $(LDLIBS) -lcmocka
 
-test-asan: asan-build fixtures
+test-asan: asan-build fixtures rust-fixtures
 	@rm -rf $(ASAN_REPORTS) $(ASAN_BUILD)/it && mkdir -p $(ASAN_REPORTS) $(ASAN_BUILD)/it
 	@st=0; for t in $(ASAN_UNITS); do echo "== $$t (ASan+UBSan)"; \
 		$(ASAN_ENV) $$t >$(ASAN_REPORTS)/.out 2>&1 || { cat $(ASAN_REPORTS)/.out; st=1; }; \
