@@ -54,13 +54,14 @@ def cut(s):
 def fits(s, t, tol):
     """A partial span (already running at attach) begins no earlier than
     the truth: its begin is the first poll seen, never invented; a span
-    cut off when tracing stopped ends no later than the truth."""
+    cut off when tracing stopped was still running at its last read (its
+    end window [end - uncertainty_hi, end] begins there)."""
     if partial(s):
         b = s["begin_ns"] >= t["begin_ns"] - tol
     else:
         b = abs(s["begin_ns"] - t["begin_ns"]) <= s.get("uncertainty_lo_ns", 0) + tol
     if cut(s):
-        e = s["end_ns"] <= t["end_ns"] + tol and s["end_ns"] >= t["begin_ns"] - tol
+        e = t["end_ns"] >= s["end_ns"] - s.get("uncertainty_hi_ns", 0) - tol
     else:
         e = abs(s["end_ns"] - t["end_ns"]) <= s.get("uncertainty_hi_ns", 0) + tol
     return b and e
