@@ -53,15 +53,18 @@ def cut(s):
 
 def fits(s, t, tol):
     """A partial span (already running at attach) begins no earlier than
-    the truth: its begin is the first poll seen, never invented; a span
-    cut off when tracing stopped was still running at its last read (its
-    end window [end - uncertainty_hi, end] begins there)."""
+    the truth: its begin is the first poll seen, never invented. A span
+    cut off when tracing stopped ends when the session flushed, after the
+    probes were gone (removing them takes a while): only a nested span's
+    last read, where it was still live (end - uncertainty_hi), bounds its
+    true end."""
     if partial(s):
         b = s["begin_ns"] >= t["begin_ns"] - tol
     else:
         b = abs(s["begin_ns"] - t["begin_ns"]) <= s.get("uncertainty_lo_ns", 0) + tol
     if cut(s):
-        e = t["end_ns"] >= s["end_ns"] - s.get("uncertainty_hi_ns", 0) - tol
+        e = (not s.get("uncertainty_hi_ns")
+             or t["end_ns"] >= s["end_ns"] - s["uncertainty_hi_ns"] - tol)
     else:
         e = abs(s["end_ns"] - t["end_ns"]) <= s.get("uncertainty_hi_ns", 0) + tol
     return b and e
