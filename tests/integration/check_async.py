@@ -45,12 +45,17 @@ def check_name(a, name, truth, got, root_of, used, E):
         if not cands:
             E("missing %s of query %s (begin %d)" % (name, t["query"], t["begin_ns"]))
             continue
-        s = min(cands, key=lambda s: abs(s["begin_ns"] - t["begin_ns"]))
+        # concurrent queries may start their spans within tol of each
+        # other: prefer the one under this query's root, then the closest
+        root = root_of.get(t["query"])
+        td = t["end_ns"] - t["begin_ns"]
+        s = min(cands, key=lambda s: (root is not None and s["parent_span_id"] != root["span_id"],
+                                      abs(s["begin_ns"] - t["begin_ns"])
+                                      + abs(s["end_ns"] - s["begin_ns"] - td)))
         used.add(id(s))
-        d, td = s["end_ns"] - s["begin_ns"], t["end_ns"] - t["begin_ns"]
+        d = s["end_ns"] - s["begin_ns"]
         if abs(d - td) > a.tol:
             E("query %s: %s lasted %.3f ms, truth %.3f ms" % (t["query"], name, d / 1e6, td / 1e6))
-        root = root_of.get(t["query"])
         if root is not None and s["parent_span_id"] != root["span_id"]:
             E("query %s: %s has parent %d, not its query's root %d"
               % (t["query"], name, s["parent_span_id"], root["span_id"]))

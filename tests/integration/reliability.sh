@@ -482,7 +482,7 @@ EOF
 		bpf_get_attach_cookie_trace bpf_get_attach_cookie_pe bpf_map_lookup_elem
 		__htab_map_lookup_elem htab_lru_map_update_elem htab_lru_map_delete_elem
 		bpf_map_update_elem bpf_map_delete_elem bpf_ktime_get_ns bpf_ringbuf_reserve
-		bpf_ringbuf_submit bpf_probe_read_user bpf_session_is_return
+		bpf_ringbuf_submit bpf_ringbuf_discard bpf_probe_read_user bpf_session_is_return
 		bpf_get_current_task_btf bpf_task_storage_get_recur bpf_task_storage_delete_recur"
 	# shellcheck disable=SC2086
 	allowed=$(printf '%s ' $allowed)
