@@ -205,6 +205,14 @@ void sp_nested_run_free(struct sp_nested_run *r)
 	memset(r, 0, sizeof(*r));
 }
 
+void sp_nested_run_reset(struct sp_nested_run *r)
+{
+	r->n_spans = 0;
+	r->n_ptrs = 0;
+	for (size_t i = 0; i < r->plan->n; i++)
+		r->last_ptr[i] = -1;
+}
+
 static bool guard_holds(const struct sp_nested_node *n, uint64_t parent_value)
 {
 	struct sp_async_node tmp = { .guard = n->guard, .n_guard = n->n_guard,

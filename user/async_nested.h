@@ -112,6 +112,9 @@ int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit
  * open end at end_ns. */
 void sp_nested_run_end(struct sp_nested_run *r, uint64_t end_ns, bool abnormal);
 void sp_nested_run_free(struct sp_nested_run *r);
+/* Forgets the spans and pointers seen so far (none may be open): the
+ * carrier goes on, its next spans start a new list. */
+void sp_nested_run_reset(struct sp_nested_run *r);
 
 /* The span (index, or -1 for the carrier) that held pointer value over a
  * time overlapping [begin_ns, end_ns], for a node of kind; -2 if none. */

@@ -111,6 +111,9 @@ static struct run *run_find(struct sp_held *h, uint64_t fut_key, size_t *idx)
 	return NULL;
 }
 
+static void carrier_quiet(struct sp_held *h, const struct sp_func *f, struct run *run,
+			  uint32_t tid);
+
 static void run_drop(struct sp_held *h, size_t i)
 {
 	sp_nested_run_free(&h->runs[i].nr);
@@ -139,6 +142,7 @@ void sp_held_nested(struct sp_held *h, const struct sp_nested_rec *r)
 	}
 	sp_nested_run_feed(&run->nr, r->entry_ns, r->exit_ns, (const uint64_t *)r->v,
 			   r->n < SP_NESTED_MAX ? r->n : SP_NESTED_MAX);
+	carrier_quiet(h, f, run, r->tid);
 }
 
 /* -------------------------------------------------------------- output */
@@ -243,7 +247,17 @@ static int add_group(const struct sp_held *h, struct out *o, const struct group 
 	return 0;
 }
 
-/* Spawned tasks whose JoinHandle this carrier held while they ran. */
+/* Whether span i will be in some query: it or an ancestor may be a root. */
+static bool in_a_query(const struct out *o, int i)
+{
+	for (int guard = 0; i >= 0 && guard < 4096; i = o->v[i].parent, guard++)
+		if (o->v[i].can_root)
+			return true;
+	return false;
+}
+
+/* Spawned tasks whose JoinHandle this carrier held while they ran, under
+ * a span that is in a query (else they stay queries of their own). */
 static int claim_tasks(struct sp_held *h, struct out *o, size_t n_nested,
 		       const struct sp_nested_run *run, uint64_t carrier_key)
 {
@@ -255,7 +269,7 @@ static int claim_tasks(struct sp_held *h, struct out *o, size_t n_nested,
 						      r->obj - f->task_cell_off,
 						      r->begin_ns, r->end_ns) : -2;
 
-		if (holder < -1) {
+		if (holder < -1 || !in_a_query(o, holder >= 0 ? 1 + holder : 0)) {
 			i++;
 			continue;
 		}
@@ -326,33 +340,80 @@ static void emit_all(struct sp_held *h, struct out *o, uint16_t root_flags)
 	}
 }
 
-/* A carrier future is over: its query (or queries) can be built. */
-static void carrier_done(struct sp_held *h, const struct sp_func *f, struct group *g)
+/* Builds and emits the queries of a carrier from its spans so far:
+ * `root` is its own record (at its end), or a stand-in at a quiet
+ * point; g holds the other records of its held query. */
+static void rebuild(struct sp_held *h, const struct sp_func *f, const struct sp_span_rec *root,
+		    const struct group *g, struct run *run)
 {
-	const struct sp_span_rec *root = &g->recs[g->n - 1];
 	struct out o = { 0 };
-	size_t idx = 0, n_nested = 0;
-	struct run *run = run_find(h, root->key, &idx);
+	size_t n_nested;
 	int c;
 
-	if (run)
-		sp_nested_run_end(&run->nr, root->end_ns, root->flags & SP_REC_ABNORMAL);
 	if ((c = out_add(&o, root, -1)) < 0)
 		goto out;
 	o.v[c].can_root = f->pattern >= 0 && f->role == SP_ROLE_ROOT;
 	if (run && add_nested(h, &o, &run->nr, root))
 		goto out;
 	n_nested = o.n - 1;
-	/* the carrier's own record is index 0: the group's others follow */
-	g->n--;
 	if (add_group(h, &o, g, root->key, n_nested, run ? &run->nr : NULL, 0) ||
 	    (run && claim_tasks(h, &o, n_nested, &run->nr, root->key)))
 		goto out;
 	emit_all(h, &o, root->flags & SP_REC_INCOMPLETE);
 out:
 	free(o.v);
+}
+
+/* A carrier future is over: its query (or queries) can be built. */
+static void carrier_done(struct sp_held *h, const struct sp_func *f, struct group *g)
+{
+	const struct sp_span_rec *root = &g->recs[g->n - 1];
+	size_t idx = 0;
+	struct run *run = run_find(h, root->key, &idx);
+
+	if (run)
+		sp_nested_run_end(&run->nr, root->end_ns, root->flags & SP_REC_ABNORMAL);
+	/* the carrier's own record goes first: the group's others follow */
+	g->n--;
+	rebuild(h, f, root, g, run);
 	if (run)
 		run_drop(h, idx);
+}
+
+/*
+ * A long-lived carrier (a connection's task serving request after
+ * request) must not hold its queries until it returns. Whenever none of
+ * its named futures is live, everything seen so far is complete: the
+ * queries whose roots ended are emitted, the rest is outside any query,
+ * and the run and the held records start afresh. Not when the carrier
+ * itself is the query: that one ends with it.
+ */
+static void carrier_quiet(struct sp_held *h, const struct sp_func *f, struct run *run,
+			  uint32_t tid)
+{
+	struct sp_span_rec stand_in = { .kind = SP_RK_SPAN, .key = run->fut_key,
+					.query_key = run->fut_key, .tid = tid };
+	struct group none = { 0 }, *g = &none;
+	size_t gi;
+
+	if (!run->nr.n_spans || (f->pattern >= 0 && f->role == SP_ROLE_ROOT) ||
+	    !(run->fut_key & SP_KEY_HELD))
+		return;
+	for (size_t i = 0; i < run->nr.plan->n; i++)
+		if (run->nr.cur[i] >= 0)
+			return;
+	for (size_t i = h->n_groups; i-- > 0;)
+		if (h->groups[i].qkey == run->fut_key)
+			g = &h->groups[i];
+	stand_in.sym_id = (uint32_t)(f - h->funcs->v);
+	stand_in.begin_ns = stand_in.end_ns = run->nr.last_ns;
+	rebuild(h, f, &stand_in, g, run);
+	if (g != &none) {
+		gi = (size_t)(g - h->groups);
+		group_free(g);
+		remove_at(h->groups, &h->n_groups, gi, sizeof(*h->groups));
+	}
+	sp_nested_run_reset(&run->nr);
 }
 
 /* As the kernel sent it: a query of its own. */

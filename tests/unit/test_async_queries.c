@@ -126,10 +126,12 @@ static void test_rebuilt_query(void **state)
 	read_(&w, 30, 40, 3, 5, 3, HANDLE, 0);
 	span(&w, 3, K_CARRIER, K_CARRIER, F_SCAN, BOX, 45, 55);
 	read_(&w, 44, 50, 3, 6, 3, 0, BOX);
-	read_(&w, 56, 60, 1, 1, 0, 0, 0);
 	assert_int_equal(w.n, 0);
+	/* the read that finds no named future live completes the query,
+	 * before the carrier's own record */
+	read_(&w, 56, 60, 1, 1, 0, 0, 0);
+	assert_int_equal(w.n, 4);
 	span(&w, K_CARRIER, 0, K_CARRIER, F_CARRIER, 0, 10, 60);
-
 	assert_int_equal(w.n, 4);
 	eq = named(&w, "eq");
 	pb = named(&w, "pb");
@@ -156,6 +158,38 @@ static void test_rebuilt_query(void **state)
 	for (size_t i = 0; i < w.n; i++)
 		assert_int_equal(w.got[i].query_id, eq->span_id);
 	assert_int_equal(sp_held_stats(w.h)->linked_tasks, 1);
+	teardown(&w);
+}
+
+/* A long-lived carrier runs one root instance after another: each is
+ * a query as soon as it ends, with the records of its own time. */
+static void test_long_lived_carrier(void **state)
+{
+	struct world w;
+
+	(void)state;
+	setup(&w);
+	read_(&w, 10, 0, 0, 0, 0, 0, 0);
+	read_(&w, 10, 20, 3, 4, 3, 0, 0);     /* request 1: eq awaits pb */
+	span(&w, 3, K_CARRIER, K_CARRIER, F_SCAN, 0, 22, 28);
+	read_(&w, 30, 40, 3, 1, 0, 0, 0);     /* eq returned, carrier goes on */
+	assert_int_equal(w.n, 3);
+	assert_string_equal(w.got[2].name, "eq");
+	assert_int_equal(w.got[2].end_ns, 40);
+	assert_int_equal(w.got[0].query_id, w.got[2].span_id);
+	assert_int_equal(w.got[1].query_id, w.got[2].span_id);
+	read_(&w, 50, 60, 3, 4, 3, 0, 0);     /* request 2 */
+	span(&w, 4, K_CARRIER, K_CARRIER, F_SCAN, 0, 62, 68);
+	read_(&w, 70, 80, 3, 1, 0, 0, 0);
+	assert_int_equal(w.n, 6);
+	assert_string_equal(w.got[5].name, "eq");
+	assert_int_equal(w.got[5].begin_ns, 50);
+	assert_int_equal(w.got[3].query_id, w.got[5].span_id);
+	assert_int_equal(w.got[4].query_id, w.got[5].span_id);
+	assert_int_not_equal(w.got[5].span_id, w.got[2].span_id);
+	read_(&w, 90, 95, 1, 1, 0, 0, 0);
+	span(&w, K_CARRIER, 0, K_CARRIER, F_CARRIER, 0, 10, 95);
+	assert_int_equal(w.n, 6);
 	teardown(&w);
 }
 
@@ -203,6 +237,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rebuilt_query),
+		cmocka_unit_test(test_long_lived_carrier),
 		cmocka_unit_test(test_unlinked_task),
 		cmocka_unit_test(test_not_held),
 	};
