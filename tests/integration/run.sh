@@ -548,6 +548,15 @@ t_rust_async() {
 			--span-name rsqserver::lakehouse::materialized_view::MaterializedView::scan_partitions ||
 			{ show "$d/sp.err" "spanprobe stderr"; return 1; }
 	done
+	# symbols names the carrier and what it carries, or why it cannot
+	"$SP" symbols -s "$SYMS/rsqserver.syms" "$FX/rsqserver" > "$T/rsq-symbols.txt" 2>&1
+	grep -q '^carriers (probed for the async fns inlined into them):' "$T/rsq-symbols.txt" &&
+		grep -q 'inlined into rsqserver::servers::spawn_query::{async_block#0}' "$T/rsq-symbols.txt" ||
+		{ fail "symbols does not list the carrier"; show "$T/rsq-symbols.txt" "symbols"; return 1; }
+	"$SP" symbols -s "$SYMS/rsqserver.syms" "$FX/rsqserver-lines" > "$T/rsq-symbols-lines.txt" 2>&1
+	grep -q 'nested decoding needs debug info' "$T/rsq-symbols-lines.txt" ||
+		{ fail "symbols does not say why nested decoding is unavailable"; return 1; }
+	echo "   symbols: the carrier and its inlined async fns listed; the lines build's reason given"
 	for v in "" -v0 -lines; do
 		d=$(newdir "rust-nested$v")
 		run_sp "$d" 60 run -s "$SYMS/rsqserver.syms" -o "$d/spans.bin" -- \
