@@ -8,11 +8,13 @@
 #include "async_resolve.h"
 
 /* -1 when no pattern names it; SP_ROLE_ROOT wins over SP_ROLE_SPAN. */
-static int node_role(const struct sp_async_node *n, struct sp_pattern_list *pats)
+static int node_role(const struct sp_async_info *info, const struct sp_async_node *n,
+		     struct sp_pattern_list *pats)
 {
+	const struct sp_async_known *k = info ? sp_async_find_known(info, n->name) : NULL;
 	int role = -1;
 
-	if (n->kind != SP_ANODE_COROUTINE)
+	if (n->kind != SP_ANODE_COROUTINE || (k && !k->n_suspend))
 		return -1;
 	for (size_t i = 0; pats && i < pats->n; i++) {
 		if (!sp_async_name_matches(pats->v[i].glob, n->name))
@@ -124,7 +126,8 @@ static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, c
 	return 0;
 }
 
-struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_poll *p,
+struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
+					  const struct sp_async_poll *p,
 					  struct sp_pattern_list *pats,
 					  bool want_handles)
 {
@@ -136,7 +139,7 @@ struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_poll *p,
 	if (!role || !map || !keep || !p->n_nodes || !p->state_size)
 		goto out;
 	for (size_t i = 0; i < p->n_nodes; i++)
-		role[i] = node_role(&p->nodes[i], pats);
+		role[i] = node_role(info, &p->nodes[i], pats);
 	if (!choose_nodes(p, role, want_handles, keep))
 		goto out;
 	pl = calloc(1, sizeof(*pl));

@@ -55,11 +55,13 @@ struct sp_nested_plan {
 			      * list is full */
 };
 
-/* The plan of poll p: NULL when nothing in it is worth reading (no
- * nested coroutine a pattern names, and no JoinHandle or only
+/* The plan of poll p of info: NULL when nothing in it is worth reading
+ * (no nested coroutine a pattern names, and no JoinHandle or only
  * want_handles == false). The patterns that name a node count it in
- * their matches. */
-struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_poll *p,
+ * their matches; not a future that never suspends (info->known): it runs
+ * to completion inside one poll and is never seen. */
+struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
+					  const struct sp_async_poll *p,
 					  struct sp_pattern_list *pats,
 					  bool want_handles);
 void sp_nested_plan_free(struct sp_nested_plan *pl);

@@ -625,7 +625,6 @@ int sp_prune_funcs_from_reports(const struct sp_pattern_list *pats,
 				struct sp_func_set *out)
 {
 	out->n = 0;
-	out->async_note = NULL;
 	out->v = calloc(n ? n : 1, sizeof(*out->v));
 	if (!out->v)
 		return -1;

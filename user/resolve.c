@@ -456,16 +456,6 @@ static int add_carrier(struct builder *b, struct obj *o, size_t first,
 	return 0;
 }
 
-static void note_no_types(struct sp_func_set *set, const char *path)
-{
-	if (set->async_note)
-		return;
-	if (asprintf(&set->async_note, "%s: no DWARF types (built with line tables only, or "
-		     "without debug info): only out-of-line polls are traced; async fns "
-		     "inlined into them are not (nested decoding needs debug info)", path) < 0)
-		set->async_note = NULL;
-}
-
 /* Rust async code: the out-of-line polls matched get their future's
  * layout; polls whose future holds named async fns inlined become
  * carriers; spawned tasks that a pattern names are held for linking to
@@ -494,13 +484,12 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 		f->held |= f->spawned && f->pattern >= 0;
 	}
 	for (size_t i = 0; rc == 0 && i < info.n; i++) {
-		struct sp_nested_plan *plan = sp_nested_plan_new(&info.polls[i], pats, handles);
+		struct sp_nested_plan *plan = sp_nested_plan_new(&info, &info.polls[i], pats,
+								 handles);
 
 		if (plan)
 			rc = add_carrier(b, o, first, &info, &info.polls[i], plan, policy);
 	}
-	if (info.n && !info.has_types)
-		note_no_types(b->set, o->path);
 	sp_async_info_free(&info);
 	return rc;
 }
@@ -603,7 +592,6 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 
 	out->v = NULL;
 	out->n = 0;
-	out->async_note = NULL;
 	if (!pp) {
 		sp_set_err(err, errlen, "out of memory");
 		return -1;
@@ -658,8 +646,6 @@ void sp_func_set_free(struct sp_func_set *s)
 		sp_nested_plan_free(f->nested);
 	}
 	free(s->v);
-	free(s->async_note);
 	s->v = NULL;
 	s->n = 0;
-	s->async_note = NULL;
 }

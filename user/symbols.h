@@ -80,8 +80,6 @@ struct sp_func {
 struct sp_func_set {
 	struct sp_func *v;
 	size_t n;
-	/* why some async fns cannot be traced, once per cause; NULL if none */
-	char *async_note;
 };
 
 /* Demangles (C++, Rust legacy, Rust v0) and normalises: drops Rust's

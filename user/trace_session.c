@@ -154,8 +154,6 @@ static int resolve(struct sp_session *s, const char *binary)
 	}
 	warn_unmatched(s, binary);
 	warn_problems(s);
-	if (s->funcs.async_note)
-		fprintf(stderr, "spanprobe: note: %s\n", s->funcs.async_note);
 	for (size_t i = 0; i < s->funcs.n; i++)
 		attachable += !s->funcs.v[i].problem;
 	if (s->o->strict && count_unmatched(s))

@@ -110,13 +110,24 @@ def main():
             E("output root %d is %s, not %s" % (s["span_id"], s["name"], root_name))
 
     # truth query -> output root: concurrent queries of the same kind can
-    # both fit; the closest pairs (same first thread first) go together
-    pairs = sorted(((s["tid"] != t["tid_first"],
+    # fit each other's roots; the pairs whose spans agree most go together
+    by_q = {}
+    for s in out:
+        by_q.setdefault(s["query_id"], []).append(s)
+    tby_q = {}
+    for t in truth:
+        tby_q.setdefault(t["query"], []).append(t)
+
+    def agree(t, s):
+        return sum(1 for x in by_q.get(s["query_id"], []) if x["depth"] > 0 and any(
+            y["name"] == x["name"] and fits(x, y, a.tol) for y in tby_q.get(t["query"], [])))
+
+    pairs = sorted(((-agree(t, s), s["tid"] != t["tid_first"],
                      abs(s["begin_ns"] - t["begin_ns"]) + abs(s["end_ns"] - t["end_ns"]), i, j)
                     for i, t in enumerate(troots) for j, s in enumerate(oroots) if fits(s, t, a.tol)))
     qroot = {}
     used = set()
-    for _, _, i, j in pairs:
+    for _, _, _, i, j in pairs:
         t, s = troots[i], oroots[j]
         if t["query"] in qroot or id(s) in used:
             continue
