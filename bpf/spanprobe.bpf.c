@@ -233,7 +233,9 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	fu = bpf_map_lookup_elem(&futures, &fk);
 	if (!fu || !info)
 		return 0;
-	if (info->flags & SP_SYM_NESTED)
+	/* a carrier polled under another traced call is a span of that
+	 * call's query: userspace rebuilds only the queries it roots */
+	if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD))
 		sp_nested_snap(f->obj, fk.sym_id, fu->key, f->begin_ns, end_ns);
 	if (!(flags & SP_REC_ABNORMAL)) {
 		state = read_state(f->obj, info);
@@ -322,7 +324,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
 	if (verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
-	else if (info->flags & SP_SYM_NESTED)
+	else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD))
 		sp_nested_snap(self, sym, fu->key, now, 0);
 	count_open(n_before, st);
 	return verdict;

@@ -112,13 +112,15 @@ static void fill_matches(struct plan *pl)
 	}
 }
 
-/* The candidates before any line is rewritten. */
+/* The candidates before any line is rewritten. A carrier that no pattern
+ * names (probed for the async fns inlined into it) is not one: no line
+ * of the list brings it in. */
 static void initial_pruned(struct plan *pl)
 {
 	for (size_t f = 0; f < pl->nf; f++) {
 		const struct sp_func *fn = &pl->in->funcs->v[f];
 
-		pl->pruned[f] = attachable(fn) && fn->role != SP_ROLE_ROOT &&
+		pl->pruned[f] = attachable(fn) && fn->role != SP_ROLE_ROOT && fn->pattern >= 0 &&
 				pl->in->reports[f].kept_in_slow == 0;
 	}
 }
