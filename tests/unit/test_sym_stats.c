@@ -528,6 +528,26 @@ static void test_prune_nothing(void **state)
 	world_free(&w);
 }
 
+/* A carrier (the task root probed for the async fns inlined into it)
+ * that no pattern names is not pruned: no line of the list brings it in,
+ * it goes when the patterns naming its inlined fns go. */
+static void test_prune_skips_carriers(void **state)
+{
+	struct world w;
+	char *text;
+
+	(void)state;
+	world_init(&w, "root q\nspan f\n");
+	add_func(&w, "q", "q", "/bin/srv", SP_ROLE_ROOT, 0, 1, 1);
+	add_func(&w, "f", "f", "/bin/srv", SP_ROLE_SPAN, 1, 10, 1);
+	add_func(&w, "task_root", "task_root", "/bin/srv", SP_ROLE_SPAN, -1, 1000, 0);
+	text = advise(&w);
+	assert_non_null(strstr(text, "nothing to prune"));
+	assert_null(strstr(text, "task_root"));
+	free(text);
+	world_free(&w);
+}
+
 /* An exact name matching a kept and a pruned function stays; so does the
  * pruned one, which the header then does not list. */
 static void test_prune_exact_shared(void **state)
@@ -934,6 +954,7 @@ int main(void)
 		cmocka_unit_test(test_formatting),
 		cmocka_unit_test(test_prune_rewrite),
 		cmocka_unit_test(test_prune_nothing),
+		cmocka_unit_test(test_prune_skips_carriers),
 		cmocka_unit_test(test_prune_exact_shared),
 		cmocka_unit_test(test_prune_exact_names),
 		cmocka_unit_test(test_prune_overlaps),
