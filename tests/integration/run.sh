@@ -574,6 +574,15 @@ t_rust_async() {
 		python3 tests/integration/check_nested.py --truth "$d/truth.jsonl" --spans "$d/spans.json" ||
 			{ show "$d/sp.err" "spanprobe stderr"; return 1; }
 	done
+	# the nested reads in the programs of the older attach modes too
+	d=$(newdir rust-nested-classic)
+	run_sp "$d" 60 run --attach-mode classic -s "$SYMS/rsqserver.syms" -o "$d/spans.bin" -- \
+		"$FX/rsqserver" -n 8 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
+	echo "   rsqserver, nested decoding, classic uprobes:"
+	python3 tests/integration/check_nested.py --truth "$d/truth.jsonl" --spans "$d/spans.json" ||
+		{ show "$d/sp.err" "spanprobe stderr"; return 1; }
 }
 
 # What each pattern will show of the tokio fixture's async fns, before
