@@ -3,7 +3,8 @@
 # while spanprobe, attached by PID, prints the span tree of every slow one:
 #   1. qserver, a C server with nested calls (tests/fixtures/qserver.c);
 #   2. rsqserver, a Rust tokio server shaped like micromegas' flight-sql-srv
-#      (tests/fixtures/rust), traced through its futures' poll functions.
+#      (tests/fixtures/rust), its async fns traced through the task roots'
+#      futures and the out-of-line polls.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -81,8 +82,10 @@ demo() {
 demo "$FX/qserver" tests/fixtures/qserver.syms \
 	"qserver (C, nested calls; fast and slow queries for 12 s)" --for 12 -k DFMDF
 
-# A tokio multi-thread runtime, 8 queries in flight; release builds inline
-# most async fns into the task root, so the spans are the task roots and
-# the futures polled out of line (Box<dyn Future>), across worker threads.
-demo "$FX/rsqserver" tests/fixtures/rsqserver-outofline.syms \
+# A tokio multi-thread runtime, 8 queries in flight, traced with the
+# symbol list a user would write (the async fns of the seed plan): release
+# builds inline most of them into the task root, whose future spanprobe
+# decodes at each poll; the rest are polled out of line (Box<dyn Future>,
+# a spawned task) across worker threads.
+demo "$FX/rsqserver" tests/fixtures/rsqserver.syms \
 	"rsqserver (Rust tokio, 2 workers, 8 concurrent queries)" -n 16
