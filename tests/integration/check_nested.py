@@ -18,7 +18,9 @@ Checks:
     root, matching it (the query's duration is its root's);
   - every truth async span (of --names, default all) of at least
     min-span inside such a query is present once, under the output span
-    of its nearest truth ancestor that is in the output;
+    of its nearest truth ancestor that is in the output, except the
+    instances the fixture marks one_poll (they never suspend: inlined,
+    they finish inside one poll and cannot be seen);
   - every output span matches a truth span of its query (nothing is
     invented); span ids are unique, parents present.
 With --expect-none the output must be empty (a degraded build whose
@@ -168,7 +170,7 @@ def main():
         tmatch[t["id"]] = s
 
     names = set(a.names.split(",")) if a.names else None
-    required = complete = 0
+    required = complete = one_poll = 0
     for q, root in qroot.items():
         tq = [t for t in troots if t["query"] == q][0]
         if tq["end_ns"] - tq["begin_ns"] < a.min_query or partial(root) or cut(root):
@@ -178,6 +180,14 @@ def main():
             if (t["query"] != q or t["depth"] == 0 or t["kind"] != "async"
                     or t["end_ns"] - t["begin_ns"] < a.min_span
                     or (names is not None and t["name"] not in names)):
+                continue
+            if t.get("one_poll"):
+                # the fixture knows this instance never suspended: it ran
+                # inside one poll of its task, which reading the task's
+                # future between polls cannot see (issue 3, "invisible");
+                # on a loaded machine preemption can stretch it past
+                # min-span
+                one_poll += 1
                 continue
             required += 1
             s = tmatch.get(t["id"])
@@ -200,8 +210,9 @@ def main():
     for s in out:
         if partial(s) and not a.attached:
             E("span %d %s is partial, though traced from the start" % (s["span_id"], s["name"]))
-    return report(errors, "%d queries, %d spans required and present, %d output spans all in the truth"
-                  % (len(qroot), required, len(out)))
+    return report(errors, "%d queries, %d spans required and present, %d output spans all in "
+                  "the truth (%d long instances that never suspended not required)"
+                  % (len(qroot), required, len(out), one_poll))
 
 
 def report(errors, ok):

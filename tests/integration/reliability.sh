@@ -151,6 +151,26 @@ t_storm_panic() {
 	storm "$d" panicstorm $((4000 * SCALE / DIV))
 }
 
+# Rust async under load: the tokio fixture with 64 queries in flight on 2
+# workers (make test: 200 queries; make stress: 2,000), traced with nested
+# decoding. Every span >= 5 ms of every query >= 1 s against the truth
+# (check_nested.py: presence, parents, uncertainty windows, nothing
+# invented), every spawned task linked to its spawner, nothing lost.
+t_rust_async_load() {
+	d=$(newdir rust-load)
+	rl_n=$((200 * SCALE / DIV))
+	run_sp "$d" $((120 * SCALE)) run -s "$SYMS/rsqserver.syms" -o "$d/spans.bin" -- \
+		"$FX/rsqserver" -n "$rl_n" --concurrency 64 -t 2 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q ' (0 lost)' "$d/sp.err" || { fail "records were lost"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q "spawned tasks: $rl_n linked to their spawner, 0 their own query" "$d/sp.err" ||
+		{ fail "not every spawned task was linked to its spawner"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
+	echo "   $rl_n queries, 64 in flight on 2 workers:"
+	python3 tests/integration/check_nested.py --truth "$d/truth.jsonl" --spans "$d/spans.json" ||
+		{ show "$d/sp.err" "spanprobe stderr"; return 1; }
+}
+
 # The storms with the other kernel mechanisms and exit probes (stress).
 t_storm_modes() {
 	for m in multi classic; do

@@ -21,7 +21,7 @@ RUSTC         ?= $(firstword $(shell command -v rustc 2>/dev/null) \
 
 STRESS_C_BINS := $(addprefix $(STRESS_DIR)/,jmpstorm churn lifecycle burst soak)
 STRESS_BINS   := $(STRESS_C_BINS) $(STRESS_DIR)/throwstorm $(STRESS_DIR)/panicstorm
-STRESS_TESTS  := storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload \
+STRESS_TESTS  := storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload \
 		 storm_modes
 
 .PHONY: stress stress-fixtures soak
