@@ -17,22 +17,9 @@ fixture its first and last statement); no output span that the truth
 lacks; span ids unique, parents present.
 """
 import argparse
-import json
-import re
 import sys
 
-UNITS = {"ns": 1, "us": 1000, "ms": 10**6, "s": 10**9}
-
-
-def dur(text):
-    m = re.fullmatch(r"(\d+)(ns|us|ms|s)", text)
-    if not m:
-        raise argparse.ArgumentTypeError("bad duration " + text)
-    return int(m.group(1)) * UNITS[m.group(2)]
-
-
-def load(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
+from spanjson import dur, load, tree_errors
 
 
 def check_name(a, name, truth, got, root_of, used, E):
@@ -79,13 +66,8 @@ def main():
     errors = []
     E = errors.append
 
-    ids = [s["span_id"] for s in out]
-    if len(ids) != len(set(ids)):
-        E("span ids are not unique")
-    by_id = {s["span_id"]: s for s in out}
-    for s in out:
-        if s["parent_span_id"] and s["parent_span_id"] not in by_id:
-            E("span %d: parent %d is not in the output" % (s["span_id"], s["parent_span_id"]))
+    tree_errs, by_id = tree_errors(out)
+    errors.extend(tree_errs)
 
     oroots = [s for s in out if s["depth"] == 0]
     troots = [t for t in truth if t["depth"] == 0]

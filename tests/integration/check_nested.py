@@ -27,22 +27,9 @@ With --expect-none the output must be empty (a degraded build whose
 roots cannot be seen).
 """
 import argparse
-import json
-import re
 import sys
 
-UNITS = {"ns": 1, "us": 1000, "ms": 10**6, "s": 10**9}
-
-
-def dur(text):
-    m = re.fullmatch(r"(\d+)(ns|us|ms|s)?", text)
-    if not m:
-        raise argparse.ArgumentTypeError("bad duration " + text)
-    return int(m.group(1)) * UNITS[m.group(2) or "ns"]
-
-
-def load(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
+from spanjson import dur, load, tree_errors
 
 
 def partial(s):
@@ -96,13 +83,8 @@ def main():
             E("span %d %s: expected no output at all" % (s["span_id"], s["name"]))
         return report(errors, "no spans, as expected")
 
-    ids = [s["span_id"] for s in out]
-    if len(ids) != len(set(ids)):
-        E("span ids are not unique")
-    by_id = {s["span_id"]: s for s in out}
-    for s in out:
-        if s["parent_span_id"] and s["parent_span_id"] not in by_id:
-            E("span %d: parent %d is not in the output" % (s["span_id"], s["parent_span_id"]))
+    tree_errs, by_id = tree_errors(out)
+    errors.extend(tree_errs)
     tby_id = {t["id"]: t for t in truth}
     troots = [t for t in truth if t["depth"] == 0]
     root_name = a.root_name or (troots[0]["name"] if troots else None)
