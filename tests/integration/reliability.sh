@@ -390,7 +390,12 @@ lifecycle_kill() {
 	k0=$(wc -l <"$d/spin.txt")
 	wait_lines "$d/spin.txt" $((k0 + 20)) "$fx" 30 || return 1
 	since=$(date +%s%N)
-	wait_lines "$d/spin.txt" $((k0 + 25)) "$fx" 30 || return 1
+	# counted from the lines already there at `since`, not from k0: on a
+	# loaded machine this shell may poll late, when 25 lines exist already.
+	# A line written after `since` ends a query that may have begun before
+	# it; the query after that one began after it.
+	s0=$(wc -l <"$d/spin.txt")
+	wait_lines "$d/spin.txt" $((s0 + 3)) "$fx" 30 || return 1
 	kill -TERM "$fx"
 	wait_exit "$fx" 10 || { fail "the target did not stop on SIGTERM"; return 1; }
 	reap "$fx"
