@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "cmd_capture.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -1460,57 +1461,9 @@ static void test_for_each_query(void **state)
 
 /* ---- dump command ------------------------------------------------------ */
 
-struct run {
-	int rc;
-	char *out, *err;
-};
-
-static char *slurp(FILE *f)
-{
-	long len;
-	char *s;
-
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	s = calloc(1, (size_t)len + 1);
-	assert_non_null(s);
-	assert_int_equal(fread(s, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	return s;
-}
-
-/* Runs the dump command with stdout and stderr captured. */
 static struct run run_dump(int argc, const char **argv)
 {
-	struct run r;
-	FILE *o = tmpfile(), *e = tmpfile();
-	int so, se;
-
-	assert_non_null(o);
-	assert_non_null(e);
-	fflush(stdout);
-	fflush(stderr);
-	so = dup(1);
-	se = dup(2);
-	dup2(fileno(o), 1);
-	dup2(fileno(e), 2);
-	r.rc = sp_cmd_dump(argc, (char **)argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(so, 1);
-	dup2(se, 2);
-	close(so);
-	close(se);
-	r.out = slurp(o);
-	r.err = slurp(e);
-	return r;
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
+	return run_cmd(sp_cmd_dump, argc, argv);
 }
 
 static void test_dump_usage(void **state)
