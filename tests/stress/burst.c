@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fixture_ctl.h"
 #include "truth.h"
 
 #define PROBED __attribute__((noinline, noclone))
@@ -62,17 +63,6 @@ PROBED void handle_query(int q, long burst)
 	calls_in_queries++;
 }
 
-static void wait_usr1(void)
-{
-	sigset_t set;
-	int sig;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
-}
-
 int main(int argc, char **argv)
 {
 	const char *pid_path = NULL, *truth_path = NULL, *hold = NULL;
@@ -105,7 +95,7 @@ int main(int argc, char **argv)
 	if (tr_open(truth_path) || tr_write_pid(pid_path))
 		return 2;
 	if (wait_signal)
-		wait_usr1();
+		fx_wait_release();
 	tr_mark();
 	for (int i = 0; i < before; i++)
 		handle_query(q++, 0);
@@ -117,15 +107,7 @@ int main(int argc, char **argv)
 	tr_close();
 	printf("burst: served %d queries, %ld calls inside queries\n", q, calls_in_queries);
 	fflush(stdout);
-	if (hold) {
-		FILE *f = fopen(hold, "w");
-
-		if (f) {
-			fprintf(f, "done %d\n", q);
-			fclose(f);
-		}
-		wait_usr1();
-	}
+	fx_hold(hold, q);
 	return 0;
 usage:
 	fprintf(stderr, "usage: burst [-b BEFORE] [-a AFTER] [-N BURST_CALLS] [--truth FILE] "

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fixture_ctl.h"
 #include "truth.h"
 
 #define PROBED __attribute__((noinline, noclone))
@@ -76,17 +77,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void wait_usr1(void)
-{
-	sigset_t set;
-	int sig;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
-}
-
 int main(int argc, char **argv)
 {
 	const char *pid_path = NULL, *truth_path = NULL, *hold = NULL;
@@ -119,7 +109,7 @@ int main(int argc, char **argv)
 	if (!tids || tr_open(truth_path) || tr_write_pid(pid_path))
 		return 2;
 	if (wait_signal)
-		wait_usr1();
+		fx_wait_release();
 	for (long base = 0; base < threads; base += conc) {
 		long k = threads - base < conc ? threads - base : conc;
 
@@ -137,15 +127,7 @@ int main(int argc, char **argv)
 	tr_close();
 	printf("churn: %ld threads, served %d queries\n", threads, next_query);
 	fflush(stdout);
-	if (hold) {
-		FILE *f = fopen(hold, "w");
-
-		if (f) {
-			fprintf(f, "done %d\n", next_query);
-			fclose(f);
-		}
-		wait_usr1();
-	}
+	fx_hold(hold, next_query);
 	free(tids);
 	return 0;
 usage:

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fixture_ctl.h"
 #include "truth.h"
 
 #define PROBED __attribute__((noinline, noclone))
@@ -162,17 +163,6 @@ PROBED void handle_query(int qid, char kind)
 	tr_query = -1;
 }
 
-static void wait_usr1(void)
-{
-	sigset_t set;
-	int sig;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
-}
-
 int main(int argc, char **argv)
 {
 	const char *kinds = "NLSM", *pid_path = NULL, *truth_path = NULL, *hold = NULL;
@@ -206,7 +196,7 @@ int main(int argc, char **argv)
 	if (tr_open(truth_path) || tr_write_pid(pid_path))
 		return 2;
 	if (wait_signal)
-		wait_usr1();
+		fx_wait_release();
 	tr_mark();
 	for (int q = 0; q < n; q++) {
 		handle_query(q, kinds[q % strlen(kinds)]);
@@ -217,15 +207,7 @@ int main(int argc, char **argv)
 	tr_close();
 	printf("jmpstorm: served %d queries\n", n);
 	fflush(stdout);
-	if (hold) {
-		FILE *f = fopen(hold, "w");
-
-		if (f) {
-			fprintf(f, "done %d\n", n);
-			fclose(f);
-		}
-		wait_usr1();
-	}
+	fx_hold(hold, n);
 	return 0;
 usage:
 	fprintf(stderr, "usage: jmpstorm [-n QUERIES] [-k NLSM...] [--truth FILE] "

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <exception>
 #include <stdexcept>
+#include "fixture_ctl.h"
 #include "truth.h"
 
 #define PROBED __attribute__((noinline, noclone))
@@ -130,17 +131,6 @@ long Engine::run_query(int q)
 
 } // namespace storm
 
-static void wait_usr1()
-{
-	sigset_t set;
-	int sig;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
-}
-
 int main(int argc, char **argv)
 {
 	const char *kinds = "NXR", *pid_path = nullptr, *truth_path = nullptr, *hold = nullptr;
@@ -171,7 +161,7 @@ int main(int argc, char **argv)
 	if (tr_open(truth_path) || tr_write_pid(pid_path))
 		return 2;
 	if (wait_signal)
-		wait_usr1();
+		fx_wait_release();
 	tr_mark();
 	{
 		storm::Engine engine(kinds);
@@ -187,15 +177,7 @@ int main(int argc, char **argv)
 		std::printf("throwstorm: served %d queries (checksum %ld)\n", n, sum);
 		std::fflush(stdout);
 	}
-	if (hold) {
-		FILE *f = std::fopen(hold, "w");
-
-		if (f) {
-			std::fprintf(f, "done %d\n", n);
-			std::fclose(f);
-		}
-		wait_usr1();
-	}
+	fx_hold(hold, n);
 	return 0;
 usage:
 	std::fprintf(stderr, "usage: throwstorm [-n QUERIES] [-k NXR...] [--truth FILE] "
