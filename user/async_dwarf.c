@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include "grow.h"
 #include "async_disasm.h"
 #include "async_dwarf_internal.h"
 #include "elf_symbols.h"
@@ -97,17 +98,7 @@ const char *sp_adw_checked_formstring(Dwarf_Attribute *a)
 /* Makes room for one more element of v (n used, *cap allocated). */
 void *sp_adw_grow(void *v, size_t n, size_t *cap, size_t elem)
 {
-	void *nv;
-	size_t nc;
-
-	if (n < *cap)
-		return v;
-	nc = *cap ? *cap * 2 : 8;
-	nv = realloc(v, nc * elem);
-	if (!nv)
-		return NULL;
-	*cap = nc;
-	return nv;
+	return sp_grow(&v, cap, n, elem) ? NULL : v;
 }
 
 static size_t off_hash(uint64_t k, size_t cap)

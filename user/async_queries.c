@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "grow.h"
 #include "async_nested.h"
 #include "async_queries.h"
 
@@ -49,22 +50,6 @@ struct out {
 	struct onode *v;
 	size_t n, cap;
 };
-
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	void *p;
-	size_t c;
-
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 8;
-	p = realloc(*v, c * size);
-	if (!p)
-		return -1;
-	*v = p;
-	*cap = c;
-	return 0;
-}
 
 struct sp_held *sp_held_new(const struct sp_func_set *funcs, struct sp_assembler *a,
 			    uint64_t hold_ns)
@@ -132,7 +117,7 @@ void sp_held_nested(struct sp_held *h, const struct sp_nested_rec *r)
 	if (!run) {
 		if (h->n_runs == SP_HELD_MAX)
 			run_drop(h, 0);
-		if (grow((void **)&h->runs, &h->cap_runs, h->n_runs, sizeof(*h->runs)))
+		if (sp_grow((void **)&h->runs, &h->cap_runs, h->n_runs, sizeof(*h->runs)))
 			return;
 		run = &h->runs[h->n_runs];
 		if (sp_nested_run_init(&run->nr, f->nested))
@@ -149,7 +134,7 @@ void sp_held_nested(struct sp_held *h, const struct sp_nested_rec *r)
 
 static int out_add(struct out *o, const struct sp_span_rec *r, int parent)
 {
-	if (grow((void **)&o->v, &o->cap, o->n, sizeof(*o->v)))
+	if (sp_grow((void **)&o->v, &o->cap, o->n, sizeof(*o->v)))
 		return -1;
 	memset(&o->v[o->n], 0, sizeof(o->v[0]));
 	o->v[o->n].rec = *r;
@@ -430,7 +415,7 @@ static void root_arrived(struct sp_held *h, struct group *g)
 	if (f && f->nested) {
 		carrier_done(h, f, g);
 	} else if (f && f->spawned && f->is_async &&
-		   !grow((void **)&h->tasks, &h->cap_tasks, h->n_tasks, sizeof(*h->tasks))) {
+		   !sp_grow((void **)&h->tasks, &h->cap_tasks, h->n_tasks, sizeof(*h->tasks))) {
 		h->tasks[h->n_tasks++] = *g; /* ownership moves */
 		return;
 	} else {
@@ -453,7 +438,7 @@ static struct group *group_get(struct sp_held *h, uint64_t qkey, size_t *idx)
 		remove_at(h->groups, &h->n_groups, 0, sizeof(*h->groups));
 		h->st.lost++;
 	}
-	if (grow((void **)&h->groups, &h->cap_groups, h->n_groups, sizeof(*h->groups)))
+	if (sp_grow((void **)&h->groups, &h->cap_groups, h->n_groups, sizeof(*h->groups)))
 		return NULL;
 	*idx = h->n_groups;
 	memset(&h->groups[h->n_groups], 0, sizeof(*h->groups));
@@ -478,7 +463,7 @@ void sp_held_span(struct sp_held *h, const struct sp_span_rec *r)
 		return;
 	}
 	g = group_get(h, r->query_key, &idx);
-	if (!g || grow((void **)&g->recs, &g->cap, g->n, sizeof(*g->recs)))
+	if (!g || sp_grow((void **)&g->recs, &g->cap, g->n, sizeof(*g->recs)))
 		return;
 	g->recs[g->n++] = *r;
 	if (r->key != r->query_key)

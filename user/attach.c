@@ -7,6 +7,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "grow.h"
 #include "async_nested.h"
 #include "attach.h"
 #include "spanprobe.skel.h"
@@ -36,28 +37,12 @@ struct object_batches {
 	struct probe_batch sites;  /* ret / tail-jump sites */
 };
 
-static int grow(void **v, size_t *cap, size_t n, size_t elem)
-{
-	size_t c;
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 16;
-	p = realloc(*v, c * elem);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = c;
-	return 0;
-}
-
 static int batch_add(struct probe_batch *b, uint64_t off, __u64 cookie)
 {
 	size_t cap = b->cap;
 
-	if (grow((void **)&b->offsets, &cap, b->n, sizeof(*b->offsets)) ||
-	    grow((void **)&b->cookies, &b->cap, b->n, sizeof(*b->cookies)))
+	if (sp_grow((void **)&b->offsets, &cap, b->n, sizeof(*b->offsets)) ||
+	    sp_grow((void **)&b->cookies, &b->cap, b->n, sizeof(*b->cookies)))
 		return -ENOMEM;
 	b->offsets[b->n] = off;
 	b->cookies[b->n] = cookie;
@@ -78,7 +63,7 @@ static void batches_free(struct object_batches *ob)
 
 static int keep_link(struct sp_attach *a, struct bpf_link *l)
 {
-	if (grow((void **)&a->links, &a->cap_links, a->n_links, sizeof(*a->links)))
+	if (sp_grow((void **)&a->links, &a->cap_links, a->n_links, sizeof(*a->links)))
 		return -ENOMEM;
 	a->links[a->n_links++] = l;
 	return 0;
@@ -86,7 +71,7 @@ static int keep_link(struct sp_attach *a, struct bpf_link *l)
 
 static int keep_fd(struct sp_attach *a, int fd)
 {
-	if (grow((void **)&a->raw_fds, &a->cap_raw, a->n_raw, sizeof(*a->raw_fds)))
+	if (sp_grow((void **)&a->raw_fds, &a->cap_raw, a->n_raw, sizeof(*a->raw_fds)))
 		return -ENOMEM;
 	a->raw_fds[a->n_raw++] = fd;
 	return 0;

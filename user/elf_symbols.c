@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "grow.h"
 #include "elf_symbols.h"
 #include "errmsg.h"
 
@@ -27,15 +28,8 @@ struct raw_vec {
 
 static int raw_push(struct raw_vec *rv, const struct raw_sym *s)
 {
-	if (rv->n == rv->cap) {
-		size_t cap = rv->cap ? rv->cap * 2 : 1024;
-		struct raw_sym *v = realloc(rv->v, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		rv->v = v;
-		rv->cap = cap;
-	}
+	if (sp_grow((void **)&rv->v, &rv->cap, rv->n, sizeof(*rv->v)))
+		return -1;
 	rv->v[rv->n] = *s;
 	rv->v[rv->n].seq = rv->n;
 	rv->n++;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <capstone.h>
+#include "grow.h"
 #include "exit_sites.h"
 #include "errmsg.h"
 
@@ -43,15 +44,8 @@ static bool has_group(const cs_insn *in, uint8_t g)
 
 static int push_site(struct sp_exit_sites *s, uint64_t off)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 8;
-		uint64_t *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		s->v = v;
-		s->cap = cap;
-	}
+	if (sp_grow((void **)&s->v, &s->cap, s->n, sizeof(*s->v)))
+		return -1;
 	s->v[s->n++] = off;
 	return 0;
 }

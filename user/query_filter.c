@@ -1,5 +1,6 @@
 #include <stdlib.h>
 #include <string.h>
+#include "grow.h"
 #include "idmap.h"
 #include "query_filter.h"
 
@@ -66,15 +67,8 @@ static void query_free(struct query_buf *q)
 
 static int keep(struct query_buf *q, const struct sp_span *s)
 {
-	if (q->n == q->cap) {
-		size_t cap = q->cap ? q->cap * 2 : 32;
-		struct sp_span *v = realloc(q->kept, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		q->kept = v;
-		q->cap = cap;
-	}
+	if (sp_grow((void **)&q->kept, &q->cap, q->n, sizeof(*q->kept)))
+		return -1;
 	q->kept[q->n++] = *s;
 	return 0;
 }

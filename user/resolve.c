@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "grow.h"
 #include "async_disasm.h"
 #include "async_nested.h"
 #include "async_resolve.h"
@@ -326,15 +327,8 @@ static struct sp_func *new_func(struct builder *b)
 {
 	struct sp_func_set *s = b->set;
 
-	if (s->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		struct sp_func *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		s->v = v;
-		b->cap = cap;
-	}
+	if (sp_grow((void **)&s->v, &b->cap, s->n, sizeof(*s->v)))
+		return NULL;
 	memset(&s->v[s->n], 0, sizeof(s->v[0]));
 	return &s->v[s->n++];
 }
