@@ -249,10 +249,9 @@ lifecycle_end() {
 		--wait-signal >"$le_d/fx.out" 2>&1
 	le_fx=$LAST
 	wait_pidfile "$le_d/fx.pid" "$le_fx" || return 1
-	bg "$SP" attach -p "$le_fx" --min-span 0 --min-query 0 -s "$SXSYMS/lifecycle.syms" \
-		-o "$le_d/spans.bin" >"$le_d/sp.out" 2>"$le_d/sp.err"
-	le_sp=$LAST
-	wait_attached "$le_d/sp.err" "$le_sp" 30 || { show "$le_d/sp.err" "spanprobe stderr"; return 1; }
+	attach_sp "$le_d" "$le_fx" --min-span 0 --min-query 0 -s "$SXSYMS/lifecycle.syms" \
+		-o "$le_d/spans.bin" || return 1
+	le_sp=$SPPID
 	kill -USR1 "$le_fx"
 	wait_exit "$le_fx" 30 || { fail "the fixture did not end"; return 1; }
 	reap "$le_fx"
@@ -300,10 +299,9 @@ t_lifecycle() {
 		--wait-signal >"$d/fx.out" 2>&1
 	fx=$LAST
 	wait_pidfile "$d/fx.pid" "$fx" || return 1
-	bg "$SP" attach -p "$fx" --min-span 0 --min-query 0 -s "$SXSYMS/lifecycle.syms" \
-		-o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
-	sp=$LAST
-	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	attach_sp "$d" "$fx" --min-span 0 --min-query 0 -s "$SXSYMS/lifecycle.syms" \
+		-o "$d/spans.bin" || return 1
+	sp=$SPPID
 	kill -USR1 "$fx"
 	wait_file "$d/fx.out" "$fx" 30 || return 1
 	n=100
@@ -363,9 +361,8 @@ lifecycle_kill() {
 	"$SP" symbols -p "$fx" -s "$SXSYMS/lifecycle.syms" --json >"$d/syms.json" 2>"$d/syms.err" ||
 		{ fail "spanprobe symbols -p $fx failed"; show "$d/syms.err" stderr; return 1; }
 	b0=$(wc -l <"$d/spin.txt")
-	bg "$SP" attach -p "$fx" -s "$SXSYMS/lifecycle.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
-	sp=$LAST
-	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	attach_sp "$d" "$fx" -s "$SXSYMS/lifecycle.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
 	python3 tests/stress/probe_bytes.py "$fx" "$d/syms.json" --expect probed >"$d/probed.txt" 2>&1 ||
 		{ fail "while attached, the probe points do not hold int3 (this check sees nothing):"; sed 's/^/   /' "$d/probed.txt"; return 1; }
 	a0=$(wc -l <"$d/spin.txt")
@@ -479,9 +476,8 @@ t_security() {
 	bg "$SX/lifecycle" --end serve --pid-file "$d/fx.pid" >"$d/fx.out" 2>&1
 	fx=$LAST
 	wait_pidfile "$d/fx.pid" "$fx" || return 1
-	bg "$SP" attach -p "$fx" -s "$SXSYMS/lifecycle.syms" -o "$d/a.bin" >"$d/sp.out" 2>"$d/sp.err"
-	sp=$LAST
-	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	attach_sp "$d" "$fx" -s "$SXSYMS/lifecycle.syms" -o "$d/a.bin" || return 1
+	sp=$SPPID
 	progs=$(python3 - "$sp" <<'EOF'
 import os, sys
 pid = int(sys.argv[1])

@@ -133,6 +133,17 @@ check_dump() {
 	sed 's/^/   /' "$_d/check.out"
 }
 
+# attach_sp DIR PID ARGS...: `spanprobe attach -p PID ARGS...` in the
+# background, output in DIR/sp.out and DIR/sp.err, its pid in SPPID; waits
+# for its "attached" line, else shows its stderr and fails.
+attach_sp() {
+	_d=$1 _p=$2
+	shift 2
+	bg "$SP" attach -p "$_p" "$@" >"$_d/sp.out" 2>"$_d/sp.err"
+	SPPID=$LAST
+	wait_attached "$_d/sp.err" "$SPPID" 30 || { show "$_d/sp.err" "spanprobe stderr"; return 1; }
+}
+
 # run_sp DIR TIMEOUT ARGS...: spanprobe ARGS with stdout/stderr in DIR/sp.*;
 # status in RC, or 1 after killing it at the timeout.
 run_sp() {
@@ -204,9 +215,8 @@ t_attach() {
 	bg "$FX/qserver" -n 4 --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
 	qs=$LAST
 	wait_pidfile "$d/qs.pid" "$qs" || return 1
-	bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
-	sp=$LAST
-	if ! wait_attached "$d/sp.err" "$sp" 30; then show "$d/sp.err" "spanprobe stderr"; return 1; fi
+	attach_sp "$d" "$qs" -s "$SYMS/qserver.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
 	kill -USR1 "$qs"
 	if ! wait_exit "$qs" 60; then fail "qserver still running after 60 s"; return 1; fi
 	reap "$qs"
@@ -311,9 +321,8 @@ t_cet() {
 	bg "$FX/qserver-cet" -n 4 --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
 	qs=$LAST
 	wait_pidfile "$d/qs.pid" "$qs" || return 1
-	bg "$SP" attach -p "$qs" -s "$SYMS/qserver.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
-	sp=$LAST
-	if ! wait_attached "$d/sp.err" "$sp" 30; then show "$d/sp.err" "spanprobe stderr"; return 1; fi
+	attach_sp "$d" "$qs" -s "$SYMS/qserver.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
 	"$SP" symbols --json -p "$qs" -s "$SYMS/qserver.syms" >"$d/syms.json" 2>/dev/null
 	python3 tests/stress/probe_bytes.py "$qs" "$d/syms.json" --expect probed >"$d/probed.txt" 2>&1 ||
 		{ fail "no breakpoint at +4"; sed 's/^/   | /' "$d/probed.txt"; return 1; }
