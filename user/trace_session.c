@@ -418,6 +418,10 @@ static void flush_thread(struct sp_session *s, int map_fd, pid_t tid, uint64_t n
 	int tfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
 	struct sp_thread st;
 
+	/* before 6.9 only a thread-group leader has a pidfd */
+	if (tfd < 0 && errno == EINVAL)
+		tfd = (int)syscall(SYS_pidfd_open, tid, 0);
+
 	if (tfd < 0)
 		return; /* exited meanwhile: its exit hook ended its calls */
 	if (bpf_map_lookup_elem(map_fd, &tfd, &st) == 0 && st.n)
