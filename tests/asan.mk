@@ -37,7 +37,7 @@ VALGRIND_OPTS := --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=d
 .PHONY: test-asan asan-build test-valgrind
 asan-build: $(ASAN_BIN) $(ASAN_UNITS)
 
-$(ASAN_BUILD)/user/%.o: user/%.c $(wildcard user/*.h) bpf/spanprobe.h $(SKELS) | $(DEPS_STAMP)
+$(ASAN_BUILD)/user/%.o: user/%.c $(wildcard user/*/*.h) bpf/spanprobe.h $(SKELS) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) -c $< -o $@
 
@@ -45,7 +45,7 @@ $(ASAN_LIB): $(ASAN_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(ASAN_BIN): $(ASAN_BUILD)/user/main.o $(ASAN_LIB)
+$(ASAN_BIN): $(ASAN_BUILD)/user/cli/main.o $(ASAN_LIB)
 	$(CC) $(ASAN_SAN) -o $@ $^ $(LDLIBS)
 
 $(ASAN_BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB)

@@ -31,7 +31,7 @@ FUZZ_RUN_OPTS = -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_DIR)/obj/%.o: user/%.c $(wildcard user/*.h) bpf/spanprobe.h $(SKELS) | $(DEPS_STAMP)
+$(FUZZ_DIR)/obj/%.o: user/%.c $(wildcard user/*/*.h) bpf/spanprobe.h $(SKELS) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 

@@ -5,7 +5,7 @@
  * whose nodes point at their parents before them and whose evaluation
  * over a zeroed future stays in bounds.
  */
-#include "async_dwarf.h"
+#include "dwarf/async_dwarf.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

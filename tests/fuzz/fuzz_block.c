@@ -15,7 +15,7 @@
  */
 #include <zlib.h>
 #include <zstd.h>
-#include "block_format.h"
+#include "output/block_format.h"
 #include "fuzz_common.h"
 
 static void put32(uint8_t *p, uint32_t v)

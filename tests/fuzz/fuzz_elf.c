@@ -7,7 +7,7 @@
  * naming it.
  */
 #include "fuzz_common.h"
-#include "symbols.h"
+#include "symbols/symbols.h"
 
 static struct sp_pattern_list pats;
 

@@ -7,7 +7,7 @@
  */
 #include <ctype.h>
 #include "fuzz_common.h"
-#include "symbols.h"
+#include "symbols/symbols.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

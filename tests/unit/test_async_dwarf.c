@@ -24,10 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "async_disasm.h"
-#include "async_dwarf.h"
-#include "elf_symbols.h"
-#include "symbols.h"
+#include "dwarf/async_disasm.h"
+#include "dwarf/async_dwarf.h"
+#include "symbols/elf_symbols.h"
+#include "symbols/symbols.h"
 
 static char fixture_dir[4096];
 static char self_path[4096];

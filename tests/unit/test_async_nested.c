@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include "async_nested.h"
+#include "resolve/async_nested.h"
 
 enum { R_ROOT, R_EQ, R_PB, R_MD, R_FS, R_JH, R_ARG_I, N_READS };
 enum { EQ, PB, MD, FS, JH, N_NODES };

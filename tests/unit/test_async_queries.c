@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include "async_nested.h"
-#include "async_queries.h"
-#include "span_assembler.h"
+#include "resolve/async_nested.h"
+#include "spans/async_queries.h"
+#include "spans/span_assembler.h"
 
 enum { R_ROOT, R_EQ, R_PB, R_JH, R_DYN, N_READS };
 enum { F_CARRIER, F_TASK, F_SCAN, S_EQ, S_PB, N_SYMS };

@@ -23,8 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "async_visibility.h"
-#include "symbols.h"
+#include "resolve/async_visibility.h"
+#include "symbols/symbols.h"
 
 static char fixture_dir[4096];
 static char syms_dir[4096];

@@ -19,9 +19,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "block_format.h"
-#include "cli.h"
-#include "span_print.h"
+#include "output/block_format.h"
+#include "cli/cli.h"
+#include "output/span_print.h"
 
 #define T0 1795644062123456000ull /* 2026-11-25T22:01:02.123456Z */
 #define MS 1000000ull

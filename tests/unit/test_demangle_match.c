@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "exit_sites.h"
-#include "proc_maps.h"
-#include "symbols.h"
-#include "async_resolve.h"
+#include "symbols/exit_sites.h"
+#include "symbols/proc_maps.h"
+#include "symbols/symbols.h"
+#include "resolve/async_resolve.h"
 
 static void expect_demangled(const char *raw, const char *want)
 {

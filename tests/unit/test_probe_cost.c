@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "exit_sites.h"
-#include "probe_cost.h"
+#include "symbols/exit_sites.h"
+#include "symbols/probe_cost.h"
 
 struct case_ {
 	const char *what;

@@ -18,10 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "otlp_json.h"
-#include "sink_otlp.h"
-#include "sink_perfetto.h"
-#include "span_attrs.h"
+#include "sinks/otlp_json.h"
+#include "sinks/sink_otlp.h"
+#include "sinks/sink_perfetto.h"
+#include "sinks/span_attrs.h"
 
 #define T0 1795644062123456789ull
 

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cbor_writer.h"
-#include "micromegas_block.h"
-#include "micromegas_records.h"
-#include "transit_writer.h"
+#include "sinks/cbor_writer.h"
+#include "sinks/micromegas_block.h"
+#include "sinks/micromegas_records.h"
+#include "sinks/transit_writer.h"
 
 #define DATA "tests/unit/data/micromegas/"
 #define START_NS 1767225600000000000ull /* 2026-01-01T00:00:00Z */

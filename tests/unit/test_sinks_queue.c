@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "send_queue.h"
+#include "sinks/send_queue.h"
 
 #define MAX_REQ 64
 

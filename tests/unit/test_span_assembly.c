@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include "query_filter.h"
-#include "span_assembler.h"
+#include "spans/query_filter.h"
+#include "spans/span_assembler.h"
 
 #define MS 1000000ull
 #define SEC 1000000000ull

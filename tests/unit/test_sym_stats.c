@@ -16,13 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "block_format.h"
-#include "cli.h"
-#include "kept_count.h"
-#include "probe_cost.h"
-#include "prune_advice.h"
-#include "stats_session.h"
-#include "sym_stats.h"
+#include "output/block_format.h"
+#include "cli/cli.h"
+#include "stats/kept_count.h"
+#include "symbols/probe_cost.h"
+#include "stats/prune_advice.h"
+#include "stats/stats_session.h"
+#include "output/sym_stats.h"
 
 #define MS 1000000ull
 #define US 1000ull

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "symbols.h"
+#include "symbols/symbols.h"
 
 static int parse(const char *text, struct sp_pattern_list *l, char *err,
 		 size_t errlen)

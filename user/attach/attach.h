@@ -1,0 +1,57 @@
+/* Loads the BPF object and attaches the entry/exit probes of a function set. */
+#ifndef SPANPROBE_ATTACH_H
+#define SPANPROBE_ATTACH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/types.h>
+#include "spanprobe.h"
+#include "symbols/symbols.h"
+
+/* How entries and returns reach BPF, best first. */
+enum sp_attach_mode {
+	SP_ATTACH_SESSION = 0, /* uprobe session links (6.13+) */
+	SP_ATTACH_MULTI,       /* uprobe_multi entry + uretprobe links (6.6+) */
+	SP_ATTACH_CLASSIC,     /* one perf-event uprobe per probe point */
+};
+
+struct sp_attach;
+
+struct sp_attach_stats {
+	size_t functions; /* functions with an entry probe */
+	size_t probes;    /* probe points: entries + exit sites + returns */
+	size_t links;     /* kernel links holding them */
+	enum sp_attach_mode mode;
+};
+
+struct sp_attach_opts {
+	uint64_t min_span_ns;
+	uint32_t ring_bytes;       /* 0: the default; else a power of two >= 4096 */
+	enum sp_attach_mode best;  /* the first mode to try */
+};
+
+/* Attaches every attachable function of funcs (the cookie is its index in
+ * funcs->v) to tgid, trying the modes from o->best down. */
+int sp_attach_open(struct sp_attach **out, pid_t tgid,
+		   const struct sp_func_set *funcs, const struct sp_attach_opts *o,
+		   struct sp_attach_stats *stats, char *err, size_t errlen);
+/* How many times the target has called exec since attach. */
+uint64_t sp_attach_exec_count(const struct sp_attach *a);
+const char *sp_attach_mode_name(enum sp_attach_mode m);
+int sp_attach_records_fd(const struct sp_attach *a);
+int sp_attach_threads_fd(const struct sp_attach *a);
+int sp_attach_futures_fd(const struct sp_attach *a);
+uint64_t sp_attach_dropped(const struct sp_attach *a);
+uint64_t sp_attach_depth_overflows(const struct sp_attach *a);
+/* Tells BPF where the uretprobe trampoline lives (tail-call detection). */
+void sp_attach_set_trampoline(struct sp_attach *a, uint64_t lo, uint64_t hi);
+/* Sums one function's per-CPU figures. */
+int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id,
+			struct sp_sym_stats *out);
+/* Removes every probe; the maps stay readable. */
+void sp_attach_detach(struct sp_attach *a);
+void sp_attach_close(struct sp_attach *a);
+
+#endif

@@ -1,0 +1,418 @@
+/*
+ * Rendering spans as text trees and JSON lines.
+ *
+ * Input may come from a damaged or hostile block file, so nothing here
+ * trusts the parent links: duplicate ids and cycles must neither loop nor
+ * hide spans, deep nesting must not exhaust the C stack, and names must
+ * not smuggle terminal escapes or break the JSON.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "output/span_print.h"
+#include "base/utf8_clean.h"
+
+/* Deeper levels are drawn at this indent with a [+N] marker, so that a
+ * deep recursion does not produce quadratic output. */
+#define MAX_INDENT 32
+
+void sp_print_time(FILE *out, uint64_t wall_ns)
+{
+	time_t sec = (time_t)(wall_ns / 1000000000u);
+	struct tm tm;
+	char buf[64];
+
+	if (!gmtime_r(&sec, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		fprintf(out, "%" PRIu64 " ns", wall_ns);
+		return;
+	}
+	fprintf(out, "%s.%06uZ", buf, (unsigned)(wall_ns % 1000000000u / 1000));
+}
+
+void sp_print_duration(FILE *out, uint64_t ns)
+{
+	uint64_t tenths;
+
+	/* below 999.95 µs the rounded value still reads as µs */
+	if (ns < 999950) {
+		tenths = (ns + 50) / 100;
+		fprintf(out, "%" PRIu64 ".%" PRIu64 " µs", tenths / 10, tenths % 10);
+		return;
+	}
+	tenths = ns / 100000 + (ns % 100000 >= 50000);
+	fprintf(out, "%" PRIu64 ".%" PRIu64 " ms", tenths / 10, tenths % 10);
+}
+
+void sp_print_text(FILE *out, const char *s)
+{
+	if (!s)
+		s = "?";
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		putc(c < 0x20 || c == 0x7f ? '?' : c, out);
+	}
+}
+
+static void json_char(FILE *out, unsigned char c)
+{
+	switch (c) {
+	case '"': fputs("\\\"", out); break;
+	case '\\': fputs("\\\\", out); break;
+	case '\n': fputs("\\n", out); break;
+	case '\r': fputs("\\r", out); break;
+	case '\t': fputs("\\t", out); break;
+	case '\b': fputs("\\b", out); break;
+	case '\f': fputs("\\f", out); break;
+	default:
+		if (c < 0x20 || c == 0x7f)
+			fprintf(out, "\\u%04x", c);
+		else
+			putc(c, out);
+	}
+}
+
+/* JSON text must be valid Unicode: bytes that are not UTF-8 become
+ * U+FFFD rather than producing a line parsers reject. */
+void sp_print_json_string(FILE *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	putc('"', out);
+	while (*p) {
+		size_t n = sp_utf8_seq_len(p);
+
+		if (n == 0) {
+			fputs("\\ufffd", out);
+			p++;
+		} else if (n == 1) {
+			json_char(out, *p++);
+		} else {
+			fwrite(p, 1, n, out);
+			p += n;
+		}
+	}
+	putc('"', out);
+}
+
+static void json_flags(FILE *out, uint32_t flags)
+{
+	static const struct { uint32_t bit; const char *name; } known[] = {
+		{ SP_SPAN_ROOT, "root" },
+		{ SP_SPAN_ABNORMAL, "abnormal" },
+		{ SP_SPAN_INCOMPLETE, "incomplete" },
+		{ SP_SPAN_PARTIAL, "partial" },
+	};
+	const char *sep = "";
+
+	putc('[', out);
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		if (flags & known[i].bit) {
+			fprintf(out, "%s\"%s\"", sep, known[i].name);
+			sep = ",";
+			flags &= ~known[i].bit;
+		}
+	}
+	/* bits from a newer writer stay visible instead of vanishing */
+	for (uint32_t bit = 1; flags; bit <<= 1) {
+		if (flags & bit) {
+			fprintf(out, "%s\"0x%" PRIx32 "\"", sep, bit);
+			sep = ",";
+			flags &= ~bit;
+		}
+	}
+	putc(']', out);
+}
+
+void sp_print_json(FILE *out, const struct sp_span *spans, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct sp_span *s = &spans[i];
+
+		fprintf(out, "{\"query_id\":%" PRIu64 ",\"span_id\":%" PRIu64
+			",\"parent_span_id\":%" PRIu64 ",\"depth\":%" PRIu32 ",\"name\":",
+			s->query_id, s->span_id, s->parent_span_id, s->depth);
+		sp_print_json_string(out, s->name);
+		fprintf(out, ",\"begin_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
+			",\"duration_ns\":%" PRIu64 ",\"tid\":%" PRIu32 ",\"pid\":%" PRIu32
+			",\"flags\":", s->begin_ns, s->end_ns, sp_span_duration(s),
+			s->tid, s->pid);
+		json_flags(out, s->flags);
+		/* futures only: how often they were polled, and the window their
+		 * true begin and end lie in when they were seen through a root */
+		if (s->poll_count)
+			fprintf(out, ",\"poll_count\":%" PRIu32, s->poll_count);
+		if (s->uncertainty_lo_ns || s->uncertainty_hi_ns)
+			fprintf(out, ",\"uncertainty_lo_ns\":%" PRIu64 ",\"uncertainty_hi_ns\":%" PRIu64,
+				s->uncertainty_lo_ns, s->uncertainty_hi_ns);
+		fprintf(out, ",\"abnormal\":%s}\n",
+			s->flags & SP_SPAN_ABNORMAL ? "true" : "false");
+	}
+}
+
+/* ---- tree -------------------------------------------------------------- */
+
+struct level {
+	const struct sp_span *owner;
+	const struct sp_span **kid; /* owner's children, by begin time */
+	size_t n, next;
+};
+
+struct tree {
+	const struct sp_span *base;
+	const struct sp_span **by_parent; /* (parent, begin, id) order */
+	const struct sp_span **by_id;
+	const struct sp_span **by_begin;
+	bool *seen;
+	struct level *stack;
+	size_t n;
+};
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+static int cmp_by_parent(const void *a, const void *b)
+{
+	const struct sp_span *x = *(const struct sp_span *const *)a;
+	const struct sp_span *y = *(const struct sp_span *const *)b;
+	int c = cmp_u64(x->parent_span_id, y->parent_span_id);
+
+	if (!c)
+		c = cmp_u64(x->begin_ns, y->begin_ns);
+	return c ? c : cmp_u64(x->span_id, y->span_id);
+}
+
+static int cmp_by_id(const void *a, const void *b)
+{
+	const struct sp_span *x = *(const struct sp_span *const *)a;
+	const struct sp_span *y = *(const struct sp_span *const *)b;
+
+	return cmp_u64(x->span_id, y->span_id);
+}
+
+static int cmp_by_begin(const void *a, const void *b)
+{
+	const struct sp_span *x = *(const struct sp_span *const *)a;
+	const struct sp_span *y = *(const struct sp_span *const *)b;
+	int c = cmp_u64(x->begin_ns, y->begin_ns);
+
+	return c ? c : cmp_u64(x->span_id, y->span_id);
+}
+
+static const struct sp_span **sorted_ptrs(const struct sp_span *spans, size_t n,
+					  int (*cmp)(const void *, const void *))
+{
+	const struct sp_span **v = malloc(n * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		v[i] = &spans[i];
+	qsort(v, n, sizeof(*v), cmp);
+	return v;
+}
+
+static void tree_free(struct tree *t)
+{
+	free(t->by_parent);
+	free(t->by_id);
+	free(t->by_begin);
+	free(t->seen);
+	free(t->stack);
+}
+
+static int tree_init(struct tree *t, const struct sp_span *spans, size_t n)
+{
+	memset(t, 0, sizeof(*t));
+	t->base = spans;
+	t->n = n;
+	t->by_parent = sorted_ptrs(spans, n, cmp_by_parent);
+	t->by_id = sorted_ptrs(spans, n, cmp_by_id);
+	t->by_begin = sorted_ptrs(spans, n, cmp_by_begin);
+	t->seen = calloc(n, sizeof(*t->seen));
+	t->stack = malloc(n * sizeof(*t->stack));
+	if (!t->by_parent || !t->by_id || !t->by_begin || !t->seen || !t->stack) {
+		tree_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+static bool has_span(const struct tree *t, uint64_t id)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->by_id[mid]->span_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < t->n && t->by_id[lo]->span_id == id;
+}
+
+/* The children of id form one run in by_parent. */
+static const struct sp_span **children(const struct tree *t, uint64_t id, size_t *count)
+{
+	size_t lo = 0, hi = t->n, end;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->by_parent[mid]->parent_span_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < t->n && t->by_parent[end]->parent_span_id == id; end++)
+		;
+	*count = end - lo;
+	return t->by_parent + lo;
+}
+
+static void print_flags(FILE *out, uint32_t flags, bool orphan)
+{
+	const char *sep = "  ";
+
+	if (flags & SP_SPAN_ABNORMAL) {
+		fprintf(out, "%s[abnormal]", sep);
+		sep = " ";
+	}
+	if (flags & SP_SPAN_INCOMPLETE) {
+		fprintf(out, "%s[incomplete]", sep);
+		sep = " ";
+	}
+	if (flags & SP_SPAN_PARTIAL) {
+		fprintf(out, "%s[partial]", sep);
+		sep = " ";
+	}
+	if (orphan)
+		fprintf(out, "%s[orphan]", sep);
+}
+
+static void print_top_line(FILE *out, const struct sp_span *s)
+{
+	fprintf(out, "query %" PRIu64 " pid %" PRIu32 " tid %" PRIu32 "  ",
+		s->query_id, s->pid, s->tid);
+	sp_print_text(out, s->name);
+	fputs("  ", out);
+	sp_print_duration(out, sp_span_duration(s));
+	fputs("  (", out);
+	sp_print_time(out, s->begin_ns);
+	putc(')', out);
+	print_flags(out, s->flags, s->parent_span_id != 0);
+	putc('\n', out);
+}
+
+/* depth counts the levels on the stack; the child belongs to the top. */
+static void print_child_line(FILE *out, const struct tree *t, size_t depth,
+			     const struct sp_span *s)
+{
+	const struct level *lv = &t->stack[depth - 1];
+	size_t first = depth > MAX_INDENT ? depth - MAX_INDENT : 0;
+
+	if (first)
+		fprintf(out, "[+%zu]", first);
+	for (size_t i = first; i + 1 < depth; i++)
+		fputs(t->stack[i].next < t->stack[i].n ? "│   " : "    ", out);
+	fputs(lv->next < lv->n ? "├── " : "└── ", out);
+	sp_print_text(out, s->name);
+	fputs("  ", out);
+	sp_print_duration(out, sp_span_duration(s));
+	if (s->tid != lv->owner->tid)
+		fprintf(out, "  tid %" PRIu32, s->tid);
+	print_flags(out, s->flags, false);
+	putc('\n', out);
+}
+
+static void push(struct tree *t, size_t *depth, const struct sp_span *s)
+{
+	struct level *lv = &t->stack[(*depth)++];
+
+	t->seen[s - t->base] = true;
+	lv->owner = s;
+	lv->kid = children(t, s->span_id, &lv->n);
+	lv->next = 0;
+}
+
+/* Iterative so that deep call chains cannot overflow the C stack; seen
+ * keeps a span printed once even if duplicate ids make a cycle. */
+static void print_subtree(FILE *out, struct tree *t, const struct sp_span *top)
+{
+	size_t depth = 0;
+
+	print_top_line(out, top);
+	push(t, &depth, top);
+	while (depth) {
+		struct level *lv = &t->stack[depth - 1];
+		const struct sp_span *s;
+
+		if (lv->next == lv->n) {
+			depth--;
+			continue;
+		}
+		s = lv->kid[lv->next++];
+		if (t->seen[s - t->base])
+			continue;
+		print_child_line(out, t, depth, s);
+		push(t, &depth, s);
+	}
+}
+
+void sp_print_tree(FILE *out, const struct sp_span *spans, size_t n)
+{
+	struct tree t;
+
+	if (!n)
+		return;
+	if (tree_init(&t, spans, n)) {
+		fprintf(out, "query %" PRIu64 ": out of memory printing %zu spans\n",
+			spans[0].query_id, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct sp_span *s = t.by_begin[i];
+
+		if (!t.seen[s - spans] && !has_span(&t, s->parent_span_id))
+			print_subtree(out, &t, s);
+	}
+	/* whatever is left sits on a parent cycle: show it anyway */
+	for (size_t i = 0; i < n; i++)
+		if (!t.seen[t.by_begin[i] - spans])
+			print_subtree(out, &t, t.by_begin[i]);
+	tree_free(&t);
+}
+
+static int cmp_query_begin(const void *a, const void *b)
+{
+	const struct sp_span *x = a, *y = b;
+	int c = cmp_u64(x->query_id, y->query_id);
+
+	if (!c)
+		c = cmp_u64(x->begin_ns, y->begin_ns);
+	return c ? c : cmp_u64(x->span_id, y->span_id);
+}
+
+void sp_for_each_query(struct sp_span *spans, size_t n,
+		       void (*fn)(const struct sp_span *q, size_t n, void *arg),
+		       void *arg)
+{
+	size_t start = 0;
+
+	if (!n)
+		return;
+	qsort(spans, n, sizeof(*spans), cmp_query_begin);
+	for (size_t i = 1; i <= n; i++) {
+		if (i == n || spans[i].query_id != spans[start].query_id) {
+			fn(spans + start, i - start, arg);
+			start = i;
+		}
+	}
+}

@@ -1,0 +1,391 @@
+/*
+ * Nested async spans: the read plan of a carrier poll and the replay of
+ * its reads into spans (see async_nested.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "resolve/async_nested.h"
+#include "resolve/async_resolve.h"
+
+/* -1 when no pattern names it; SP_ROLE_ROOT wins over SP_ROLE_SPAN. */
+static int node_role(const struct sp_async_info *info, const struct sp_async_node *n,
+		     struct sp_pattern_list *pats)
+{
+	const struct sp_async_known *k = info ? sp_async_find_known(info, n->name) : NULL;
+	int role = -1;
+
+	if (n->kind != SP_ANODE_COROUTINE || (k && !k->n_suspend))
+		return -1;
+	for (size_t i = 0; pats && i < pats->n; i++) {
+		if (!sp_async_name_matches(pats->v[i].glob, n->name))
+			continue;
+		pats->v[i].matches++;
+		if ((int)pats->v[i].role > role)
+			role = (int)pats->v[i].role;
+	}
+	return role;
+}
+
+static bool is_ptr(enum sp_async_node_kind k)
+{
+	return k == SP_ANODE_JOIN_HANDLE || k == SP_ANODE_DYN_BOX;
+}
+
+/* Which of p's nodes to read: the named coroutines and the pointers, and
+ * every ancestor whose value their validity depends on. */
+static bool choose_nodes(const struct sp_async_poll *p, const int *role, bool want_handles,
+			 bool *keep)
+{
+	bool named = false, handles = false;
+
+	for (size_t i = 0; i < p->n_nodes; i++) {
+		const struct sp_async_node *n = &p->nodes[i];
+
+		named |= n->kind == SP_ANODE_COROUTINE && role[i] >= 0;
+		handles |= n->kind == SP_ANODE_JOIN_HANDLE && want_handles;
+	}
+	if (!named && !handles)
+		return false;
+	for (size_t i = 0; i < p->n_nodes; i++) {
+		const struct sp_async_node *n = &p->nodes[i];
+
+		keep[i] = (n->kind == SP_ANODE_COROUTINE && role[i] >= 0) ||
+			  (n->kind == SP_ANODE_JOIN_HANDLE && want_handles) ||
+			  (n->kind == SP_ANODE_DYN_BOX && named);
+	}
+	/* children come after their parents: walk back up */
+	for (size_t i = p->n_nodes; i-- > 0;)
+		if (keep[i] && p->nodes[i].parent >= 0)
+			keep[p->nodes[i].parent] = true;
+	return true;
+}
+
+static uint32_t add_read(struct sp_nested_plan *pl, uint32_t off, uint32_t size)
+{
+	pl->reads[pl->n_reads] = (struct sp_read){ off, size > 8 ? 8 : size };
+	return pl->n_reads++;
+}
+
+static int copy_node(struct sp_nested_node *d, const struct sp_async_node *s, int parent,
+		     int role, uint32_t val)
+{
+	d->name = strdup(s->name ? s->name : "?");
+	d->parent = parent;
+	d->kind = s->kind;
+	d->n_guard = s->n_guard;
+	d->guard_negate = s->guard_negate;
+	d->guard = malloc((s->n_guard ? s->n_guard : 1) * sizeof(*d->guard));
+	if (!d->name || !d->guard)
+		return -1;
+	if (s->n_guard)
+		memcpy(d->guard, s->guard, s->n_guard * sizeof(*d->guard));
+	d->val = val;
+	d->role = s->kind == SP_ANODE_COROUTINE ? role : -1;
+	return 0;
+}
+
+/* Nodes first (they are what the spans are made of), fingerprints with
+ * the room left. */
+static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, const int *role,
+		     const bool *keep, int *map)
+{
+	add_read(pl, p->state_off, p->state_size);
+	for (size_t i = 0; i < p->n_nodes; i++) {
+		const struct sp_async_node *n = &p->nodes[i];
+		int parent = n->parent >= 0 ? map[n->parent] : -1;
+
+		map[i] = -1;
+		if (!keep[i])
+			continue;
+		if (pl->n_reads == SP_NESTED_MAX || (n->parent >= 0 && parent < 0)) {
+			pl->truncated = true;
+			continue;
+		}
+		if (copy_node(&pl->nodes[pl->n], n, parent, role[i], add_read(pl, n->off, n->size)))
+			return -1;
+		map[i] = (int)pl->n++;
+	}
+	for (size_t i = 0; i < p->n_nodes; i++) {
+		const struct sp_async_node *n = &p->nodes[i];
+		struct sp_nested_node *d;
+
+		if (map[i] < 0 || (d = &pl->nodes[map[i]])->role < 0)
+			continue;
+		d->arg0 = pl->n_reads;
+		for (size_t k = 0; k < n->n_args; k++) {
+			if (!n->args[k].size)
+				continue;
+			if (pl->n_reads == SP_NESTED_MAX) {
+				pl->truncated = true;
+				break;
+			}
+			add_read(pl, n->args[k].off, n->args[k].size);
+			d->n_args++;
+		}
+	}
+	return 0;
+}
+
+struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
+					  const struct sp_async_poll *p,
+					  struct sp_pattern_list *pats,
+					  bool want_handles)
+{
+	size_t nn = p->n_nodes ? p->n_nodes : 1;
+	int *role = calloc(nn, sizeof(*role)), *map = calloc(nn, sizeof(*map));
+	bool *keep = calloc(nn, sizeof(*keep));
+	struct sp_nested_plan *pl = NULL;
+
+	if (!role || !map || !keep || !p->n_nodes || !p->state_size)
+		goto out;
+	for (size_t i = 0; i < p->n_nodes; i++)
+		role[i] = node_role(info, &p->nodes[i], pats);
+	if (!choose_nodes(p, role, want_handles, keep))
+		goto out;
+	pl = calloc(1, sizeof(*pl));
+	if (!pl || !(pl->nodes = calloc(nn, sizeof(*pl->nodes))) ||
+	    fill_plan(pl, p, role, keep, map)) {
+		sp_nested_plan_free(pl);
+		pl = NULL;
+	}
+out:
+	free(role);
+	free(map);
+	free(keep);
+	return pl;
+}
+
+void sp_nested_plan_free(struct sp_nested_plan *pl)
+{
+	if (!pl)
+		return;
+	for (size_t i = 0; pl->nodes && i < pl->n; i++) {
+		free(pl->nodes[i].name);
+		free(pl->nodes[i].guard);
+	}
+	free(pl->nodes);
+	free(pl);
+}
+
+size_t sp_nested_plan_named(const struct sp_nested_plan *pl)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; pl && i < pl->n; i++)
+		k += pl->nodes[i].role >= 0;
+	return k;
+}
+
+int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl)
+{
+	size_t n = pl->n ? pl->n : 1;
+
+	memset(r, 0, sizeof(*r));
+	r->plan = pl;
+	r->cur = malloc(n * sizeof(*r->cur));
+	r->last_ptr = malloc(n * sizeof(*r->last_ptr));
+	r->fp = calloc(n, sizeof(*r->fp));
+	r->value = calloc(n, sizeof(*r->value));
+	r->active = calloc(n, sizeof(*r->active));
+	if (!r->cur || !r->last_ptr || !r->fp || !r->value || !r->active) {
+		sp_nested_run_free(r);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		r->cur[i] = r->last_ptr[i] = -1;
+	return 0;
+}
+
+void sp_nested_run_free(struct sp_nested_run *r)
+{
+	free(r->spans);
+	free(r->ptrs);
+	free(r->cur);
+	free(r->fp);
+	free(r->last_ptr);
+	free(r->value);
+	free(r->active);
+	memset(r, 0, sizeof(*r));
+}
+
+void sp_nested_run_reset(struct sp_nested_run *r)
+{
+	r->n_spans = 0;
+	r->n_ptrs = 0;
+	for (size_t i = 0; i < r->plan->n; i++)
+		r->last_ptr[i] = -1;
+}
+
+static bool guard_holds(const struct sp_nested_node *n, uint64_t parent_value)
+{
+	struct sp_async_node tmp = { .guard = n->guard, .n_guard = n->n_guard,
+				     .guard_negate = n->guard_negate };
+
+	return sp_async_guard_holds(&tmp, parent_value);
+}
+
+static uint64_t fingerprint(const struct sp_nested_node *n, const uint64_t *v, uint32_t nv)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (uint32_t k = 0; k < n->n_args; k++) {
+		uint64_t x = n->arg0 + k < nv ? v[n->arg0 + k] : 0;
+
+		for (int b = 0; b < 8; b++)
+			h = (h ^ ((x >> (8 * b)) & 0xff)) * 1099511628211ull;
+	}
+	return h;
+}
+
+/* The open span of i's nearest named ancestor; -1: the carrier. */
+static int owner_of(const struct sp_nested_run *r, int i)
+{
+	for (int p = r->plan->nodes[i].parent; p >= 0; p = r->plan->nodes[p].parent)
+		if (r->plan->nodes[p].role >= 0 && r->cur[p] >= 0)
+			return r->cur[p];
+	return -1;
+}
+
+static int open_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, bool partial)
+{
+	struct sp_nested_span *s;
+
+	if (r->n_spans == r->cap_spans) {
+		size_t cap = r->cap_spans ? r->cap_spans * 2 : 16;
+
+		s = realloc(r->spans, cap * sizeof(*s));
+		if (!s)
+			return -1;
+		r->spans = s;
+		r->cap_spans = cap;
+	}
+	s = &r->spans[r->n_spans];
+	memset(s, 0, sizeof(*s));
+	s->node = (uint32_t)i;
+	s->parent = owner_of(r, i);
+	/* attached mid-flight: its begin is unknown, not this read */
+	s->begin_ns = partial ? hi : lo;
+	s->unc_lo_ns = partial ? 0 : hi - lo;
+	s->flags = partial ? SP_REC_PARTIAL : 0;
+	s->open = true;
+	r->cur[i] = (int)r->n_spans++;
+	return 0;
+}
+
+static void close_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, uint32_t flags)
+{
+	struct sp_nested_span *s = &r->spans[r->cur[i]];
+
+	s->end_ns = hi;
+	s->unc_hi_ns = hi - lo;
+	s->flags |= flags;
+	s->open = false;
+	r->cur[i] = -1;
+}
+
+static int see_ptr(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi)
+{
+	struct sp_nested_ptr *p;
+
+	if (!r->active[i] || !r->value[i]) {
+		r->last_ptr[i] = -1;
+		return 0;
+	}
+	if (r->last_ptr[i] >= 0 && r->ptrs[r->last_ptr[i]].value == r->value[i]) {
+		r->ptrs[r->last_ptr[i]].last_ns = hi;
+		return 0;
+	}
+	if (r->n_ptrs == r->cap_ptrs) {
+		size_t cap = r->cap_ptrs ? r->cap_ptrs * 2 : 8;
+
+		p = realloc(r->ptrs, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		r->ptrs = p;
+		r->cap_ptrs = cap;
+	}
+	r->ptrs[r->n_ptrs] = (struct sp_nested_ptr){
+		.node = (uint32_t)i, .kind = r->plan->nodes[i].kind, .value = r->value[i],
+		.first_ns = lo, .last_ns = hi, .owner = owner_of(r, i),
+	};
+	r->last_ptr[i] = (int)r->n_ptrs++;
+	return 0;
+}
+
+/* One named future in one read: the open instance ends when the future
+ * is no longer live or is another instance (new fingerprint); a live one
+ * without an open instance begins. */
+static int step_named(struct sp_nested_run *r, int i, const uint64_t *v, uint32_t nv,
+		      uint64_t lo, uint64_t hi, bool partial)
+{
+	const struct sp_nested_node *n = &r->plan->nodes[i];
+	uint64_t st = r->value[i], fp = fingerprint(n, v, nv);
+	bool live = r->active[i] && st != 1 && st != 2;
+
+	if (r->cur[i] >= 0 && (!live || fp != r->fp[i]))
+		close_span(r, i, lo, hi, r->active[i] && st == 2 ? SP_REC_ABNORMAL : 0);
+	if (live && r->cur[i] < 0) {
+		if (open_span(r, i, lo, hi, partial))
+			return -1;
+		r->fp[i] = fp;
+	}
+	return 0;
+}
+
+int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit_ns,
+		       const uint64_t *v, uint32_t nv)
+{
+	const struct sp_nested_plan *pl = r->plan;
+	/* a change seen at an exit happened during that poll; one seen at an
+	 * entry, while the future was not polled since the previous read */
+	uint64_t hi = exit_ns ? exit_ns : entry_ns;
+	uint64_t lo = exit_ns || !r->reads ? entry_ns : r->last_ns;
+	/* the first read of a future first polled before attach (its state
+	 * is not Unresumed): what is live then began earlier */
+	bool partial = !r->reads && (exit_ns || (nv && v[0] != 0));
+
+	if (r->ended)
+		return 0;
+	if (lo > hi)
+		lo = hi;
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct sp_nested_node *n = &pl->nodes[i];
+		uint64_t pv = n->parent < 0 ? (nv ? v[0] : 0) : r->value[n->parent];
+		bool pa = n->parent < 0 || r->active[n->parent];
+
+		r->value[i] = n->val < nv ? v[n->val] : 0;
+		r->active[i] = pa && guard_holds(n, pv);
+		if (n->role >= 0 && step_named(r, (int)i, v, nv, lo, hi, partial))
+			return -1;
+		if (is_ptr(n->kind) && see_ptr(r, (int)i, lo, hi))
+			return -1;
+	}
+	r->last_ns = hi;
+	r->reads++;
+	return 0;
+}
+
+void sp_nested_run_end(struct sp_nested_run *r, uint64_t end_ns, bool abnormal)
+{
+	uint64_t lo = r->reads && r->last_ns < end_ns ? r->last_ns : end_ns;
+
+	if (r->ended)
+		return;
+	for (size_t i = 0; i < r->plan->n; i++)
+		if (r->cur[i] >= 0)
+			close_span(r, (int)i, lo, end_ns, abnormal ? SP_REC_ABNORMAL : 0);
+	r->ended = true;
+}
+
+int sp_nested_run_holder(const struct sp_nested_run *r, enum sp_async_node_kind kind,
+			 uint64_t value, uint64_t begin_ns, uint64_t end_ns)
+{
+	for (size_t i = 0; i < r->n_ptrs; i++) {
+		const struct sp_nested_ptr *p = &r->ptrs[i];
+
+		if (p->kind == kind && p->value == value && p->first_ns <= end_ns &&
+		    p->last_ns >= begin_ns)
+			return p->owner;
+	}
+	return -2;
+}

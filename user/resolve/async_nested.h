@@ -1,0 +1,126 @@
+/*
+ * Spans of the async fns a release build inlines into a carrier poll (a
+ * task root), from the values BPF reads in the carrier future at each of
+ * its polls (bpf/nested_reads.h).
+ *
+ * A plan, compiled once per carrier from the DWARF analysis, says what to
+ * read: the carrier's own state, then for every node that matters (the
+ * inlined futures that a pattern names, the JoinHandles and Box<dyn
+ * Future> pointers, and every ancestor their validity depends on) its
+ * state, tag or pointer, then a fingerprint of each named future's
+ * arguments (its Unresumed fields), which tells one instance from the next
+ * when a loop reuses the slot.
+ *
+ * A run replays one carrier future's reads in order. An instance of a
+ * named node begins in the poll window where it is first seen live (valid
+ * under its parent's guards, not Returned or Panicked) and ends in the
+ * window where it is no longer live or its fingerprint changed. begin_ns
+ * is the earliest and end_ns the latest time the true begin and end can
+ * have, and the widths of the two windows are kept: the true span lies
+ * within [begin, begin + unc_lo] .. [end - unc_hi, end]. A future that
+ * completes inside one poll is never seen; one already live at the first
+ * read (attach mid-flight) is PARTIAL and its begin is the first read.
+ */
+#ifndef SPANPROBE_ASYNC_NESTED_H
+#define SPANPROBE_ASYNC_NESTED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "dwarf/async_dwarf.h"
+#include "spanprobe.h"
+#include "symbols/symbols.h"
+
+struct sp_nested_node {
+	char *name;
+	int parent;          /* index into plan nodes; -1: the carrier */
+	enum sp_async_node_kind kind;
+	struct sp_async_range *guard;
+	size_t n_guard;
+	bool guard_negate;
+	uint32_t val;        /* read index of its state, tag or pointer */
+	uint32_t arg0, n_args; /* read indices of its argument fingerprint */
+	int role;            /* -1: no pattern names it; else enum sp_role */
+	uint32_t name_sym;   /* the assembler's symbol for its spans (the
+			      * session sets it) */
+};
+
+struct sp_nested_plan {
+	struct sp_nested_node *nodes; /* parents before children */
+	size_t n;
+	struct sp_read reads[SP_NESTED_MAX]; /* [0]: the carrier's state */
+	uint32_t n_reads;
+	bool truncated;      /* nodes or fingerprints left out: the read
+			      * list is full */
+};
+
+/* The plan of poll p of info: NULL when nothing in it is worth reading
+ * (no nested coroutine a pattern names, and no JoinHandle or only
+ * want_handles == false). The patterns that name a node count it in
+ * their matches; not a future that never suspends (info->known): it runs
+ * to completion inside one poll and is never seen. */
+struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
+					  const struct sp_async_poll *p,
+					  struct sp_pattern_list *pats,
+					  bool want_handles);
+void sp_nested_plan_free(struct sp_nested_plan *pl);
+/* Nodes a pattern names: they get spans. */
+size_t sp_nested_plan_named(const struct sp_nested_plan *pl);
+
+/* A derived span; parent is an index into the run's spans, -1 for the
+ * carrier. */
+struct sp_nested_span {
+	uint32_t node;
+	int parent;
+	uint64_t begin_ns, end_ns;
+	uint64_t unc_lo_ns, unc_hi_ns;
+	uint32_t flags;      /* SP_REC_PARTIAL, SP_REC_ABNORMAL */
+	bool open;
+};
+
+/* A pointer held by the carrier (JoinHandle raw task, Box<dyn Future>
+ * data) over [first_ns, last_ns]; owner is the span of its nearest named
+ * ancestor (-1: the carrier). */
+struct sp_nested_ptr {
+	uint32_t node;
+	enum sp_async_node_kind kind;
+	uint64_t value;
+	uint64_t first_ns, last_ns;
+	int owner;
+};
+
+struct sp_nested_run {
+	const struct sp_nested_plan *plan;
+	struct sp_nested_span *spans;
+	size_t n_spans, cap_spans;
+	struct sp_nested_ptr *ptrs;
+	size_t n_ptrs, cap_ptrs;
+	int *cur;            /* per node: its open span, -1 */
+	uint64_t *fp;        /* per node: the open span's fingerprint */
+	int *last_ptr;       /* per node: its latest pointer observation */
+	uint64_t *value;     /* scratch: per node, its value in this read */
+	bool *active;        /* scratch: per node, valid in this read */
+	uint64_t last_ns;    /* time of the latest read */
+	size_t reads;
+	bool ended;
+};
+
+int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl);
+/* One read of the list: exit_ns == 0 for a read at poll entry. */
+int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit_ns,
+		       const uint64_t *v, uint32_t n);
+/* The carrier future is over (abnormal: it did not return): spans still
+ * open end at end_ns. */
+void sp_nested_run_end(struct sp_nested_run *r, uint64_t end_ns, bool abnormal);
+void sp_nested_run_free(struct sp_nested_run *r);
+/* Forgets the spans and pointers seen so far (none may be open): the
+ * carrier goes on, its next spans start a new list. */
+void sp_nested_run_reset(struct sp_nested_run *r);
+
+/* The span (index, or -1 for the carrier) that held pointer value over a
+ * time overlapping [begin_ns, end_ns], for a node of kind; -2 if none. */
+int sp_nested_run_holder(const struct sp_nested_run *r, enum sp_async_node_kind kind,
+			 uint64_t value, uint64_t begin_ns, uint64_t end_ns);
+
+#endif

@@ -1,0 +1,81 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dwarf/async_disasm.h"
+#include "dwarf/async_dwarf.h"
+#include "resolve/async_resolve.h"
+
+/* Poll functions of async code demangle as closures; anything else needs
+ * no DWARF walk, which is costly on a large Rust server. */
+static bool any_closure(const struct sp_func *funcs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sp_async_is_closure_name(funcs[i].demangled))
+			return true;
+	return false;
+}
+
+static const struct sp_async_poll *poll_at(const struct sp_async_info *info, uint64_t off)
+{
+	for (size_t i = 0; i < info->n; i++)
+		if (info->polls[i].file_offset == off)
+			return &info->polls[i];
+	return NULL;
+}
+
+static void mark(struct sp_func *f, const struct sp_async_poll *p)
+{
+	char *name = p->name ? strdup(p->name) : NULL;
+
+	f->is_async = true;
+	f->self_in_rsi = p->self_reg == SP_AREG_RSI;
+	f->state_off = p->state_off;
+	f->state_size = p->state_size;
+	f->spawned = p->task_cell_off != UINT32_MAX;
+	f->task_cell_off = p->task_cell_off;
+	if (name) {
+		free(f->demangled);
+		f->demangled = name;
+	}
+}
+
+bool sp_async_name_matches(const char *glob, const char *name)
+{
+	static const char *const poll_suffix[] = { "", "::{{closure}}", "::{closure#0}" };
+	char buf[4096];
+
+	if (!glob || !name)
+		return false;
+	for (size_t i = 0; i < sizeof(poll_suffix) / sizeof(poll_suffix[0]); i++) {
+		int n = snprintf(buf, sizeof(buf), "%s%s", name, poll_suffix[i]);
+
+		if (n > 0 && (size_t)n < sizeof(buf) && sp_pattern_matches(glob, NULL, buf))
+			return true;
+	}
+	return false;
+}
+
+void sp_async_annotate(struct sp_func *funcs, size_t n, const char *open_path)
+{
+	struct sp_async_info info;
+	char err[256];
+
+	if (!n || !any_closure(funcs, n))
+		return;
+	if (sp_async_analyze(open_path, &info, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: warning: %s: async analysis: %s\n", open_path, err);
+		return;
+	}
+	sp_async_annotate_info(funcs, n, &info);
+	sp_async_info_free(&info);
+}
+
+void sp_async_annotate_info(struct sp_func *funcs, size_t n, const struct sp_async_info *info)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct sp_async_poll *p = poll_at(info, funcs[i].offset);
+
+		if (p && p->state_size >= 1 && p->state_size <= 8)
+			mark(&funcs[i], p);
+	}
+}

@@ -1,0 +1,244 @@
+#include <stdlib.h>
+#include <string.h>
+#include "base/idmap.h"
+#include "spans/span_assembler.h"
+
+/* At shutdown the open frames are closed by the kernel's own stack logic,
+ * so a flushed query looks exactly like one the kernel would have sent. */
+struct flush_ctx {
+	uint32_t pid, tid;
+	struct sp_span_rec **out;
+	size_t *n;
+	int err;
+};
+
+static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags);
+
+#define SP_EMIT(ctx, st, idx, end, flags) flush_emit(ctx, st, idx, end, flags)
+#define SP_ON_CLOSE(ctx, sym, dur, flags) ((void)(ctx), (void)(sym), (void)(dur), (void)(flags))
+#define SP_READ_SLOT(ctx, sp) ((void)(ctx), (__u64)(sp) * 0)
+#define SP_IS_TRAMPOLINE(ctx, addr) ((void)(ctx), (addr) != (addr))
+#define SP_NEW_KEY(ctx) ((void)(ctx), 0)
+/* futures are flushed from their own map */
+#define SP_POLL_DONE(ctx, st, idx, end, flags) \
+	((void)(ctx), (void)(st), (void)(idx), (void)(end), (void)(flags))
+#include "span_stack.h"
+
+/* A query whose root has not arrived yet. */
+struct pending {
+	uint64_t query_key;
+	struct sp_idmap ids; /* kernel key -> span id */
+};
+
+struct sp_assembler {
+	const struct sp_asm_sym *syms;
+	size_t n_syms;
+	uint32_t pid;
+	uint64_t next_id;
+	sp_span_fn fn;
+	sp_query_lost_fn lost;
+	void *arg;
+	/* oldest first; few: one per query in flight */
+	struct pending *pend;
+	size_t n_pend, cap_pend;
+	struct sp_asm_stats st;
+};
+
+struct sp_assembler *sp_asm_new(const struct sp_asm_sym *syms, size_t n_syms,
+				uint32_t pid, sp_span_fn fn, sp_query_lost_fn lost,
+				void *arg)
+{
+	struct sp_assembler *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->syms = syms;
+	a->n_syms = n_syms;
+	a->pid = pid;
+	a->fn = fn;
+	a->lost = lost;
+	a->arg = arg;
+	return a;
+}
+
+static void pending_drop(struct sp_assembler *a, size_t i)
+{
+	sp_idmap_free(&a->pend[i].ids);
+	memmove(&a->pend[i], &a->pend[i + 1], (a->n_pend - i - 1) * sizeof(*a->pend));
+	a->n_pend--;
+}
+
+static void give_up_oldest(struct sp_assembler *a)
+{
+	uint64_t qid;
+
+	if (sp_idmap_get(&a->pend[0].ids, a->pend[0].query_key, &qid) && a->lost)
+		a->lost(a->arg, qid);
+	a->st.lost_queries++;
+	pending_drop(a, 0);
+}
+
+static struct pending *pending_get(struct sp_assembler *a, uint64_t query_key, size_t *idx)
+{
+	for (size_t i = a->n_pend; i-- > 0;) {
+		if (a->pend[i].query_key == query_key) {
+			*idx = i;
+			return &a->pend[i];
+		}
+	}
+	if (a->n_pend == SP_ASM_MAX_PENDING)
+		give_up_oldest(a);
+	if (a->n_pend == a->cap_pend) {
+		size_t cap = a->cap_pend ? a->cap_pend * 2 : 16;
+		struct pending *v = realloc(a->pend, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		a->pend = v;
+		a->cap_pend = cap;
+	}
+	*idx = a->n_pend;
+	memset(&a->pend[a->n_pend], 0, sizeof(*a->pend));
+	a->pend[a->n_pend].query_key = query_key;
+	return &a->pend[a->n_pend++];
+}
+
+static uint64_t id_for(struct sp_assembler *a, struct pending *p, uint64_t key)
+{
+	uint64_t id;
+
+	if (sp_idmap_get(&p->ids, key, &id))
+		return id;
+	id = ++a->next_id;
+	sp_idmap_put(&p->ids, key, id);
+	return id;
+}
+
+static uint32_t span_flags(uint16_t rf)
+{
+	return ((rf & SP_REC_ROOT) ? SP_SPAN_ROOT : 0) |
+	       ((rf & SP_REC_ABNORMAL) ? SP_SPAN_ABNORMAL : 0) |
+	       ((rf & SP_REC_INCOMPLETE) ? SP_SPAN_INCOMPLETE : 0) |
+	       ((rf & SP_REC_PARTIAL) ? SP_SPAN_PARTIAL : 0);
+}
+
+static bool record_ok(const struct sp_assembler *a, const struct sp_span_rec *r)
+{
+	bool root = r->flags & SP_REC_ROOT;
+
+	return r->sym_id < a->n_syms && r->key && r->query_key &&
+	       root == (r->key == r->query_key) && root == (r->depth == 0) &&
+	       (root || r->parent_key);
+}
+
+void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r)
+{
+	sp_asm_record_unc(a, r, 0, 0);
+}
+
+void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
+		       uint64_t unc_lo_ns, uint64_t unc_hi_ns)
+{
+	struct sp_span s = { 0 };
+	struct pending *p;
+	size_t idx;
+
+	a->st.records++;
+	if (!record_ok(a, r)) {
+		a->st.bad_records++;
+		return;
+	}
+	p = pending_get(a, r->query_key, &idx);
+	if (!p)
+		return;
+	s.query_id = id_for(a, p, r->query_key);
+	s.span_id = id_for(a, p, r->key);
+	s.parent_span_id = r->depth ? id_for(a, p, r->parent_key) : 0;
+	s.begin_ns = r->begin_ns;
+	s.end_ns = r->end_ns;
+	s.name = a->syms[r->sym_id].name;
+	s.pid = a->pid;
+	s.tid = r->tid;
+	s.depth = r->depth;
+	s.flags = span_flags(r->flags);
+	s.poll_count = r->polls;
+	s.uncertainty_lo_ns = unc_lo_ns;
+	s.uncertainty_hi_ns = unc_hi_ns;
+	a->st.spans++;
+	a->st.abnormal += !!(r->flags & SP_REC_ABNORMAL);
+	if (r->flags & SP_REC_ROOT)
+		pending_drop(a, idx);
+	a->fn(a->arg, &s);
+}
+
+static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags)
+{
+	struct flush_ctx *fc = ctx;
+	struct sp_span_rec *v = realloc(*fc->out, (*fc->n + 1) * sizeof(*v));
+
+	if (!v) {
+		fc->err = -1;
+		return -1;
+	}
+	*fc->out = v;
+	memset(&v[*fc->n], 0, sizeof(*v));
+	sp_fill_rec(&v[*fc->n], st, idx, end, flags);
+	v[*fc->n].tgid = fc->pid;
+	v[*fc->n].tid = fc->tid;
+	(*fc->n)++;
+	return 0;
+}
+
+int sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid, const struct sp_thread *st,
+			uint64_t now_ns, struct sp_span_rec **out, size_t *n)
+{
+	struct sp_thread copy = *st;
+	struct flush_ctx fc = { a->pid, tid, out, n, 0 };
+
+	if (copy.n > SP_MAX_DEPTH)
+		copy.n = SP_MAX_DEPTH;
+	copy.flags |= SP_REC_INCOMPLETE;
+	while (copy.n)
+		sp_close_top(&fc, &copy, now_ns, SP_REC_ABNORMAL, 0);
+	return fc.err;
+}
+
+static int deepest_first(const void *x, const void *y)
+{
+	const struct sp_span_rec *a = x, *b = y;
+
+	return (a->depth < b->depth) - (a->depth > b->depth);
+}
+
+void sp_asm_sort_flush(struct sp_span_rec *recs, size_t n)
+{
+	if (n) /* recs may be NULL: not even qsort(NULL, 0) (UBSan) */
+		qsort(recs, n, sizeof(*recs), deepest_first);
+}
+
+void sp_asm_flush_records(struct sp_assembler *a, struct sp_span_rec *recs, size_t n)
+{
+	sp_asm_sort_flush(recs, n);
+	for (size_t i = 0; i < n; i++)
+		sp_asm_record(a, &recs[i]);
+}
+
+const struct sp_asm_stats *sp_asm_stats(const struct sp_assembler *a)
+{
+	return &a->st;
+}
+
+size_t sp_asm_pending_queries(const struct sp_assembler *a)
+{
+	return a->n_pend;
+}
+
+void sp_asm_free(struct sp_assembler *a)
+{
+	if (!a)
+		return;
+	while (a->n_pend)
+		pending_drop(a, a->n_pend - 1);
+	free(a->pend);
+	free(a);
+}
