@@ -25,11 +25,13 @@
  * are only read when it is one.
  *
  * This file walks the units, makes polls of what it finds and holds the
- * entry points. The other parts (async_dwarf_internal.h is what they
- * share): async_dwarf_names.c, rustc's names; async_dwarf_types.c,
- * reading the types; async_dwarf_tree.c, the nested futures and task
- * cells; dwarf_raw.c, the fast pass over the DIEs; async_dwarf_fallback.c,
- * polls without types; async_dwarf_print.c, the dump.
+ * entry points: the top of the analysis, which the other parts never
+ * call (async_dwarf_base.h draws the layers): async_dwarf_base.c, the
+ * state, checked names and helpers they all share; dwarf_raw.c, the fast
+ * pass over the DIEs; async_dwarf_names.c, rustc's names;
+ * async_dwarf_types.c, reading the types; async_dwarf_tree.c, the nested
+ * futures and task cells; async_dwarf_fallback.c, polls without types;
+ * async_dwarf_print.c, the dump.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,144 +40,15 @@
 #include <unistd.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
-#include "base/grow.h"
 #include "dwarf/async_disasm.h"
-#include "dwarf/async_dwarf_internal.h"
+#include "dwarf/async_dwarf_base.h"
+#include "dwarf/async_dwarf_fallback.h"
+#include "dwarf/async_dwarf_names.h"
+#include "dwarf/async_dwarf_tree.h"
+#include "dwarf/async_dwarf_types.h"
+#include "dwarf/dwarf_raw.h"
 #include "symbols/elf_symbols.h"
 #include "base/errmsg.h"
-
-/*
- * libdw returns DW_FORM_string names as pointers into .debug_info without
- * checking for their NUL: in a corrupted file a name can run off the end
- * of its section (found by tests/fuzz). Every name is checked against the
- * bounds of the sections of the file under analysis. One analysis runs at
- * a time: the loader resolves symbols on one thread.
- */
-#define MAX_NAME_SECS 128
-static struct { const char *lo, *hi; } name_secs[MAX_NAME_SECS];
-static size_t n_name_secs;
-
-static void note_sections(Elf *e)
-{
-	Elf_Scn *scn = NULL;
-
-	n_name_secs = 0;
-	while ((scn = elf_nextscn(e, scn)) && n_name_secs < MAX_NAME_SECS) {
-		Elf_Data *d = elf_getdata(scn, NULL);
-
-		if (d && d->d_buf && d->d_size) {
-			name_secs[n_name_secs].lo = d->d_buf;
-			name_secs[n_name_secs].hi = (const char *)d->d_buf + d->d_size;
-			n_name_secs++;
-		}
-	}
-}
-
-static const char *checked_name(const char *n)
-{
-	if (!n)
-		return NULL;
-	for (size_t i = 0; i < n_name_secs; i++)
-		if (n >= name_secs[i].lo && n < name_secs[i].hi)
-			return memchr(n, 0, (size_t)(name_secs[i].hi - n)) ? n : NULL;
-	/* a buffer libdw made itself (a decompressed section) */
-	return n;
-}
-
-const char *sp_adw_checked_diename(Dwarf_Die *d)
-{
-	return checked_name((dwarf_diename)(d)); /* libdw's, not the macro */
-}
-
-const char *sp_adw_checked_formstring(Dwarf_Attribute *a)
-{
-	return checked_name((dwarf_formstring)(a));
-}
-
-/* ------------------------------------------------------------------ */
-/* Growable arrays and a small hash map.                               */
-
-/* Makes room for one more element of v (n used, *cap allocated). */
-void *sp_adw_grow(void *v, size_t n, size_t *cap, size_t elem)
-{
-	return sp_grow(&v, cap, n, elem) ? NULL : v;
-}
-
-static size_t off_hash(uint64_t k, size_t cap)
-{
-	return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
-}
-
-bool offmap_get(const struct offmap *m, uint64_t k, uint32_t *v)
-{
-	if (!m->cap)
-		return false;
-	for (size_t i = off_hash(k, m->cap);; i = (i + 1) & (m->cap - 1)) {
-		if (m->key[i] == k) {
-			*v = m->val[i];
-			return true;
-		}
-		if (!m->key[i])
-			return false;
-	}
-}
-
-static int offmap_rehash(struct offmap *m, size_t cap);
-
-int offmap_put(struct offmap *m, uint64_t k, uint32_t v)
-{
-	size_t i;
-
-	if ((m->n + 1) * 2 > m->cap && offmap_rehash(m, m->cap ? m->cap * 2 : 256))
-		return -1;
-	for (i = off_hash(k, m->cap); m->key[i] && m->key[i] != k;
-	     i = (i + 1) & (m->cap - 1))
-		;
-	if (!m->key[i])
-		m->n++;
-	m->key[i] = k;
-	m->val[i] = v;
-	return 0;
-}
-
-static int offmap_rehash(struct offmap *m, size_t cap)
-{
-	struct offmap nm = { .cap = cap };
-
-	nm.key = calloc(cap, sizeof(*nm.key));
-	nm.val = calloc(cap, sizeof(*nm.val));
-	if (!nm.key || !nm.val) {
-		free(nm.key);
-		free(nm.val);
-		return -1;
-	}
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->key[i])
-			offmap_put(&nm, m->key[i], m->val[i]);
-	free(m->key);
-	free(m->val);
-	*m = nm;
-	return 0;
-}
-
-static void offmap_clear(struct offmap *m)
-{
-	free(m->key);
-	free(m->val);
-	memset(m, 0, sizeof(*m));
-}
-
-/* ------------------------------------------------------------------ */
-/* Analysis state.                                                     */
-
-char *sp_adw_xstrdup(struct scan *s, const char *str)
-{
-	char *d = strdup(str ? str : "");
-
-	if (!d)
-		s->oom = true;
-	return d;
-}
 
 /* ------------------------------------------------------------------ */
 /* One poll function with DWARF types.                                 */
@@ -240,29 +113,6 @@ static enum sp_async_reg self_register(Dwarf_Die *sub, Dwarf_Die *param,
 			return SP_AREG_RSI;
 	}
 	return sp_adw_type_of(sub, &rt) && sp_adw_type_size(&rt) > 16 ? SP_AREG_RSI : SP_AREG_RDI;
-}
-
-struct sp_async_poll *sp_adw_new_poll(struct scan *s)
-{
-	size_t cap = s->polls_cap;
-	struct sp_async_poll *v = sp_adw_grow(s->out->polls, s->out->n, &s->polls_cap,
-					      sizeof(*v));
-	uint64_t *e;
-
-	if (!v) {
-		s->oom = true;
-		return NULL;
-	}
-	s->out->polls = v;
-	if (!(e = sp_adw_grow(s->poll_env, s->out->n, &cap, sizeof(*e)))) {
-		s->oom = true;
-		return NULL;
-	}
-	s->poll_env = e;
-	e[s->out->n] = 0;
-	memset(&v[s->out->n], 0, sizeof(*v));
-	v[s->out->n].task_cell_off = UINT32_MAX;
-	return &v[s->out->n++];
 }
 
 static void add_bare(struct scan *s, uint64_t low, uint64_t high, const char *dname)
@@ -436,7 +286,7 @@ static void remember_linkage(struct walk *w, const char *name, const char *ln)
 	s->n_links++;
 }
 
-void sp_adw_note_die(struct walk *w, const struct die_facts *f)
+static void note_die(struct walk *w, const struct die_facts *f)
 {
 	switch (f->tag) {
 	case DW_TAG_subprogram:
@@ -456,16 +306,6 @@ void sp_adw_note_die(struct walk *w, const struct die_facts *f)
 	default:
 		break;
 	}
-}
-
-/* Appends a namespace component; returns the length to restore. */
-size_t sp_adw_push_ns(struct walk *w, const char *name)
-{
-	size_t len = strlen(w->ns);
-
-	snprintf(w->ns + len, sizeof(w->ns) - len, "%s%s", len ? "::" : "",
-		 name ? name : "?");
-	return len;
 }
 
 /* The libdw walk: the fallback for units the fast pass cannot decode. */
@@ -492,7 +332,7 @@ static void walk_scope(struct walk *w, Dwarf_Die *parent, int depth)
 			f.linkage = dwarf_attr(&c, DW_AT_linkage_name, &a) ?
 					    dwarf_formstring(&a) : NULL;
 		}
-		sp_adw_note_die(w, &f);
+		note_die(w, &f);
 	} while (dwarf_siblingof(&c, &c) == 0);
 }
 
@@ -562,7 +402,7 @@ static void note_known(struct scan *s)
 static void scan_unit(struct scan *s, Dwarf_Die *cu, const struct raw_secs *r,
 		      const struct unit_span *us)
 {
-	struct walk w = { .s = s };
+	struct walk w = { .s = s, .note = note_die };
 
 	if (!raw_unit_walk(&w, r, us)) {
 		/* start over with libdw: forget what the fast pass noted */
@@ -753,7 +593,7 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		rc = -1;
 		goto done;
 	}
-	note_sections(s.elf);
+	sp_adw_note_sections(s.elf);
 	/* no symbols is fine: DWARF alone still gives typed polls */
 	have_syms = sp_elf_open(&syms, path, path, NULL, 0) == 0;
 	s.dw = dwarf_begin_elf(s.elf, DWARF_C_READ, NULL);
@@ -778,7 +618,7 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		rc = -1;
 	}
 done:
-	n_name_secs = 0;
+	sp_adw_forget_sections();
 	if (s.elf)
 		elf_end(s.elf);
 	if (fd >= 0)

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dwarf/async_disasm.h"
-#include "dwarf/async_dwarf_internal.h"
+#include "dwarf/async_dwarf_fallback.h"
+#include "dwarf/async_dwarf_names.h"
 #include "symbols/elf_symbols.h"
 #include "symbols/symbols.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dwarf.h>
-#include "dwarf/async_dwarf_internal.h"
+#include "dwarf/async_dwarf_names.h"
 #include "symbols/symbols.h"
 
 /* ------------------------------------------------------------------ */

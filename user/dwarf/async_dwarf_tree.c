@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dwarf.h>
-#include "dwarf/async_dwarf_internal.h"
+#include "dwarf/async_dwarf_names.h"
+#include "dwarf/async_dwarf_tree.h"
+#include "dwarf/async_dwarf_types.h"
 
 #define MAX_ARRAY 16      /* arrays of futures longer than this: skipped */
 #define PATH_LEN 512

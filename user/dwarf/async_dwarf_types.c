@@ -6,7 +6,8 @@
  */
 #include <string.h>
 #include <dwarf.h>
-#include "dwarf/async_dwarf_internal.h"
+#include "dwarf/async_dwarf_names.h"
+#include "dwarf/async_dwarf_types.h"
 
 /* ------------------------------------------------------------------ */
 /* Types.                                                              */

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <dwarf.h>
 #include <gelf.h>
-#include "dwarf/async_dwarf_internal.h"
+#include "dwarf/dwarf_raw.h"
 
 struct raw_spec {
 	uint32_t at, form;
@@ -352,7 +352,7 @@ static bool raw_walk(struct walk *w, struct raw_unit *u, Dwarf_Off start,
 			if (!r_facts(&c, u, a, &f))
 				return false;
 			if (depth > 0 && f.tag != DW_TAG_namespace)
-				sp_adw_note_die(w, &f);
+				w->note(w, &f);
 		} else if (!r_skip_die(&c, u, a)) {
 			return false;
 		}
