@@ -8,6 +8,7 @@
  */
 #include "fuzz_common.h"
 #include "symbols/symbols.h"
+#include "resolve/resolve.h"
 
 static struct sp_pattern_list pats;
 

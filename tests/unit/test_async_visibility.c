@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include "resolve/async_visibility.h"
 #include "symbols/symbols.h"
+#include "resolve/resolve.h"
 
 static char fixture_dir[4096];
 static char syms_dir[4096];

@@ -18,6 +18,7 @@
 #include "symbols/exit_sites.h"
 #include "symbols/proc_maps.h"
 #include "symbols/symbols.h"
+#include "resolve/resolve.h"
 #include "resolve/async_resolve.h"
 
 static void expect_demangled(const char *raw, const char *want)

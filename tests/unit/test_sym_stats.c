@@ -23,6 +23,7 @@
 #include "stats/prune_advice.h"
 #include "stats/stats_session.h"
 #include "output/sym_stats.h"
+#include "resolve/resolve.h"
 
 #define MS 1000000ull
 #define US 1000ull

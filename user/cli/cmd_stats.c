@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "stats/prune_advice.h"
 #include "output/sym_stats.h"
+#include "resolve/resolve.h"
 
 struct stats_opts {
 	const char *path;

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "symbols/probe_cost.h"
 #include "symbols/symbols.h"
+#include "resolve/resolve.h"
 
 #define EXIT_USAGE 2
 

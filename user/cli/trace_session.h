@@ -9,6 +9,7 @@
 #include "attach/attach.h"
 #include "sinks/sinks.h"
 #include "symbols/symbols.h"
+#include "resolve/resolve.h"
 
 struct sp_trace_opts {
 	const char *symbols;

@@ -16,6 +16,7 @@
 #include "symbols/probe_cost.h"
 #include "symbols/program_libs.h"
 #include "symbols/symbols.h"
+#include "resolve/resolve.h"
 #include "base/errmsg.h"
 
 /* A glob split at its first metacharacter: the literal head rejects most

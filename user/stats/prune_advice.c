@@ -19,6 +19,7 @@
 #include "stats/prune_advice.h"
 #include "output/span_print.h"
 #include "base/errmsg.h"
+#include "resolve/resolve.h"
 
 enum verdict {
 	V_KEEP,    /* the line stays as it is */

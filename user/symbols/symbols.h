@@ -1,5 +1,7 @@
 /*
- * Symbol list file -> patterns -> resolved functions in ELF objects.
+ * Symbol list file -> patterns -> resolved functions in ELF objects: the
+ * types, the symbol-list parser (symbol_list.c) and name matching
+ * (demangle.c). Resolution itself: resolve/resolve.h.
  */
 #ifndef SPANPROBE_SYMBOLS_H
 #define SPANPROBE_SYMBOLS_H
@@ -98,22 +100,5 @@ size_t sp_clone_stripped_len(const char *raw, bool *cold);
 /* Shell glob (fnmatch) against the normalised demangled name or the raw
  * symbol. */
 bool sp_pattern_matches(const char *glob, const char *raw, const char *demangled);
-
-enum sp_exit_policy { SP_EXIT_AUTO = 0, SP_EXIT_FORCE_URETPROBE, SP_EXIT_FORCE_RETSITES };
-
-/* Resolves every pattern against the executable and shared objects mapped
- * by pid (via /proc/PID/maps and /proc/PID/root), or against one binary
- * when pid == 0. Each function appears once even if several patterns or
- * both symbol tables match it; pats->v[i].matches is updated.
- * Returns 0, or -1 with err set (no such pid, unreadable binary, ...). */
-int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
-	       enum sp_exit_policy policy, struct sp_func_set *out,
-	       char *err, size_t errlen);
-/* For a program about to be started: its executable and the shared
- * objects its dynamic loader will map (libraries are best effort). */
-int sp_resolve_program(const char *exe, struct sp_pattern_list *pats,
-		       enum sp_exit_policy policy, struct sp_func_set *out,
-		       char *err, size_t errlen);
-void sp_func_set_free(struct sp_func_set *s);
 
 #endif
