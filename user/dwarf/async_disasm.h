@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "dwarf/async_dwarf.h"
+#include "dwarf/async_info.h"
 #include "symbols/elf_symbols.h"
 
 /* What one object's code needs looked up once. */

@@ -41,6 +41,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include "dwarf/async_disasm.h"
+#include "dwarf/async_dwarf.h"
 #include "dwarf/async_dwarf_base.h"
 #include "dwarf/async_dwarf_fallback.h"
 #include "dwarf/async_dwarf_names.h"

@@ -4,6 +4,7 @@
  * DIE-offset map, and the analysis state's allocation helpers. It calls
  * nothing of the analysis above it (names, types, tree, fallback, walk).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gelf.h>

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <elfutils/libdw.h>
-#include "dwarf/async_dwarf.h"
+#include "dwarf/async_info.h"
 
 /* Every DWARF name the analysis reads is checked against the bounds of
  * the sections of the file under analysis (see async_dwarf_base.c). */
