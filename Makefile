@@ -29,7 +29,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 DEPS_STAMP := /var/lib/spanprobe-deps.v4
 
 .SECONDARY:
-.PHONY: all deps test unit integration demo clean vmlinux fixtures
+.PHONY: all deps test unit integration demo clean vmlinux fixtures check-layers
 all: $(BIN)
 
 deps: $(DEPS_STAMP)
@@ -70,6 +70,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 -include tests/fuzz/fuzz.mk
 -include tests/asan.mk
 
+# user/ is layered by pipeline stage (tools/check-layers.py): no folder uses
+# one above it, no file of the DWARF analysis calls back into one that
+# calls it. Read from the #include lines and the built objects' symbols.
+check-layers: $(BUILD)/user/cli/main.o $(LIB)
+	python3 tools/check-layers.py $(BUILD)
+
 # The DWARF tests read the rust-mini and rsqserver binaries; a missing one fails rather
 # than skips.
 unit: $(UNIT_BINS) rust-mini rust-fixtures
@@ -80,6 +86,7 @@ integration: $(BIN) fixtures rust-fixtures
 
 test: deps
 	$(MAKE) all
+	$(MAKE) check-layers
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) test-asan
