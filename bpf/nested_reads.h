@@ -8,7 +8,7 @@
  * and exit of a carrier poll, the carrier's read list (compiled by
  * userspace from the DWARF analysis) is read; a record leaves the kernel
  * only when a value differs from the previous read of the same future, and
- * userspace (user/async_nested.c) turns the changes into spans.
+ * userspace (user/resolve/async_nested.c) turns the changes into spans.
  *
  * Included by spanprobe.bpf.c after its maps; needs `records` and
  * `dropped_records`.

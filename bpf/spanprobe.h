@@ -104,7 +104,8 @@ struct sp_read {
 	__u32 size;
 };
 
-/* A carrier's read list, compiled by userspace (user/async_nested.c). */
+/* A carrier's read list, compiled by userspace
+ * (user/resolve/async_nested.c). */
 struct sp_read_list {
 	__u32 n;
 	__u32 pad;
@@ -207,8 +208,9 @@ static __always_inline __u32 sp_log2_u64(__u64 v)
 /* Histogram bucket of a duration: SP_HIST_SUB (4) log-linear buckets per
  * power of two, i.e. 4 * floor(log2 ns) + the two bits after the leading
  * one; ns < 4 have a bucket each (0, 1, 6, 7). Shared by BPF and by the
- * userspace percentile code (user/sym_stats.c), which inverts it. The last
- * bucket also collects everything longer (2^42 ns, ~73 min, and more). */
+ * userspace percentile code (user/output/sym_stats.c), which inverts it.
+ * The last bucket also collects everything longer (2^42 ns, ~73 min, and
+ * more). */
 static __always_inline __u32 sp_hist_bucket(__u64 ns)
 {
 	__u32 lg = sp_log2_u64(ns), sub;

@@ -498,7 +498,7 @@ def first_instruction(a, setups):
 
 
 def kind_costs(rows):
-    """Median added ns per kind: the figures user/probe_cost.c quotes."""
+    """Median added ns per kind: the figures user/symbols/probe_cost.c quotes."""
     out = {}
     for kind in ("optimized", "emulated", "single-stepped"):
         out[kind] = median([r["added_ns"] for r in rows if r["measured"] == kind])

@@ -1,6 +1,6 @@
 /*
- * Rust async analysis (user/async_dwarf.c, user/async_disasm.c) against
- * the rust-mini fixtures (tests/fixtures/rust-mini/rust-mini.mk).
+ * Rust async analysis (user/dwarf/async_dwarf.c, user/dwarf/async_disasm.c)
+ * against the rust-mini fixtures (tests/fixtures/rust-mini/rust-mini.mk).
  *
  * What the analysis says is checked against what the fixture itself
  * measures at run time (`rust-mini --dump`), not against DWARF: the size

@@ -1,5 +1,5 @@
 /*
- * Nested async spans (user/async_nested.c) from synthetic reads: the
+ * Nested async spans (user/resolve/async_nested.c) from synthetic reads: the
  * derivation rules, each on the smallest read sequence that shows it.
  *
  * The plan below mirrors the shape of the rsqserver fixture's task root:

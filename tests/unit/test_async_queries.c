@@ -1,5 +1,5 @@
 /*
- * Held queries (user/async_queries.c): a carrier's records and nested
+ * Held queries (user/spans/async_queries.c): a carrier's records and nested
  * reads, a spawned task and a boxed future, rebuilt into the query of the
  * inlined root async fn, as the assembler receives them.
  *

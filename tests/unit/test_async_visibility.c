@@ -1,5 +1,5 @@
 /*
- * Async visibility (user/async_visibility.c): what each pattern of a
+ * Async visibility (user/resolve/async_visibility.c): what each pattern of a
  * symbol list will show of Rust async code, before attaching.
  *
  * On the tokio fixture (tests/fixtures/rust: rsqserver, rsqserver-v0,

@@ -252,7 +252,7 @@ static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs)
 	return 0;
 }
 
-/* Each carrier's read list (user/async_nested.h), by sym_id. */
+/* Each carrier's read list (user/resolve/async_nested.h), by sym_id. */
 static int fill_nested_reads(struct sp_attach *a, const struct sp_func_set *fs)
 {
 	int fd = bpf_map__fd(a->skel->maps.nested_reads);

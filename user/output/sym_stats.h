@@ -27,7 +27,7 @@ struct sp_cost_model {
 	uint64_t pair_ns;        /* SP_COST_PAIR_NS */
 	uint64_t entry_ns;       /* SP_COST_ENTRY_NS */
 	/* extra per hit of a probe whose instruction the kernel single-steps
-	 * instead of emulating: user/probe_cost.h's measured figures */
+	 * instead of emulating: user/symbols/probe_cost.h's measured figures */
 	uint64_t single_step_ns;
 };
 

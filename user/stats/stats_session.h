@@ -56,7 +56,7 @@ int sp_stats_session_report_raw(const struct sp_stats_session *s,
 				const struct sp_sym_stats *raw);
 
 /* How many single-stepped probe hits one call of f makes: its entry
- * instruction if the kernel cannot emulate it (user/probe_cost.h), plus
+ * instruction if the kernel cannot emulate it (user/symbols/probe_cost.h), plus
  * its ret with ret-site exit probes (ret is always single-stepped).
  * 0 for the entry when its code cannot be read. */
 unsigned sp_probe_single_steps(const struct sp_func *f);

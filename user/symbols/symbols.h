@@ -74,7 +74,7 @@ struct sp_func {
 	 * probed for them even when no pattern names it (pattern == -1,
 	 * and then it has no span of its own). NULL otherwise. */
 	struct sp_nested_plan *nested;
-	/* its queries are rebuilt by userspace (user/async_queries.c):
+	/* its queries are rebuilt by userspace (user/spans/async_queries.c):
 	 * carriers, and spawned tasks that may link to their spawner */
 	bool held;
 };
