@@ -148,6 +148,16 @@ def main():
             errors.append("user/%s/: a folder the layer order (LAYERS in %s) "
                           "does not name" % (folder, sys.argv[0]))
 
+    # ar keeps members by file name: two name.c in different folders
+    # would silently leave one out of the library
+    seen = {}
+    for unit in sorted(units):
+        name = unit.split("/")[1]
+        if name in seen:
+            errors.append("user/%s and user/%s: one name in two folders"
+                          % (seen[name], unit))
+        seen.setdefault(name, unit)
+
     edges = include_edges(root, units)
     for k, why in symbol_edges(build, units).items():
         edges.setdefault(k, why)
