@@ -19,6 +19,8 @@
  *   sp_thread_exit  a traced thread exits: its open calls end (abnormal),
  *                 its stack entry is freed
  *   sp_exec       the target calls exec: userspace ends the session
+ *   sp_dl_change  the dynamic linker's rendezvous (_dl_debug_state), hit
+ *                 on every dlopen/dlclose: userspace rescans the maps
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -40,6 +42,8 @@ __u64 dropped_records = 0;
 __u64 depth_overflows = 0;
 /* execs of the target: its code is gone, the session must end */
 __u64 exec_count = 0;
+/* Rendezvous hits whose record was lost: userspace rescans every process. */
+__u64 maps_lost = 0;
 /* Threads holding a stack (allocated at their first query, freed when
  * they exit) and, of those, threads inside a query now: what tests and
  * soak runs watch for leaks, since task storage cannot be listed. */
@@ -462,5 +466,28 @@ int BPF_PROG(sp_exec, struct task_struct *p)
 {
 	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == target_tgid)
 		__sync_fetch_and_add(&exec_count, 1);
+	return 0;
+}
+
+/* dlopen and dlclose call the rendezvous before and after changing the
+ * link map. The record wakes the loader at once (the one record submitted
+ * with a wakeup): the sooner it rescans, the fewer calls into a new
+ * library go untraced. */
+SEC("uprobe")
+int sp_dl_change(struct pt_regs *ctx)
+{
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	struct sp_maps_rec *r;
+
+	if (target_tgid && tgid != target_tgid)
+		return 0;
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&maps_lost, 1);
+		return 0;
+	}
+	r->kind = SP_RK_MAPS;
+	r->tgid = tgid;
+	bpf_ringbuf_submit(r, 0);
 	return 0;
 }

@@ -49,6 +49,15 @@ enum sp_sym_flags {
 enum sp_rec_kind {
 	SP_RK_SPAN = 1,   /* struct sp_span_rec */
 	SP_RK_NESTED = 2, /* struct sp_nested_rec */
+	SP_RK_MAPS = 3,   /* struct sp_maps_rec */
+};
+
+/* A process's dynamic linker reached its debugger rendezvous
+ * (_dl_debug_state): a dlopen or dlclose is mapping or unmapping
+ * objects, so the loader rescans what the process has mapped. */
+struct sp_maps_rec {
+	__u32 kind;      /* SP_RK_MAPS */
+	__u32 tgid;
 };
 
 /* What BPF knows of a probed function. A future's coroutine state (0 not

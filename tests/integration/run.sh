@@ -640,6 +640,83 @@ t_rust_attach() {
 		--spans "$d/spans.json" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
 }
 
+# Libraries opened after attach (issue 13): dlserver dlopens a plugin,
+# dlcloses it and opens it again; each phase starts once spanprobe said
+# it probed (or released) the plugin. Every call, the plugin's included,
+# is checked against the fixture's truth; dlclose breaks nothing.
+# dl_count FILE REGEX: the number of matching lines (0 if none).
+dl_count() { grep -c "$2" "$1" 2>/dev/null || :; }
+
+# dl_wait FILE REGEX N PID: until FILE has N lines matching, while PID lives.
+dl_wait() {
+	_n=300
+	until [ "$(dl_count "$1" "$2")" -ge "$3" ]; do
+		if [ "$_n" -le 0 ] || ! alive "$4"; then
+			fail "no $3 lines '$2' in $1"
+			return 1
+		fi
+		_n=$((_n - 1))
+		sleep 0.1
+	done
+}
+
+# dl_phases DIR DLSERVER-PID SPANPROBE-PID: drives dlserver through its
+# phases (tests/fixtures/dlserver.c), each once spanprobe caught up.
+dl_phases() {
+	_mapped='^spanprobe: pid [0-9]* mapped .*libdlplugin.so: 2 functions probed$'
+	_gone='^spanprobe: pid [0-9]* unmapped .*libdlplugin.so: its probes are released$'
+	dl_wait "$1/ds.out" '^dlserver: plugin loaded$' 1 "$2" &&
+	dl_wait "$1/sp.err" "$_mapped" 1 "$3" && kill -USR1 "$2" &&
+	dl_wait "$1/ds.out" '^dlserver: plugin closed$' 1 "$2" &&
+	dl_wait "$1/sp.err" "$_gone" 1 "$3" && kill -USR1 "$2" &&
+	dl_wait "$1/ds.out" '^dlserver: plugin loaded$' 2 "$2" &&
+	dl_wait "$1/sp.err" "$_mapped" 2 "$3" && kill -USR1 "$2"
+}
+
+dl_attach() {
+	d=$(newdir "dlopen-$1")
+	bg "$FX/dlserver" --plugin "$FXABS/libdlplugin.so" --truth "$d/truth.jsonl" \
+		--pid-file "$d/ds.pid" >"$d/ds.out" 2>&1
+	ds=$LAST
+	wait_pidfile "$d/ds.pid" "$ds" || return 1
+	attach_sp "$d" "$ds" --attach-mode "$1" --min-span 0 --min-query 0 -s "$SYMS/dlserver.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
+	kill -USR1 "$ds"
+	dl_phases "$d" "$ds" "$sp" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	wait_exit "$ds" 30 || { fail "dlserver still running"; return 1; }
+	reap "$ds"
+	[ "$RC" = 0 ] || { fail "dlserver exited $RC under spanprobe"; show "$d/ds.out"; return 1; }
+	wait_exit "$sp" 15 || { fail "spanprobe still running after dlserver exited"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q 'objects mapped after attach: 2 probed (4 functions), 1 unmapped' "$d/sp.err" ||
+		{ fail "the summary does not count the plugin's two mappings"; show "$d/sp.err"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
+		--expect-queries 9 --pid "$ds"
+}
+
+t_dlopen() {
+	for m in session multi classic; do
+		echo "   --attach-mode $m"
+		dl_attach $m || return 1
+	done
+
+	# run: the plugin is opened after the command started
+	d=$(newdir dlopen-run)
+	bg "$SP" run --min-span 0 --min-query 0 -s "$SYMS/dlserver.syms" -o "$d/spans.bin" -- \
+		"$FX/dlserver" --no-first-wait --plugin "$FXABS/libdlplugin.so" \
+		--truth "$d/truth.jsonl" --pid-file "$d/ds.pid" >"$d/ds.out" 2>"$d/sp.err"
+	sp=$LAST
+	dl_wait "$d/ds.out" '^dlserver: plugin loaded$' 1 "$sp" || { show "$d/sp.err"; return 1; }
+	ds=$(pidfile "$d/ds.pid")
+	dl_phases "$d" "$ds" "$sp" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	wait_exit "$sp" 30 || { fail "spanprobe run still running"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
+		--expect-queries 9 --pid "$ds"
+}
+
 # The sinks (micromegas, OTLP, Perfetto) against real receivers and parsers:
 # its own sub-tests are reported inside.
 t_sinks() {
@@ -653,7 +730,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
+ALL="checker_selftest attach run dlopen thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"

@@ -15,8 +15,10 @@
 #include "spans/async_queries.h"
 #include "resolve/async_visibility.h"
 #include "attach/attach.h"
+#include "attach/lib_follow.h"
 #include "base/clock.h"
 #include "symbols/proc_maps.h"
+#include "symbols/program_libs.h"
 #include "spans/query_filter.h"
 #include "sinks/sinks.h"
 #include "stats/kept_count.h"
@@ -28,6 +30,10 @@
 /* A spawned task waits this long after its end for its spawner's
  * carrier to claim it through the JoinHandle. */
 #define SPAWN_HOLD_NS 2000000000ull
+/* Room in the BPF maps and the symbol table for functions of objects
+ * mapped after attach (dlopen). Per-CPU statistics cost ~1.4 KiB per
+ * function and CPU, so the room is bounded. */
+#define LATE_FUNCS 256
 
 volatile int sp_stop_signal;
 
@@ -38,6 +44,12 @@ struct sp_session {
 	struct sp_pattern_list pats;
 	struct sp_func_set funcs;
 	struct sp_asm_sym *syms;
+	size_t sym_cap; /* syms[0..sym_cap) are probed functions by sym_id */
+	struct sp_mapped_objects before; /* what was mapped before resolution */
+	struct sp_lib_follow *libs;      /* objects mapped after attach */
+	bool rescan;                     /* a rendezvous record arrived */
+	uint64_t maps_lost;
+	size_t late_objects, late_funcs, gone_objects;
 	struct sp_attach *att;
 	struct sp_attach_stats ast;
 	struct ring_buffer *rb;
@@ -91,6 +103,8 @@ static int handle_event(void *ctx, void *data, size_t len)
 		sp_held_span(s->held, data);
 	else if (len >= sizeof(struct sp_nested_rec) && *(const __u32 *)data == SP_RK_NESTED)
 		sp_held_nested(s->held, data);
+	else if (len >= sizeof(struct sp_maps_rec) && *(const __u32 *)data == SP_RK_MAPS)
+		s->rescan = true;
 	return 0;
 }
 
@@ -130,13 +144,26 @@ static void warn_unmatched(const struct sp_session *s, const char *binary)
 	sp_avis_free(&rep);
 }
 
-static void warn_problems(const struct sp_session *s)
+static void warn_problems(const struct sp_session *s, size_t from)
 {
-	for (size_t i = 0; i < s->funcs.n; i++)
+	for (size_t i = from; i < s->funcs.n; i++)
 		if (s->funcs.v[i].problem)
 			fprintf(stderr, "spanprobe: warning: %s (%s): not attached: %s\n",
 				s->funcs.v[i].demangled, s->funcs.v[i].object,
 				s->funcs.v[i].problem);
+}
+
+/* What is mapped before resolution: together with the functions found,
+ * what later rescans must not resolve twice. */
+static int snapshot_objects(struct sp_session *s, const char *binary)
+{
+	char err[512];
+
+	if (!(binary ? sp_program_objects(binary, &s->before, err, sizeof(err))
+		     : sp_proc_objects(s->pid, &s->before, err, sizeof(err))))
+		return 0;
+	fprintf(stderr, "spanprobe: %s\n", err);
+	return -1;
 }
 
 static int resolve(struct sp_session *s, const char *binary)
@@ -144,6 +171,8 @@ static int resolve(struct sp_session *s, const char *binary)
 	char err[512];
 	size_t attachable = 0;
 
+	if (snapshot_objects(s, binary))
+		return -1;
 	if (sp_symlist_parse_file(s->o->symbols, &s->pats, err, sizeof(err)) ||
 	    (binary ? sp_resolve_program(binary, &s->pats, s->o->exit_policy,
 					 &s->funcs, err, sizeof(err))
@@ -153,7 +182,7 @@ static int resolve(struct sp_session *s, const char *binary)
 		return -1;
 	}
 	warn_unmatched(s, binary);
-	warn_problems(s);
+	warn_problems(s, 0);
 	for (size_t i = 0; i < s->funcs.n; i++)
 		attachable += !s->funcs.v[i].problem;
 	if (s->o->strict && count_unmatched(s))
@@ -179,18 +208,23 @@ static void on_kept_query(void *arg, struct sp_span *spans, size_t n)
  * named async fns inlined into carriers. */
 static int build_syms(struct sp_session *s)
 {
-	size_t n = s->funcs.n;
+	size_t n;
 
+	s->sym_cap = s->funcs.n + LATE_FUNCS;
+	n = s->sym_cap;
 	for (size_t i = 0; i < s->funcs.n; i++)
 		n += sp_nested_plan_named(s->funcs.v[i].nested);
-	s->syms = calloc(n ? n : 1, sizeof(*s->syms));
+	s->syms = calloc(n, sizeof(*s->syms));
 	if (!s->syms)
 		return -1;
+	for (size_t i = 0; i < s->sym_cap; i++)
+		s->syms[i].name = "?";
 	for (size_t i = 0; i < s->funcs.n; i++) {
 		s->syms[i].name = s->funcs.v[i].demangled;
 		s->syms[i].root = s->funcs.v[i].role == SP_ROLE_ROOT;
 	}
-	s->n_syms = s->funcs.n;
+	/* nested async names after the room for late functions */
+	s->n_syms = s->sym_cap;
 	for (size_t i = 0; i < s->funcs.n; i++) {
 		struct sp_nested_plan *pl = s->funcs.v[i].nested;
 
@@ -244,10 +278,30 @@ static int open_sinks(struct sp_session *s, const char *binary)
 	return 0;
 }
 
+/* Libraries mapped later (dlopen) are probed when the dynamic linker's
+ * rendezvous fires. Without one (a static executable) nothing is lost
+ * but that. */
+static int follow_libs(struct sp_session *s)
+{
+	char err[512];
+	int rc;
+
+	s->libs = sp_lib_follow_new(s->pid, &s->before, &s->funcs);
+	if (!s->libs) {
+		fprintf(stderr, "spanprobe: out of memory\n");
+		return -1;
+	}
+	rc = sp_lib_follow_hook(s->att, s->pid, &s->before, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "spanprobe: warning: %s: libraries opened later are not probed\n", err);
+	return 0;
+}
+
 static int attach(struct sp_session *s)
 {
 	struct sp_attach_opts ao = { .min_span_ns = s->o->min_span_ns,
-				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode };
+				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode,
+				     .extra_funcs = s->sym_cap - s->funcs.n };
 	char err[512];
 
 	if (sp_attach_open(&s->att, s->pid, &s->funcs, &ao, &s->ast, err, sizeof(err))) {
@@ -262,12 +316,14 @@ static int attach(struct sp_session *s)
 		fprintf(stderr, "spanprobe: ring buffer: %s\n", strerror(errno));
 		return -1;
 	}
-	return 0;
+	return follow_libs(s);
 }
 
 static void session_free(struct sp_session *s)
 {
 	ring_buffer__free(s->rb);
+	sp_lib_follow_free(s->libs);
+	sp_proc_objects_free(&s->before);
 	sp_attach_close(s->att);
 	sp_held_free(s->held);
 	sp_asm_free(s->asm_);
@@ -334,11 +390,54 @@ static void status_line(struct sp_session *s, uint64_t now, uint64_t *last,
 	*last_events = ev;
 }
 
+/* New functions get their names in the symbol table; the kept counts
+ * are rebuilt to cover them. */
+static void adopt_late_funcs(struct sp_session *s, size_t from)
+{
+	struct sp_kept_count *k;
+
+	for (size_t i = from; i < s->funcs.n && i < s->sym_cap; i++) {
+		s->syms[i].name = s->funcs.v[i].demangled;
+		s->syms[i].root = s->funcs.v[i].role == SP_ROLE_ROOT;
+	}
+	k = sp_kept_count_renew(s->kept, &s->funcs);
+	if (k)
+		s->kept = k;
+	warn_problems(s, from);
+}
+
+/* A dlopen or dlclose happened (or its record was lost): the maps are
+ * read again. */
+static void rescan_libs(struct sp_session *s)
+{
+	uint64_t lost = sp_attach_maps_lost(s->att);
+	struct sp_lib_change ch;
+	size_t from = s->funcs.n;
+	char err[512];
+
+	if (!s->rescan && lost == s->maps_lost)
+		return;
+	s->rescan = false;
+	s->maps_lost = lost;
+	if (sp_lib_follow_rescan(s->libs, s->att, s->pid, &s->pats, s->o->exit_policy,
+				 &s->funcs, &ch, stderr, err, sizeof(err)))
+		fprintf(stderr, "spanprobe: warning: pid %d: new objects not probed: %s\n",
+			(int)s->pid, err);
+	if (s->funcs.n > from)
+		adopt_late_funcs(s, from);
+	s->late_objects += ch.new_funcs ? ch.new_objects : 0;
+	s->late_funcs += ch.new_funcs;
+	s->gone_objects += ch.gone_objects;
+}
+
+/* Waits for the target's exit or a record that wakes the loader (a
+ * dlopen), at most one drain interval. */
 static bool target_gone(struct sp_session *s, bool is_child, int *status)
 {
-	struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+	struct pollfd p[2] = { { .fd = s->pidfd, .events = POLLIN },
+			       { .fd = ring_buffer__epoll_fd(s->rb), .events = POLLIN } };
 
-	if (poll(&p, 1, DRAIN_INTERVAL_MS) <= 0)
+	if (poll(p, 2, DRAIN_INTERVAL_MS) <= 0 || !(p[0].revents & POLLIN))
 		return false;
 	if (is_child && waitpid(s->pid, status, 0) == s->pid)
 		s->reaped = true;
@@ -358,6 +457,8 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 		sp_held_tick(s->held, now);
 		check_loss(s);
 		update_trampoline(s);
+		if (!gone)
+			rescan_libs(s);
 		if (gone) {
 			s->end_reason = "the process exited";
 			break;
@@ -520,6 +621,9 @@ static void summary(struct sp_session *s, double secs)
 		(unsigned long long)fs->queries_seen, (unsigned long long)fs->queries_kept,
 		s->o->min_query_ns / 1e9, (unsigned long long)fs->spans_kept,
 		s->o->min_span_ns / 1e6, (unsigned long long)as->abnormal);
+	if (s->late_funcs || s->gone_objects)
+		fprintf(stderr, "; objects mapped after attach: %zu probed (%zu functions), %zu unmapped",
+			s->late_objects, s->late_funcs, s->gone_objects);
 	if (sp_attach_depth_overflows(s->att))
 		fprintf(stderr, "; %llu calls deeper than %d frames not traced",
 			(unsigned long long)sp_attach_depth_overflows(s->att), SP_MAX_DEPTH);

@@ -618,6 +618,26 @@ int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 	return resolve(pid, binary, false, pats, policy, out, err, errlen);
 }
 
+int sp_resolve_more(const struct sp_mapped_objects *m, struct sp_pattern_list *pats,
+		    enum sp_exit_policy policy, struct sp_func_set *out,
+		    char *err, size_t errlen)
+{
+	struct builder b = { .set = out, .cap = out->n };
+	struct prepped *pp = calloc(pats->n ? pats->n : 1, sizeof(*pp));
+	size_t ok;
+	int rc;
+
+	if (!pp) {
+		sp_set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	prep_patterns(pats, pp);
+	rc = m->n ? resolve_objects(&b, m, 0, "new mapping", pats, pp, policy, &ok,
+				    err, errlen) : 0;
+	free(pp);
+	return rc;
+}
+
 int sp_resolve_program(const char *exe, struct sp_pattern_list *pats,
 		       enum sp_exit_policy policy, struct sp_func_set *out,
 		       char *err, size_t errlen)

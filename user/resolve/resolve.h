@@ -24,6 +24,13 @@ int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 int sp_resolve_program(const char *exe, struct sp_pattern_list *pats,
 		       enum sp_exit_policy policy, struct sp_func_set *out,
 		       char *err, size_t errlen);
+/* Appends to out the functions of the objects m lists (mapped after the
+ * first resolution: dlopen). pats' match counts grow. An object that
+ * cannot be read is a warning on stderr; -1 only when out of memory. */
+struct sp_mapped_objects;
+int sp_resolve_more(const struct sp_mapped_objects *m, struct sp_pattern_list *pats,
+		    enum sp_exit_policy policy, struct sp_func_set *out,
+		    char *err, size_t errlen);
 void sp_func_set_free(struct sp_func_set *s);
 
 #endif
