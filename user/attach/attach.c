@@ -31,6 +31,7 @@ struct sp_attach {
 	enum sp_attach_mode mode;
 	size_t cap_funcs; /* sym_id slots the maps were sized for */
 	const char *owner; /* the object being attached now */
+	pid_t link_pid;    /* the links' pid filter; -1: every process */
 };
 
 /* Offsets and cookies of one kind of probe in one object. */
@@ -126,7 +127,7 @@ static int attach_session(struct sp_attach *a, pid_t pid, const char *path,
 	attr.link_create.uprobe_multi.offsets = (__u64)(uintptr_t)b->offsets;
 	attr.link_create.uprobe_multi.cookies = (__u64)(uintptr_t)b->cookies;
 	attr.link_create.uprobe_multi.cnt = b->n;
-	attr.link_create.uprobe_multi.pid = pid;
+	attr.link_create.uprobe_multi.pid = pid < 0 ? 0 : pid; /* 0: every process */
 	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
 	if (fd < 0)
 		return -errno;
@@ -330,7 +331,10 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 		snprintf(err, errlen, "opening BPF object: %s", strerror(errno));
 		return -1;
 	}
-	a->skel->rodata->target_tgid = tgid;
+	a->skel->rodata->target_tgid = o->follow_children || tgid < 0 ? 0 : tgid;
+	a->skel->rodata->follow_children = o->follow_children;
+	if (!o->follow_children)
+		bpf_map__set_max_entries(a->skel->maps.followed, 1);
 	a->skel->rodata->min_span_ns = o->min_span_ns;
 	if (o->ring_bytes)
 		bpf_map__set_max_entries(a->skel->maps.records, o->ring_bytes);
@@ -339,6 +343,13 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
 	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
+	if (!rc && o->follow_children) {
+		__u32 key = (__u32)tgid;
+		__u8 one = 1;
+
+		rc = bpf_map_update_elem(bpf_map__fd(a->skel->maps.followed), &key, &one,
+					 BPF_ANY) ? -errno : 0;
+	}
 	if (!rc)
 		rc = fill_sym_info(a, fs, 0);
 	if (!rc)
@@ -386,10 +397,12 @@ static int attach_hook(struct sp_attach *a, struct bpf_program *prog, const char
 
 /* Thread exit frees the state of threads that die inside a query; exec
  * tells userspace that the probed code is gone. */
-static int attach_hooks(struct sp_attach *a, char *err, size_t errlen)
+static int attach_hooks(struct sp_attach *a, bool follow_children, char *err, size_t errlen)
 {
 	return attach_hook(a, a->skel->progs.sp_thread_exit, "thread-exit", err, errlen) ||
-	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ? -1 : 0;
+	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ||
+	       (follow_children &&
+		attach_hook(a, a->skel->progs.sp_fork, "fork", err, errlen)) ? -1 : 0;
 }
 
 static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
@@ -397,9 +410,10 @@ static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set 
 		      struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof(*st));
+	a->link_pid = o->follow_children || tgid <= 0 ? -1 : tgid;
 	if (load_skeleton(a, tgid, fs, o, mode, err, errlen) ||
-	    attach_hooks(a, err, errlen) ||
-	    attach_all(a, mode, tgid, fs, 0, st, err, errlen)) {
+	    attach_hooks(a, o->follow_children, err, errlen) ||
+	    attach_all(a, mode, a->link_pid, fs, 0, st, err, errlen)) {
 		detach_all(a);
 		return -1;
 	}
@@ -523,7 +537,8 @@ int sp_attach_more(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fu
 		snprintf(err, errlen, "describing new functions to BPF: %s", strerror(-rc));
 		return -1;
 	}
-	return attach_all(a, a->mode, tgid, funcs, from, st, err, errlen) ? -1 : 0;
+	(void)tgid;
+	return attach_all(a, a->mode, a->link_pid, funcs, from, st, err, errlen) ? -1 : 0;
 }
 
 size_t sp_attach_release(struct sp_attach *a, const char *open_path)
@@ -546,7 +561,8 @@ int sp_attach_dl_hook(struct sp_attach *a, pid_t tgid, const char *open_path,
 		      uint64_t offset, char *err, size_t errlen)
 {
 	struct bpf_link *l = bpf_program__attach_uprobe(a->skel->progs.sp_dl_change, false,
-							tgid ? tgid : -1, open_path, offset);
+							a->link_pid < 0 || !tgid ? -1 : tgid,
+							open_path, offset);
 	int rc = l ? keep_link(a, l) : -errno;
 
 	if (rc)

@@ -31,10 +31,14 @@ struct sp_attach_opts {
 	uint32_t ring_bytes;       /* 0: the default; else a power of two >= 4096 */
 	enum sp_attach_mode best;  /* the first mode to try */
 	size_t extra_funcs;        /* room for functions added later */
+	/* -p PID --follow: the links have no pid filter; BPF traces PID and
+	 * the processes it forks (tgid is PID) */
+	bool follow_children;
 };
 
 /* Attaches every attachable function of funcs (the cookie is its index in
- * funcs->v) to tgid, trying the modes from o->best down. */
+ * funcs->v) to tgid, trying the modes from o->best down. tgid 0: every
+ * process that maps the files (attach --exe); each record names its own. */
 int sp_attach_open(struct sp_attach **out, pid_t tgid,
 		   const struct sp_func_set *funcs, const struct sp_attach_opts *o,
 		   struct sp_attach_stats *stats, char *err, size_t errlen);

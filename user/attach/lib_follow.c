@@ -19,7 +19,8 @@ struct known {
 };
 
 struct sp_lib_follow {
-	pid_t pid;
+	pid_t pid;    /* the process being rescanned */
+	bool release; /* one process: its unmapped objects lose their probes */
 	struct known *v;
 	size_t n, cap;
 };
@@ -65,13 +66,15 @@ static int add_path(struct sp_lib_follow *lf, const char *open_path, const char 
 }
 
 struct sp_lib_follow *sp_lib_follow_new(pid_t pid, const struct sp_mapped_objects *before,
-					const struct sp_func_set *funcs)
+					const struct sp_func_set *funcs, bool release)
 {
 	struct sp_lib_follow *lf = calloc(1, sizeof(*lf));
 	int rc = lf ? 0 : -1;
 
-	if (lf)
+	if (lf) {
 		lf->pid = pid;
+		lf->release = release;
+	}
 	for (size_t i = 0; !rc && i < funcs->n; i++)
 		if (!funcs->v[i].problem)
 			rc = add_path(lf, funcs->v[i].open_path, funcs->v[i].object, true);
@@ -237,7 +240,7 @@ static void say_new(const struct sp_lib_follow *lf, const struct sp_mapped_objec
 	(void)st;
 }
 
-int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t attach_pid,
+int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t pid,
 			 struct sp_pattern_list *pats, enum sp_exit_policy policy,
 			 struct sp_func_set *funcs, struct sp_lib_change *ch, FILE *log,
 			 char *err, size_t errlen)
@@ -248,6 +251,7 @@ int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t at
 	int rc;
 
 	memset(ch, 0, sizeof(*ch));
+	lf->pid = pid;
 	rc = read_maps(lf, &fresh);
 	if (rc) {
 		sp_proc_objects_free(&fresh);
@@ -255,12 +259,13 @@ int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t at
 			snprintf(err, errlen, "pid %d: out of memory", (int)lf->pid);
 		return rc < 0 ? -1 : 0;
 	}
-	release_gone(lf, a, ch, log);
+	if (lf->release)
+		release_gone(lf, a, ch, log);
 	ch->new_objects = fresh.n;
 	rc = sp_resolve_more(&fresh, pats, policy, funcs, err, errlen);
 	if (!rc && funcs->n > from) {
 		mark_overflow(funcs, from, sp_attach_capacity(a), ch);
-		rc = sp_attach_more(a, attach_pid, funcs, from, &st, err, errlen);
+		rc = sp_attach_more(a, pid, funcs, from, &st, err, errlen);
 		ch->new_funcs = st.functions;
 		ch->probes = st.probes;
 		remember_probed(lf, funcs, from);

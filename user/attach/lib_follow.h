@@ -7,6 +7,7 @@
 #ifndef SPANPROBE_LIB_FOLLOW_H
 #define SPANPROBE_LIB_FOLLOW_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 #include "attach/attach.h"
@@ -17,9 +18,11 @@ struct sp_lib_follow;
 
 /* What one process already has: the objects resolved at start (before,
  * read before resolution) and those the attached functions live in, so
- * that nothing is probed twice. */
+ * that nothing is probed twice. release: the probes are that process's
+ * alone (a pid filter), so an object it unmaps loses them; a family of
+ * processes sharing links (--follow) only ever gains objects. */
 struct sp_lib_follow *sp_lib_follow_new(pid_t pid, const struct sp_mapped_objects *before,
-					const struct sp_func_set *funcs);
+					const struct sp_func_set *funcs, bool release);
 void sp_lib_follow_free(struct sp_lib_follow *lf);
 
 /* Probes the rendezvous of the dynamic linker among objs for pid (0: every
@@ -34,11 +37,10 @@ struct sp_lib_change {
 	size_t skipped_funcs;                  /* past the BPF maps' room */
 };
 
-/* Rereads the process's maps; new objects' matches are appended to funcs
- * and attached (for pid, or every process when attach_pid is 0), vanished
- * ones released. Says what changed on log. -1 with err only when out of
+/* Rereads pid's maps; new objects' matches are appended to funcs and
+ * attached (with the links' own pid filter), vanished ones released. Says what changed on log. -1 with err only when out of
  * memory or the kernel refused; a process that is gone changes nothing. */
-int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t attach_pid,
+int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t pid,
 			 struct sp_pattern_list *pats, enum sp_exit_policy policy,
 			 struct sp_func_set *funcs, struct sp_lib_change *ch, FILE *log,
 			 char *err, size_t errlen);
