@@ -830,6 +830,17 @@ sys.exit("maps changed size: %s" % bad if bad else 0)' "$before" "$after" ||
 	echo "   --max-processes 5: $(cat "$d/check"); $(grep -o '[0-9+]* more skipped[^;:]*' "$d/sp.err")"
 }
 
+# PostgreSQL 15 from Debian, every backend traced by attach --exe: three
+# clients (one connecting after attach), slow queries found in the right
+# backend, an ERROR (longjmp) in one that disturbs no other
+# (tests/integration/pg_follow.py has the details).
+t_postgres() {
+	d=$(newdir postgres)
+	[ -x /usr/lib/postgresql/15/bin/postgres ] ||
+		{ fail "PostgreSQL 15 is not installed (make deps installs it)"; return 1; }
+	python3 tests/integration/pg_follow.py "$SP" "$d" || { show "$d/sp.err"; show "$d/pg.log"; return 1; }
+}
+
 # The sinks (micromegas, OTLP, Perfetto) against real receivers and parsers:
 # its own sub-tests are reported inside.
 t_sinks() {
@@ -843,7 +854,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run dlopen exe_restarts fork_storm thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
+ALL="checker_selftest attach run dlopen exe_restarts fork_storm postgres thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
