@@ -830,6 +830,33 @@ sys.exit("maps changed size: %s" % bad if bad else 0)' "$before" "$after" ||
 	echo "   --max-processes 5: $(cat "$d/check"); $(grep -o '[0-9+]* more skipped[^;:]*' "$d/sp.err")"
 }
 
+# -p PID --follow: PID's children are traced, another process of the same
+# binary is not; spanprobe ends once the family is gone.
+t_follow_children() {
+	d=$(newdir follow-children)
+	bg "$FX/forkstorm" -n 200 --exit-in-query 10 --pids "$d/pids" --pid-file "$d/fs.pid" \
+		--wait-signal >"$d/fs.out" 2>&1
+	fs=$LAST
+	wait_pidfile "$d/fs.pid" "$fs" || return 1
+	attach_sp "$d" "$fs" --follow --min-span 0 --min-query 0 -s "$SYMS/forkstorm.syms" \
+		-o "$d/spans.bin" || return 1
+	sp=$SPPID
+	# a stranger running the same binary meanwhile
+	bg "$FX/forkstorm" -n 100 --pids "$d/stranger" >"$d/stranger.out" 2>&1
+	st=$LAST
+	kill -USR1 "$fs"
+	wait_exit "$fs" 60 || { fail "forkstorm still running"; return 1; }
+	wait_exit "$st" 60 || { fail "the stranger still running"; return 1; }
+	wait_exit "$sp" 15 || { fail "spanprobe --follow still running after the family exited"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$d/sp.err"; return 1; }
+	grep -q 'every process exited' "$d/sp.err" || { fail "no end reason"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	python3 tests/integration/check_storm.py --spans "$d/dump.jsonl" --pids "$d/pids" >"$d/check" 2>&1 ||
+		{ fail "$(cat "$d/check")"; return 1; }
+	echo "   $(cat "$d/check"); none of the stranger's 100"
+}
+
 # PostgreSQL 15 from Debian, every backend traced by attach --exe: three
 # clients (one connecting after attach), slow queries found in the right
 # backend, an ERROR (longjmp) in one that disturbs no other
@@ -854,7 +881,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run dlopen exe_restarts fork_storm postgres thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
+ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
