@@ -25,6 +25,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "spanprobe.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -131,11 +132,12 @@ __noinline int sp_on_close(__u32 sym_id, __u64 dur, __u32 flags);
 __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags);
 static __always_inline __u64 read_slot(void *ctx, __u64 sp);
 static __always_inline __u64 new_key(void);
+static __always_inline bool is_trampoline(__u64 addr);
 
 #define SP_EMIT(ctx, st, idx, end, flags) sp_emit((struct sp_thread *)(st), idx, end, flags)
 #define SP_ON_CLOSE(ctx, sym, dur, flags) sp_on_close(sym, dur, flags)
 #define SP_READ_SLOT(ctx, sp) read_slot(ctx, sp)
-#define SP_IS_TRAMPOLINE(ctx, a) ((a) >= tramp_lo && (a) < tramp_hi)
+#define SP_IS_TRAMPOLINE(ctx, a) is_trampoline(a)
 #define SP_NEW_KEY(ctx) new_key()
 #define SP_POLL_DONE(ctx, st, idx, end, flags) \
 	sp_poll_done((struct sp_thread *)(st), idx, end, flags)
@@ -189,6 +191,26 @@ static __always_inline __u64 read_slot(void *ctx, __u64 sp)
 
 	bpf_probe_read_user(&v, sizeof(v), (void *)sp);
 	return v;
+}
+
+/* The return trampoline lives in the process's XOL area ([uprobes]).
+ * One target: userspace publishes its range. Many processes (follow
+ * mode): each hit reads its own process's area; this runs only when a
+ * frame sits on the very slot of a new call (tail call or lost frame). */
+static __always_inline bool is_trampoline(__u64 addr)
+{
+	struct task_struct *t;
+	struct xol_area *x;
+	__u64 v;
+
+	if (target_tgid)
+		return addr >= tramp_lo && addr < tramp_hi;
+	t = bpf_get_current_task_btf();
+	x = BPF_CORE_READ(t, mm, uprobes_state.xol_area);
+	if (!x)
+		return false;
+	v = BPF_CORE_READ(x, vaddr);
+	return v && addr >= v && addr < v + 4096;
 }
 
 static __always_inline __u64 new_key(void)
