@@ -302,7 +302,7 @@ static void retire_proc(struct sp_session *s, size_t i, uint64_t now)
 {
 	struct sp_traced_proc *p = s->procs[i];
 
-	sp_proc_flush(p, now);
+	sp_proc_flush(p, now, false);
 	sp_proc_add_totals(p, &s->gone);
 	if (s->last == p)
 		s->last = NULL;
@@ -890,7 +890,7 @@ int sp_session_finish(struct sp_session *s)
 	ring_buffer__consume(s->rb);
 	check_loss(s);
 	for (size_t i = 0; i < s->n_procs; i++)
-		sp_proc_flush(s->procs[i], end);
+		sp_proc_flush(s->procs[i], end, true);
 	all_totals(s, &t);
 	stats_rc = report_stats(s, end);
 	/* the exports' last requests go out before the summary counts them */

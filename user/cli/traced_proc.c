@@ -126,12 +126,13 @@ static void flush_futures(struct sp_traced_proc *p, uint64_t now,
 	}
 }
 
-void sp_proc_flush(struct sp_traced_proc *p, uint64_t now)
+void sp_proc_flush(struct sp_traced_proc *p, uint64_t now, bool live)
 {
 	struct sp_span_rec *recs = NULL;
 	size_t n = 0;
 
-	flush_threads(p, now, &recs, &n);
+	if (live)
+		flush_threads(p, now, &recs, &n);
 	flush_futures(p, now, &recs, &n);
 	sp_held_flush(p->held, recs, n);
 	free(recs);

@@ -65,9 +65,11 @@ struct sp_traced_proc *sp_proc_new(const struct sp_proc_ctx *c, pid_t pid,
 /* One ring-buffer record of this process. */
 void sp_proc_record(struct sp_traced_proc *p, const void *data, size_t len);
 /* The calls and futures it still has open, cut off at now and flagged
- * incomplete (its threads' are read only while it lives), then every
- * query it holds. */
-void sp_proc_flush(struct sp_traced_proc *p, uint64_t now);
+ * incomplete, then every query it holds. live: its threads' stacks are
+ * read too; a process that exited or exec'd has none left (its exit and
+ * exec hooks ended them), and after an exec the threads found would be
+ * the new program's. */
+void sp_proc_flush(struct sp_traced_proc *p, uint64_t now, bool live);
 /* Adds its figures to t. */
 void sp_proc_add_totals(const struct sp_traced_proc *p, struct sp_proc_totals *t);
 void sp_proc_free(struct sp_traced_proc *p);
