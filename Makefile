@@ -69,6 +69,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 -include tests/stress/stress.mk
 -include tests/fuzz/fuzz.mk
 -include tests/asan.mk
+include tools/install.mk
 
 # user/ is layered by pipeline stage (tools/check-layers.py): no folder uses
 # one above it, no file of the DWARF analysis calls back into one that

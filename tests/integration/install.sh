@@ -66,3 +66,80 @@ L
 	live=$($bs) || { fail "no bookworm source found on this machine"; return 1; }
 	echo "   6 samples derived as expected; this machine: $live"
 }
+
+# make install into a DESTDIR: the files where a user expects them, the
+# installed binary runs, the man page has no lint warning and describes
+# every option the usage texts list, the completion offers them all (and
+# PIDs, files, values); make uninstall removes what install put.
+t_install() {
+	d=$(newdir install)
+	r="$d/root"
+	make -s --no-print-directory install DESTDIR="$r" PREFIX=/usr >"$d/make.out" 2>&1 ||
+		{ fail "make install DESTDIR=$r PREFIX=/usr failed"; show "$d/make.out"; return 1; }
+	bin=$r/usr/sbin/spanprobe man8=$r/usr/share/man/man8/spanprobe.8
+	comp=$r/usr/share/bash-completion/completions/spanprobe
+	for f in "$bin" "$man8" "$comp"; do
+		[ -f "$f" ] || { fail "make install did not install $f"; return 1; }
+	done
+	[ "$(stat -c %a "$bin" "$man8" "$comp" | tr '\n' ' ')" = "755 644 644 " ] ||
+		{ fail "modes: $(stat -c '%n %a' "$bin" "$man8" "$comp")"; return 1; }
+	# the installed binary
+	"$bin" --version >"$d/version.out" 2>&1 || { fail "installed spanprobe --version failed"; show "$d/version.out"; return 1; }
+	want="spanprobe $(cat VERSION)"
+	case $(head -n 1 "$d/version.out") in
+	"$want" | "$want "*) ;;
+	*) fail "--version's first line is not '$want...'"; show "$d/version.out"; return 1 ;;
+	esac
+	grep -q "^libbpf [0-9]*\.[0-9]*" "$d/version.out" || { fail "--version names no libbpf version"; show "$d/version.out"; return 1; }
+	grep -q "spanprobe $(cat VERSION)\"" "$man8" || { fail "the man page's title does not carry the version"; return 1; }
+	# the man page: lint with warnings as errors, then render
+	mandoc -Tlint -W warning "$man8" >"$d/lint.out" 2>&1 || { fail "mandoc -Tlint:"; show "$d/lint.out"; return 1; }
+	groff -man -Tutf8 -ww -z "$man8" >"$d/groff.out" 2>&1
+	[ ! -s "$d/groff.out" ] || { fail "groff -ww warnings:"; show "$d/groff.out"; return 1; }
+	MANWIDTH=80 man --warnings -l "$man8" >"$d/man.out" 2>"$d/man.err" ||
+		{ fail "man -l failed"; show "$d/man.err"; return 1; }
+	[ ! -s "$d/man.err" ] || { fail "man -l --warnings:"; show "$d/man.err"; return 1; }
+	grep -q "^EXIT STATUS" "$d/man.out" && grep -q "^SYMBOL LIST" "$d/man.out" ||
+		{ fail "the man page lacks EXIT STATUS or SYMBOL LIST"; return 1; }
+	python3 tests/integration/usage_options.py "$bin" >"$d/options" || return 1
+	mandoc -Tascii -Owidth=300 "$man8" | col -b >"$d/man.txt"
+	python3 tests/integration/check_manpage.py --man "$d/man.txt" --options "$d/options" || return 1
+	# bash completion, sourced alone
+	touch "$d/app.syms"
+	sleep 300 & sl=$!
+	KIDS="$KIDS $sl"
+	bash -c '
+	. "$1"; opts=$2 dir=$3 pid=$4 bad=0
+	complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _spanprobe; }
+	offers() { local w; for w in "${COMPREPLY[@]}"; do [[ $w == "$1" ]] && return 0; done; return 1; }
+	expect() {  # expect WANT WORDS...: completing WORDS offers WANT
+		local want=$1; shift
+		complete_words "$@"
+		offers "$want" || { echo "   completing [$*] does not offer $want (got: ${COMPREPLY[*]:0:12})"; bad=1; }
+	}
+	n=0
+	while read -r cmd opt; do
+		n=$((n + 1))
+		if [ "$cmd" = - ]; then expect "$opt" spanprobe "${opt%"${opt#??}"}"
+		else expect "$opt" spanprobe "$cmd" "${opt%"${opt#??}"}"; fi
+	done < "$opts"
+	for c in attach run symbols dump stats; do expect $c spanprobe ""; done
+	expect "$pid" spanprobe attach -p "${pid%?}"
+	expect "$pid" spanprobe symbols --pid ""
+	expect "$dir/app.syms" spanprobe attach -p 1 -s "$dir/app"
+	expect "$dir/app.syms" spanprobe dump "$dir/ap"
+	expect 5ms spanprobe run --min-span ""
+	expect 1s spanprobe attach --min-query ""
+	expect retsites spanprobe attach --exit-probe r
+	expect classic spanprobe run --attach-mode ""
+	expect --json spanprobe --version ""
+	[ $bad = 0 ] && echo "   completion offers the $n options of the usage texts, commands, PIDs, files, durations and modes"
+	exit $bad' sh "$comp" "$d/options" "$d" "$sl" || return 1
+	kill "$sl" 2>/dev/null || :
+	# uninstall removes exactly what install put
+	make -s --no-print-directory uninstall DESTDIR="$r" PREFIX=/usr >"$d/make.out" 2>&1 ||
+		{ fail "make uninstall failed"; show "$d/make.out"; return 1; }
+	left=$(find "$r" -type f)
+	[ -z "$left" ] || { fail "left after make uninstall: $left"; return 1; }
+	echo "   installed $(find "$r" -type d | wc -l) dirs, uninstalled every file"
+}
