@@ -64,6 +64,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 -include tests/fixtures/fixtures.mk
 -include tests/fixtures/rust/rust.mk
+-include tests/fixtures/micromegas/micromegas.mk
 -include tests/fixtures/rust-mini/rust-mini.mk
 -include tests/bench/bench.mk
 -include tests/stress/stress.mk

@@ -143,3 +143,22 @@ t_install() {
 	[ -z "$left" ] || { fail "left after make uninstall: $left"; return 1; }
 	echo "   installed $(find "$r" -type d | wc -l) dirs, uninstalled every file"
 }
+
+# docs/examples/flight-sql-srv.syms against the stand-in with micromegas'
+# crate names and module paths (tests/fixtures/micromegas): every line
+# resolves to the function it is written for, in the right form (sync,
+# boxed #[async_trait] poll, inherent async fn), nothing unmatched; then
+# traced for real: every query has one span of each line.
+t_syms_example() {
+	d=$(newdir syms-example)
+	syms=docs/examples/flight-sql-srv.syms
+	"$SP" symbols --json -s "$syms" "$FX/flight-sql-srv" >"$d/sym.json" 2>"$d/sym.err" ||
+		{ fail "spanprobe symbols --json -s $syms failed"; show "$d/sym.err"; return 1; }
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$syms" -o "$d/spans.bin" -- \
+		"$FX/flight-sql-srv" -n 4 || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q '^flight-sql-srv: served 4 queries' "$d/sp.out" || { fail "flight-sql-srv did not serve 4 queries"; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" || { fail "dump failed"; return 1; }
+	python3 tests/integration/check_syms_example.py --symbols "$d/sym.json" \
+		--spans "$d/spans.jsonl" --queries 4 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+}
