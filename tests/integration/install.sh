@@ -164,3 +164,36 @@ t_syms_example() {
 	python3 tests/integration/check_syms_example.py --symbols "$d/sym.json" \
 		--spans "$d/spans.jsonl" --queries 4 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
 }
+
+# Collapsed siblings in the trees (issue 15, part 4): qserver -k MF has
+# runs of 40 and 4 process_block calls (spill_block below some), of 3
+# tokenize and 3 read_partition. `dump` collapses them with the fixture's
+# counts and the figures of dump --json; `dump --expand` and `run --expand`
+# print every span; the live trees of `run` collapse the same way.
+t_collapse() {
+	d=$(newdir collapse)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/qserver.syms" -o "$d/spans.bin" -- \
+		"$FX/qserver" -n 3 -k MF --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump "$d/spans.bin" >"$d/tree.txt" && "$SP" dump --expand "$d/spans.bin" >"$d/expanded.txt" &&
+		"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" || { fail "dump failed"; return 1; }
+	echo "   dump:"
+	python3 tests/integration/check_collapse.py --tree "$d/tree.txt" --expanded "$d/expanded.txt" \
+		--spans "$d/spans.jsonl" --truth "$d/truth.jsonl" || return 1
+	# JSON keeps every span: as many as the fixture made inside queries
+	inq=$(grep -vc '"query":null' "$d/truth.jsonl")
+	[ "$(wc -l <"$d/spans.jsonl")" = "$inq" ] ||
+		{ fail "dump --json has $(wc -l <"$d/spans.jsonl") spans, the truth $inq inside queries"; return 1; }
+	d=$(newdir collapse-live)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/qserver.syms" -- \
+		"$FX/qserver" -n 3 -k MF --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   run (trees on stdout):"
+	python3 tests/integration/check_collapse.py --tree "$d/sp.out" --truth "$d/truth.jsonl" || return 1
+	d=$(newdir collapse-expand)
+	run_sp "$d" 60 run --expand --min-span 0 --min-query 0 -s "$SYMS/qserver.syms" -- \
+		"$FX/qserver" -n 3 -k MF --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run --expand exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   run --expand:"
+	python3 tests/integration/check_collapse.py --expanded "$d/sp.out" --truth "$d/truth.jsonl"
+}

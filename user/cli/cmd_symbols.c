@@ -38,7 +38,8 @@ static void usage(FILE *f)
 		"      --json           one JSON document on stdout\n"
 		"      --strict         exit 1 when a pattern matches nothing\n"
 		"      --exit-probe M   how call ends are observed (default auto:\n"
-		"                       ret sites where exceptions/panics can unwind)\n");
+		"                       ret sites where exceptions/panics can unwind)\n"
+		"  -h, --help           this text\n");
 }
 
 static int parse_pid(const char *s, pid_t *pid)

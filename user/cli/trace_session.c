@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "symbols/proc_maps.h"
 #include "spans/query_filter.h"
+#include "output/span_print.h"
 #include "sinks/sinks.h"
 #include "stats/kept_count.h"
 #include "spans/span_assembler.h"
@@ -231,6 +232,7 @@ static int open_sinks(struct sp_session *s, const char *binary)
 		s->exe = strdup(binary ? binary : "?");
 	s->sinks.wall_offset = sp_wall_offset();
 	s->sinks.print_trees = !s->o->output;
+	s->sinks.tree_flags = s->o->expand ? SP_TREE_EXPAND : 0;
 	s->sinks.dropped = &s->dropped;
 	s->sinks.meta.version = SP_BLOCK_VERSION;
 	s->sinks.meta.pid = s->pid;
