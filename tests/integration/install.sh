@@ -197,3 +197,35 @@ t_collapse() {
 	echo "   run --expand:"
 	python3 tests/integration/check_collapse.py --expanded "$d/sp.out" --truth "$d/truth.jsonl"
 }
+
+# A data-only library (libspdata.so, shaped like PostgreSQL's libicudata:
+# one table, no function) is not worth a warning at every attach: attach
+# and run say nothing of it but one count in the summary; -v names it
+# once. The executable without symbols still warns (bad_input). Spans
+# are unaffected (checked against the truth).
+t_data_only_lib() {
+	d=$(newdir datalib)
+	bg "$FX/qserver-data" -n 2 -k F --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
+	qs=$LAST
+	wait_pidfile "$d/qs.pid" "$qs" || return 1
+	grep -q 'libspdata\.so' "/proc/$qs/maps" || { fail "qserver-data has not mapped libspdata.so"; return 1; }
+	attach_sp "$d" "$qs" -s "$SYMS/qserver.syms" --min-query 0 -o "$d/spans.bin" || return 1
+	sp=$SPPID
+	kill -USR1 "$qs"
+	wait_exit "$qs" 60 || { fail "qserver-data still running after 60 s"; return 1; }
+	wait_exit "$sp" 15 || { fail "spanprobe still running after its target exited"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	[ "$(grep -c 'libspdata' "$d/sp.err")" = 1 ] && grep -q '^spanprobe: pid .*; 1 library without function symbols skipped (libspdata.so)' "$d/sp.err" ||
+		{ fail "the summary does not count libspdata.so once"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	! grep -q 'warning' "$d/sp.err" || { fail "attach warned"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-query 0 --expect-queries 2 --pid "$qs" || return 1
+	# run resolves the libraries the loader will map: same; -v names it
+	d=$(newdir datalib-v)
+	run_sp "$d" 60 run -v -s "$SYMS/qserver.syms" -- "$FX/qserver-data" -n 1 -k F || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	[ "$(grep -c '^spanprobe: .*/libspdata\.so: no function symbols (data only)' "$d/sp.err")" = 1 ] ||
+		{ fail "run -v does not name libspdata.so once"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	! grep -q 'warning' "$d/sp.err" || { fail "run warned"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   no warning for the data-only library; counted once in the summary; named once with -v"
+}

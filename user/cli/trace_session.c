@@ -155,6 +155,9 @@ static int resolve(struct sp_session *s, const char *binary)
 	}
 	warn_unmatched(s, binary);
 	warn_problems(s);
+	for (size_t i = 0; s->o->verbose && i < s->funcs.n_no_funcs; i++)
+		fprintf(stderr, "spanprobe: %s: no function symbols (data only): nothing to trace there\n",
+			s->funcs.no_funcs[i]);
 	for (size_t i = 0; i < s->funcs.n; i++)
 		attachable += !s->funcs.v[i].problem;
 	if (s->o->strict && count_unmatched(s))
@@ -507,6 +510,23 @@ static void summary_async(const struct sp_session *s)
 			(unsigned long long)h->lost);
 }
 
+/* Data-only libraries (no function symbols), counted once here rather
+ * than warned about at every attach; -v names them as they are read. */
+static void summary_no_funcs(const struct sp_session *s)
+{
+	size_t n = s->funcs.n_no_funcs;
+
+	if (!n)
+		return;
+	fprintf(stderr, "; %zu librar%s without function symbols skipped (", n, n == 1 ? "y" : "ies");
+	for (size_t i = 0; i < n && i < 3; i++) {
+		const char *slash = strrchr(s->funcs.no_funcs[i], '/');
+
+		fprintf(stderr, "%s%s", i ? ", " : "", slash ? slash + 1 : s->funcs.no_funcs[i]);
+	}
+	fputs(n > 3 ? ", ...)" : ")", stderr);
+}
+
 static void summary(struct sp_session *s, double secs)
 {
 	const struct sp_asm_stats *as = sp_asm_stats(s->asm_);
@@ -529,6 +549,7 @@ static void summary(struct sp_session *s, double secs)
 		fprintf(stderr, "; %llu queries lost their root record",
 			(unsigned long long)as->lost_queries);
 	summary_async(s);
+	summary_no_funcs(s);
 	if (s->o->output)
 		fprintf(stderr, "; %llu blocks written to %s",
 			(unsigned long long)s->sinks.blocks_written, s->o->output);
