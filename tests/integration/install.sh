@@ -229,3 +229,54 @@ t_data_only_lib() {
 	! grep -q 'warning' "$d/sp.err" || { fail "run warned"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	echo "   no warning for the data-only library; counted once in the summary; named once with -v"
 }
+
+# A second spanprobe on a process one already traces (issue 15): it warns,
+# naming the first one's pid (from the kernel's links: uprobe_multi links
+# name the traced pid; classic perf-event uprobes are matched by file and
+# offset), in session and classic mode; the first does not warn; both
+# still record every span (checked against the truth). After the first
+# is SIGKILLed, the kernel's links are gone and nothing is reported: no
+# lock file to leave behind.
+t_second_tracer() {
+	for mode in session classic; do
+		d=$(newdir "second-$mode")
+		bg "$FX/qserver" -n 2 -k F --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
+		qs=$LAST
+		wait_pidfile "$d/qs.pid" "$qs" || return 1
+		mkdir -p "$d/1" "$d/2"
+		attach_sp "$d/1" "$qs" --attach-mode $mode -s "$SYMS/qserver.syms" --min-query 0 -o "$d/1/spans.bin" || return 1
+		sp1=$SPPID
+		attach_sp "$d/2" "$qs" --attach-mode $mode -s "$SYMS/qserver.syms" --min-query 0 -o "$d/2/spans.bin" || return 1
+		sp2=$SPPID
+		kill -USR1 "$qs"
+		wait_exit "$qs" 60 || { fail "qserver still running after 60 s"; return 1; }
+		for p in $sp1 $sp2; do
+			wait_exit "$p" 15 || { fail "spanprobe $p still running after its target exited"; return 1; }
+			reap "$p"
+			[ "$RC" = 0 ] || { fail "spanprobe $p exited $RC"; return 1; }
+		done
+		! grep -q 'already traced' "$d/1/sp.err" || { fail "the first tracer warned"; show "$d/1/sp.err"; return 1; }
+		grep -q "^spanprobe: warning: pid $qs is already traced: [0-9]* uprobe links\{0,1\} of pid $sp1 (spanprobe) probe it; every probe will fire twice" "$d/2/sp.err" ||
+			{ fail "$mode: the second tracer did not name the first (pid $sp1)"; show "$d/2/sp.err"; return 1; }
+		echo "   $mode: $(grep -o 'already traced: [^;]*' "$d/2/sp.err")"
+		for n in 1 2; do
+			check_dump "$d/$n/spans.bin" "$d/truth.jsonl" "$d/$n" --min-query 0 --expect-queries 2 --pid "$qs" || return 1
+		done
+	done
+	d=$(newdir second-killed)
+	bg "$FX/qserver" -n 1 -k F --wait-signal --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
+	qs=$LAST
+	wait_pidfile "$d/qs.pid" "$qs" || return 1
+	mkdir -p "$d/1" "$d/2"
+	attach_sp "$d/1" "$qs" -s "$SYMS/qserver.syms" || return 1
+	kill -KILL "$SPPID"
+	wait_exit "$SPPID" 10 || { fail "SIGKILLed spanprobe still there"; return 1; }
+	reap "$SPPID"
+	attach_sp "$d/2" "$qs" -s "$SYMS/qserver.syms" || return 1
+	sp2=$SPPID
+	kill -USR1 "$qs"
+	wait_exit "$sp2" 30 || { fail "spanprobe still running after its target exited"; return 1; }
+	reap "$sp2"
+	! grep -q 'already traced' "$d/2/sp.err" || { fail "warned about a SIGKILLed tracer"; show "$d/2/sp.err"; return 1; }
+	echo "   after SIGKILL of the first: no warning"
+}

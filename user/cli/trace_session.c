@@ -15,6 +15,7 @@
 #include "spans/async_queries.h"
 #include "resolve/async_visibility.h"
 #include "attach/attach.h"
+#include "attach/other_tracers.h"
 #include "base/clock.h"
 #include "symbols/proc_maps.h"
 #include "spans/query_filter.h"
@@ -249,12 +250,37 @@ static int open_sinks(struct sp_session *s, const char *binary)
 	return 0;
 }
 
+/* A second tracer doubles every probe hit; say so before adding ours. */
+static void warn_other_tracers(const struct sp_session *s)
+{
+	struct sp_other_tracer t[8];
+	char err[256];
+	int n = sp_find_other_tracers(s->pid, &s->funcs, t, 8, err, sizeof(err));
+
+	if (n < 0 && s->o->verbose)
+		fprintf(stderr, "spanprobe: cannot tell whether another tracer probes pid %d: %s\n",
+			s->pid, err);
+	for (int i = 0; i < n; i++) {
+		if (t[i].owner)
+			fprintf(stderr, "spanprobe: warning: pid %d is already traced: %zu uprobe "
+				"link%s of pid %d (%s) probe it; every probe will fire twice "
+				"(the target pays twice, and each tracer sees all calls)\n",
+				s->pid, t[i].links, t[i].links == 1 ? "" : "s", t[i].owner,
+				t[i].comm);
+		else
+			fprintf(stderr, "spanprobe: warning: pid %d is already traced: %zu uprobe "
+				"link%s held by no process (pinned?) probe it; every probe will "
+				"fire twice\n", s->pid, t[i].links, t[i].links == 1 ? "" : "s");
+	}
+}
+
 static int attach(struct sp_session *s)
 {
 	struct sp_attach_opts ao = { .min_span_ns = s->o->min_span_ns,
 				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode };
 	char err[512];
 
+	warn_other_tracers(s);
 	if (sp_attach_open(&s->att, s->pid, &s->funcs, &ao, &s->ast, err, sizeof(err))) {
 		if (kill(s->pid, 0) && errno == ESRCH)
 			fprintf(stderr, "spanprobe: pid %d exited during attach\n", s->pid);
