@@ -16,14 +16,15 @@ INSTALL    ?= install
 
 # The version: VERSION, plus what git says of the tree when there is one
 # (commit, -dirty); $(BUILD)/version.h is rewritten only when it changes,
-# so that only main.o is rebuilt.
+# so that only cmd_version.o is rebuilt.
 SP_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
 SP_GIT     := $(shell git describe --tags --always --dirty 2>/dev/null)
 SP_VERSION_FULL := $(SP_VERSION)$(if $(SP_GIT), ($(SP_GIT)))
 
 .PHONY: install uninstall FORCE
-# main.c prints them (--version)
-$(BUILD)/user/cli/main.o $(ASAN_BUILD)/user/cli/main.o: $(BUILD)/version.h
+# cli/cmd_version.c prints them (--version), in every build of it
+$(BUILD)/user/cli/cmd_version.o $(ASAN_BUILD)/user/cli/cmd_version.o \
+$(FUZZ_DIR)/obj/cli/cmd_version.o: $(BUILD)/version.h
 $(BUILD)/version.h: FORCE
 	@mkdir -p $(@D)
 	@printf '#define SP_VERSION "%s"\n#define SP_VERSION_FULL "%s"\n' \
