@@ -16,7 +16,8 @@
 
 struct found {
 	__u32 *ids;      /* links that probe the target */
-	size_t n, cap;
+	bool *by_pid;    /* ...naming its pid (uprobe_multi, session) */
+	size_t n, cap, cap_kind;
 };
 
 /* A perf-event uprobe on file:offset hits our target if the file is one
@@ -33,7 +34,9 @@ static bool on_our_entry(const struct sp_func_set *fs, const char *file, __u32 o
 	return false;
 }
 
-static bool probes_target(int fd, pid_t tgid, const struct sp_func_set *fs)
+/* 1: a link for tgid's pid, 2: a perf-event uprobe on one of our entry
+ * points, 0: neither. */
+static int probes_target(int fd, pid_t tgid, const struct sp_func_set *fs)
 {
 	struct bpf_link_info info;
 	char file[4096];
@@ -41,11 +44,11 @@ static bool probes_target(int fd, pid_t tgid, const struct sp_func_set *fs)
 
 	memset(&info, 0, sizeof(info));
 	if (bpf_link_get_info_by_fd(fd, &info, &len))
-		return false;
+		return 0;
 	if (info.type == BPF_LINK_TYPE_UPROBE_MULTI)
 		return info.uprobe_multi.pid == (__u32)tgid;
 	if (info.type != BPF_LINK_TYPE_PERF_EVENT)
-		return false;
+		return 0;
 	/* again, with room for the file name */
 	memset(&info, 0, sizeof(info));
 	info.perf_event.uprobe.file_name = (__u64)(uintptr_t)file;
@@ -54,9 +57,9 @@ static bool probes_target(int fd, pid_t tgid, const struct sp_func_set *fs)
 	if (bpf_link_get_info_by_fd(fd, &info, &len) ||
 	    (info.perf_event.type != BPF_PERF_EVENT_UPROBE &&
 	     info.perf_event.type != BPF_PERF_EVENT_URETPROBE))
-		return false;
+		return 0;
 	file[sizeof(file) - 1] = 0;
-	return on_our_entry(fs, file, info.perf_event.uprobe.offset);
+	return on_our_entry(fs, file, info.perf_event.uprobe.offset) ? 2 : 0;
 }
 
 static int list_links(pid_t tgid, const struct sp_func_set *fs, struct found *f,
@@ -69,12 +72,16 @@ static int list_links(pid_t tgid, const struct sp_func_set *fs, struct found *f,
 
 		if (fd < 0)
 			continue; /* gone meanwhile */
-		if (probes_target(fd, tgid, fs)) {
-			if (sp_grow((void **)&f->ids, &f->cap, f->n + 1, sizeof(*f->ids))) {
+		int kind = probes_target(fd, tgid, fs);
+
+		if (kind) {
+			if (sp_grow((void **)&f->ids, &f->cap, f->n + 1, sizeof(*f->ids)) ||
+			    sp_grow((void **)&f->by_pid, &f->cap_kind, f->n + 1, sizeof(*f->by_pid))) {
 				close(fd);
 				snprintf(err, errlen, "out of memory");
 				return -1;
 			}
+			f->by_pid[f->n] = kind == 1;
 			f->ids[f->n++] = id;
 		}
 		close(fd);
@@ -86,16 +93,18 @@ static int list_links(pid_t tgid, const struct sp_func_set *fs, struct found *f,
 	return 0;
 }
 
-static bool is_ours(const struct found *f, __u32 id)
+/* Index of link id among the found ones, or -1. */
+static long found_at(const struct found *f, __u32 id)
 {
 	for (size_t i = 0; i < f->n; i++)
 		if (f->ids[i] == id)
-			return true;
-	return false;
+			return (long)i;
+	return -1;
 }
 
-/* How many of the found links process pid holds (from its fdinfo). */
-static size_t links_held(pid_t pid, const struct found *f)
+/* How many of the found links process pid holds (from its fdinfo);
+ * *by_pid tells whether one of them names the target's pid. */
+static size_t links_held(pid_t pid, const struct found *f, bool *by_pid)
 {
 	char path[320], line[128];
 	struct dirent *e;
@@ -108,6 +117,7 @@ static size_t links_held(pid_t pid, const struct found *f)
 	while ((e = readdir(d))) {
 		FILE *fi;
 		unsigned id;
+		long at;
 
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
@@ -115,8 +125,10 @@ static size_t links_held(pid_t pid, const struct found *f)
 		if (!(fi = fopen(path, "r")))
 			continue;
 		while (fgets(line, sizeof(line), fi))
-			if (sscanf(line, "link_id: %u", &id) == 1 && is_ours(f, id))
+			if (sscanf(line, "link_id: %u", &id) == 1 && (at = found_at(f, id)) >= 0) {
+				*by_pid |= f->by_pid[at];
 				n++;
+			}
 		fclose(fi);
 	}
 	closedir(d);
@@ -149,19 +161,24 @@ static size_t owners(const struct found *f, struct sp_other_tracer *out, size_t 
 
 	while (d && (e = readdir(d)) && n < max) {
 		pid_t pid = (pid_t)atoi(e->d_name);
+		bool by_pid = false;
 		size_t held;
 
-		if (pid <= 0 || pid == self || !(held = links_held(pid, f)))
+		if (pid <= 0 || pid == self || !(held = links_held(pid, f, &by_pid)))
 			continue;
-		out[n] = (struct sp_other_tracer){ .owner = pid, .links = held };
+		out[n] = (struct sp_other_tracer){ .owner = pid, .links = held, .by_pid = by_pid };
 		comm_of(pid, out[n].comm, sizeof(out[n].comm));
 		owned += held;
 		n++;
 	}
 	if (d)
 		closedir(d);
-	if (owned < f->n && n < max)
-		out[n++] = (struct sp_other_tracer){ .owner = 0, .links = f->n - owned };
+	if (owned < f->n && n < max) {
+		out[n] = (struct sp_other_tracer){ .owner = 0, .links = f->n - owned };
+		for (size_t i = 0; i < f->n; i++)
+			out[n].by_pid |= f->by_pid[i];
+		n++;
+	}
 	return n;
 }
 
@@ -174,10 +191,12 @@ int sp_find_other_tracers(pid_t tgid, const struct sp_func_set *funcs,
 
 	if (list_links(tgid, funcs, &f, err, errlen)) {
 		free(f.ids);
+		free(f.by_pid);
 		return -1;
 	}
 	if (f.n)
 		n = owners(&f, out, max);
 	free(f.ids);
+	free(f.by_pid);
 	return (int)n;
 }

@@ -8,6 +8,7 @@
 #ifndef SPANPROBE_OTHER_TRACERS_H
 #define SPANPROBE_OTHER_TRACERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include "symbols/symbols.h"
@@ -16,6 +17,9 @@ struct sp_other_tracer {
 	pid_t owner;        /* a process holding the links; 0 if none found */
 	char comm[16];      /* its name */
 	size_t links;       /* links of that owner that probe the target */
+	bool by_pid;        /* one of them names the target's pid (else they
+			     * are perf-event uprobes on the same functions,
+			     * which may filter on another process) */
 };
 
 /* Uprobe links that probe tgid: uprobe_multi (and session) links created

@@ -261,16 +261,19 @@ static void warn_other_tracers(const struct sp_session *s)
 		fprintf(stderr, "spanprobe: cannot tell whether another tracer probes pid %d: %s\n",
 			s->pid, err);
 	for (int i = 0; i < n; i++) {
+		char who[64];
+
 		if (t[i].owner)
-			fprintf(stderr, "spanprobe: warning: pid %d is already traced: %zu uprobe "
-				"link%s of pid %d (%s) probe it; every probe will fire twice "
-				"(the target pays twice, and each tracer sees all calls)\n",
-				s->pid, t[i].links, t[i].links == 1 ? "" : "s", t[i].owner,
-				t[i].comm);
+			snprintf(who, sizeof(who), "of pid %d (%s)", t[i].owner, t[i].comm);
 		else
-			fprintf(stderr, "spanprobe: warning: pid %d is already traced: %zu uprobe "
-				"link%s held by no process (pinned?) probe it; every probe will "
-				"fire twice\n", s->pid, t[i].links, t[i].links == 1 ? "" : "s");
+			snprintf(who, sizeof(who), "held by no process (pinned?)");
+		/* a perf-event uprobe does not say which process it filters on */
+		fprintf(stderr, "spanprobe: warning: pid %d %s: %zu uprobe link%s %s %s; "
+			"every probe will fire twice (the target pays twice, and each "
+			"tracer sees all calls)\n", s->pid,
+			t[i].by_pid ? "is already traced" : "may already be traced",
+			t[i].links, t[i].links == 1 ? "" : "s", who,
+			t[i].by_pid ? "probe it" : "sit on the same functions of the same file");
 	}
 }
 
