@@ -209,6 +209,10 @@ t_data_only_lib() {
 	qs=$LAST
 	wait_pidfile "$d/qs.pid" "$qs" || return 1
 	grep -q 'libspdata\.so' "/proc/$qs/maps" || { fail "qserver-data has not mapped libspdata.so"; return 1; }
+	# symbols -p: no warning, one line saying why nothing is there
+	"$SP" symbols -s "$SYMS/qserver.syms" -p "$qs" >"$d/sym.out" 2>"$d/sym.err" || { fail "symbols -p failed"; show "$d/sym.err"; return 1; }
+	[ "$(grep -c 'libspdata\.so: no function symbols (data only): not searched$' "$d/sym.out")" = 1 ] &&
+		! grep -q libspdata "$d/sym.err" || { fail "symbols -p on qserver-data"; show "$d/sym.out"; show "$d/sym.err"; return 1; }
 	attach_sp "$d" "$qs" -s "$SYMS/qserver.syms" --min-query 0 -o "$d/spans.bin" || return 1
 	sp=$SPPID
 	kill -USR1 "$qs"
