@@ -36,8 +36,10 @@ apt-get install -y -q --no-install-recommends \
 	python3 libcurl4-openssl-dev liblz4-dev python3-cbor2 python3-lz4 \
 	libclang-rt-14-dev valgrind bpftrace \
 	groff-base mandoc
+# linux-libc-dev: <linux/bpf.h> must know uprobe_multi links (6.6+);
+# bookworm's own headers are 6.1
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
-	libbpf-dev bpftool python3-opentelemetry-proto
+	libbpf-dev bpftool python3-opentelemetry-proto linux-libc-dev
 # node + npm for the sink tests' trace parser (its npm packages go to
 # build/npm-sinks); a node that came with its own npm is kept as it is
 command -v npm >/dev/null || apt-get install -y -q --no-install-recommends nodejs npm
