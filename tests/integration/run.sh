@@ -879,9 +879,14 @@ t_sinks() {
 # make stress).
 . tests/integration/reliability.sh
 
+# The install: make install, man page, completion, --version, APT sources,
+# the example symbol list (issue 15).
+. tests/integration/install.sh
+
 # ------------------------------------------------------------------- main
 
 ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
+     apt_backports install syms_example collapse data_only_lib second_tracer
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"

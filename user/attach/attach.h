@@ -34,6 +34,7 @@ struct sp_attach_opts {
 	/* -p PID --follow: the links have no pid filter; BPF traces PID and
 	 * the processes it forks (tgid is PID) */
 	bool follow_children;
+	bool exact;                /* try best only: no fallback (feature probes) */
 };
 
 /* Attaches every attachable function of funcs (the cookie is its index in

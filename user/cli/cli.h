@@ -10,6 +10,8 @@ int sp_cmd_run(int argc, char **argv);
 int sp_cmd_symbols(int argc, char **argv);
 int sp_cmd_dump(int argc, char **argv);
 int sp_cmd_stats(int argc, char **argv);
+/* --version [--json]: argv[0] is "--version" */
+int sp_cmd_version(int argc, char **argv);
 
 /* "5ms", "1s", "250us", "10ns", "0": 0 or -1 when malformed. A bare
  * number is taken as nanoseconds only when it is 0. */
