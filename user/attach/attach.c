@@ -519,7 +519,7 @@ int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id, struct sp_sy
 	return rc ? -errno : 0;
 }
 
-int sp_attach_more(struct sp_attach *a, pid_t tgid, const struct sp_func_set *funcs,
+int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
 		   size_t from, struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	int rc;
@@ -538,7 +538,6 @@ int sp_attach_more(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fu
 		snprintf(err, errlen, "describing new functions to BPF: %s", strerror(-rc));
 		return -1;
 	}
-	(void)tgid;
 	return attach_all(a, a->mode, a->link_pid, funcs, from, st, err, errlen) ? -1 : 0;
 }
 

@@ -44,9 +44,10 @@ int sp_attach_open(struct sp_attach **out, pid_t tgid,
 		   const struct sp_func_set *funcs, const struct sp_attach_opts *o,
 		   struct sp_attach_stats *stats, char *err, size_t errlen);
 /* Attaches funcs->v[from..n), added since (objects mapped after attach),
- * in the mode the first attach chose. -1 with err when they do not fit in
- * the room sp_attach_capacity gives or the kernel refuses. */
-int sp_attach_more(struct sp_attach *a, pid_t tgid, const struct sp_func_set *funcs,
+ * in the mode and with the pid filter the first attach chose. -1 with err
+ * when they do not fit in the room sp_attach_capacity gives or the kernel
+ * refuses. */
+int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
 		   size_t from, struct sp_attach_stats *st, char *err, size_t errlen);
 /* Removes the probes in one object (an open_path given to attach): it
  * was unmapped. Returns the number of kernel links removed. */

@@ -224,8 +224,7 @@ static void remember_probed(struct sp_lib_follow *lf, const struct sp_func_set *
 }
 
 static void say_new(const struct sp_lib_follow *lf, const struct sp_mapped_objects *fresh,
-		    const struct sp_func_set *funcs, size_t from,
-		    const struct sp_attach_stats *st, FILE *log)
+		    const struct sp_func_set *funcs, size_t from, FILE *log)
 {
 	for (size_t o = 0; log && o < fresh->n; o++) {
 		size_t nf = 0;
@@ -237,7 +236,6 @@ static void say_new(const struct sp_lib_follow *lf, const struct sp_mapped_objec
 			fprintf(log, "spanprobe: pid %d mapped %s: %zu functions probed\n",
 				(int)lf->pid, fresh->v[o].path, nf);
 	}
-	(void)st;
 }
 
 int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t pid,
@@ -265,12 +263,12 @@ int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t pi
 	rc = sp_resolve_more(&fresh, pats, policy, funcs, err, errlen);
 	if (!rc && funcs->n > from) {
 		mark_overflow(funcs, from, sp_attach_capacity(a), ch);
-		rc = sp_attach_more(a, pid, funcs, from, &st, err, errlen);
+		rc = sp_attach_more(a, funcs, from, &st, err, errlen);
 		ch->new_funcs = st.functions;
 		ch->probes = st.probes;
 		remember_probed(lf, funcs, from);
 		if (!rc)
-			say_new(lf, &fresh, funcs, from, &st, log);
+			say_new(lf, &fresh, funcs, from, log);
 	}
 	sp_proc_objects_free(&fresh);
 	return rc;
