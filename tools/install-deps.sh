@@ -4,7 +4,7 @@
 # session links; bpftool >= 7.5 for skeletons). Idempotent; run as root.
 set -eu
 
-STAMP=${1:-/var/lib/spanprobe-deps.v5}
+STAMP=${1:-/var/lib/spanprobe-deps.v6}
 [ -f "$STAMP" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
@@ -35,7 +35,7 @@ apt-get install -y -q --no-install-recommends \
 	libelf-dev libdw-dev zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev \
 	python3 libcurl4-openssl-dev liblz4-dev python3-cbor2 python3-lz4 \
 	libclang-rt-14-dev valgrind bpftrace \
-	groff-base mandoc
+	groff-base mandoc libdebuginfod-dev debuginfod
 # linux-libc-dev: <linux/bpf.h> must know uprobe_multi links (6.6+);
 # bookworm's own headers are 6.1
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
