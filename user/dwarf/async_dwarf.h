@@ -35,6 +35,12 @@
  * not an error: out->n is 0. */
 int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		     size_t errlen);
+/* The same with the DWARF (and, for an object stripped to .dynsym, the
+ * .symtab) of debug_path, the object's separate debug file, already
+ * checked to be its own (symbols/debuginfo.h); NULL: the object's own.
+ * Code and file offsets always come from the object itself. */
+int sp_async_analyze_debug(const char *path, const char *debug_path,
+			   struct sp_async_info *out, char *err, size_t errlen);
 void sp_async_info_free(struct sp_async_info *info);
 
 /* The known entry named name, or NULL. */

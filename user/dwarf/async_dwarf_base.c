@@ -25,9 +25,14 @@ static size_t n_name_secs;
 
 void sp_adw_note_sections(Elf *e)
 {
+	n_name_secs = 0;
+	sp_adw_add_sections(e);
+}
+
+void sp_adw_add_sections(Elf *e)
+{
 	Elf_Scn *scn = NULL;
 
-	n_name_secs = 0;
 	while ((scn = elf_nextscn(e, scn)) && n_name_secs < MAX_NAME_SECS) {
 		Elf_Data *d = elf_getdata(scn, NULL);
 

@@ -3,6 +3,7 @@
 #include <string.h>
 #include "resolve/async_resolve.h"
 #include "resolve/async_visibility.h"
+#include "symbols/debuginfo.h"
 #include "symbols/program_libs.h"
 #include "base/errmsg.h"
 
@@ -221,11 +222,13 @@ static int one_object(const struct sp_pattern_list *pats, const struct sp_func_s
 		      const struct sp_mapped_object *o, bool *matched,
 		      struct sp_avis_report *rep)
 {
+	const struct sp_debuginfo *dbg = sp_debuginfo_for(o->path, o->open_path);
 	struct sp_async_info info;
 	char why[256];
 	int rc = 0;
 
-	if (sp_async_analyze(o->open_path, &info, why, sizeof(why))) {
+	if (sp_async_analyze_debug(o->open_path, dbg ? dbg->path : NULL, &info, why,
+				   sizeof(why))) {
 		fprintf(stderr, "spanprobe: warning: %s: async analysis: %s\n", o->path, why);
 		return 0;
 	}

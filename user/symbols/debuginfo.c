@@ -95,6 +95,24 @@ const char *sp_debuginfo_source_name(enum sp_dbg_source s)
 /* ------------------------------------------------------------------ */
 /* Checking one candidate.                                             */
 
+static bool has_section(Elf *e, const char *want)
+{
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+
+	if (elf_getshdrstrndx(e, &shstrndx))
+		return false;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (gelf_getshdr(scn, &sh) && sh.sh_type != SHT_NOBITS && sh.sh_size &&
+		    (name = elf_strptr(e, shstrndx, sh.sh_name)) && strcmp(name, want) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool has_debug_sections(Elf *e)
 {
 	Elf_Scn *scn = NULL;
@@ -395,6 +413,25 @@ const struct sp_debuginfo *sp_debuginfo_find(const char *path,
 		from_debuginfod(&s);
 	if (w.root_len)
 		free((char *)w.root);
+	return r;
+}
+
+const struct sp_debuginfo *sp_debuginfo_for(const char *path, const char *open_path)
+{
+	const struct sp_debuginfo *r = NULL;
+	int fd = open(open_path, O_RDONLY | O_CLOEXEC);
+	Elf *e;
+
+	if (fd < 0)
+		return NULL;
+	if (elf_version(EV_CURRENT) != EV_NONE &&
+	    (e = elf_begin(fd, ELF_C_READ_MMAP, NULL))) {
+		if (elf_kind(e) == ELF_K_ELF &&
+		    (n_given || !has_section(e, ".debug_info") || !has_section(e, ".symtab")))
+			r = sp_debuginfo_find(path, open_path, e);
+		elf_end(e);
+	}
+	close(fd);
 	return r;
 }
 

@@ -55,6 +55,12 @@ bool sp_debuginfo_forced(void);
 const struct sp_debuginfo *sp_debuginfo_find(const char *path,
 					     const char *open_path, Elf *elf);
 
+/* What resolution calls: the lookup of sp_debuginfo_find, for an object
+ * that lacks .debug_info or .symtab (or for every object when
+ * --debuginfo was given). NULL when the object needs none or cannot be
+ * opened (resolution reports that itself). */
+const struct sp_debuginfo *sp_debuginfo_for(const char *path, const char *open_path);
+
 /* After the lookups: a --debuginfo FILE that no object took is an error
  * naming its build-id and that of the object looked up first (the
  * executable). 0, or -1 with err set. */
