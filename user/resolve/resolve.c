@@ -485,7 +485,9 @@ static int add_object(struct builder *b, struct obj *o)
 	r = &set->objects[o->src];
 	memset(r, 0, sizeof(*r));
 	r->path = dup_opt(o->path, &oom);
-	r->build_id = strdup(o->dbg ? o->dbg->build_id : "");
+	r->build_id = malloc(SP_BUILD_ID_HEX);
+	if (r->build_id)
+		sp_build_id_hex(o->elf.elf, r->build_id, SP_BUILD_ID_HEX);
 	r->debug_file = dup_opt(debug_path(o), &oom);
 	r->debug_source = o->dbg ? sp_debuginfo_source_name(o->dbg->source) : NULL;
 	r->debug_why = o->dbg ? dup_opt(o->dbg->why, &oom) : NULL;
