@@ -11,7 +11,9 @@
  * state lives is per type, hence this analysis.
  *
  * Sources, best first:
- *   - DWARF types (debug = true / 2 / "limited"): everything below.
+ *   - DWARF types (debug = true / 2 / "full"; not "limited", which in
+ *     rustc 1.95 emits no type at all): everything below, read from the
+ *     object or from its separate debug file (symbols/debuginfo.h).
  *   - no DWARF types (debug = "line-tables-only", or none): only the
  *     out-of-line polls, recognised by name (DWARF {async_fn#N} subprogram,
  *     else a {{closure}} / {closure#N} symbol) and by their code (see
