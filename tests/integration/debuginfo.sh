@@ -219,3 +219,19 @@ time.sleep(300)' > "$d/port"
 			{ show "$d/sp.err" "spanprobe stderr"; return 1; }
 	done
 }
+
+# split-debuginfo = "packed": the types are in rsqserver-packed.dwp, which
+# libdw reads from elfutils 0.191 on (install-deps takes 0.192 from
+# bookworm-backports). Without its .dwp, symbols says which units could
+# not be read instead of blaming the build settings, and decodes nothing.
+t_debuginfo_dwp() {
+	[ -f "$FX/rsqserver-packed.dwp" ] || { fail "$FX/rsqserver-packed.dwp missing (make rust-fixtures)"; return 1; }
+	d=$(newdir di-dwp)
+	di_source "$d" "$FX/rsqserver-packed" '{"types": "full", "types_from": "split_dwarf",
+		"split_missing": 0, "debug_file": null}' || return 1
+	di_nested "$d" "$FX/rsqserver-packed" || return 1
+	cp "$FX/rsqserver-packed" "$d/alone"
+	di_source "$d" "$d/alone" '{"types": "lines", "split_units": 0}' || return 1
+	grep -q "split DWARF units not found or not readable" "$d/sym.json" ||
+		{ fail "symbols does not say the split DWARF could not be read"; return 1; }
+}

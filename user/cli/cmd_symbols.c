@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elfutils/libdwfl.h>
 #include "resolve/async_nested.h"
 #include "resolve/async_visibility.h"
 #include "cli/cli.h"
@@ -379,6 +380,11 @@ static void types_text(const struct sp_object_src *o, char *buf, size_t len)
 			    !strcmp(from, "debug_file") ? "in its debug file" :
 			    "in split DWARF (.dwo / .dwp)";
 
+	if (o->types != SP_TYPES_FULL && o->split_missing) {
+		snprintf(buf, len, "in split DWARF that could not be read (below): the "
+			 "skeleton units in the object hold line tables only");
+		return;
+	}
 	switch (o->types) {
 	case SP_TYPES_FULL:
 		snprintf(buf, len, "DWARF types %s", where);
@@ -406,8 +412,9 @@ static void split_note(const struct sp_object_src *o, char *buf, size_t len)
 	if (o->split_missing)
 		snprintf(buf, len, "%zu split DWARF unit%s not found or not readable: a .dwo "
 			 "is looked for where the build wrote it, a .dwp beside the "
-			 "object (libdw reads .dwp from elfutils 0.191 on)",
-			 o->split_missing, o->split_missing == 1 ? "" : "s");
+			 "object under its name + .dwp (libdw reads .dwp from elfutils "
+			 "0.191 on; this one is %s)", o->split_missing,
+			 o->split_missing == 1 ? "" : "s", dwfl_version(NULL));
 }
 
 static void text_objects(const struct sp_func_set *fs)
@@ -457,6 +464,9 @@ static void json_object(const struct sp_object_src *o)
 	       o->split_units, o->split_missing);
 	types_text(o, line, sizeof(line));
 	json_str(line);
+	fputs(",\"split_note\":", stdout);
+	split_note(o, line, sizeof(line));
+	json_str(*line ? line : NULL);
 	putchar('}');
 }
 
