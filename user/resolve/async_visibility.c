@@ -218,11 +218,12 @@ static void sync_matches(const struct sp_pattern_list *pats, const struct sp_fun
 	}
 }
 
+/* exe: the executable (the first object), see sp_debuginfo_for */
 static int one_object(const struct sp_pattern_list *pats, const struct sp_func_set *fs,
-		      const struct sp_mapped_object *o, bool *matched,
+		      const struct sp_mapped_object *o, bool exe, bool *matched,
 		      struct sp_avis_report *rep)
 {
-	const struct sp_debuginfo *dbg = sp_debuginfo_for(o->path, o->open_path);
+	const struct sp_debuginfo *dbg = sp_debuginfo_for(o->path, o->open_path, exe);
 	struct sp_async_info info;
 	char why[256];
 	int rc = 0;
@@ -248,7 +249,7 @@ int sp_avis_build(const struct sp_pattern_list *pats, const struct sp_func_set *
 	int rc = matched && sp_avis_init(rep, pats->n) == 0 ? 0 : -1;
 
 	for (size_t i = 0; rc == 0 && i < objs->n; i++)
-		rc = one_object(pats, fs, &objs->v[i], matched, rep);
+		rc = one_object(pats, fs, &objs->v[i], i == 0, matched, rep);
 	free(matched);
 	if (rc) {
 		sp_avis_free(rep);

@@ -118,7 +118,9 @@ static const char *debug_path(const struct obj *o)
 	return o->dbg ? o->dbg->path : NULL;
 }
 
-static int open_obj(struct obj *o, const char *path, const char *open_path,
+/* exe: the executable, whose debug file is looked for everywhere (a
+ * library's in the --debuginfo paths only: symbols/debuginfo.h). */
+static int open_obj(struct obj *o, const char *path, const char *open_path, bool exe,
 		    char *err, size_t errlen)
 {
 	GElf_Ehdr eh;
@@ -128,7 +130,7 @@ static int open_obj(struct obj *o, const char *path, const char *open_path,
 	memset(o, 0, sizeof(*o));
 	o->path = path;
 	o->open_path = open_path;
-	o->dbg = sp_debuginfo_for(path, open_path);
+	o->dbg = sp_debuginfo_for(path, open_path, exe);
 	rc = sp_elf_open_debug(&o->elf, open_path, debug_path(o), path, err, errlen);
 	if (rc)
 		return rc;
@@ -547,7 +549,7 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 }
 
 static int resolve_obj(struct builder *b, const char *path, const char *open_path,
-		       struct sp_pattern_list *pats, const struct prepped *pp,
+		       bool exe, struct sp_pattern_list *pats, const struct prepped *pp,
 		       enum sp_exit_policy policy, char *err, size_t errlen)
 {
 	/* 1: the object cannot be used (err says why); 2: it defines no
@@ -556,7 +558,7 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 	struct obj o;
 	int rc = 0;
 
-	rc = open_obj(&o, path, open_path, err, errlen);
+	rc = open_obj(&o, path, open_path, exe, err, errlen);
 	if (rc) {
 		close_obj(&o);
 		return rc == SP_ELF_NO_FUNCS ? 2 : 1;
@@ -601,7 +603,7 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 
 	*ok = 0;
 	for (size_t i = from; i < m->n; i++) {
-		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, pats, pp,
+		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, i == 0, pats, pp,
 				     policy, why, sizeof(why));
 
 		if (rc == 2 && i > 0 && note_no_funcs(b, m->v[i].path)) {
@@ -650,7 +652,7 @@ static int resolve_program(struct builder *b, const char *exe,
 
 	if (sp_program_objects(exe, &m, err, errlen))
 		return -1;
-	rc = resolve_obj(b, exe, exe, pats, pp, policy, err, errlen) ? -1 : 0;
+	rc = resolve_obj(b, exe, exe, true, pats, pp, policy, err, errlen) ? -1 : 0;
 	if (rc == 0)
 		rc = resolve_objects(b, &m, 1, exe, pats, pp, policy, &ok, err, errlen);
 	sp_proc_objects_free(&m);
@@ -678,7 +680,7 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 	else if (binary && with_libs)
 		rc = resolve_program(&b, binary, pats, pp, policy, err, errlen);
 	else if (binary)
-		rc = resolve_obj(&b, binary, binary, pats, pp, policy, err,
+		rc = resolve_obj(&b, binary, binary, true, pats, pp, policy, err,
 				 errlen) ? -1 : 0;
 	else {
 		sp_set_err(err, errlen, "neither a pid nor a binary to resolve in");

@@ -389,8 +389,10 @@ static struct sp_debuginfo *remember(const char *open_path)
 	return &v[n_cache++].r;
 }
 
-const struct sp_debuginfo *sp_debuginfo_find(const char *path,
-					     const char *open_path, Elf *elf)
+/* only_given: a shared library, searched for in the --debuginfo paths
+ * only (see sp_debuginfo_for). */
+static const struct sp_debuginfo *lookup(const char *path, const char *open_path,
+					 Elf *elf, bool only_given)
 {
 	static const struct sp_debuginfo none;
 	struct sp_debuginfo *r;
@@ -404,31 +406,40 @@ const struct sp_debuginfo *sp_debuginfo_find(const char *path,
 		return &none;
 	want_of(&w, path, open_path, elf);
 	hex(w.id, w.id_len, r->build_id, sizeof(r->build_id));
-	if (!*first_obj) {
+	if (!*first_obj && !only_given) {
 		snprintf(first_obj, sizeof(first_obj), "%s", path);
 		snprintf(first_id, sizeof(first_id), "%s", r->build_id);
 	}
 	s = (struct search){ .w = &w, .r = r };
-	if (from_option(&s) && from_build_id(&s) && from_debuglink(&s))
+	if (from_option(&s) && !only_given && from_build_id(&s) && from_debuglink(&s))
 		from_debuginfod(&s);
 	if (w.root_len)
 		free((char *)w.root);
 	return r;
 }
 
-const struct sp_debuginfo *sp_debuginfo_for(const char *path, const char *open_path)
+const struct sp_debuginfo *sp_debuginfo_find(const char *path,
+					     const char *open_path, Elf *elf)
+{
+	return lookup(path, open_path, elf, false);
+}
+
+const struct sp_debuginfo *sp_debuginfo_for(const char *path, const char *open_path,
+					    bool executable)
 {
 	const struct sp_debuginfo *r = NULL;
-	int fd = open(open_path, O_RDONLY | O_CLOEXEC);
+	int fd;
 	Elf *e;
 
-	if (fd < 0)
+	if (!executable && !n_given)
+		return NULL;
+	if ((fd = open(open_path, O_RDONLY | O_CLOEXEC)) < 0)
 		return NULL;
 	if (elf_version(EV_CURRENT) != EV_NONE &&
 	    (e = elf_begin(fd, ELF_C_READ_MMAP, NULL))) {
 		if (elf_kind(e) == ELF_K_ELF &&
 		    (n_given || !has_section(e, ".debug_info") || !has_section(e, ".symtab")))
-			r = sp_debuginfo_find(path, open_path, e);
+			r = lookup(path, open_path, e, !executable);
 		elf_end(e);
 	}
 	close(fd);

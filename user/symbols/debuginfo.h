@@ -55,11 +55,17 @@ bool sp_debuginfo_forced(void);
 const struct sp_debuginfo *sp_debuginfo_find(const char *path,
 					     const char *open_path, Elf *elf);
 
-/* What resolution calls: the lookup of sp_debuginfo_find, for an object
- * that lacks .debug_info or .symtab (or for every object when
- * --debuginfo was given). NULL when the object needs none or cannot be
- * opened (resolution reports that itself). */
-const struct sp_debuginfo *sp_debuginfo_for(const char *path, const char *open_path);
+/* What resolution calls: the lookup of sp_debuginfo_find for the
+ * executable when it lacks .debug_info or .symtab (or whatever it has,
+ * when --debuginfo was given). A shared library is looked for in the
+ * --debuginfo paths only: the debug files distributions install for
+ * their libraries (libc6-dbg, *-dbgsym) would hand every glob of a
+ * symbol list thousands of internal names to match (libc's regex has a
+ * merge_state_array), and debuginfod would fetch one per library at
+ * every attach. NULL when not looked up or not openable (resolution
+ * reports that itself). */
+const struct sp_debuginfo *sp_debuginfo_for(const char *path, const char *open_path,
+					    bool executable);
 
 /* After the lookups: a --debuginfo FILE that no object took is an error
  * naming its build-id and that of the object looked up first (the
