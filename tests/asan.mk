@@ -62,7 +62,7 @@ test-asan: asan-build fixtures rust-fixtures
 	rm -f $(ASAN_REPORTS)/.out; \
 	for r in $(ASAN_REPORTS)/*; do [ -e "$$r" ] || continue; \
 		echo "== sanitizer report $$r:"; head -n 40 "$$r"; st=1; done; \
-	for r in $$(grep -rlE 'runtime error:|ERROR: (Address|Leak)Sanitizer' $(ASAN_BUILD)/it); do \
+	for r in $$(grep -rlIE 'runtime error:|ERROR: (Address|Leak)Sanitizer' $(ASAN_BUILD)/it); do \
 		echo "== sanitizer report in $$r:"; grep -A12 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$$r" | head -n 40; st=1; done; \
 	[ $$st = 0 ] && echo "test-asan: 0 sanitizer reports" || { echo "test-asan: FAILED"; exit 1; }
 
