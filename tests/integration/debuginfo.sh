@@ -137,7 +137,7 @@ free_port() {
 }
 
 # A real debuginfod (Debian's package) indexing $DI/srv, on a free port,
-# with its own database; clients use 127.0.0.1 (0.188 has no option to
+# with its own database; clients use 127.0.0.1 (debuginfod has no option to
 # listen on loopback only). Killed with the test's other children.
 start_debuginfod() {
 	_d=$1
