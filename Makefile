@@ -11,6 +11,8 @@ CFLAGS    ?= -O2 -g
 USER_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 	       -I$(BUILD) -Ibpf -Iuser -I/usr/include/capstone
 # libbpf is linked statically (the backports build); the rest dynamically.
+# libdebuginfod is not linked: user/symbols/debuginfod_fetch.c dlopens it
+# when a debug file is to be fetched (a host without it still runs).
 LDLIBS    := -Wl,-Bstatic -lbpf -Wl,-Bdynamic -lelf -lz -lzstd -lcapstone \
 	     -liberty -lm -lcurl -llz4 -lpthread -ldw
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Ibpf \
@@ -26,7 +28,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v6-follow
+DEPS_STAMP := /var/lib/spanprobe-deps.v7-follow
 
 .SECONDARY:
 .PHONY: all deps test unit integration demo clean vmlinux fixtures check-layers

@@ -22,7 +22,7 @@ ASAN_UNITS   := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 # detaching, Rust async (nested decoding, spawned-task links), and the
 # reliability tests at a tenth of their size.
 ASAN_IT      ?= attach run dlopen exe_restarts fork_storm follow_children thresholds cxx_exception longjmp dynsym bad_input no_leftovers async_visibility \
-		rust_async rust_attach \
+		rust_async rust_attach debuginfo_dynsym debuginfo_wrong \
 		storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security
 # ASan reports also go to files, and the integration tests keep their
 # output (in $(ASAN_BUILD)/it) to be searched for UBSan's: a sanitized
@@ -62,7 +62,7 @@ test-asan: asan-build fixtures rust-fixtures
 	rm -f $(ASAN_REPORTS)/.out; \
 	for r in $(ASAN_REPORTS)/*; do [ -e "$$r" ] || continue; \
 		echo "== sanitizer report $$r:"; head -n 40 "$$r"; st=1; done; \
-	for r in $$(grep -rlE 'runtime error:|ERROR: (Address|Leak)Sanitizer' $(ASAN_BUILD)/it); do \
+	for r in $$(grep -rlIE 'runtime error:|ERROR: (Address|Leak)Sanitizer' $(ASAN_BUILD)/it); do \
 		echo "== sanitizer report in $$r:"; grep -A12 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$$r" | head -n 40; st=1; done; \
 	[ $$st = 0 ] && echo "test-asan: 0 sanitizer reports" || { echo "test-asan: FAILED"; exit 1; }
 

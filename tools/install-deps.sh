@@ -4,7 +4,7 @@
 # session links; bpftool >= 7.5 for skeletons). Idempotent; run as root.
 set -eu
 
-STAMP=${1:-/var/lib/spanprobe-deps.v6-follow}
+STAMP=${1:-/var/lib/spanprobe-deps.v7-follow}
 [ -f "$STAMP" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
@@ -32,15 +32,18 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	make gcc g++ clang llvm pkg-config binutils \
-	libelf-dev libdw-dev zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev \
+	zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev \
 	python3 libcurl4-openssl-dev liblz4-dev python3-cbor2 python3-lz4 \
 	libclang-rt-14-dev valgrind bpftrace \
 	groff-base mandoc postgresql-15 postgresql-client-15
 # (postgresql-15 brings no running cluster: tests initdb their own)
 # linux-libc-dev: <linux/bpf.h> must know uprobe_multi links (6.6+);
-# bookworm's own headers are 6.1
+# bookworm's own headers are 6.1. elfutils 0.192: libdw reads split DWARF
+# packages (.dwp, split-debuginfo = "packed") from 0.191 on; bookworm's
+# 0.188 reads .dwo files only
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
-	libbpf-dev bpftool python3-opentelemetry-proto linux-libc-dev
+	libbpf-dev bpftool python3-opentelemetry-proto linux-libc-dev \
+	libelf-dev libdw-dev libdebuginfod-dev debuginfod
 # node + npm for the sink tests' trace parser (its npm packages go to
 # build/npm-sinks); a node that came with its own npm is kept as it is
 command -v npm >/dev/null || apt-get install -y -q --no-install-recommends nodejs npm

@@ -883,10 +883,15 @@ t_sinks() {
 # the example symbol list (issue 15).
 . tests/integration/install.sh
 
+# Debug info kept apart from the binary: debuglink, build-id directory,
+# debuginfod, .dynsym-only binaries, wrong build-ids (issue 12).
+. tests/integration/debuginfo.sh
+
 # ------------------------------------------------------------------- main
 
 ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
+     debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"

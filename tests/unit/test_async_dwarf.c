@@ -674,8 +674,11 @@ static void check_untyped(const char *bin, const char *release, bool dwarf_names
 		char sym[256];
 		const struct sp_async_poll *p;
 
-		/* line tables name the async fn; symbols only say closure */
-		snprintf(sym, sizeof(sym), "%.*s::{{closure}}",
+		/* one name per function (issue 12): an async fn's poll has
+		 * its DWARF name without DWARF too; only DWARF tells an async
+		 * block from its fn's own body, so without it a block is named
+		 * after its fn */
+		snprintf(sym, sizeof(sym), "%.*s",
 			 (int)(strcspn(expected_polls[i].name, "{") -
 			       (expected_polls[i].block ? 2 : 0)),
 			 expected_polls[i].name);

@@ -260,7 +260,7 @@ int sp_lib_follow_rescan(struct sp_lib_follow *lf, struct sp_attach *a, pid_t pi
 	if (lf->release)
 		release_gone(lf, a, ch, log);
 	ch->new_objects = fresh.n;
-	rc = sp_resolve_more(&fresh, pats, policy, funcs, err, errlen);
+	rc = sp_resolve_more(&fresh, false, pats, policy, funcs, err, errlen);
 	if (!rc && funcs->n > from) {
 		mark_overflow(funcs, from, sp_attach_capacity(a), ch);
 		rc = sp_attach_more(a, funcs, from, &st, err, errlen);

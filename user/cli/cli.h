@@ -17,4 +17,9 @@ int sp_cmd_version(int argc, char **argv);
  * number is taken as nanoseconds only when it is 0. */
 int sp_parse_duration(const char *s, uint64_t *ns);
 
+/* --debuginfo PATH (repeatable): collect each while parsing, then apply
+ * them (a path that cannot be read is an error on stderr). 0 or -1. */
+int sp_cli_debuginfo_add(const char *path);
+int sp_cli_debuginfo_apply(void);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elfutils/libdwfl.h>
 #include "resolve/async_nested.h"
 #include "resolve/async_visibility.h"
 #include "cli/cli.h"
@@ -32,13 +33,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: spanprobe symbols -s SYMBOLS (-p PID | BINARY) [--json] [--strict]\n"
-		"                         [--exit-probe auto|uretprobe|retsites]\n"
+		"                         [--exit-probe auto|uretprobe|retsites] [--debuginfo PATH]\n"
 		"  -s, --symbols FILE   symbol list: 'root PATTERN' / 'span PATTERN' lines\n"
 		"  -p, --pid PID        resolve in the objects PID has mapped\n"
 		"      --json           one JSON document on stdout\n"
 		"      --strict         exit 1 when a pattern matches nothing\n"
 		"      --exit-probe M   how call ends are observed (default auto:\n"
 		"                       ret sites where exceptions/panics can unwind)\n"
+		"      --debuginfo PATH a separate debug file, or a directory of them\n"
+		"                       (build-id tree or .gnu_debuglink names), searched\n"
+		"                       before /usr/lib/debug and debuginfod; repeatable\n"
 		"  -h, --help           this text\n");
 }
 
@@ -93,6 +97,8 @@ static int take_opt(int c, const char *arg, const char *word, struct opts *o)
 			"spanprobe: --exit-probe: '%s' is not auto, uretprobe or retsites\n",
 			arg);
 		return EXIT_USAGE;
+	case 'd':
+		return sp_cli_debuginfo_add(arg) ? EXIT_USAGE : 0;
 	case 'h':
 		usage(stdout);
 		return -1;
@@ -119,7 +125,7 @@ static int check_args(int argc, char **argv, struct opts *o)
 	} else if (!o->pid == !o->binary) {
 		fprintf(stderr, "spanprobe: symbols: give either -p PID or BINARY\n");
 	} else {
-		return 0;
+		return sp_cli_debuginfo_apply() ? EXIT_USAGE : 0;
 	}
 	usage(stderr);
 	return EXIT_USAGE;
@@ -133,6 +139,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "strict", no_argument, NULL, 'S' },
 		{ "exit-probe", required_argument, NULL, 'e' },
+		{ "debuginfo", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -332,6 +339,137 @@ static void text_carriers(const struct sp_func_set *fs, const struct func_cost *
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Where each object's symbols and types came from (issue 12).         */
+
+static const char *syms_id(enum sp_syms_src s)
+{
+	return s == SP_SYMS_SYMTAB ? "symtab" : s == SP_SYMS_DEBUG_SYMTAB ? "debug_symtab" :
+	       "dynsym";
+}
+
+static const char *syms_text(enum sp_syms_src s)
+{
+	return s == SP_SYMS_SYMTAB ? ".symtab of the object" :
+	       s == SP_SYMS_DEBUG_SYMTAB ? ".symtab of its debug file (the object is "
+					   "stripped to .dynsym)" :
+	       ".dynsym only (exported functions)";
+}
+
+static const char *types_id(enum sp_types_src t)
+{
+	return t == SP_TYPES_FULL ? "full" : t == SP_TYPES_LINES ? "lines" :
+	       t == SP_TYPES_NONE ? "none" : "not_read";
+}
+
+/* Where the DWARF that was read lives. */
+static const char *types_from(const struct sp_object_src *o)
+{
+	if (o->types != SP_TYPES_FULL && o->types != SP_TYPES_LINES)
+		return NULL;
+	if (o->split_units)
+		return o->debug_file ? "split_dwarf_of_debug_file" : "split_dwarf";
+	return o->debug_file ? "debug_file" : "object";
+}
+
+static void types_text(const struct sp_object_src *o, char *buf, size_t len)
+{
+	const char *from = types_from(o);
+	const char *where = !from ? "" :
+			    !strcmp(from, "object") ? "in the object" :
+			    !strcmp(from, "debug_file") ? "in its debug file" :
+			    "in split DWARF (.dwo / .dwp)";
+
+	if (o->types != SP_TYPES_FULL && o->split_missing) {
+		snprintf(buf, len, "in split DWARF that could not be read (below): the "
+			 "skeleton units in the object hold line tables only");
+		return;
+	}
+	switch (o->types) {
+	case SP_TYPES_FULL:
+		snprintf(buf, len, "DWARF types %s", where);
+		break;
+	case SP_TYPES_LINES:
+		snprintf(buf, len, "line tables only, %s: not enough for nested "
+			 "decoding; %s", where, SP_AVIS_TYPES_ADVICE);
+		break;
+	case SP_TYPES_NONE:
+		snprintf(buf, len, "no DWARF for its Rust code%s; %s", o->debug_file ? "" :
+			 " (none in the object, no separate debug file found: --debuginfo, "
+			 "/usr/lib/debug/.build-id, .gnu_debuglink, debuginfod)",
+			 SP_AVIS_TYPES_ADVICE);
+		break;
+	default:
+		snprintf(buf, len, "not read (no Rust async code)");
+		break;
+	}
+}
+
+/* split-debuginfo whose units libdw could not read: say which and why. */
+static void split_note(const struct sp_object_src *o, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (o->split_missing)
+		snprintf(buf, len, "%zu split DWARF unit%s not found or not readable: a .dwo "
+			 "is looked for where the build wrote it, a .dwp beside the "
+			 "object under its name + .dwp (libdw reads .dwp from elfutils "
+			 "0.191 on; this one is %s)", o->split_missing,
+			 o->split_missing == 1 ? "" : "s", dwfl_version(NULL));
+}
+
+static void text_objects(const struct sp_func_set *fs)
+{
+	char line[2048];
+
+	if (fs->n_objects)
+		printf("objects:\n");
+	for (size_t i = 0; i < fs->n_objects; i++) {
+		const struct sp_object_src *o = &fs->objects[i];
+
+		printf("  %s%s%s%s\n", o->path, *o->build_id ? " (build-id " : "",
+		       o->build_id, *o->build_id ? ")" : "");
+		printf("      symbols: %s\n", syms_text(o->syms));
+		if (o->debug_file)
+			printf("      debug file: %s (found through %s)\n", o->debug_file,
+			       o->debug_source);
+		else if (o->debug_why)
+			printf("      debug file: none taken: %s\n", o->debug_why);
+		types_text(o, line, sizeof(line));
+		printf("      types: %s\n", line);
+		split_note(o, line, sizeof(line));
+		if (*line)
+			printf("      split DWARF: %s\n", line);
+	}
+}
+
+static void json_str(const char *s);
+
+static void json_object(const struct sp_object_src *o)
+{
+	char line[2048];
+
+	fputs("{\"path\":", stdout);
+	json_str(o->path);
+	fputs(",\"build_id\":", stdout);
+	json_str(o->build_id);
+	printf(",\"symbols\":\"%s\",\"debug_file\":", syms_id(o->syms));
+	json_str(o->debug_file);
+	fputs(",\"debug_source\":", stdout);
+	json_str(o->debug_source);
+	fputs(",\"debug_note\":", stdout);
+	json_str(o->debug_why);
+	printf(",\"types\":\"%s\",\"types_from\":", types_id(o->types));
+	json_str(types_from(o));
+	printf(",\"split_units\":%zu,\"split_missing\":%zu,\"types_text\":",
+	       o->split_units, o->split_missing);
+	types_text(o, line, sizeof(line));
+	json_str(line);
+	fputs(",\"split_note\":", stdout);
+	split_note(o, line, sizeof(line));
+	json_str(*line ? line : NULL);
+	putchar('}');
+}
+
 static const struct sp_avis_pattern *avis_of(const struct sp_avis_report *rep, size_t i)
 {
 	static const struct sp_avis_pattern none;
@@ -357,6 +495,7 @@ static void print_text(const struct sp_pattern_list *pats, const struct sp_func_
 		text_async(ap);
 	}
 	text_carriers(fs, costs);
+	text_objects(fs);
 	for (size_t k = 0; k < fs->n; k++) {
 		attachable += fs->v[k].problem == NULL;
 		expensive += fs->v[k].problem == NULL && costs[k].expensive;
@@ -532,6 +671,11 @@ static void print_json(const struct sp_pattern_list *pats, const struct sp_func_
 			continue;
 		fputs(any++ ? "," : "", stdout);
 		json_func(&fs->v[k], &costs[k]);
+	}
+	fputs("],\"objects\":[", stdout);
+	for (size_t i = 0; i < fs->n_objects; i++) {
+		fputs(i ? "," : "", stdout);
+		json_object(&fs->objects[i]);
 	}
 	fputs("],\"unmatched\":[", stdout);
 	for (size_t i = 0; i < pats->n; i++) {

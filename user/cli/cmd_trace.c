@@ -16,7 +16,7 @@
 enum { OPT_MIN_SPAN = 256, OPT_MIN_QUERY, OPT_DURATION, OPT_STRICT,
        OPT_EXIT_PROBE, OPT_NO_MULTI, OPT_ATTACH_MODE,
        OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO, OPT_RING,
-       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_EXE, OPT_FOLLOW, OPT_MAX_PROCS };
+       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_DEBUGINFO, OPT_EXE, OPT_FOLLOW, OPT_MAX_PROCS };
 
 /* attach --exe, repeatable */
 #define MAX_EXES 64
@@ -39,6 +39,7 @@ static const struct option trace_options[] = {
 	{ "ring-buffer", required_argument, NULL, OPT_RING },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "prune-advice", no_argument, NULL, OPT_PRUNE },
+	{ "debuginfo", required_argument, NULL, OPT_DEBUGINFO },
 	{ "expand", no_argument, NULL, OPT_EXPAND },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "exe", required_argument, NULL, OPT_EXE },
@@ -85,6 +86,9 @@ static void usage(FILE *f, const char *cmd)
 	      "                        that never had a span kept in a slow query (stdout)\n"
 	      "  --ring-buffer SIZE    kernel-to-collector buffer, a power of two >= 4K\n"
 	      "                        (K or M suffix; default 8M)\n"
+	      "  --debuginfo PATH      a separate debug file, or a directory of them\n"
+	      "                        (build-id tree or .gnu_debuglink names), searched\n"
+	      "                        before /usr/lib/debug and debuginfod; repeatable\n"
 	      "  --expand              trees with every span (by default a run of same-name\n"
 	      "                        siblings is one line: count, total, p50, max)\n"
 	      "  -v, --verbose         name every object without symbols as it is read\n"
@@ -209,6 +213,7 @@ static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid, const char *cmd
 	case OPT_RING: return parse_ring(optarg, &o->ring_bytes);
 	case OPT_STATS: o->stats = true; return 0;
 	case OPT_PRUNE: o->prune_advice = true; return 0;
+	case OPT_DEBUGINFO: return sp_cli_debuginfo_add(optarg);
 	case OPT_EXPAND: o->expand = true; return 0;
 	case 'v': o->verbose = true; return 0;
 	case OPT_MICROMEGAS: o->exports.micromegas_url = optarg; return 0;
@@ -237,7 +242,7 @@ static int parse(int argc, char **argv, struct sp_trace_opts *o, pid_t *pid)
 		fprintf(stderr, "spanprobe: %s: -s SYMBOLS is required\n", argv[0]);
 		return -1;
 	}
-	return 0;
+	return sp_cli_debuginfo_apply();
 }
 
 static int preflight(void)

@@ -165,8 +165,8 @@ static int exe_objects(struct sp_session *s)
 static int resolve_targets(struct sp_session *s, const char *binary, char *err, size_t errlen)
 {
 	if (s->o->n_exes)
-		return sp_resolve_more(&s->before, &s->pats, s->o->exit_policy, &s->funcs,
-				       err, errlen);
+		return sp_resolve_more(&s->before, true, &s->pats, s->o->exit_policy,
+				       &s->funcs, err, errlen);
 	if (binary)
 		return sp_resolve_program(binary, &s->pats, s->o->exit_policy, &s->funcs,
 					  err, errlen);

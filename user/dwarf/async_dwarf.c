@@ -400,12 +400,14 @@ static void note_known(struct scan *s)
 	}
 }
 
+/* r, us: NULL for a split unit, which the fast pass cannot read (its
+ * strings and abbreviations sit in another file's sections). */
 static void scan_unit(struct scan *s, Dwarf_Die *cu, const struct raw_secs *r,
 		      const struct unit_span *us)
 {
 	struct walk w = { .s = s, .note = note_die };
 
-	if (!raw_unit_walk(&w, r, us)) {
+	if (!r || !raw_unit_walk(&w, r, us)) {
 		/* start over with libdw: forget what the fast pass noted */
 		drop_pending(&w);
 		reset_unit(s);
@@ -427,6 +429,42 @@ static void scan_unit(struct scan *s, Dwarf_Die *cu, const struct raw_secs *r,
 	reset_unit(s);
 }
 
+/* split-debuginfo: the unit in the object is a skeleton; libdw finds its
+ * split unit in a .dwo file (the skeleton names it) or, from elfutils
+ * 0.191 on, in the .dwp beside the object. Its DIE offsets belong to
+ * that file's Dwarf, which the walk uses for the time of the unit. */
+static void scan_split(struct scan *s, Dwarf_Die *skeleton)
+{
+	Dwarf_Die sub;
+	uint8_t type;
+	Dwarf *mine = s->dw;
+
+	if (dwarf_cu_info(skeleton->cu, NULL, &type, NULL, &sub, NULL, NULL, NULL) ||
+	    type != DW_UT_skeleton)
+		return;
+	if (dwarf_tag(&sub) != DW_TAG_compile_unit) {
+		s->out->split_missing++;
+		return;
+	}
+	if (dwarf_srclang(&sub) != DW_LANG_Rust)
+		return;
+	s->out->has_dwarf = true;
+	s->out->split_units++;
+	s->dw = dwarf_cu_getdwarf(sub.cu);
+	if (dwarf_getelf(s->dw))
+		sp_adw_add_sections(dwarf_getelf(s->dw));
+	scan_unit(s, &sub, NULL, NULL);
+	s->dw = mine;
+}
+
+static bool is_skeleton(Dwarf_Die *cu)
+{
+	uint8_t type;
+
+	return dwarf_cu_info(cu->cu, NULL, &type, NULL, NULL, NULL, NULL, NULL) == 0 &&
+	       type == DW_UT_skeleton;
+}
+
 static void scan_dwarf(struct scan *s)
 {
 	Dwarf_Off off = 0, next;
@@ -434,7 +472,7 @@ static void scan_dwarf(struct scan *s)
 	struct unit_span us;
 	size_t hsize;
 
-	find_raw_secs(s->elf, &r);
+	find_raw_secs(s->dwarf_elf, &r);
 	while (!s->oom &&
 	       dwarf_next_unit(s->dw, off, &next, &hsize, &us.version, &us.abbrev,
 			       &us.addr_size, &us.off_size, NULL, NULL) == 0) {
@@ -443,8 +481,13 @@ static void scan_dwarf(struct scan *s)
 		us.die = off + hsize;
 		us.end = next;
 		off = next;
-		if (!dwarf_offdie(s->dw, us.die, &cu) ||
-		    dwarf_tag(&cu) != DW_TAG_compile_unit ||
+		if (!dwarf_offdie(s->dw, us.die, &cu))
+			continue;
+		if (is_skeleton(&cu)) {
+			scan_split(s, &cu);
+			continue;
+		}
+		if (dwarf_tag(&cu) != DW_TAG_compile_unit ||
 		    dwarf_srclang(&cu) != DW_LANG_Rust)
 			continue;
 		s->out->has_dwarf = true;
@@ -581,38 +624,70 @@ static int open_elf(const char *path, int *fd, Elf **elf, char *err, size_t errl
 	return 0;
 }
 
+/* The debug file's ELF, for its DWARF; the object's own without one. */
+static int open_dwarf_elf(struct scan *s, const char *debug_path, int *fd,
+			  char *err, size_t errlen)
+{
+	if (!debug_path) {
+		s->dwarf_elf = s->elf;
+		return 0;
+	}
+	*fd = open(debug_path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		sp_set_err(err, errlen, "%s: %s", debug_path, strerror(errno));
+		return -1;
+	}
+	s->dwarf_elf = elf_begin(*fd, ELF_C_READ_MMAP, NULL);
+	if (!s->dwarf_elf || elf_kind(s->dwarf_elf) != ELF_K_ELF) {
+		sp_set_err(err, errlen, "%s: not an ELF file", debug_path);
+		return -1;
+	}
+	return 0;
+}
+
+static void analyze(struct scan *s, const char *path, const char *debug_path)
+{
+	struct sp_elf syms;
+	/* no symbols is fine: DWARF alone still gives typed polls */
+	bool have_syms = sp_elf_open_debug(&syms, path, debug_path, path, NULL, 0) == 0;
+
+	sp_adw_note_sections(s->dwarf_elf);
+	s->dw = dwarf_begin_elf(s->dwarf_elf, DWARF_C_READ, NULL);
+	if (s->dw)
+		scan_dwarf(s);
+	if (s->n_plain) /* s->plain is NULL when empty: not even qsort(NULL, 0) */
+		qsort(s->plain, s->n_plain, sizeof(uint64_t), sp_adw_cmp_u64);
+	if (!s->oom)
+		run_fallback(s, have_syms ? &syms : NULL);
+	if (have_syms) {
+		sp_adw_name_symbols(s, &syms);
+		sp_elf_close(&syms);
+	}
+	if (s->dw)
+		dwarf_end(s->dw);
+}
+
 int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		     size_t errlen)
 {
+	return sp_async_analyze_debug(path, NULL, out, err, errlen);
+}
+
+int sp_async_analyze_debug(const char *path, const char *debug_path,
+			   struct sp_async_info *out, char *err, size_t errlen)
+{
 	struct scan s = { .out = out };
-	struct sp_elf syms;
-	bool have_syms;
-	int fd = -1, rc = 0;
+	int fd = -1, dfd = -1, rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (open_elf(path, &fd, &s.elf, err, errlen)) {
-		rc = -1;
+	if (open_elf(path, &fd, &s.elf, err, errlen) ||
+	    open_dwarf_elf(&s, debug_path, &dfd, err, errlen))
 		goto done;
-	}
-	sp_adw_note_sections(s.elf);
-	/* no symbols is fine: DWARF alone still gives typed polls */
-	have_syms = sp_elf_open(&syms, path, path, NULL, 0) == 0;
-	s.dw = dwarf_begin_elf(s.elf, DWARF_C_READ, NULL);
-	if (s.dw)
-		scan_dwarf(&s);
-	if (s.n_plain) /* s.plain is NULL when empty: not even qsort(NULL, 0) */
-		qsort(s.plain, s.n_plain, sizeof(uint64_t), sp_adw_cmp_u64);
-	if (!s.oom)
-		run_fallback(&s, have_syms ? &syms : NULL);
-	if (have_syms) {
-		sp_adw_name_symbols(&s, &syms);
-		sp_elf_close(&syms);
-	}
-	if (s.dw)
-		dwarf_end(s.dw);
+	analyze(&s, path, debug_path);
 	free_scan(&s);
 	sort_dedup(out);
 	sort_dedup_known(out);
+	rc = 0;
 	if (s.oom) {
 		sp_set_err(err, errlen, "%s: out of memory", path);
 		sp_async_info_free(out);
@@ -620,8 +695,12 @@ int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 	}
 done:
 	sp_adw_forget_sections();
+	if (s.dwarf_elf && s.dwarf_elf != s.elf)
+		elf_end(s.dwarf_elf);
 	if (s.elf)
 		elf_end(s.elf);
+	if (dfd >= 0)
+		close(dfd);
 	if (fd >= 0)
 		close(fd);
 	return rc;

@@ -11,7 +11,9 @@
  * state lives is per type, hence this analysis.
  *
  * Sources, best first:
- *   - DWARF types (debug = true / 2 / "limited"): everything below.
+ *   - DWARF types (debug = true / 2 / "full"; not "limited", which in
+ *     rustc 1.95 emits no type at all): everything below, read from the
+ *     object or from its separate debug file (symbols/debuginfo.h).
  *   - no DWARF types (debug = "line-tables-only", or none): only the
  *     out-of-line polls, recognised by name (DWARF {async_fn#N} subprogram,
  *     else a {{closure}} / {closure#N} symbol) and by their code (see
@@ -35,6 +37,12 @@
  * not an error: out->n is 0. */
 int sp_async_analyze(const char *path, struct sp_async_info *out, char *err,
 		     size_t errlen);
+/* The same with the DWARF (and, for an object stripped to .dynsym, the
+ * .symtab) of debug_path, the object's separate debug file, already
+ * checked to be its own (symbols/debuginfo.h); NULL: the object's own.
+ * Code and file offsets always come from the object itself. */
+int sp_async_analyze_debug(const char *path, const char *debug_path,
+			   struct sp_async_info *out, char *err, size_t errlen);
 void sp_async_info_free(struct sp_async_info *info);
 
 /* The known entry named name, or NULL. */

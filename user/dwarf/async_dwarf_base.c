@@ -25,13 +25,27 @@ static size_t n_name_secs;
 
 void sp_adw_note_sections(Elf *e)
 {
+	n_name_secs = 0;
+	sp_adw_add_sections(e);
+}
+
+static bool noted(const char *lo)
+{
+	for (size_t i = 0; i < n_name_secs; i++)
+		if (name_secs[i].lo == lo)
+			return true;
+	return false;
+}
+
+void sp_adw_add_sections(Elf *e)
+{
 	Elf_Scn *scn = NULL;
 
-	n_name_secs = 0;
 	while ((scn = elf_nextscn(e, scn)) && n_name_secs < MAX_NAME_SECS) {
 		Elf_Data *d = elf_getdata(scn, NULL);
 
-		if (d && d->d_buf && d->d_size) {
+		/* a .dwp serves many units: its sections are noted once */
+		if (d && d->d_buf && d->d_size && !noted(d->d_buf)) {
 			name_secs[n_name_secs].lo = d->d_buf;
 			name_secs[n_name_secs].hi = (const char *)d->d_buf + d->d_size;
 			n_name_secs++;

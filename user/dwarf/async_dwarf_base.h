@@ -30,6 +30,9 @@ const char *sp_adw_checked_formstring(Dwarf_Attribute *a);
 /* The sections of the file under analysis, which names are checked
  * against; forgotten at the end of the analysis. */
 void sp_adw_note_sections(Elf *e);
+/* Adds the sections of one more file whose DWARF is read (a split
+ * DWARF .dwo or .dwp). */
+void sp_adw_add_sections(Elf *e);
 void sp_adw_forget_sections(void);
 
 /* DIE offset -> value, open addressing; offsets are never 0 in a map
@@ -50,7 +53,8 @@ struct bare_poll {
  * per-unit and whole-object indexes it keeps. */
 struct scan {
 	Dwarf *dw;
-	Elf *elf;
+	Elf *elf;          /* the object: its code and load segments */
+	Elf *dwarf_elf;    /* where its DWARF is: itself or its debug file */
 	struct sp_async_info *out;
 	size_t polls_cap, rejected_cap;
 	/* per unit: coroutine type DIE -> index into ns_names */

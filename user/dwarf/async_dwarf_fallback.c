@@ -132,6 +132,20 @@ static bool maybe_closure(const char *raw)
 					  strstr(raw, "NC"));
 }
 
+/* One name per function whatever the build: with DWARF, the poll of
+ * `async fn f` is named f (async_dwarf_names.c); without, its symbol
+ * "f::{{closure}}" / "f::{closure#0}" is all there is, and it gets the
+ * same name. What no symbol tells is an async block's poll from its
+ * fn's own: without DWARF a block inside f is named f too, where DWARF
+ * says "f::{async_block#N}". Takes dem. */
+static char *fn_name(char *dem)
+{
+	char *name = sp_adw_name_from_symbol(dem, "{async_fn#0}");
+
+	free(dem);
+	return name;
+}
+
 static void symbol_polls(struct fallback *fb)
 {
 	for (size_t i = 0; i < fb->elf->n && !fb->s->oom; i++) {
@@ -157,7 +171,7 @@ static void symbol_polls(struct fallback *fb)
 			free(dem);
 			continue;
 		}
-		code_poll(fb, f->addr, f->size, f, dem, &dis);
+		code_poll(fb, f->addr, f->size, f, fn_name(dem), &dis);
 	}
 }
 

@@ -137,6 +137,9 @@ struct sp_async_info {
 	                      * polls come from disassembly and have no
 	                      * nested nodes */
 	bool has_dwarf;      /* the object has .debug_info for Rust code */
+	/* split DWARF (split-debuginfo): units whose .dwo/.dwp was read,
+	 * and skeletons whose split unit libdw could not find or read */
+	size_t split_units, split_missing;
 	/* Candidates (closures by name, or DWARF async polls without
 	 * types) whose code showed no coroutine state dispatch: ordinary
 	 * closures, mostly. */

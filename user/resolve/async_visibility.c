@@ -3,6 +3,7 @@
 #include <string.h>
 #include "resolve/async_resolve.h"
 #include "resolve/async_visibility.h"
+#include "symbols/debuginfo.h"
 #include "symbols/program_libs.h"
 #include "base/errmsg.h"
 
@@ -217,15 +218,18 @@ static void sync_matches(const struct sp_pattern_list *pats, const struct sp_fun
 	}
 }
 
+/* exe: the executable (the first object), see sp_debuginfo_for */
 static int one_object(const struct sp_pattern_list *pats, const struct sp_func_set *fs,
-		      const struct sp_mapped_object *o, bool *matched,
+		      const struct sp_mapped_object *o, bool exe, bool *matched,
 		      struct sp_avis_report *rep)
 {
+	const struct sp_debuginfo *dbg = sp_debuginfo_for(o->path, o->open_path, exe);
 	struct sp_async_info info;
 	char why[256];
 	int rc = 0;
 
-	if (sp_async_analyze(o->open_path, &info, why, sizeof(why))) {
+	if (sp_async_analyze_debug(o->open_path, dbg ? dbg->path : NULL, &info, why,
+				   sizeof(why))) {
 		fprintf(stderr, "spanprobe: warning: %s: async analysis: %s\n", o->path, why);
 		return 0;
 	}
@@ -245,7 +249,7 @@ int sp_avis_build(const struct sp_pattern_list *pats, const struct sp_func_set *
 	int rc = matched && sp_avis_init(rep, pats->n) == 0 ? 0 : -1;
 
 	for (size_t i = 0; rc == 0 && i < objs->n; i++)
-		rc = one_object(pats, fs, &objs->v[i], matched, rep);
+		rc = one_object(pats, fs, &objs->v[i], i == 0, matched, rep);
 	free(matched);
 	if (rc) {
 		sp_avis_free(rep);

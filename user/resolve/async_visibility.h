@@ -92,8 +92,17 @@ void sp_avis_item_text(const struct sp_avis_item *it, char *buf, size_t len);
  * `symbols` and `attach`/`run` append to "matched nothing". */
 void sp_avis_pattern_text(const struct sp_avis_pattern *p, char *buf, size_t len);
 
-/* The reason given for UNKNOWN (issue 3: say so clearly). */
+/* The reason given for UNKNOWN (issue 3: say so clearly), and which
+ * build setting gives the types (issue 12: rustc 1.95's "limited" emits
+ * no type at all, the same as "line-tables-only"). */
 #define SP_AVIS_NEEDS_TYPES \
-	"nested decoding needs debug info (DWARF types); build with debug = true or \"limited\""
+	"nested decoding needs debug info (DWARF types): debug = true (\"full\"), in " \
+	"the binary or in a debug file spanprobe finds (README \"Debug info\"); " \
+	"\"limited\" and \"line-tables-only\" have none"
+#define SP_AVIS_TYPES_ADVICE \
+	"build with debug = true (\"full\"; \"limited\" and \"line-tables-only\" " \
+	"have no types), kept in the binary or apart from it (objcopy " \
+	"--only-keep-debug + --add-gnu-debuglink, a build-id directory, debuginfod, " \
+	"split-debuginfo; README \"Debug info\")"
 
 #endif

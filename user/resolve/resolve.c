@@ -10,6 +10,7 @@
 #include "dwarf/async_disasm.h"
 #include "resolve/async_nested.h"
 #include "resolve/async_resolve.h"
+#include "symbols/debuginfo.h"
 #include "symbols/elf_symbols.h"
 #include "symbols/exit_sites.h"
 #include "symbols/proc_maps.h"
@@ -38,6 +39,8 @@ struct obj {
 	struct sp_elf elf;
 	const char *path;      /* as the process sees it */
 	const char *open_path;
+	const struct sp_debuginfo *dbg; /* its separate debug file, or NULL */
+	size_t src;            /* its entry in sp_func_set.objects */
 	char **dem;            /* parallel to elf.name_pool */
 	bool can_unwind;
 	bool x86_64;
@@ -48,7 +51,8 @@ struct obj {
 
 struct builder {
 	struct sp_func_set *set;
-	size_t cap;
+	size_t cap, objects_cap;
+	bool no_exe; /* the objects are libraries mapped later: none is the exe */
 };
 
 static void prep_patterns(const struct sp_pattern_list *pats, struct prepped *pp)
@@ -110,7 +114,14 @@ static int demangle_all(struct obj *o)
 	return 0;
 }
 
-static int open_obj(struct obj *o, const char *path, const char *open_path,
+static const char *debug_path(const struct obj *o)
+{
+	return o->dbg ? o->dbg->path : NULL;
+}
+
+/* exe: the executable, whose debug file is looked for everywhere (a
+ * library's in the --debuginfo paths only: symbols/debuginfo.h). */
+static int open_obj(struct obj *o, const char *path, const char *open_path, bool exe,
 		    char *err, size_t errlen)
 {
 	GElf_Ehdr eh;
@@ -120,7 +131,8 @@ static int open_obj(struct obj *o, const char *path, const char *open_path,
 	memset(o, 0, sizeof(*o));
 	o->path = path;
 	o->open_path = open_path;
-	rc = sp_elf_open(&o->elf, open_path, path, err, errlen);
+	o->dbg = sp_debuginfo_for(path, open_path, exe);
+	rc = sp_elf_open_debug(&o->elf, open_path, debug_path(o), path, err, errlen);
 	if (rc)
 		return rc;
 	o->can_unwind = sp_object_can_unwind(o->elf.elf);
@@ -454,6 +466,50 @@ static int add_carrier(struct builder *b, struct obj *o, size_t first,
 	return 0;
 }
 
+static char *dup_opt(const char *s, bool *oom)
+{
+	char *d = s && *s ? strdup(s) : NULL;
+
+	*oom |= s && *s && !d;
+	return d;
+}
+
+/* Where the object's symbols and DWARF come from, for `symbols`. */
+static int add_object(struct builder *b, struct obj *o)
+{
+	struct sp_func_set *set = b->set;
+	struct sp_object_src *r;
+	bool oom = false;
+
+	if (sp_grow((void **)&set->objects, &b->objects_cap, set->n_objects,
+		    sizeof(*set->objects)))
+		return -1;
+	o->src = set->n_objects++;
+	r = &set->objects[o->src];
+	memset(r, 0, sizeof(*r));
+	r->path = dup_opt(o->path, &oom);
+	r->build_id = malloc(SP_BUILD_ID_HEX);
+	if (r->build_id)
+		sp_build_id_hex(o->elf.elf, r->build_id, SP_BUILD_ID_HEX);
+	r->debug_file = dup_opt(debug_path(o), &oom);
+	r->debug_source = o->dbg ? sp_debuginfo_source_name(o->dbg->source) : NULL;
+	r->debug_why = o->dbg ? dup_opt(o->dbg->why, &oom) : NULL;
+	r->syms = o->elf.own_symtab ? SP_SYMS_SYMTAB :
+		  o->elf.symtab_from_debug ? SP_SYMS_DEBUG_SYMTAB : SP_SYMS_DYNSYM;
+	return oom || !r->build_id ? -1 : 0;
+}
+
+static void note_types(struct builder *b, const struct obj *o,
+		       const struct sp_async_info *info)
+{
+	struct sp_object_src *r = &b->set->objects[o->src];
+
+	r->types = info->has_types ? SP_TYPES_FULL :
+		   info->has_dwarf ? SP_TYPES_LINES : SP_TYPES_NONE;
+	r->split_units = info->split_units;
+	r->split_missing = info->split_missing;
+}
+
 /* Rust async code: the out-of-line polls matched get their future's
  * layout; polls whose future holds named async fns inlined become
  * carriers; spawned tasks that a pattern names are held for linking to
@@ -468,10 +524,11 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 
 	if (!has_closure(o))
 		return 0;
-	if (sp_async_analyze(o->open_path, &info, err, sizeof(err))) {
+	if (sp_async_analyze_debug(o->open_path, debug_path(o), &info, err, sizeof(err))) {
 		fprintf(stderr, "spanprobe: warning: %s: async analysis: %s\n", o->path, err);
 		return 0;
 	}
+	note_types(b, o, &info);
 	/* (v is still NULL when nothing matched yet: no pointer arithmetic on it) */
 	if (b->set->n > first)
 		sp_async_annotate_info(b->set->v + first, b->set->n - first, &info);
@@ -493,7 +550,7 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 }
 
 static int resolve_obj(struct builder *b, const char *path, const char *open_path,
-		       struct sp_pattern_list *pats, const struct prepped *pp,
+		       bool exe, struct sp_pattern_list *pats, const struct prepped *pp,
 		       enum sp_exit_policy policy, char *err, size_t errlen)
 {
 	/* 1: the object cannot be used (err says why); 2: it defines no
@@ -502,11 +559,12 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 	struct obj o;
 	int rc = 0;
 
-	rc = open_obj(&o, path, open_path, err, errlen);
+	rc = open_obj(&o, path, open_path, exe, err, errlen);
 	if (rc) {
 		close_obj(&o);
 		return rc == SP_ELF_NO_FUNCS ? 2 : 1;
 	}
+	rc = add_object(b, &o);
 	for (size_t i = 0; rc == 0 && i < o.elf.n; i++)
 		if (!is_cold_part(&o.elf.funcs[i]))
 			rc = match_func(b, &o, i, pats, pp, policy);
@@ -546,10 +604,11 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 
 	*ok = 0;
 	for (size_t i = from; i < m->n; i++) {
-		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, pats, pp,
+		bool exe = i == 0 && !b->no_exe;
+		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, exe, pats, pp,
 				     policy, why, sizeof(why));
 
-		if (rc == 2 && i > 0 && note_no_funcs(b, m->v[i].path)) {
+		if (rc == 2 && !exe && note_no_funcs(b, m->v[i].path)) {
 			snprintf(why, sizeof(why), "out of memory");
 			rc = -1;
 		}
@@ -559,7 +618,7 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 		}
 		if (rc == 0)
 			(*ok)++;
-		else if (rc == 1 || i == 0)
+		else if (rc == 1 || exe)
 			fprintf(stderr, "spanprobe: warning: %s: %s\n", who, why);
 	}
 	if (*ok == 0)
@@ -595,7 +654,7 @@ static int resolve_program(struct builder *b, const char *exe,
 
 	if (sp_program_objects(exe, &m, err, errlen))
 		return -1;
-	rc = resolve_obj(b, exe, exe, pats, pp, policy, err, errlen) ? -1 : 0;
+	rc = resolve_obj(b, exe, exe, true, pats, pp, policy, err, errlen) ? -1 : 0;
 	if (rc == 0)
 		rc = resolve_objects(b, &m, 1, exe, pats, pp, policy, &ok, err, errlen);
 	sp_proc_objects_free(&m);
@@ -610,10 +669,7 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 	struct prepped *pp = calloc(pats->n ? pats->n : 1, sizeof(*pp));
 	int rc;
 
-	out->v = NULL;
-	out->n = 0;
-	out->no_funcs = NULL;
-	out->n_no_funcs = 0;
+	memset(out, 0, sizeof(*out));
 	if (!pp) {
 		sp_set_err(err, errlen, "out of memory");
 		return -1;
@@ -626,12 +682,14 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 	else if (binary && with_libs)
 		rc = resolve_program(&b, binary, pats, pp, policy, err, errlen);
 	else if (binary)
-		rc = resolve_obj(&b, binary, binary, pats, pp, policy, err,
+		rc = resolve_obj(&b, binary, binary, true, pats, pp, policy, err,
 				 errlen) ? -1 : 0;
 	else {
 		sp_set_err(err, errlen, "neither a pid nor a binary to resolve in");
 		rc = -1;
 	}
+	if (rc == 0)
+		rc = sp_debuginfo_check_used(err, errlen);
 	free(pp);
 	if (rc)
 		sp_func_set_free(out);
@@ -645,11 +703,13 @@ int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 	return resolve(pid, binary, false, pats, policy, out, err, errlen);
 }
 
-int sp_resolve_more(const struct sp_mapped_objects *m, struct sp_pattern_list *pats,
-		    enum sp_exit_policy policy, struct sp_func_set *out,
-		    char *err, size_t errlen)
+int sp_resolve_more(const struct sp_mapped_objects *m, bool first_is_exe,
+		    struct sp_pattern_list *pats, enum sp_exit_policy policy,
+		    struct sp_func_set *out, char *err, size_t errlen)
 {
-	struct builder b = { .set = out, .cap = out->n };
+	/* the arrays hold exactly what is in use: they grow from there */
+	struct builder b = { .set = out, .cap = out->n, .objects_cap = out->n_objects,
+			     .no_exe = !first_is_exe };
 	struct prepped *pp = calloc(pats->n ? pats->n : 1, sizeof(*pp));
 	size_t ok;
 	int rc;
@@ -688,11 +748,15 @@ void sp_func_set_free(struct sp_func_set *s)
 		sp_nested_plan_free(f->nested);
 	}
 	free(s->v);
-	s->v = NULL;
-	s->n = 0;
 	for (size_t i = 0; i < s->n_no_funcs; i++)
 		free(s->no_funcs[i]);
 	free(s->no_funcs);
-	s->no_funcs = NULL;
-	s->n_no_funcs = 0;
+	for (size_t i = 0; i < s->n_objects; i++) {
+		free(s->objects[i].path);
+		free(s->objects[i].build_id);
+		free(s->objects[i].debug_file);
+		free(s->objects[i].debug_why);
+	}
+	free(s->objects);
+	memset(s, 0, sizeof(*s));
 }

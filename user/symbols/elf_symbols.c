@@ -84,7 +84,8 @@ static int read_table(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh,
 	return 0;
 }
 
-static int collect(Elf *e, struct raw_vec *rv)
+/* symtab_only: a debug file, whose .dynsym is an empty NOBITS copy. */
+static int collect(Elf *e, bool symtab_only, struct raw_vec *rv, bool *has_symtab)
 {
 	Elf_Scn *scn = NULL;
 
@@ -93,11 +94,31 @@ static int collect(Elf *e, struct raw_vec *rv)
 
 		if (!gelf_getshdr(scn, &sh))
 			continue;
-		if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
+		if (sh.sh_type != SHT_SYMTAB && (symtab_only || sh.sh_type != SHT_DYNSYM))
 			continue;
+		*has_symtab |= sh.sh_type == SHT_SYMTAB && sh.sh_size > sh.sh_entsize;
 		if (read_table(e, scn, &sh, rv))
 			return -1;
 	}
+	return 0;
+}
+
+/* The debug file's .symtab, for an object stripped to .dynsym. A debug
+ * file that cannot be read costs its symbols only. */
+static int collect_debug(struct sp_elf *o, const char *debug_path, struct raw_vec *rv)
+{
+	bool dummy = false;
+	size_t before = rv->n;
+
+	o->dbg_fd = open(debug_path, O_RDONLY | O_CLOEXEC);
+	if (o->dbg_fd < 0)
+		return 0;
+	o->dbg_elf = elf_begin(o->dbg_fd, ELF_C_READ_MMAP, NULL);
+	if (!o->dbg_elf || elf_kind(o->dbg_elf) != ELF_K_ELF)
+		return 0;
+	if (collect(o->dbg_elf, true, rv, &dummy))
+		return -1;
+	o->symtab_from_debug = rv->n > before;
 	return 0;
 }
 
@@ -199,17 +220,24 @@ static int open_image(struct sp_elf *o, const char *path, const char *display,
 int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
 		char *err, size_t errlen)
 {
+	return sp_elf_open_debug(o, path, NULL, display, err, errlen);
+}
+
+int sp_elf_open_debug(struct sp_elf *o, const char *path, const char *debug_path,
+		      const char *display, char *err, size_t errlen)
+{
 	struct raw_vec rv = { 0 };
 
 	memset(o, 0, sizeof(*o));
-	o->fd = -1;
+	o->fd = o->dbg_fd = -1;
 	if (elf_version(EV_CURRENT) == EV_NONE) {
 		sp_set_err(err, errlen, "%s: libelf: %s", display, elf_errmsg(-1));
 		return -1;
 	}
 	if (open_image(o, path, display, err, errlen))
 		goto fail;
-	if (collect(o->elf, &rv)) {
+	if (collect(o->elf, false, &rv, &o->own_symtab) ||
+	    (debug_path && !o->own_symtab && collect_debug(o, debug_path, &rv))) {
 		sp_set_err(err, errlen, "%s: out of memory", display);
 		goto fail;
 	}
@@ -241,10 +269,14 @@ void sp_elf_close(struct sp_elf *o)
 		elf_end(o->elf);
 	if (o->fd >= 0)
 		close(o->fd);
+	if (o->dbg_elf)
+		elf_end(o->dbg_elf);
+	if (o->dbg_fd >= 0)
+		close(o->dbg_fd);
 	free(o->funcs);
 	free(o->name_pool);
 	memset(o, 0, sizeof(*o));
-	o->fd = -1;
+	o->fd = o->dbg_fd = -1;
 }
 
 const uint8_t *sp_elf_bytes(const struct sp_elf *o, uint64_t offset,

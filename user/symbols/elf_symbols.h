@@ -23,6 +23,12 @@ struct sp_elf_func {
 struct sp_elf {
 	int fd;
 	Elf *elf;
+	/* The separate debug file whose .symtab was read (a binary stripped
+	 * to .dynsym): names point into it too. -1 / NULL when none. */
+	int dbg_fd;
+	Elf *dbg_elf;
+	bool own_symtab;       /* the object has a .symtab of its own */
+	bool symtab_from_debug; /* .symtab came from dbg_elf */
 	const uint8_t *image; /* the whole file, mapped by libelf */
 	size_t image_size;
 	struct sp_elf_func *funcs; /* sorted by addr */
@@ -39,7 +45,15 @@ struct sp_elf {
 #define SP_ELF_NO_FUNCS (-2)
 int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
 		char *err, size_t errlen);
+/* The same, and when the object has no .symtab of its own, the .symtab
+ * of debug_path (its separate debug file, already checked to be its
+ * own; NULL for none). Addresses are the object's: --only-keep-debug
+ * keeps section addresses, and file offsets come from the object's own
+ * load segments (the debug file's hold no code). */
+int sp_elf_open_debug(struct sp_elf *o, const char *path, const char *debug_path,
+		      const char *display, char *err, size_t errlen);
 void sp_elf_close(struct sp_elf *o);
+
 
 /* Bytes of [offset, offset+size) in the file, or NULL if out of range. */
 const uint8_t *sp_elf_bytes(const struct sp_elf *o, uint64_t offset,

@@ -79,6 +79,35 @@ struct sp_func {
 	bool held;
 };
 
+/* Where an object's function names come from. */
+enum sp_syms_src {
+	SP_SYMS_SYMTAB = 0,   /* its own .symtab (and .dynsym) */
+	SP_SYMS_DEBUG_SYMTAB, /* stripped to .dynsym: its debug file's .symtab */
+	SP_SYMS_DYNSYM,       /* .dynsym only */
+};
+
+/* What the DWARF of a Rust object holds for the async analysis. */
+enum sp_types_src {
+	SP_TYPES_NOT_READ = 0, /* not analysed: no Rust async code */
+	SP_TYPES_NONE,         /* no DWARF for its Rust code */
+	SP_TYPES_LINES,        /* DWARF without types: debug = "limited" or
+	                        * "line-tables-only" */
+	SP_TYPES_FULL,         /* DWARF types: debug = true ("full") */
+};
+
+/* One object read by resolution, and where its symbols and DWARF came
+ * from (what `symbols` reports). */
+struct sp_object_src {
+	char *path;           /* as the process sees it */
+	char *build_id;       /* hex; "" when it has none */
+	char *debug_file;     /* its separate debug file; NULL if none */
+	const char *debug_source; /* how it was found (debuginfo.h); NULL */
+	char *debug_why;      /* why none was taken; NULL: nothing to say */
+	enum sp_syms_src syms;
+	enum sp_types_src types;
+	size_t split_units, split_missing; /* split DWARF (.dwo, .dwp) */
+};
+
 struct sp_func_set {
 	struct sp_func *v;
 	size_t n;
@@ -87,6 +116,8 @@ struct sp_func_set {
 	 * caller may name them (-v) or count them. */
 	char **no_funcs;
 	size_t n_no_funcs;
+	struct sp_object_src *objects; /* in the order they were read */
+	size_t n_objects;
 };
 
 /* Demangles (C++, Rust legacy, Rust v0) and normalises: drops Rust's
