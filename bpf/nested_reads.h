@@ -44,7 +44,8 @@ static const struct sp_nested_last empty_last;
 __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entry_ns,
 			      __u64 exit_ns)
 {
-	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id };
+	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id,
+				    .tgid = (__u32)(bpf_get_current_pid_tgid() >> 32) };
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
@@ -98,6 +99,8 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 	r->exit_ns = exit_ns;
 	r->n = n > SP_NESTED_MAX ? SP_NESTED_MAX : n;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	r->pad = 0;
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }

@@ -19,15 +19,23 @@
  *   sp_thread_exit  a traced thread exits: its open calls end (abnormal),
  *                 its stack entry is freed
  *   sp_exec       the target calls exec: userspace ends the session
+ *   sp_dl_change  the dynamic linker's rendezvous (_dl_debug_state), hit
+ *                 on every dlopen/dlclose: userspace rescans the maps
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "spanprobe.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* The traced process; 0 in follow mode (links without a pid filter: every
+ * process mapping the probed files), where each record names its own. */
 const volatile __u32 target_tgid = 0;
+/* -p PID --follow: only PID and the processes it forks, listed in
+ * `followed` by the fork hook. */
+const volatile bool follow_children = false;
 const volatile __u64 min_span_ns = 0;
 
 /* The [uprobes] mapping that holds the return trampoline; userspace
@@ -40,6 +48,8 @@ __u64 dropped_records = 0;
 __u64 depth_overflows = 0;
 /* execs of the target: its code is gone, the session must end */
 __u64 exec_count = 0;
+/* Rendezvous hits whose record was lost: userspace rescans every process. */
+__u64 maps_lost = 0;
 /* Threads holding a stack (allocated at their first query, freed when
  * they exit) and, of those, threads inside a query now: what tests and
  * soak runs watch for leaks, since task storage cannot be listed. */
@@ -97,6 +107,22 @@ struct {
 	__type(value, struct sp_sym_stats);
 } sym_stats SEC(".maps");
 
+/* -p PID --follow: the processes descending from PID. A forked child is
+ * added by its parent's fork and removed when its leader exits, so the
+ * map holds the live family only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} followed SEC(".maps");
+
+static __always_inline __u32 current_tgid(void)
+{
+	return (__u32)(bpf_get_current_pid_tgid() >> 32);
+}
+
 #include "nested_reads.h"
 
 /* Global functions: the verifier checks each once, not once per frame of
@@ -106,11 +132,12 @@ __noinline int sp_on_close(__u32 sym_id, __u64 dur, __u32 flags);
 __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags);
 static __always_inline __u64 read_slot(void *ctx, __u64 sp);
 static __always_inline __u64 new_key(void);
+static __always_inline bool is_trampoline(__u64 addr);
 
 #define SP_EMIT(ctx, st, idx, end, flags) sp_emit((struct sp_thread *)(st), idx, end, flags)
 #define SP_ON_CLOSE(ctx, sym, dur, flags) sp_on_close(sym, dur, flags)
 #define SP_READ_SLOT(ctx, sp) read_slot(ctx, sp)
-#define SP_IS_TRAMPOLINE(ctx, a) ((a) >= tramp_lo && (a) < tramp_hi)
+#define SP_IS_TRAMPOLINE(ctx, a) is_trampoline(a)
 #define SP_NEW_KEY(ctx) new_key()
 #define SP_POLL_DONE(ctx, st, idx, end, flags) \
 	sp_poll_done((struct sp_thread *)(st), idx, end, flags)
@@ -166,6 +193,26 @@ static __always_inline __u64 read_slot(void *ctx, __u64 sp)
 	return v;
 }
 
+/* The return trampoline lives in the process's XOL area ([uprobes]).
+ * One target: userspace publishes its range. Many processes (follow
+ * mode): each hit reads its own process's area; this runs only when a
+ * frame sits on the very slot of a new call (tail call or lost frame). */
+static __always_inline bool is_trampoline(__u64 addr)
+{
+	struct task_struct *t;
+	struct xol_area *x;
+	__u64 v;
+
+	if (target_tgid)
+		return addr >= tramp_lo && addr < tramp_hi;
+	t = bpf_get_current_task_btf();
+	x = BPF_CORE_READ(t, mm, uprobes_state.xol_area);
+	if (!x)
+		return false;
+	v = BPF_CORE_READ(x, vaddr);
+	return v && addr >= v && addr < v + 4096;
+}
+
 static __always_inline __u64 new_key(void)
 {
 	__u32 zero = 0;
@@ -210,7 +257,7 @@ static __always_inline void emit_future(const struct sp_future *fu, __u32 sym_id
 	}
 	sp_fill_future_rec(r, fu, sym_id, end_ns, flags);
 	r->obj = obj;
-	r->tgid = target_tgid;
+	r->tgid = current_tgid();
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
@@ -229,6 +276,7 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	f = &st->f[idx & SP_DEPTH_MASK];
 	fk.obj = f->obj;
 	fk.sym_id = f->sym_id;
+	fk.tgid = current_tgid();
 	info = bpf_map_lookup_elem(&sym_info, &fk.sym_id);
 	fu = bpf_map_lookup_elem(&futures, &fk);
 	if (!fu || !info)
@@ -284,7 +332,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 				   __u32 sym, const struct sp_sym_info *info, __u64 sp)
 {
 	__u64 now = bpf_ktime_get_ns(), self = poll_self(ctx, info);
-	struct sp_future_key fk = { .obj = self, .sym_id = sym };
+	struct sp_future_key fk = { .obj = self, .sym_id = sym, .tgid = current_tgid() };
 	__u64 state = read_state(self, info);
 	const struct sp_frame *top = NULL;
 	struct sp_future *fu, nf = {};
@@ -383,7 +431,11 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
  * fallbacks on older kernels. */
 static __always_inline bool other_process(void)
 {
-	return (__u32)(bpf_get_current_pid_tgid() >> 32) != target_tgid;
+	__u32 tgid = current_tgid();
+
+	if (follow_children)
+		return !bpf_map_lookup_elem(&followed, &tgid);
+	return target_tgid && tgid != target_tgid;
 }
 
 static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
@@ -404,6 +456,10 @@ static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 SEC("uprobe.multi") /* loaded as a session: libbpf 1.4 has no section for it */
 int sp_session(struct pt_regs *ctx)
 {
+	/* a link made for one pid filters in the kernel; follow mode's
+	 * links have none: the family check is ours (nonzero: no return) */
+	if (follow_children && other_process())
+		return 1;
 	if (bpf_session_is_return())
 		return on_exit(ctx, PT_REGS_SP(ctx) - 8);
 	return on_entry(ctx, PT_REGS_SP(ctx));
@@ -440,8 +496,13 @@ int BPF_PROG(sp_thread_exit, struct task_struct *task)
 	struct task_struct *cur = bpf_get_current_task_btf();
 	struct sp_thread *st;
 
-	if ((__u32)(bpf_get_current_pid_tgid() >> 32) != target_tgid)
+	if (target_tgid && current_tgid() != target_tgid)
 		return 0;
+	if (follow_children && cur->pid == cur->tgid) {
+		__u32 tgid = current_tgid();
+
+		bpf_map_delete_elem(&followed, &tgid);
+	}
 	st = thread_of(cur);
 	if (!st)
 		return 0;
@@ -460,7 +521,70 @@ int BPF_PROG(sp_thread_exit, struct task_struct *task)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sp_exec, struct task_struct *p)
 {
-	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == target_tgid)
-		__sync_fetch_and_add(&exec_count, 1);
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct sp_exec_rec *r;
+	struct sp_thread *st;
+
+	if (target_tgid) {
+		if (current_tgid() == target_tgid)
+			__sync_fetch_and_add(&exec_count, 1);
+		return 0;
+	}
+	/* follow mode: the old program's calls on this thread end here (exec
+	 * killed the other threads, whose exit hooks end theirs) */
+	st = thread_of(cur);
+	if (!st)
+		return 0;
+	if (st->n) {
+		sp_stack_thread_exit(ctx, st, bpf_ktime_get_ns(), min_span_ns);
+		__sync_fetch_and_add(&stacks_open, -1);
+	}
+	if (!bpf_task_storage_delete(&threads, cur))
+		__sync_fetch_and_add(&stacks_alloc, -1);
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&dropped_records, 1);
+		return 0;
+	}
+	r->kind = SP_RK_EXEC;
+	r->tgid = current_tgid();
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+/* -p PID --follow: a child of a followed process is followed. Threads
+ * share their process's entry. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sp_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (!follow_children || ptgid == ctgid || !bpf_map_lookup_elem(&followed, &ptgid))
+		return 0;
+	bpf_map_update_elem(&followed, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+/* dlopen and dlclose call the rendezvous before and after changing the
+ * link map. The record wakes the loader at once (the one record submitted
+ * with a wakeup): the sooner it rescans, the fewer calls into a new
+ * library go untraced. */
+SEC("uprobe")
+int sp_dl_change(struct pt_regs *ctx)
+{
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	struct sp_maps_rec *r;
+
+	if (other_process())
+		return 0;
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&maps_lost, 1);
+		return 0;
+	}
+	r->kind = SP_RK_MAPS;
+	r->tgid = tgid;
+	bpf_ringbuf_submit(r, 0);
 	return 0;
 }

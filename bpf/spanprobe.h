@@ -49,6 +49,23 @@ enum sp_sym_flags {
 enum sp_rec_kind {
 	SP_RK_SPAN = 1,   /* struct sp_span_rec */
 	SP_RK_NESTED = 2, /* struct sp_nested_rec */
+	SP_RK_MAPS = 3,   /* struct sp_maps_rec */
+	SP_RK_EXEC = 4,   /* struct sp_exec_rec */
+};
+
+/* A traced process called exec (follow mode): what it runs now is another
+ * program, or a new life of the same one. */
+struct sp_exec_rec {
+	__u32 kind;      /* SP_RK_EXEC */
+	__u32 tgid;
+};
+
+/* A process's dynamic linker reached its debugger rendezvous
+ * (_dl_debug_state): a dlopen or dlclose is mapping or unmapping
+ * objects, so the loader rescans what the process has mapped. */
+struct sp_maps_rec {
+	__u32 kind;      /* SP_RK_MAPS */
+	__u32 tgid;
 };
 
 /* What BPF knows of a probed function. A future's coroutine state (0 not
@@ -126,6 +143,8 @@ struct sp_nested_rec {
 	__u64 exit_ns;   /* its exit; 0 for a read at entry */
 	__u32 n;         /* values in v */
 	__u32 tid;
+	__u32 tgid;
+	__u32 pad;
 	__u64 v[SP_NESTED_MAX];
 };
 
@@ -161,7 +180,7 @@ struct sp_thread {
 struct sp_future_key {
 	__u64 obj;
 	__u32 sym_id;
-	__u32 pad;
+	__u32 tgid;      /* processes of one binary share addresses */
 };
 
 struct sp_future {

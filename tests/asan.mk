@@ -21,7 +21,7 @@ ASAN_UNITS   := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 # run, thresholds, exceptions, longjmp, bad input (truncated blocks),
 # detaching, Rust async (nested decoding, spawned-task links), and the
 # reliability tests at a tenth of their size.
-ASAN_IT      ?= attach run thresholds cxx_exception longjmp dynsym bad_input no_leftovers async_visibility \
+ASAN_IT      ?= attach run dlopen exe_restarts fork_storm follow_children thresholds cxx_exception longjmp dynsym bad_input no_leftovers async_visibility \
 		rust_async rust_attach debuginfo_dynsym debuginfo_wrong \
 		storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security
 # ASan reports also go to files, and the integration tests keep their

@@ -155,8 +155,10 @@ class Spanprobe(Tracer):
     """spanprobe attach; stderr is read by a thread (attached line, then
     the exit summary)."""
 
-    def __init__(self, exe, pid, syms, args=(), stdout=subprocess.DEVNULL):
-        argv = [exe, "attach", "-p", str(pid), "-s", syms] + list(args)
+    def __init__(self, exe, pid, syms, args=(), stdout=subprocess.DEVNULL, binary=None):
+        # binary: attach --exe BINARY (every process of it) instead of -p
+        who = ["--exe", binary] if binary else ["-p", str(pid)]
+        argv = [exe, "attach"] + who + ["-s", syms] + list(args)
         self.t0 = time.monotonic()
         self.p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, text=True,
                                   preexec_fn=pin(TRACER_CPU))
@@ -336,6 +338,9 @@ def per_call_setups(a):
     def spanprobe(syms, extra):
         return lambda st: Spanprobe(a.spanprobe, st.t.pid, syms, sp + extra)
 
+    def spanprobe_exe(syms):
+        return lambda st: Spanprobe(a.spanprobe, st.t.pid, syms, sp, binary=st.path)
+
     # (name, tracer, armed functions, measures: (key, loop mode, function))
     return [
         ("none", None, [], [("none", "plain", LEAF), ("none_root", "root", LEAF),
@@ -357,6 +362,12 @@ def per_call_setups(a):
         ("spanprobe_classic", spanprobe(leaf, ["--attach-mode", "classic"]), both,
          [("spanprobe_classic_inside", "root", LEAF),
           ("spanprobe_classic_outside", "plain", LEAF)]),
+        # the service rather than the pid: links without a pid filter
+        ("spanprobe_exe", spanprobe_exe(leaf), both,
+         [("spanprobe_exe_inside", "root", LEAF), ("spanprobe_exe_outside", "plain", LEAF)]),
+        ("spanprobe_follow", spanprobe(leaf, ["--follow"]), both,
+         [("spanprobe_follow_inside", "root", LEAF),
+          ("spanprobe_follow_outside", "plain", LEAF)]),
         ("spanprobe_retsites", spanprobe(leaf, ["--exit-probe", "retsites"]), both,
          [("spanprobe_retsites_inside", "root", LEAF),
           ("spanprobe_retsites_outside", "plain", LEAF)]),
@@ -777,6 +788,10 @@ def print_per_call(pc):
         "spanprobe_multi_outside": "spanprobe --attach-mode multi, outside",
         "spanprobe_classic_inside": "spanprobe --attach-mode classic, inside",
         "spanprobe_classic_outside": "spanprobe --attach-mode classic, outside",
+        "spanprobe_exe_inside": "spanprobe attach --exe, inside",
+        "spanprobe_exe_outside": "spanprobe attach --exe, outside",
+        "spanprobe_follow_inside": "spanprobe -p --follow, inside",
+        "spanprobe_follow_outside": "spanprobe -p --follow, outside",
         "spanprobe_retsites_inside": "spanprobe --exit-probe retsites, inside",
         "spanprobe_retsites_outside": "spanprobe --exit-probe retsites, outside",
         "spanprobe_ss_inside": "spanprobe, single-stepped entry (lea), inside",

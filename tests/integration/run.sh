@@ -640,6 +640,234 @@ t_rust_attach() {
 		--spans "$d/spans.json" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
 }
 
+# Libraries opened after attach (issue 13): dlserver dlopens a plugin,
+# dlcloses it and opens it again; each phase starts once spanprobe said
+# it probed (or released) the plugin. Every call, the plugin's included,
+# is checked against the fixture's truth; dlclose breaks nothing.
+# dl_count FILE REGEX: the number of matching lines (0 if none).
+dl_count() { grep -c "$2" "$1" 2>/dev/null || :; }
+
+# dl_wait FILE REGEX N PID: until FILE has N lines matching, while PID lives.
+dl_wait() {
+	_n=300
+	until [ "$(dl_count "$1" "$2")" -ge "$3" ]; do
+		if [ "$_n" -le 0 ] || ! alive "$4"; then
+			fail "no $3 lines '$2' in $1"
+			return 1
+		fi
+		_n=$((_n - 1))
+		sleep 0.1
+	done
+}
+
+# dl_phases DIR DLSERVER-PID SPANPROBE-PID: drives dlserver through its
+# phases (tests/fixtures/dlserver.c), each once spanprobe caught up.
+dl_phases() {
+	_mapped='^spanprobe: pid [0-9]* mapped .*libdlplugin.so: 2 functions probed$'
+	_gone='^spanprobe: pid [0-9]* unmapped .*libdlplugin.so: its probes are released$'
+	dl_wait "$1/ds.out" '^dlserver: plugin loaded$' 1 "$2" &&
+	dl_wait "$1/sp.err" "$_mapped" 1 "$3" && kill -USR1 "$2" &&
+	dl_wait "$1/ds.out" '^dlserver: plugin closed$' 1 "$2" &&
+	dl_wait "$1/sp.err" "$_gone" 1 "$3" && kill -USR1 "$2" &&
+	dl_wait "$1/ds.out" '^dlserver: plugin loaded$' 2 "$2" &&
+	dl_wait "$1/sp.err" "$_mapped" 2 "$3" && kill -USR1 "$2"
+}
+
+dl_attach() {
+	d=$(newdir "dlopen-$1")
+	bg "$FX/dlserver" --plugin "$FXABS/libdlplugin.so" --truth "$d/truth.jsonl" \
+		--pid-file "$d/ds.pid" >"$d/ds.out" 2>&1
+	ds=$LAST
+	wait_pidfile "$d/ds.pid" "$ds" || return 1
+	attach_sp "$d" "$ds" --attach-mode "$1" --min-span 0 --min-query 0 -s "$SYMS/dlserver.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
+	kill -USR1 "$ds"
+	dl_phases "$d" "$ds" "$sp" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	wait_exit "$ds" 30 || { fail "dlserver still running"; return 1; }
+	reap "$ds"
+	[ "$RC" = 0 ] || { fail "dlserver exited $RC under spanprobe"; show "$d/ds.out"; return 1; }
+	wait_exit "$sp" 15 || { fail "spanprobe still running after dlserver exited"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q 'objects mapped after attach: 2 probed (4 functions), 1 unmapped' "$d/sp.err" ||
+		{ fail "the summary does not count the plugin's two mappings"; show "$d/sp.err"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
+		--expect-queries 9 --tol-dur 3ms --pid "$ds"
+}
+
+t_dlopen() {
+	for m in session multi classic; do
+		echo "   --attach-mode $m"
+		dl_attach $m || return 1
+	done
+
+	# run: the plugin is opened after the command started
+	d=$(newdir dlopen-run)
+	bg "$SP" run --min-span 0 --min-query 0 -s "$SYMS/dlserver.syms" -o "$d/spans.bin" -- \
+		"$FX/dlserver" --no-first-wait --plugin "$FXABS/libdlplugin.so" \
+		--truth "$d/truth.jsonl" --pid-file "$d/ds.pid" >"$d/ds.out" 2>"$d/sp.err"
+	sp=$LAST
+	dl_wait "$d/ds.out" '^dlserver: plugin loaded$' 1 "$sp" || { show "$d/sp.err"; return 1; }
+	ds=$(pidfile "$d/ds.pid")
+	dl_phases "$d" "$ds" "$sp" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	wait_exit "$sp" 30 || { fail "spanprobe run still running"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
+		--expect-queries 9 --tol-dur 3ms --pid "$ds"
+}
+
+# attach --exe (issue 13): every process of a binary, one pipeline each.
+# split_pids DUMP.jsonl DIR: DIR/pid-N.jsonl per pid, for check_spans.py.
+split_pids() {
+	python3 -c '
+import json, sys
+out = {}
+for line in open(sys.argv[1]):
+    if line.strip():
+        pid = json.loads(line)["pid"]
+        out.setdefault(pid, open("%s/pid-%d.jsonl" % (sys.argv[2], pid), "w")).write(line)
+' "$1" "$2"
+}
+
+# A server restarted twice while attached (the second life dies of
+# SIGSEGV inside a query): each life's queries are traced under its own
+# pid and identity, nothing of one mixed into another.
+t_exe_restarts() {
+	d=$(newdir exe-restarts)
+	bg "$SP" attach --exe "$SX/lifecycle" --min-span 0 --min-query 0 \
+		-s "$SXSYMS/lifecycle.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	for life in 1 2 3; do
+		end=return
+		[ $life = 2 ] && end=segv
+		"$SX/lifecycle" -n 3 --end $end --truth "$d/truth$life.jsonl" \
+			--pid-file "$d/life$life.pid" >"$d/life$life.out" 2>&1 || :
+	done
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running after SIGINT"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach --exe exited $RC"; show "$d/sp.err"; return 1; }
+	grep -q ': 3 processes seen, 3 exited, 0 still running:' "$d/sp.err" ||
+		{ fail "the summary does not count 3 processes, all exited"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	"$SP" dump "$d/spans.bin" >"$d/dump.txt" || { fail "dump failed"; return 1; }
+	split_pids "$d/dump.jsonl" "$d"
+	for life in 1 2 3; do
+		p=$(pidfile "$d/life$life.pid")
+		end=return extra="--expect-queries 3"
+		[ $life = 2 ] && end=segv extra="--expect-queries 4 --abnormal-roots"
+		grep -q "^block: pid $p exe $SXABS/lifecycle started " "$d/dump.txt" ||
+			{ fail "no block header names life $life (pid $p) and its exe"; return 1; }
+		# shellcheck disable=SC2086
+		$CHECK --truth "$d/truth$life.jsonl" --spans "$d/pid-$p.jsonl" --min-span 0 \
+			--min-query 0 --margin 0 --min-checked-queries 3 --pid "$p" $extra >"$d/check$life" 2>&1 ||
+			{ fail "life $life (pid $p) differs from its truth:"; sed 's/^/   /' "$d/check$life"; return 1; }
+		echo "   life $life (pid $p, --end $end): $(cat "$d/check$life")"
+	done
+	n=$(ls "$d"/pid-*.jsonl | wc -l)
+	[ "$n" = 3 ] || { fail "spans of $n processes, 3 lives ran"; return 1; }
+}
+
+# 1,000 short-lived processes of the traced binary (one in ten exits
+# inside its query): each child's query under its own pid, then the BPF
+# stacks and spanprobe's per-process state back to nothing. Then the same
+# storm past --max-processes: counted and skipped, nothing breaks.
+t_fork_storm() {
+	d=$(newdir fork-storm)
+	bg "$SP" attach --exe "$FX/forkstorm" --min-span 0 --min-query 0 \
+		-s "$SYMS/forkstorm.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	before=$(python3 tests/stress/bpfmaps.py "$sp" --json)
+	"$FX/forkstorm" -n 1000 --exit-in-query 10 --pids "$d/pids" >"$d/fs.out" 2>&1 ||
+		{ fail "forkstorm failed"; show "$d/fs.out"; return 1; }
+	# spanprobe sees each exit within a drain interval or two
+	_n=100
+	until [ "$(python3 tests/stress/bpfmaps.py "$sp" --global stacks_alloc)" = 0 ] || [ $_n = 0 ]; do
+		_n=$((_n - 1)); sleep 0.1
+	done
+	after=$(python3 tests/stress/bpfmaps.py "$sp" --json)
+	for g in stacks_alloc stacks_open; do
+		v=$(python3 tests/stress/bpfmaps.py "$sp" --global $g)
+		[ "$v" = 0 ] || { fail "$g is $v after the storm"; return 1; }
+	done
+	python3 -c '
+import json, sys
+b, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+bad = [n for n in b if b[n].get("entries") != a.get(n, {}).get("entries")]
+sys.exit("maps changed size: %s" % bad if bad else 0)' "$before" "$after" ||
+		{ fail "BPF maps did not return to their size"; return 1; }
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running after SIGINT"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$d/sp.err"; return 1; }
+	grep -q ': 1000 processes seen, 1000 exited, 0 still running:' "$d/sp.err" ||
+		{ fail "the summary does not count 1000 processes, all exited"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	python3 tests/integration/check_storm.py --spans "$d/dump.jsonl" --pids "$d/pids" >"$d/check" 2>&1 ||
+		{ fail "$(cat "$d/check")"; return 1; }
+	echo "   $(cat "$d/check"); BPF maps and stacks as before the storm"
+
+	d=$(newdir fork-storm-max)
+	bg "$SP" attach --exe "$FX/forkstorm" --max-processes 5 --min-span 0 --min-query 0 \
+		-s "$SYMS/forkstorm.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$FX/forkstorm" -n 300 --batch 100 --pids "$d/pids" >"$d/fs.out" 2>&1 ||
+		{ fail "forkstorm failed"; return 1; }
+	sleep 0.5
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running after SIGINT"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe exited $RC with --max-processes 5"; show "$d/sp.err"; return 1; }
+	grep -q 'more skipped past --max-processes 5' "$d/sp.err" ||
+		{ fail "nothing said about the processes past --max-processes"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	python3 tests/integration/check_storm.py --subset --spans "$d/dump.jsonl" --pids "$d/pids" >"$d/check" 2>&1 ||
+		{ fail "$(cat "$d/check")"; return 1; }
+	echo "   --max-processes 5: $(cat "$d/check"); $(grep -o '[0-9+]* more skipped[^;:]*' "$d/sp.err")"
+}
+
+# -p PID --follow: PID's children are traced, another process of the same
+# binary is not; spanprobe ends once the family is gone.
+t_follow_children() {
+	d=$(newdir follow-children)
+	bg "$FX/forkstorm" -n 200 --exit-in-query 10 --pids "$d/pids" --pid-file "$d/fs.pid" \
+		--wait-signal >"$d/fs.out" 2>&1
+	fs=$LAST
+	wait_pidfile "$d/fs.pid" "$fs" || return 1
+	attach_sp "$d" "$fs" --follow --min-span 0 --min-query 0 -s "$SYMS/forkstorm.syms" \
+		-o "$d/spans.bin" || return 1
+	sp=$SPPID
+	# a stranger running the same binary meanwhile
+	bg "$FX/forkstorm" -n 100 --pids "$d/stranger" >"$d/stranger.out" 2>&1
+	st=$LAST
+	kill -USR1 "$fs"
+	wait_exit "$fs" 60 || { fail "forkstorm still running"; return 1; }
+	wait_exit "$st" 60 || { fail "the stranger still running"; return 1; }
+	wait_exit "$sp" 15 || { fail "spanprobe --follow still running after the family exited"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$d/sp.err"; return 1; }
+	grep -q 'every process exited' "$d/sp.err" || { fail "no end reason"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	python3 tests/integration/check_storm.py --spans "$d/dump.jsonl" --pids "$d/pids" >"$d/check" 2>&1 ||
+		{ fail "$(cat "$d/check")"; return 1; }
+	echo "   $(cat "$d/check"); none of the stranger's 100"
+}
+
+# PostgreSQL 15 from Debian, every backend traced by attach --exe: three
+# clients (one connecting after attach), slow queries found in the right
+# backend, an ERROR (longjmp) in one that disturbs no other
+# (tests/integration/pg_follow.py has the details).
+t_postgres() {
+	d=$(newdir postgres)
+	[ -x /usr/lib/postgresql/15/bin/postgres ] ||
+		{ fail "PostgreSQL 15 is not installed (make deps installs it)"; return 1; }
+	python3 tests/integration/pg_follow.py "$SP" "$d" || { show "$d/sp.err"; show "$d/pg.log"; return 1; }
+}
+
 # The sinks (micromegas, OTLP, Perfetto) against real receivers and parsers:
 # its own sub-tests are reported inside.
 t_sinks() {
@@ -661,7 +889,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
+ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"

@@ -294,7 +294,60 @@ t_bad_url() {
 
 # ------------------------------------------------------------------- main
 
-ALL="golden_decoder all_sinks otlp_gzip_and_dump_perfetto retry_5xx reject_4xx receiver_down slow_receiver bad_url"
+# attach --exe: one micromegas process per traced process, OTLP's
+# process.pid per process, each with its own queries (issue 13).
+t_many_processes() {
+	d="$T/many"
+	mkdir -p "$d/mm" "$d/otlp"
+	receiver micromegas "$d/mm" || return 1
+	mm=$URL
+	receiver otlp "$d/otlp" || return 1
+	MICROMEGAS_INGESTION_API_KEY=$TOKEN "$SP" attach --exe "$FX/forkstorm" --min-span 0 \
+		--min-query 0 -s tests/fixtures/forkstorm.syms --micromegas "$mm" --otlp "$URL" \
+		-o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err" &
+	sp=$!
+	_n=300
+	until grep -q '^spanprobe: attached' "$d/sp.err"; do
+		[ $_n -gt 0 ] && kill -0 $sp 2>/dev/null || { fail "spanprobe did not attach"; show "$d/sp.err"; return 1; }
+		_n=$((_n - 1)); sleep 0.1
+	done
+	"$FX/forkstorm" -n 5 --pids "$d/pids" >/dev/null || { fail "forkstorm failed"; return 1; }
+	sleep 0.5
+	kill -INT $sp
+	wait $sp || { fail "spanprobe exited $?"; show "$d/sp.err"; return 1; }
+	"$PY" - "$d" <<'PYEOF' || { show "$d/sp.err"; return 1; }
+import collections, json, sys
+d = sys.argv[1]
+kids = sorted(int(l.split()[0]) for l in open(d + "/pids"))
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+procs = load(d + "/mm/processes.jsonl")
+rows = load(d + "/mm/rows.jsonl")
+spans = load(d + "/otlp/spans.jsonl")
+errs = []
+mm_pids = sorted(int(p["properties"]["pid"]) for p in procs)
+if mm_pids != kids:
+    errs.append("micromegas processes %s, children %s" % (mm_pids, kids))
+by_proc = collections.Counter(r.get("process_id") for r in rows)
+if sorted(by_proc) != sorted(p["process_id"] for p in procs) or set(by_proc.values()) != {6}:
+    errs.append("micromegas rows per process %s (3 spans, begin and end: 6 each)" % dict(by_proc))
+by_pid = collections.defaultdict(list)
+for s in spans:
+    by_pid[s["resource"]["process.pid"]].append(s)
+if sorted(by_pid) != kids or any(len(v) != 3 for v in by_pid.values()):
+    errs.append("otlp spans per process.pid %s" % {k: len(v) for k, v in by_pid.items()})
+traces = {p: {s["trace_id"] for s in v} for p, v in by_pid.items()}
+if any(len(t) != 1 for t in traces.values()) or len(set.union(*traces.values())) != len(kids):
+    errs.append("otlp trace ids per process %s" % traces)
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   5 processes: 5 micromegas processes (pid property), 5 OTLP process.pid, one trace each")
+sys.exit(1 if errs else 0)
+PYEOF
+	stop_receivers
+}
+
+ALL="golden_decoder all_sinks many_processes otlp_gzip_and_dump_perfetto retry_5xx reject_4xx receiver_down slow_receiver bad_url"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$QS" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 NODE_MODULES=$(sh "$SINKS/npm-setup.sh") || { echo "npm setup failed"; NODE_MODULES=/nonexistent; }

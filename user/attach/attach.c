@@ -15,13 +15,23 @@
 /* Not in the uapi headers libbpf 1.4 ships with. */
 #define SP_TRACE_UPROBE_SESSION 57
 
+/* A kernel link and the object whose probes it holds (NULL for the
+ * hooks), so that an object's probes can go when it is unmapped. */
+struct held_link {
+	struct bpf_link *l; /* NULL for a raw session link */
+	int fd;             /* session links: libbpf 1.4 cannot create them */
+	char *owner;
+};
+
 struct sp_attach {
 	struct spanprobe_bpf *skel;
-	struct bpf_link **links;
+	struct held_link *links;
 	size_t n_links, cap_links;
-	int *raw_fds; /* session links: libbpf 1.4 cannot create them */
-	size_t n_raw, cap_raw;
 	int ncpus;
+	enum sp_attach_mode mode;
+	size_t cap_funcs; /* sym_id slots the maps were sized for */
+	const char *owner; /* the object being attached now */
+	pid_t link_pid;    /* the links' pid filter; -1: every process */
 };
 
 /* Offsets and cookies of one kind of probe in one object. */
@@ -61,20 +71,47 @@ static void batches_free(struct object_batches *ob)
 	memset(ob, 0, sizeof(*ob));
 }
 
-static int keep_link(struct sp_attach *a, struct bpf_link *l)
+static int keep(struct sp_attach *a, struct bpf_link *l, int fd)
 {
+	struct held_link *h;
+
 	if (sp_grow((void **)&a->links, &a->cap_links, a->n_links, sizeof(*a->links)))
 		return -ENOMEM;
-	a->links[a->n_links++] = l;
+	h = &a->links[a->n_links];
+	h->l = l;
+	h->fd = fd;
+	h->owner = a->owner ? strdup(a->owner) : NULL;
+	if (a->owner && !h->owner)
+		return -ENOMEM;
+	a->n_links++;
 	return 0;
+}
+
+static int keep_link(struct sp_attach *a, struct bpf_link *l)
+{
+	int rc = keep(a, l, -1);
+
+	if (rc)
+		bpf_link__destroy(l);
+	return rc;
 }
 
 static int keep_fd(struct sp_attach *a, int fd)
 {
-	if (sp_grow((void **)&a->raw_fds, &a->cap_raw, a->n_raw, sizeof(*a->raw_fds)))
-		return -ENOMEM;
-	a->raw_fds[a->n_raw++] = fd;
-	return 0;
+	int rc = keep(a, NULL, fd);
+
+	if (rc)
+		close(fd);
+	return rc;
+}
+
+static void drop_link(struct held_link *h)
+{
+	if (h->l)
+		bpf_link__destroy(h->l);
+	else
+		close(h->fd);
+	free(h->owner);
 }
 
 static int attach_session(struct sp_attach *a, pid_t pid, const char *path,
@@ -90,11 +127,11 @@ static int attach_session(struct sp_attach *a, pid_t pid, const char *path,
 	attr.link_create.uprobe_multi.offsets = (__u64)(uintptr_t)b->offsets;
 	attr.link_create.uprobe_multi.cookies = (__u64)(uintptr_t)b->cookies;
 	attr.link_create.uprobe_multi.cnt = b->n;
-	attr.link_create.uprobe_multi.pid = pid;
+	attr.link_create.uprobe_multi.pid = pid < 0 ? 0 : pid; /* 0: every process */
 	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
 	if (fd < 0)
 		return -errno;
-	return keep_fd(a, fd) ? (close(fd), -ENOMEM) : 0;
+	return keep_fd(a, fd);
 }
 
 static int attach_multi(struct sp_attach *a, struct bpf_program *prog, pid_t pid,
@@ -191,22 +228,28 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 	return err;
 }
 
+/* Attaches the functions of fs from index `from` on (those before are
+ * attached already), one object at a time. */
 static int attach_all(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
-		      const struct sp_func_set *fs, struct sp_attach_stats *st,
-		      char *err, size_t errlen)
+		      const struct sp_func_set *fs, size_t from,
+		      struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	bool *done = calloc(fs->n ? fs->n : 1, sizeof(*done));
 	int rc = done ? 0 : -ENOMEM;
 
-	for (size_t i = 0; i < fs->n && !rc; i++) {
+	for (size_t i = 0; i < from && done; i++)
+		done[i] = true;
+	for (size_t i = from; i < fs->n && !rc; i++) {
 		struct object_batches ob = { 0 };
 		const char *path = fs->v[i].open_path;
 
 		if (done[i] || fs->v[i].problem)
 			continue;
 		rc = collect_object(fs, path, &ob, done);
+		a->owner = path;
 		if (!rc)
 			rc = attach_object(a, mode, pid, path, &ob);
+		a->owner = NULL;
 		if (rc)
 			snprintf(err, errlen, "attaching probes in %s (%s): %s",
 				 fs->v[i].object, sp_attach_mode_name(mode), strerror(-rc));
@@ -215,7 +258,7 @@ static int attach_all(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
 		batches_free(&ob);
 	}
 	free(done);
-	st->links = a->n_links + a->n_raw;
+	st->links = a->n_links;
 	st->mode = mode;
 	return rc;
 }
@@ -234,11 +277,11 @@ static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mod
 	bpf_program__set_expected_attach_type(sk->progs.sp_exit_site, multi);
 }
 
-static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs)
+static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs, size_t from)
 {
 	int fd = bpf_map__fd(a->skel->maps.sym_info);
 
-	for (__u32 i = 0; i < fs->n; i++) {
+	for (__u32 i = (__u32)from; i < fs->n && i < a->cap_funcs; i++) {
 		const struct sp_func *f = &fs->v[i];
 		struct sp_sym_info info = {
 			.flags = sym_flags(f),
@@ -253,11 +296,12 @@ static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs)
 }
 
 /* Each carrier's read list (user/resolve/async_nested.h), by sym_id. */
-static int fill_nested_reads(struct sp_attach *a, const struct sp_func_set *fs)
+static int fill_nested_reads(struct sp_attach *a, const struct sp_func_set *fs,
+			     size_t from)
 {
 	int fd = bpf_map__fd(a->skel->maps.nested_reads);
 
-	for (__u32 i = 0; i < fs->n; i++) {
+	for (__u32 i = (__u32)from; i < fs->n && i < a->cap_funcs; i++) {
 		const struct sp_nested_plan *pl = fs->v[i].nested;
 		struct sp_read_list rl = { 0 };
 
@@ -275,15 +319,22 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 			 const struct sp_attach_opts *o, enum sp_attach_mode mode,
 			 char *err, size_t errlen)
 {
-	__u32 n = fs->n ? (__u32)fs->n : 1;
+	/* room for the functions of objects mapped later (dlopen) */
+	__u32 n = (__u32)(fs->n + o->extra_funcs);
 	int rc;
+
+	n = n ? n : 1;
+	a->cap_funcs = n;
 
 	a->skel = spanprobe_bpf__open();
 	if (!a->skel) {
 		snprintf(err, errlen, "opening BPF object: %s", strerror(errno));
 		return -1;
 	}
-	a->skel->rodata->target_tgid = tgid;
+	a->skel->rodata->target_tgid = o->follow_children || tgid < 0 ? 0 : tgid;
+	a->skel->rodata->follow_children = o->follow_children;
+	if (!o->follow_children)
+		bpf_map__set_max_entries(a->skel->maps.followed, 1);
 	a->skel->rodata->min_span_ns = o->min_span_ns;
 	if (o->ring_bytes)
 		bpf_map__set_max_entries(a->skel->maps.records, o->ring_bytes);
@@ -292,10 +343,17 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
 	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
+	if (!rc && o->follow_children) {
+		__u32 key = (__u32)tgid;
+		__u8 one = 1;
+
+		rc = bpf_map_update_elem(bpf_map__fd(a->skel->maps.followed), &key, &one,
+					 BPF_ANY) ? -errno : 0;
+	}
 	if (!rc)
-		rc = fill_sym_info(a, fs);
+		rc = fill_sym_info(a, fs, 0);
 	if (!rc)
-		rc = fill_nested_reads(a, fs);
+		rc = fill_nested_reads(a, fs, 0);
 	if (rc) {
 		snprintf(err, errlen, "loading BPF programs (%s): %s",
 			 sp_attach_mode_name(mode), strerror(-rc));
@@ -307,14 +365,10 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 static void unlink_all(struct sp_attach *a)
 {
 	for (size_t i = 0; i < a->n_links; i++)
-		bpf_link__destroy(a->links[i]);
-	for (size_t i = 0; i < a->n_raw; i++)
-		close(a->raw_fds[i]);
+		drop_link(&a->links[i]);
 	free(a->links);
-	free(a->raw_fds);
 	a->links = NULL;
-	a->raw_fds = NULL;
-	a->n_links = a->cap_links = a->n_raw = a->cap_raw = 0;
+	a->n_links = a->cap_links = 0;
 }
 
 static void detach_all(struct sp_attach *a)
@@ -343,10 +397,12 @@ static int attach_hook(struct sp_attach *a, struct bpf_program *prog, const char
 
 /* Thread exit frees the state of threads that die inside a query; exec
  * tells userspace that the probed code is gone. */
-static int attach_hooks(struct sp_attach *a, char *err, size_t errlen)
+static int attach_hooks(struct sp_attach *a, bool follow_children, char *err, size_t errlen)
 {
 	return attach_hook(a, a->skel->progs.sp_thread_exit, "thread-exit", err, errlen) ||
-	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ? -1 : 0;
+	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ||
+	       (follow_children &&
+		attach_hook(a, a->skel->progs.sp_fork, "fork", err, errlen)) ? -1 : 0;
 }
 
 static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
@@ -354,13 +410,14 @@ static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set 
 		      struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof(*st));
+	a->link_pid = o->follow_children || tgid <= 0 ? -1 : tgid;
 	if (load_skeleton(a, tgid, fs, o, mode, err, errlen) ||
-	    attach_hooks(a, err, errlen) ||
-	    attach_all(a, mode, tgid, fs, st, err, errlen)) {
+	    attach_hooks(a, o->follow_children, err, errlen) ||
+	    attach_all(a, mode, a->link_pid, fs, 0, st, err, errlen)) {
 		detach_all(a);
 		return -1;
 	}
-	st->links = a->n_links + a->n_raw;
+	a->mode = mode;
 	return 0;
 }
 
@@ -460,6 +517,68 @@ int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id, struct sp_sy
 	}
 	free(percpu);
 	return rc ? -errno : 0;
+}
+
+int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
+		   size_t from, struct sp_attach_stats *st, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	for (size_t i = a->cap_funcs; i < funcs->n; i++) {
+		if (!funcs->v[i].problem) {
+			snprintf(err, errlen, "function %zu past the room for %zu", i, a->cap_funcs);
+			return -1;
+		}
+	}
+	rc = fill_sym_info(a, funcs, from);
+	if (!rc)
+		rc = fill_nested_reads(a, funcs, from);
+	if (rc) {
+		snprintf(err, errlen, "describing new functions to BPF: %s", strerror(-rc));
+		return -1;
+	}
+	return attach_all(a, a->mode, a->link_pid, funcs, from, st, err, errlen) ? -1 : 0;
+}
+
+size_t sp_attach_release(struct sp_attach *a, const char *open_path)
+{
+	size_t kept = 0, released = 0;
+
+	for (size_t i = 0; i < a->n_links; i++) {
+		if (a->links[i].owner && !strcmp(a->links[i].owner, open_path)) {
+			drop_link(&a->links[i]);
+			released++;
+		} else {
+			a->links[kept++] = a->links[i];
+		}
+	}
+	a->n_links = kept;
+	return released;
+}
+
+int sp_attach_dl_hook(struct sp_attach *a, pid_t tgid, const char *open_path,
+		      uint64_t offset, char *err, size_t errlen)
+{
+	struct bpf_link *l = bpf_program__attach_uprobe(a->skel->progs.sp_dl_change, false,
+							a->link_pid < 0 || !tgid ? -1 : tgid,
+							open_path, offset);
+	int rc = l ? keep_link(a, l) : -errno;
+
+	if (rc)
+		snprintf(err, errlen, "probing the dynamic linker's rendezvous in %s: %s",
+			 open_path, strerror(-rc));
+	return rc ? -1 : 0;
+}
+
+size_t sp_attach_capacity(const struct sp_attach *a)
+{
+	return a->cap_funcs;
+}
+
+uint64_t sp_attach_maps_lost(const struct sp_attach *a)
+{
+	return __atomic_load_n(&a->skel->bss->maps_lost, __ATOMIC_RELAXED);
 }
 
 void sp_attach_close(struct sp_attach *a)

@@ -30,14 +30,37 @@ struct sp_attach_opts {
 	uint64_t min_span_ns;
 	uint32_t ring_bytes;       /* 0: the default; else a power of two >= 4096 */
 	enum sp_attach_mode best;  /* the first mode to try */
+	size_t extra_funcs;        /* room for functions added later */
+	/* -p PID --follow: the links have no pid filter; BPF traces PID and
+	 * the processes it forks (tgid is PID) */
+	bool follow_children;
 	bool exact;                /* try best only: no fallback (feature probes) */
 };
 
 /* Attaches every attachable function of funcs (the cookie is its index in
- * funcs->v) to tgid, trying the modes from o->best down. */
+ * funcs->v) to tgid, trying the modes from o->best down. tgid 0: every
+ * process that maps the files (attach --exe); each record names its own. */
 int sp_attach_open(struct sp_attach **out, pid_t tgid,
 		   const struct sp_func_set *funcs, const struct sp_attach_opts *o,
 		   struct sp_attach_stats *stats, char *err, size_t errlen);
+/* Attaches funcs->v[from..n), added since (objects mapped after attach),
+ * in the mode and with the pid filter the first attach chose. -1 with err
+ * when they do not fit in the room sp_attach_capacity gives or the kernel
+ * refuses. */
+int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
+		   size_t from, struct sp_attach_stats *st, char *err, size_t errlen);
+/* Removes the probes in one object (an open_path given to attach): it
+ * was unmapped. Returns the number of kernel links removed. */
+size_t sp_attach_release(struct sp_attach *a, const char *open_path);
+/* Probes the dynamic linker's rendezvous (_dl_debug_state, at file
+ * offset `offset` of open_path): every dlopen and dlclose then sends an
+ * SP_RK_MAPS record. tgid 0: every process mapping the file. */
+int sp_attach_dl_hook(struct sp_attach *a, pid_t tgid, const char *open_path,
+		      uint64_t offset, char *err, size_t errlen);
+/* The number of functions (sym_id slots) the BPF maps have room for. */
+size_t sp_attach_capacity(const struct sp_attach *a);
+/* Rendezvous hits whose record was lost to a full ring buffer. */
+uint64_t sp_attach_maps_lost(const struct sp_attach *a);
 /* How many times the target has called exec since attach. */
 uint64_t sp_attach_exec_count(const struct sp_attach *a);
 const char *sp_attach_mode_name(enum sp_attach_mode m);

@@ -16,7 +16,10 @@
 enum { OPT_MIN_SPAN = 256, OPT_MIN_QUERY, OPT_DURATION, OPT_STRICT,
        OPT_EXIT_PROBE, OPT_NO_MULTI, OPT_ATTACH_MODE,
        OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO, OPT_RING,
-       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_DEBUGINFO };
+       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_DEBUGINFO, OPT_EXE, OPT_FOLLOW, OPT_MAX_PROCS };
+
+/* attach --exe, repeatable */
+#define MAX_EXES 64
 
 static const struct option trace_options[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -39,6 +42,9 @@ static const struct option trace_options[] = {
 	{ "debuginfo", required_argument, NULL, OPT_DEBUGINFO },
 	{ "expand", no_argument, NULL, OPT_EXPAND },
 	{ "verbose", no_argument, NULL, 'v' },
+	{ "exe", required_argument, NULL, OPT_EXE },
+	{ "follow", no_argument, NULL, OPT_FOLLOW },
+	{ "max-processes", required_argument, NULL, OPT_MAX_PROCS },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -47,9 +53,15 @@ static const struct option trace_options[] = {
 static void usage(FILE *f, const char *cmd)
 {
 	if (strcmp(cmd, "run"))
-		fputs("usage: spanprobe attach -p PID -s SYMBOLS [options]\n"
+		fputs("usage: spanprobe attach -p PID [--follow] -s SYMBOLS [options]\n"
+		      "       spanprobe attach --exe FILE [--exe FILE...] -s SYMBOLS [options]\n"
 		      "options:\n"
-		      "  -p, --pid PID         the process to trace\n", f);
+		      "  -p, --pid PID         the process to trace\n"
+		      "  --follow              with -p: also the processes PID forks\n"
+		      "  --exe FILE            trace every process that maps FILE (an executable\n"
+		      "                        or a library), running now or started later\n"
+		      "  --max-processes N     trace at most N processes at once; more are\n"
+		      "                        counted and skipped (default 1024)\n", f);
 	else
 		fputs("usage: spanprobe run -s SYMBOLS [options] -- CMD [ARGS...]\n"
 		      "options:\n", f);
@@ -141,11 +153,47 @@ static int parse_ring(const char *v, uint32_t *bytes)
 	return 0;
 }
 
+static const char *exes[MAX_EXES];
+
+static int parse_count(const char *name, const char *v, size_t *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || end == v || !n || n > 1000000) {
+		fprintf(stderr, "spanprobe: --%s: expected a number from 1 to 1000000, got '%s'\n",
+			name, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static int add_exe(struct sp_trace_opts *o, const char *v)
+{
+	if (access(v, R_OK)) {
+		fprintf(stderr, "spanprobe: --exe %s: %s\n", v, strerror(errno));
+		return -1;
+	}
+	if (o->n_exes == MAX_EXES) {
+		fprintf(stderr, "spanprobe: --exe: at most %d files\n", MAX_EXES);
+		return -1;
+	}
+	exes[o->n_exes++] = v;
+	o->exes = exes;
+	return 0;
+}
+
 static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid, const char *cmd)
 {
 	char *end;
 
 	switch (c) {
+	case OPT_EXE: return add_exe(o, optarg);
+	case OPT_FOLLOW: o->follow = true; return 0;
+	case OPT_MAX_PROCS: return parse_count("max-processes", optarg, &o->max_procs);
 	case 'p':
 		errno = 0;
 		*pid = (pid_t)strtol(optarg, &end, 10);
@@ -185,6 +233,7 @@ static int parse(int argc, char **argv, struct sp_trace_opts *o, pid_t *pid)
 	memset(o, 0, sizeof(*o));
 	o->min_span_ns = 5000000ull;
 	o->min_query_ns = 1000000000ull;
+	o->max_procs = 1024;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+p:s:o:vh", trace_options, NULL)) != -1)
 		if (parse_one(c, o, pid, argv[0]))
@@ -214,8 +263,9 @@ int sp_cmd_attach(int argc, char **argv)
 
 	if (parse(argc, argv, &o, &pid))
 		return 2;
-	if (!pid || optind != argc) {
-		fprintf(stderr, "spanprobe: attach: -p PID is required and takes no other arguments\n");
+	if ((!pid == !o.n_exes) || optind != argc || (o.follow && !pid)) {
+		fprintf(stderr, "spanprobe: attach: expected -p PID [--follow] or --exe FILE..., "
+			"and no other arguments\n");
 		return 2;
 	}
 	if (preflight())
@@ -304,8 +354,8 @@ int sp_cmd_run(int argc, char **argv)
 
 	if (parse(argc, argv, &o, &pid))
 		return 2;
-	if (pid || optind >= argc) {
-		fprintf(stderr, "spanprobe: run: expected -- CMD [ARGS...] and no -p\n");
+	if (pid || optind >= argc || o.n_exes || o.follow) {
+		fprintf(stderr, "spanprobe: run: expected -- CMD [ARGS...] and no -p, --exe or --follow\n");
 		return 2;
 	}
 	if (preflight())

@@ -15,9 +15,11 @@
 #include "spans/async_queries.h"
 #include "resolve/async_visibility.h"
 #include "attach/attach.h"
+#include "attach/lib_follow.h"
 #include "attach/other_tracers.h"
 #include "base/clock.h"
 #include "symbols/proc_maps.h"
+#include "symbols/program_libs.h"
 #include "spans/query_filter.h"
 #include "output/span_print.h"
 #include "sinks/sinks.h"
@@ -25,28 +27,49 @@
 #include "spans/span_assembler.h"
 #include "stats/stats_session.h"
 #include "cli/trace_session.h"
+#include "cli/traced_proc.h"
 
 #define DRAIN_INTERVAL_MS 20
 /* A spawned task waits this long after its end for its spawner's
  * carrier to claim it through the JoinHandle. */
 #define SPAWN_HOLD_NS 2000000000ull
+/* Room in the BPF maps and the symbol table for functions of objects
+ * mapped after attach (dlopen). Per-CPU statistics cost ~1.4 KiB per
+ * function and CPU, so the room is bounded. */
+#define LATE_FUNCS 256
+/* Distinct processes past --max-processes that are counted. */
+#define MAX_SKIPPED_KEPT 4096
 
 volatile int sp_stop_signal;
 
 struct sp_session {
-	pid_t pid;
-	int pidfd;
+	pid_t pid;       /* -p PID or run's child; 0 with --exe */
+	bool many;       /* --exe or --follow: processes come and go */
 	const struct sp_trace_opts *o;
 	struct sp_pattern_list pats;
 	struct sp_func_set funcs;
 	struct sp_asm_sym *syms;
+	size_t n_syms;
+	size_t sym_cap; /* syms[0..sym_cap) are probed functions by sym_id */
+	struct sp_mapped_objects before; /* what was mapped before resolution */
+	struct sp_lib_follow *family_libs; /* --follow: objects the family maps */
+	uint64_t maps_lost;
+	size_t late_objects, late_funcs, gone_objects;
 	struct sp_attach *att;
 	struct sp_attach_stats ast;
 	struct ring_buffer *rb;
-	struct sp_assembler *asm_;
-	struct sp_held *held;    /* nested async spans, spawned-task links */
-	size_t n_syms;
-	struct sp_filter *filter;
+	struct sp_proc_ctx ctx;
+	struct sp_traced_proc **procs; /* procs[0] is the target, if any */
+	size_t n_procs, cap_procs;
+	struct sp_traced_proc *last;   /* of the previous record */
+	struct sp_proc_totals gone;    /* figures of the processes freed */
+	size_t procs_seen, procs_exited;
+	/* past --max-processes: skipped for their whole life, or their
+	 * queries would start half-way once a place frees up */
+	pid_t skipped[MAX_SKIPPED_KEPT];
+	size_t n_skipped, procs_skipped;
+	uint64_t last_purge;
+	uint64_t skipped_records;
 	struct sp_sinks sinks;
 	struct sp_kept_count *kept; /* kept spans per function, for advice */
 	uint64_t dropped;
@@ -72,30 +95,6 @@ void sp_install_stop_handlers(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-/* BPF tells a tail call from a longjmp by the return trampoline in the
- * slot. The kernel maps it ([uprobes]) on the first hijacked return. */
-static void update_trampoline(struct sp_session *s)
-{
-	if (s->tramp_hi || sp_proc_special_mapping(s->pid, "[uprobes]", &s->tramp_lo, &s->tramp_hi))
-		return;
-	sp_attach_set_trampoline(s->att, s->tramp_lo, s->tramp_hi);
-}
-
-static int handle_event(void *ctx, void *data, size_t len)
-{
-	struct sp_session *s = ctx;
-
-	/* a block written for this record must count the losses before it */
-	s->dropped = sp_attach_dropped(s->att);
-	if (len < sizeof(__u32))
-		return 0;
-	if (len >= sizeof(struct sp_span_rec) && *(const __u32 *)data == SP_RK_SPAN)
-		sp_held_span(s->held, data);
-	else if (len >= sizeof(struct sp_nested_rec) && *(const __u32 *)data == SP_RK_NESTED)
-		sp_held_nested(s->held, data);
-	return 0;
-}
-
 static size_t count_unmatched(const struct sp_session *s)
 {
 	size_t n = 0;
@@ -108,13 +107,13 @@ static size_t count_unmatched(const struct sp_session *s)
 /* A pattern that matched nothing may still name an async fn: the same
  * line as `spanprobe symbols` says what it is and why it gives nothing.
  * The analysis runs again only when some pattern matched nothing. */
-static void warn_unmatched(const struct sp_session *s, const char *binary)
+static void warn_unmatched(const struct sp_session *s, const char *binary, bool with_libs)
 {
 	struct sp_avis_report rep = { 0 };
 	char err[512], why[2048];
 
 	if (count_unmatched(s) &&
-	    sp_avis_for_target(binary ? 0 : s->pid, binary, binary != NULL, &s->pats,
+	    sp_avis_for_target(binary ? 0 : s->pid, binary, with_libs, &s->pats,
 			       &s->funcs, &rep, err, sizeof(err)))
 		fprintf(stderr, "spanprobe: warning: %s\n", err);
 	for (size_t i = 0; i < s->pats.n; i++) {
@@ -132,13 +131,61 @@ static void warn_unmatched(const struct sp_session *s, const char *binary)
 	sp_avis_free(&rep);
 }
 
-static void warn_problems(const struct sp_session *s)
+static void warn_problems(const struct sp_session *s, size_t from)
 {
-	for (size_t i = 0; i < s->funcs.n; i++)
+	for (size_t i = from; i < s->funcs.n; i++)
 		if (s->funcs.v[i].problem)
 			fprintf(stderr, "spanprobe: warning: %s (%s): not attached: %s\n",
 				s->funcs.v[i].demangled, s->funcs.v[i].object,
 				s->funcs.v[i].problem);
+}
+
+/* attach --exe: the files themselves, whatever maps them. */
+static int exe_objects(struct sp_session *s)
+{
+	for (size_t i = 0; i < s->o->n_exes; i++) {
+		struct sp_mapped_object *v = realloc(s->before.v, (i + 1) * sizeof(*v));
+		char *real = realpath(s->o->exes[i], NULL);
+
+		if (!v || !real) {
+			fprintf(stderr, "spanprobe: --exe %s: %s\n", s->o->exes[i], strerror(errno));
+			free(real);
+			return -1;
+		}
+		s->before.v = v;
+		v[i].path = real;
+		v[i].open_path = strdup(real);
+		s->before.n = i + 1;
+		if (!v[i].open_path)
+			return -1;
+	}
+	return 0;
+}
+
+static int resolve_targets(struct sp_session *s, const char *binary, char *err, size_t errlen)
+{
+	if (s->o->n_exes)
+		return sp_resolve_more(&s->before, true, &s->pats, s->o->exit_policy,
+				       &s->funcs, err, errlen);
+	if (binary)
+		return sp_resolve_program(binary, &s->pats, s->o->exit_policy, &s->funcs,
+					  err, errlen);
+	return sp_resolve(s->pid, NULL, &s->pats, s->o->exit_policy, &s->funcs, err, errlen);
+}
+
+/* What is mapped before resolution: together with the functions found,
+ * what later rescans must not resolve twice. */
+static int snapshot_objects(struct sp_session *s, const char *binary)
+{
+	char err[512];
+
+	if (s->o->n_exes)
+		return exe_objects(s);
+	if (!(binary ? sp_program_objects(binary, &s->before, err, sizeof(err))
+		     : sp_proc_objects(s->pid, &s->before, err, sizeof(err))))
+		return 0;
+	fprintf(stderr, "spanprobe: %s\n", err);
+	return -1;
 }
 
 static int resolve(struct sp_session *s, const char *binary)
@@ -146,16 +193,15 @@ static int resolve(struct sp_session *s, const char *binary)
 	char err[512];
 	size_t attachable = 0;
 
+	if (snapshot_objects(s, binary))
+		return -1;
 	if (sp_symlist_parse_file(s->o->symbols, &s->pats, err, sizeof(err)) ||
-	    (binary ? sp_resolve_program(binary, &s->pats, s->o->exit_policy,
-					 &s->funcs, err, sizeof(err))
-		    : sp_resolve(s->pid, NULL, &s->pats, s->o->exit_policy,
-				 &s->funcs, err, sizeof(err)))) {
+	    resolve_targets(s, binary, err, sizeof(err))) {
 		fprintf(stderr, "spanprobe: %s\n", err);
 		return -1;
 	}
-	warn_unmatched(s, binary);
-	warn_problems(s);
+	warn_unmatched(s, s->o->n_exes ? s->o->exes[0] : binary, binary != NULL);
+	warn_problems(s, 0);
 	for (size_t i = 0; s->o->verbose && i < s->funcs.n_no_funcs; i++)
 		fprintf(stderr, "spanprobe: %s: no function symbols (data only): nothing to trace there\n",
 			s->funcs.no_funcs[i]);
@@ -170,32 +216,206 @@ static int resolve(struct sp_session *s, const char *binary)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* the processes */
+
 /* Kept queries are counted per function (pruning advice) on their way to
- * the sinks. */
-static void on_kept_query(void *arg, struct sp_span *spans, size_t n)
+ * the sinks, under the identity of the process they ran in. */
+static void on_kept_query(void *arg, struct sp_traced_proc *p, struct sp_span *spans, size_t n)
 {
 	struct sp_session *s = arg;
 
+	s->sinks.meta.pid = (uint32_t)p->pid;
+	s->sinks.meta.exe = p->exe;
+	s->sinks.meta.proc_start_ns = p->start_ns;
 	sp_kept_count_add(s->kept, spans, n);
 	sp_sinks_query(&s->sinks, spans, n);
 }
 
-/* The assembler names spans by symbol: the probed functions, then the
- * named async fns inlined into carriers. */
+static struct sp_traced_proc *find_proc(struct sp_session *s, pid_t pid)
+{
+	if (s->last && s->last->pid == pid)
+		return s->last;
+	for (size_t i = 0; i < s->n_procs; i++)
+		if (s->procs[i]->pid == pid)
+			return s->last = s->procs[i];
+	return NULL;
+}
+
+static bool is_skipped(const struct sp_session *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->n_skipped; i++)
+		if (s->skipped[i] == pid)
+			return true;
+	return false;
+}
+
+static void skip(struct sp_session *s, pid_t pid)
+{
+	s->skipped_records++;
+	if (is_skipped(s, pid))
+		return;
+	s->procs_skipped++;
+	if (s->n_skipped < MAX_SKIPPED_KEPT)
+		s->skipped[s->n_skipped++] = pid;
+}
+
+/* Skipped processes that are gone free their pid (once a second). */
+static void purge_skipped(struct sp_session *s, uint64_t now)
+{
+	if (!s->n_skipped || now - s->last_purge < 1000000000ull)
+		return;
+	s->last_purge = now;
+	for (size_t i = 0; i < s->n_skipped;)
+		if (kill(s->skipped[i], 0) && errno == ESRCH)
+			s->skipped[i] = s->skipped[--s->n_skipped];
+		else
+			i++;
+}
+
+/* A process first seen; past --max-processes it is counted, not traced. */
+static struct sp_traced_proc *add_proc(struct sp_session *s, pid_t pid, const char *exe_hint,
+				       bool read_exe)
+{
+	struct sp_traced_proc *p, **v;
+
+	if (s->o->max_procs && (s->n_procs >= s->o->max_procs || is_skipped(s, pid))) {
+		skip(s, pid);
+		return NULL;
+	}
+	p = sp_proc_new(&s->ctx, pid, exe_hint, read_exe);
+	if (!p)
+		return NULL;
+	if (s->n_procs == s->cap_procs) {
+		size_t cap = s->cap_procs ? 2 * s->cap_procs : 16;
+
+		if (!(v = realloc(s->procs, cap * sizeof(*v)))) {
+			sp_proc_free(p);
+			return NULL;
+		}
+		s->procs = v;
+		s->cap_procs = cap;
+	}
+	s->procs[s->n_procs++] = p;
+	s->procs_seen++;
+	return s->last = p;
+}
+
+/* Everything the process left is flushed under its identity; its
+ * figures go to the totals. */
+static void retire_proc(struct sp_session *s, size_t i, uint64_t now)
+{
+	struct sp_traced_proc *p = s->procs[i];
+
+	sp_proc_flush(p, now, false);
+	sp_proc_add_totals(p, &s->gone);
+	if (s->last == p)
+		s->last = NULL;
+	sp_proc_free(p);
+	s->procs[i] = s->procs[--s->n_procs];
+	s->procs_exited++;
+}
+
+static void retire_pid(struct sp_session *s, pid_t pid, uint64_t now)
+{
+	for (size_t i = 0; i < s->n_procs; i++)
+		if (s->procs[i]->pid == pid) {
+			retire_proc(s, i, now);
+			return;
+		}
+}
+
+static void all_totals(const struct sp_session *s, struct sp_proc_totals *t)
+{
+	*t = s->gone;
+	for (size_t i = 0; i < s->n_procs; i++)
+		sp_proc_add_totals(s->procs[i], t);
+}
+
+/* BPF tells a tail call from a longjmp by the return trampoline in the
+ * slot. The kernel maps it ([uprobes]) on the first hijacked return. Its
+ * address is per process: with many processes it is not published. */
+static void update_trampoline(struct sp_session *s)
+{
+	if (s->many || s->tramp_hi ||
+	    sp_proc_special_mapping(s->pid, "[uprobes]", &s->tramp_lo, &s->tramp_hi))
+		return;
+	sp_attach_set_trampoline(s->att, s->tramp_lo, s->tramp_hi);
+}
+
+static pid_t record_tgid(const void *data, size_t len)
+{
+	__u32 kind = *(const __u32 *)data;
+
+	if (kind == SP_RK_NESTED && len >= sizeof(struct sp_nested_rec))
+		return (pid_t)((const struct sp_nested_rec *)data)->tgid;
+	/* the other kinds have the tgid right after the kind */
+	return len >= 2 * sizeof(__u32) ? (pid_t)((const __u32 *)data)[1] : 0;
+}
+
+static void exec_record(struct sp_session *s, pid_t tgid)
+{
+	/* the old program's calls ended in the exec hook, before this
+	 * record: its life is over, the next record starts a new one */
+	if (find_proc(s, tgid))
+		retire_pid(s, tgid, sp_now_mono());
+}
+
+static int handle_event(void *ctx, void *data, size_t len)
+{
+	struct sp_session *s = ctx;
+	struct sp_traced_proc *p;
+	pid_t tgid;
+	__u32 kind;
+
+	/* a block written for this record must count the losses before it */
+	s->dropped = sp_attach_dropped(s->att);
+	if (len < sizeof(__u32))
+		return 0;
+	kind = *(const __u32 *)data;
+	tgid = record_tgid(data, len);
+	if (kind == SP_RK_EXEC) {
+		exec_record(s, tgid);
+		return 0;
+	}
+	/* one target: every record is its own (a future's carries its tgid) */
+	p = s->many ? find_proc(s, tgid) : s->procs[0];
+	if (kind == SP_RK_MAPS) {
+		if (p)
+			p->rescan = true;
+		return 0;
+	}
+	if (!p)
+		p = add_proc(s, tgid, s->exe, true);
+	if (p)
+		sp_proc_record(p, data, len);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* start */
+
+/* The assembler names spans by symbol: the probed functions, with room
+ * for those of objects mapped later, then the named async fns inlined
+ * into carriers. */
 static int build_syms(struct sp_session *s)
 {
-	size_t n = s->funcs.n;
+	size_t n;
 
+	s->sym_cap = s->funcs.n + LATE_FUNCS;
+	n = s->sym_cap;
 	for (size_t i = 0; i < s->funcs.n; i++)
 		n += sp_nested_plan_named(s->funcs.v[i].nested);
-	s->syms = calloc(n ? n : 1, sizeof(*s->syms));
+	s->syms = calloc(n, sizeof(*s->syms));
 	if (!s->syms)
 		return -1;
+	for (size_t i = 0; i < s->sym_cap; i++)
+		s->syms[i].name = "?";
 	for (size_t i = 0; i < s->funcs.n; i++) {
 		s->syms[i].name = s->funcs.v[i].demangled;
 		s->syms[i].root = s->funcs.v[i].role == SP_ROLE_ROOT;
 	}
-	s->n_syms = s->funcs.n;
+	s->n_syms = s->sym_cap;
 	for (size_t i = 0; i < s->funcs.n; i++) {
 		struct sp_nested_plan *pl = s->funcs.v[i].nested;
 
@@ -217,12 +437,12 @@ static int build_pipeline(struct sp_session *s)
 	if (build_syms(s))
 		return -1;
 	s->kept = sp_kept_count_new(&s->funcs);
-	s->filter = sp_filter_new(s->o->min_span_ns, s->o->min_query_ns,
-				  on_kept_query, s);
-	s->asm_ = sp_asm_new(s->syms, s->n_syms, s->pid, sp_filter_span,
-			     sp_filter_discard, s->filter);
-	s->held = s->asm_ ? sp_held_new(&s->funcs, s->asm_, SPAWN_HOLD_NS) : NULL;
-	return s->kept && s->filter && s->asm_ && s->held ? 0 : -1;
+	s->ctx = (struct sp_proc_ctx){
+		.syms = s->syms, .n_syms = s->n_syms, .funcs = &s->funcs,
+		.min_span_ns = s->o->min_span_ns, .min_query_ns = s->o->min_query_ns,
+		.spawn_hold_ns = SPAWN_HOLD_NS, .kept = on_kept_query, .arg = s,
+	};
+	return s->kept ? 0 : -1;
 }
 
 static int open_sinks(struct sp_session *s, const char *binary)
@@ -232,14 +452,16 @@ static int open_sinks(struct sp_session *s, const char *binary)
 
 	/* a child about to exec still shows our own exe; its start time
 	 * survives the exec */
-	if (sp_proc_info(s->pid, binary ? NULL : &s->exe, &start, err, sizeof(err)) || !s->exe)
+	if (s->o->n_exes)
+		s->exe = strdup(s->before.v[0].path);
+	else if (sp_proc_info(s->pid, binary ? NULL : &s->exe, &start, err, sizeof(err)) || !s->exe)
 		s->exe = strdup(binary ? binary : "?");
 	s->sinks.wall_offset = sp_wall_offset();
 	s->sinks.print_trees = !s->o->output;
 	s->sinks.tree_flags = s->o->expand ? SP_TREE_EXPAND : 0;
 	s->sinks.dropped = &s->dropped;
 	s->sinks.meta.version = SP_BLOCK_VERSION;
-	s->sinks.meta.pid = s->pid;
+	s->sinks.meta.pid = (uint32_t)s->pid;
 	s->sinks.meta.exe = s->exe;
 	s->sinks.meta.proc_start_ns = start;
 	if ((s->o->output && sp_sinks_open_blocks(&s->sinks, s->o->output, err, sizeof(err))) ||
@@ -250,13 +472,41 @@ static int open_sinks(struct sp_session *s, const char *binary)
 	return 0;
 }
 
-/* A second tracer doubles every probe hit; say so before adding ours. */
+/* Libraries mapped later (dlopen) are probed when the dynamic linker's
+ * rendezvous fires. Without one (a static executable) nothing is lost
+ * but that. --exe probes the files named and nothing else. */
+static int follow_libs(struct sp_session *s)
+{
+	struct sp_lib_follow *lf;
+	char err[512];
+
+	if (s->o->n_exes)
+		return 0;
+	lf = sp_lib_follow_new(s->pid, &s->before, &s->funcs, !s->many);
+	if (!lf) {
+		fprintf(stderr, "spanprobe: out of memory\n");
+		return -1;
+	}
+	if (s->many)
+		s->family_libs = lf;
+	else
+		s->procs[0]->libs = lf;
+	if (sp_lib_follow_hook(s->att, s->pid, &s->before, err, sizeof(err)) < 0)
+		fprintf(stderr, "spanprobe: warning: %s: libraries opened later are not probed\n", err);
+	return 0;
+}
+
+/* A second tracer doubles every probe hit; say so before adding ours.
+ * (--exe: the other tracers are looked for by pid, so not there.) */
 static void warn_other_tracers(const struct sp_session *s)
 {
 	struct sp_other_tracer t[8];
 	char err[256];
-	int n = sp_find_other_tracers(s->pid, &s->funcs, t, 8, err, sizeof(err));
+	int n;
 
+	if (!s->pid)
+		return;
+	n = sp_find_other_tracers(s->pid, &s->funcs, t, 8, err, sizeof(err));
 	if (n < 0 && s->o->verbose)
 		fprintf(stderr, "spanprobe: cannot tell whether another tracer probes pid %d: %s\n",
 			s->pid, err);
@@ -280,70 +530,115 @@ static void warn_other_tracers(const struct sp_session *s)
 static int attach(struct sp_session *s)
 {
 	struct sp_attach_opts ao = { .min_span_ns = s->o->min_span_ns,
-				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode };
+				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode,
+				     .extra_funcs = s->sym_cap - s->funcs.n,
+				     .follow_children = s->o->follow };
 	char err[512];
 
 	warn_other_tracers(s);
 	if (sp_attach_open(&s->att, s->pid, &s->funcs, &ao, &s->ast, err, sizeof(err))) {
-		if (kill(s->pid, 0) && errno == ESRCH)
+		if (s->pid && kill(s->pid, 0) && errno == ESRCH)
 			fprintf(stderr, "spanprobe: pid %d exited during attach\n", s->pid);
 		else
 			fprintf(stderr, "spanprobe: %s\n", err);
 		return -1;
 	}
+	s->ctx.att = s->att;
 	s->rb = ring_buffer__new(sp_attach_records_fd(s->att), handle_event, s, NULL);
 	if (!s->rb) {
 		fprintf(stderr, "spanprobe: ring buffer: %s\n", strerror(errno));
 		return -1;
 	}
-	return 0;
+	return follow_libs(s);
 }
 
 static void session_free(struct sp_session *s)
 {
 	ring_buffer__free(s->rb);
+	for (size_t i = 0; i < s->n_procs; i++)
+		sp_proc_free(s->procs[i]);
+	free(s->procs);
+	sp_lib_follow_free(s->family_libs);
+	sp_proc_objects_free(&s->before);
 	sp_attach_close(s->att);
-	sp_held_free(s->held);
-	sp_asm_free(s->asm_);
-	sp_filter_free(s->filter);
 	sp_kept_count_free(s->kept);
 	sp_sinks_close(&s->sinks);
 	sp_func_set_free(&s->funcs);
 	sp_symlist_free(&s->pats);
-	if (s->pidfd >= 0)
-		close(s->pidfd);
 	free(s->syms);
 	free(s->exe);
 	free(s);
+}
+
+/* The target of -p or run is traced from the start; it must exist. */
+static int add_target(struct sp_session *s, const char *binary)
+{
+	struct sp_traced_proc *p;
+
+	if (!s->pid)
+		return 0;
+	p = add_proc(s, s->pid, binary, binary == NULL);
+	if (!p)
+		return -1;
+	if (p->pidfd < 0) {
+		fprintf(stderr, "spanprobe: pid %d: no such process\n", s->pid);
+		return -1;
+	}
+	free(p->exe);
+	p->exe = strdup(s->exe);
+	return p->exe ? 0 : -1;
+}
+
+static void say_attached(const struct sp_session *s)
+{
+	if (s->o->n_exes) {
+		fprintf(stderr, "spanprobe: attached %zu probes on %zu functions to every process of",
+			s->ast.probes, s->ast.functions);
+		for (size_t i = 0; i < s->o->n_exes; i++)
+			fprintf(stderr, " %s", s->before.v[i].path);
+		fprintf(stderr, " (%s)\n", sp_attach_mode_name(s->ast.mode));
+		return;
+	}
+	fprintf(stderr, "spanprobe: attached %zu probes on %zu functions to pid %d%s (%s)\n",
+		s->ast.probes, s->ast.functions, s->pid,
+		s->o->follow ? " and the processes it forks" : "",
+		sp_attach_mode_name(s->ast.mode));
 }
 
 struct sp_session *sp_session_start(pid_t pid, const char *binary,
 				    const struct sp_trace_opts *o)
 {
 	struct sp_session *s = calloc(1, sizeof(*s));
+	int pidfd;
 
 	if (!s)
 		return NULL;
 	s->pid = pid;
 	s->o = o;
-	/* opened first so a pid that dies and is reused is never mistaken */
-	s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (s->pidfd < 0) {
-		fprintf(stderr, "spanprobe: pid %d: %s\n", pid,
-			errno == ESRCH ? "no such process" : strerror(errno));
-		free(s);
-		return NULL;
+	s->many = o->n_exes || o->follow;
+	if (pid) {
+		/* fails early and clearly for a pid that does not exist */
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (pidfd < 0) {
+			fprintf(stderr, "spanprobe: pid %d: %s\n", pid,
+				errno == ESRCH ? "no such process" : strerror(errno));
+			free(s);
+			return NULL;
+		}
+		close(pidfd);
 	}
-	if (resolve(s, binary) || open_sinks(s, binary) || build_pipeline(s) || attach(s)) {
+	if (resolve(s, binary) || open_sinks(s, binary) || build_pipeline(s) ||
+	    add_target(s, binary) || attach(s)) {
 		session_free(s);
 		return NULL;
 	}
 	s->start_mono = sp_now_mono();
-	fprintf(stderr, "spanprobe: attached %zu probes on %zu functions to pid %d (%s)\n",
-		s->ast.probes, s->ast.functions, pid,
-		sp_attach_mode_name(s->ast.mode));
+	say_attached(s);
 	return s;
 }
+
+/* ------------------------------------------------------------------ */
+/* the loop */
 
 static void check_loss(struct sp_session *s)
 {
@@ -354,29 +649,140 @@ static void check_loss(struct sp_session *s)
 static void status_line(struct sp_session *s, uint64_t now, uint64_t *last,
 			uint64_t *last_events)
 {
-	const struct sp_filter_stats *fs = sp_filter_stats(s->filter);
-	uint64_t ev = sp_asm_stats(s->asm_)->records;
+	struct sp_proc_totals t;
 
 	if (now - *last < 1000000000ull)
 		return;
-	fprintf(stderr, "\r\033[K%zu probes | %.0f spans/s out of the kernel | queries %llu seen, %llu kept | %llu lost",
-		s->ast.probes, (double)(ev - *last_events) * 1e9 / (double)(now - *last),
-		(unsigned long long)fs->queries_seen, (unsigned long long)fs->queries_kept,
+	all_totals(s, &t);
+	fprintf(stderr, "\r\033[K%zu probes | %.0f spans/s out of the kernel",
+		s->ast.probes, (double)(t.as.records - *last_events) * 1e9 / (double)(now - *last));
+	if (s->many)
+		fprintf(stderr, " | processes %zu seen, %zu traced, %zu exited",
+			s->procs_seen, s->n_procs, s->procs_exited);
+	fprintf(stderr, " | queries %llu seen, %llu kept | %llu lost",
+		(unsigned long long)t.fs.queries_seen, (unsigned long long)t.fs.queries_kept,
 		(unsigned long long)s->dropped);
 	sp_sinks_status(stderr, &s->sinks);
 	*last = now;
-	*last_events = ev;
+	*last_events = t.as.records;
 }
 
-static bool target_gone(struct sp_session *s, bool is_child, int *status)
+/* New functions get their names in the symbol table; the kept counts
+ * are rebuilt to cover them. */
+static void adopt_late_funcs(struct sp_session *s, size_t from)
 {
-	struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+	struct sp_kept_count *k;
 
-	if (poll(&p, 1, DRAIN_INTERVAL_MS) <= 0)
+	for (size_t i = from; i < s->funcs.n && i < s->sym_cap; i++) {
+		s->syms[i].name = s->funcs.v[i].demangled;
+		s->syms[i].root = s->funcs.v[i].role == SP_ROLE_ROOT;
+	}
+	k = sp_kept_count_renew(s->kept, &s->funcs);
+	if (k)
+		s->kept = k;
+	warn_problems(s, from);
+}
+
+static void rescan_one(struct sp_session *s, struct sp_traced_proc *p)
+{
+	struct sp_lib_follow *lf = s->many ? s->family_libs : p->libs;
+	struct sp_lib_change ch;
+	size_t from = s->funcs.n;
+	char err[512];
+
+	p->rescan = false;
+	if (!lf)
+		return;
+	if (sp_lib_follow_rescan(lf, s->att, p->pid, &s->pats, s->o->exit_policy,
+				 &s->funcs, &ch, stderr, err, sizeof(err)))
+		fprintf(stderr, "spanprobe: warning: pid %d: new objects not probed: %s\n",
+			(int)p->pid, err);
+	if (s->funcs.n > from)
+		adopt_late_funcs(s, from);
+	s->late_objects += ch.new_funcs ? ch.new_objects : 0;
+	s->late_funcs += ch.new_funcs;
+	s->gone_objects += ch.gone_objects;
+}
+
+/* A dlopen or dlclose happened (or a rendezvous record was lost: every
+ * process is rescanned). */
+static void rescan_libs(struct sp_session *s)
+{
+	uint64_t lost = sp_attach_maps_lost(s->att);
+	bool all = lost != s->maps_lost;
+
+	s->maps_lost = lost;
+	for (size_t i = 0; i < s->n_procs; i++)
+		if (all || s->procs[i]->rescan)
+			rescan_one(s, s->procs[i]);
+}
+
+/* Waits at most one drain interval for an exit or a record that wakes
+ * the loader (a dlopen); *gone gets the pids that exited. */
+static size_t wait_exits(struct sp_session *s, pid_t *gone)
+{
+	struct pollfd p[1 + s->n_procs];
+	size_t n = 0, k = 0;
+
+	p[n++] = (struct pollfd){ .fd = ring_buffer__epoll_fd(s->rb), .events = POLLIN };
+	for (size_t i = 0; i < s->n_procs; i++)
+		p[n++] = (struct pollfd){ .fd = s->procs[i]->pidfd, .events = POLLIN };
+	if (poll(p, n, DRAIN_INTERVAL_MS) <= 0)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (p[i].revents & (POLLIN | POLLHUP))
+			gone[k++] = s->procs[i - 1]->pid;
+	return k;
+}
+
+/* Processes that exited (their records are in: consumed after the exit
+ * was seen) are flushed and forgotten; so are those gone before their
+ * first record was read. */
+static void retire_exited(struct sp_session *s, const pid_t *gone, size_t k, uint64_t now)
+{
+	for (size_t i = 0; i < k; i++)
+		retire_pid(s, gone[i], now);
+	for (size_t i = 0; i < s->n_procs;)
+		if (s->procs[i]->pidfd < 0)
+			retire_proc(s, i, now); /* the last one moves to i */
+		else
+			i++;
+}
+
+/* One target: its exit ends the session. */
+static bool single_gone(struct sp_session *s, bool gone, bool is_child, int *status)
+{
+	if (!gone)
 		return false;
 	if (is_child && waitpid(s->pid, status, 0) == s->pid)
 		s->reaped = true;
+	s->end_reason = "the process exited";
 	return true;
+}
+
+static bool stop_now(struct sp_session *s, bool is_child, uint64_t now)
+{
+	/* run's own child execs once, into the command */
+	if (!s->many && sp_attach_exec_count(s->att) > (is_child ? 1u : 0u)) {
+		s->end_reason = "the process called exec";
+		return true;
+	}
+	if (sp_stop_signal && !is_child) {
+		s->end_reason = strsignal(sp_stop_signal);
+		return true;
+	}
+	if (sp_stop_signal && is_child)
+		kill(s->pid, sp_stop_signal), sp_stop_signal = 0;
+	if (s->o->duration_ns && now - s->start_mono >= s->o->duration_ns) {
+		s->end_reason = "the duration elapsed";
+		return true;
+	}
+	/* --follow: the family is gone (no --exe: nothing new can come) */
+	if (s->o->follow && !s->n_procs) {
+		s->end_reason = "every process exited";
+		return true;
+	}
+	return false;
 }
 
 int sp_session_loop(struct sp_session *s, bool is_child, int *status)
@@ -385,32 +791,26 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 	uint64_t last = s->start_mono, last_events = 0;
 
 	for (;;) {
-		bool gone = target_gone(s, is_child, status);
+		pid_t *gone_pids = calloc(s->n_procs + 1, sizeof(*gone_pids));
+		size_t gone = gone_pids ? wait_exits(s, gone_pids) : 0;
 		uint64_t now = sp_now_mono();
 
 		ring_buffer__consume(s->rb);
-		sp_held_tick(s->held, now);
+		for (size_t i = 0; i < s->n_procs; i++)
+			sp_held_tick(s->procs[i]->held, now);
 		check_loss(s);
 		update_trampoline(s);
-		if (gone) {
-			s->end_reason = "the process exited";
+		if (!s->many && single_gone(s, gone, is_child, status)) {
+			free(gone_pids);
 			break;
 		}
-		/* run's own child execs once, into the command */
-		if (sp_attach_exec_count(s->att) > (is_child ? 1u : 0u)) {
-			s->end_reason = "the process called exec";
+		if (s->many && gone_pids)
+			retire_exited(s, gone_pids, gone, now);
+		free(gone_pids);
+		rescan_libs(s);
+		purge_skipped(s, now);
+		if (stop_now(s, is_child, now))
 			break;
-		}
-		if (sp_stop_signal && !is_child) {
-			s->end_reason = strsignal(sp_stop_signal);
-			break;
-		}
-		if (sp_stop_signal && is_child)
-			kill(s->pid, sp_stop_signal), sp_stop_signal = 0;
-		if (s->o->duration_ns && now - s->start_mono >= s->o->duration_ns) {
-			s->end_reason = "the duration elapsed";
-			break;
-		}
 		if (tty)
 			status_line(s, now, &last, &last_events);
 	}
@@ -418,6 +818,9 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 		fputs("\r\033[K", stderr);
 	return s->reaped;
 }
+
+/* ------------------------------------------------------------------ */
+/* the end */
 
 /* Per-symbol figures: always into the block file (so `spanprobe stats`
  * works on any file), printed and turned into advice on request. */
@@ -436,96 +839,17 @@ static int report_stats(struct sp_session *s, uint64_t end)
 
 	if (!s->sinks.blocks && !s->o->stats && !s->o->prune_advice)
 		return 0;
+	/* the figures are the binary's, over every process traced */
+	s->sinks.meta.pid = (uint32_t)s->pid;
+	s->sinks.meta.exe = s->exe;
+	if (s->many)
+		s->sinks.meta.proc_start_ns = 0;
 	s->sinks.meta.dropped_events = s->dropped;
 	return sp_stats_session_report(&st);
 }
 
-#ifndef PIDFD_THREAD
-#define PIDFD_THREAD O_EXCL /* linux 6.9 */
-#endif
-
-/* One thread's stack, if it has one. Task storage is keyed by a pidfd of
- * the thread and cannot be listed, so the threads come from /proc. */
-static void flush_thread(struct sp_session *s, int map_fd, pid_t tid, uint64_t now,
-			 struct sp_span_rec **recs, size_t *n)
+static void summary_async(const struct sp_held_stats *h)
 {
-	int tfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
-	struct sp_thread st;
-
-	/* before 6.9 only a thread-group leader has a pidfd */
-	if (tfd < 0 && errno == EINVAL)
-		tfd = (int)syscall(SYS_pidfd_open, tid, 0);
-
-	if (tfd < 0)
-		return; /* exited meanwhile: its exit hook ended its calls */
-	if (bpf_map_lookup_elem(map_fd, &tfd, &st) == 0 && st.n)
-		sp_asm_flush_thread(s->asm_, (uint32_t)tid, &st, now, recs, n);
-	close(tfd);
-}
-
-/* The queries still running when tracing stops are written too, cut off
- * at `now` and flagged incomplete. */
-static void flush_threads(struct sp_session *s, uint64_t now,
-			  struct sp_span_rec **recs, size_t *n)
-{
-	int fd = sp_attach_threads_fd(s->att);
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)s->pid);
-	d = opendir(path);
-	if (!d)
-		return; /* the target is gone: every thread's exit hook ran */
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
-			flush_thread(s, fd, (pid_t)atoi(de->d_name), now, recs, n);
-	closedir(d);
-}
-
-/* Futures still running: their span is cut off at now, like calls. */
-static void flush_futures(struct sp_session *s, uint64_t now,
-			  struct sp_span_rec **recs, size_t *n)
-{
-	int fd = sp_attach_futures_fd(s->att);
-	struct sp_future_key key, next, *prev = NULL;
-	struct sp_future fu;
-
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		struct sp_span_rec *v;
-
-		if (bpf_map_lookup_elem(fd, &next, &fu) == 0 &&
-		    (v = realloc(*recs, (*n + 1) * sizeof(*v)))) {
-			*recs = v;
-			memset(&v[*n], 0, sizeof(*v));
-			sp_fill_future_rec(&v[*n], &fu, next.sym_id, now,
-					   SP_REC_ABNORMAL | SP_REC_INCOMPLETE);
-			v[*n].obj = next.obj;
-			v[*n].tgid = s->pid;
-			(*n)++;
-		}
-		key = next;
-		prev = &key;
-	}
-}
-
-/* The queries still running when tracing stops are written too, cut off
- * at `now` and flagged incomplete. */
-static void flush_open_calls(struct sp_session *s, uint64_t now)
-{
-	struct sp_span_rec *recs = NULL;
-	size_t n = 0;
-
-	flush_threads(s, now, &recs, &n);
-	flush_futures(s, now, &recs, &n);
-	sp_held_flush(s->held, recs, n);
-	free(recs);
-}
-
-static void summary_async(const struct sp_session *s)
-{
-	const struct sp_held_stats *h = sp_held_stats(s->held);
-
 	if (h->nested_records)
 		fprintf(stderr, "; %llu nested async spans from %llu reads",
 			(unsigned long long)h->nested_spans,
@@ -556,28 +880,48 @@ static void summary_no_funcs(const struct sp_session *s)
 	fputs(n > 3 ? ", ...)" : ")", stderr);
 }
 
-static void summary(struct sp_session *s, double secs)
+static void summary_who(const struct sp_session *s, double secs)
 {
-	const struct sp_asm_stats *as = sp_asm_stats(s->asm_);
-	const struct sp_filter_stats *fs = sp_filter_stats(s->filter);
+	if (!s->many) {
+		fprintf(stderr, "spanprobe: pid %d (%s) traced for %.1f s until %s", s->pid, s->exe,
+			secs, s->end_reason ? s->end_reason : "stopped");
+		return;
+	}
+	if (s->o->n_exes)
+		fprintf(stderr, "spanprobe: processes of %s%s", s->exe,
+			s->o->n_exes > 1 ? " and more files" : "");
+	else
+		fprintf(stderr, "spanprobe: pid %d and the processes it forked", s->pid);
+	fprintf(stderr, " traced for %.1f s until %s: %zu processes seen, %zu exited, %zu still running",
+		secs, s->end_reason ? s->end_reason : "stopped", s->procs_seen,
+		s->procs_exited, s->procs_seen - s->procs_exited);
+	if (s->skipped_records)
+		fprintf(stderr, ", %zu more skipped past --max-processes %zu (%llu records)",
+			s->procs_skipped, s->o->max_procs, (unsigned long long)s->skipped_records);
+}
 
+static void summary(struct sp_session *s, double secs, const struct sp_proc_totals *t)
+{
+	summary_who(s, secs);
 	fprintf(stderr,
-		"spanprobe: pid %d (%s) traced for %.1f s until %s: %zu probes on %zu functions, "
+		": %zu probes on %zu functions, "
 		"%llu span records from the kernel (%llu lost), %llu queries seen, %llu kept (root >= %.3f s) "
 		"with %llu spans (>= %.3f ms), %llu abnormal exits",
-		s->pid, s->exe, secs, s->end_reason ? s->end_reason : "stopped",
 		s->ast.probes, s->ast.functions,
-		(unsigned long long)as->records, (unsigned long long)s->dropped,
-		(unsigned long long)fs->queries_seen, (unsigned long long)fs->queries_kept,
-		s->o->min_query_ns / 1e9, (unsigned long long)fs->spans_kept,
-		s->o->min_span_ns / 1e6, (unsigned long long)as->abnormal);
+		(unsigned long long)t->as.records, (unsigned long long)s->dropped,
+		(unsigned long long)t->fs.queries_seen, (unsigned long long)t->fs.queries_kept,
+		s->o->min_query_ns / 1e9, (unsigned long long)t->fs.spans_kept,
+		s->o->min_span_ns / 1e6, (unsigned long long)t->as.abnormal);
+	if (s->late_funcs || s->gone_objects)
+		fprintf(stderr, "; objects mapped after attach: %zu probed (%zu functions), %zu unmapped",
+			s->late_objects, s->late_funcs, s->gone_objects);
 	if (sp_attach_depth_overflows(s->att))
 		fprintf(stderr, "; %llu calls deeper than %d frames not traced",
 			(unsigned long long)sp_attach_depth_overflows(s->att), SP_MAX_DEPTH);
-	if (as->lost_queries)
+	if (t->as.lost_queries)
 		fprintf(stderr, "; %llu queries lost their root record",
-			(unsigned long long)as->lost_queries);
-	summary_async(s);
+			(unsigned long long)t->as.lost_queries);
+	summary_async(&t->hs);
 	summary_no_funcs(s);
 	if (s->o->output)
 		fprintf(stderr, "; %llu blocks written to %s",
@@ -591,6 +935,7 @@ static void summary(struct sp_session *s, double secs)
 
 int sp_session_finish(struct sp_session *s)
 {
+	struct sp_proc_totals t;
 	uint64_t end;
 	int rc, stats_rc;
 
@@ -600,11 +945,13 @@ int sp_session_finish(struct sp_session *s)
 	end = sp_now_mono();
 	ring_buffer__consume(s->rb);
 	check_loss(s);
-	flush_open_calls(s, end);
+	for (size_t i = 0; i < s->n_procs; i++)
+		sp_proc_flush(s->procs[i], end, true);
+	all_totals(s, &t);
 	stats_rc = report_stats(s, end);
 	/* the exports' last requests go out before the summary counts them */
 	rc = sp_sinks_finish_exports(&s->sinks, SP_SINKS_DRAIN_MS);
-	summary(s, (double)(end - s->start_mono) / 1e9);
+	summary(s, (double)(end - s->start_mono) / 1e9, &t);
 	rc = s->sinks.write_errors || stats_rc ? -1 : rc;
 	if (sp_sinks_close(&s->sinks)) {
 		fprintf(stderr, "spanprobe: %s: %s\n", s->o->output, strerror(errno));

@@ -27,12 +27,17 @@ struct sp_trace_opts {
 				 * what never mattered */
 	enum sp_exit_policy exit_policy;
 	struct sp_export_opts exports; /* --micromegas, --otlp, --perfetto */
+	const char **exes;      /* attach --exe FILE...: every process mapping them */
+	size_t n_exes;
+	bool follow;            /* -p PID --follow: PID and the processes it forks */
+	size_t max_procs;       /* 0: no limit; past it, processes are counted */
 };
 
 struct sp_session;
 
-/* Resolves the symbols (in the running pid, or in `binary` for a process
- * about to exec it), attaches, opens the sinks. Prints errors itself. */
+/* Resolves the symbols (in the running pid, in `binary` for a process
+ * about to exec it, or in o->exes with pid 0), attaches, opens the sinks.
+ * Prints errors itself. */
 struct sp_session *sp_session_start(pid_t pid, const char *binary,
 				    const struct sp_trace_opts *o);
 /* Drains events until a signal, the duration, an exec or the target's

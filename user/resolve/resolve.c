@@ -52,6 +52,7 @@ struct obj {
 struct builder {
 	struct sp_func_set *set;
 	size_t cap, objects_cap;
+	bool no_exe; /* the objects are libraries mapped later: none is the exe */
 };
 
 static void prep_patterns(const struct sp_pattern_list *pats, struct prepped *pp)
@@ -603,10 +604,11 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 
 	*ok = 0;
 	for (size_t i = from; i < m->n; i++) {
-		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, i == 0, pats, pp,
+		bool exe = i == 0 && !b->no_exe;
+		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, exe, pats, pp,
 				     policy, why, sizeof(why));
 
-		if (rc == 2 && i > 0 && note_no_funcs(b, m->v[i].path)) {
+		if (rc == 2 && !exe && note_no_funcs(b, m->v[i].path)) {
 			snprintf(why, sizeof(why), "out of memory");
 			rc = -1;
 		}
@@ -616,7 +618,7 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 		}
 		if (rc == 0)
 			(*ok)++;
-		else if (rc == 1 || i == 0)
+		else if (rc == 1 || exe)
 			fprintf(stderr, "spanprobe: warning: %s: %s\n", who, why);
 	}
 	if (*ok == 0)
@@ -699,6 +701,28 @@ int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 	       char *err, size_t errlen)
 {
 	return resolve(pid, binary, false, pats, policy, out, err, errlen);
+}
+
+int sp_resolve_more(const struct sp_mapped_objects *m, bool first_is_exe,
+		    struct sp_pattern_list *pats, enum sp_exit_policy policy,
+		    struct sp_func_set *out, char *err, size_t errlen)
+{
+	/* the arrays hold exactly what is in use: they grow from there */
+	struct builder b = { .set = out, .cap = out->n, .objects_cap = out->n_objects,
+			     .no_exe = !first_is_exe };
+	struct prepped *pp = calloc(pats->n ? pats->n : 1, sizeof(*pp));
+	size_t ok;
+	int rc;
+
+	if (!pp) {
+		sp_set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	prep_patterns(pats, pp);
+	rc = m->n ? resolve_objects(&b, m, 0, "new mapping", pats, pp, policy, &ok,
+				    err, errlen) : 0;
+	free(pp);
+	return rc;
 }
 
 int sp_resolve_program(const char *exe, struct sp_pattern_list *pats,

@@ -24,6 +24,15 @@ int sp_resolve(pid_t pid, const char *binary, struct sp_pattern_list *pats,
 int sp_resolve_program(const char *exe, struct sp_pattern_list *pats,
 		       enum sp_exit_policy policy, struct sp_func_set *out,
 		       char *err, size_t errlen);
+/* Appends to out the functions of the objects m lists: libraries mapped
+ * after the first resolution (dlopen), or the files of attach --exe
+ * (first_is_exe: m->v[0] is an executable, whose debug file is looked
+ * for everywhere). pats' match counts grow. An object that cannot be read
+ * is a warning on stderr; -1 only when out of memory. */
+struct sp_mapped_objects;
+int sp_resolve_more(const struct sp_mapped_objects *m, bool first_is_exe,
+		    struct sp_pattern_list *pats, enum sp_exit_policy policy,
+		    struct sp_func_set *out, char *err, size_t errlen);
 void sp_func_set_free(struct sp_func_set *s);
 
 #endif

@@ -24,15 +24,22 @@ struct stream {
 	atomic_bool lost;       /* its record did not get through: resend */
 };
 
-struct sp_mm_sink {
-	struct sp_send_queue *q;
-	char *url_process, *url_stream, *url_block;
+/* One micromegas process per traced process (attach --exe traces many),
+ * registered before its first block. */
+struct proc {
+	struct proc *next;
 	char process_id[SP_MM_UUID_LEN + 1];
 	uint32_t pid;
 	char *exe;
 	uint64_t start_ns;
 	atomic_bool process_lost;
 	struct stream *streams;
+};
+
+struct sp_mm_sink {
+	struct sp_send_queue *q;
+	char *url_process, *url_stream, *url_block;
+	struct proc *procs;
 	uint64_t encode_errors; /* counted as dropped */
 };
 
@@ -67,7 +74,7 @@ static char *finish_body(struct sp_mm_sink *s, FILE *f, char **buf)
 	return *buf;
 }
 
-static void send_process(struct sp_mm_sink *s)
+static void send_process(struct sp_mm_sink *s, struct proc *pr)
 {
 	struct sp_proc_identity id;
 	char pid[16], *buf = NULL;
@@ -75,8 +82,8 @@ static void send_process(struct sp_mm_sink *s)
 	FILE *f = open_memstream(&buf, &len);
 	struct sp_mm_property props[] = { { "pid", pid }, { "collector", "spanprobe" } };
 	struct sp_mm_process p = {
-		.process_id = s->process_id, .exe = s->exe, .tsc_frequency = TICKS_PER_SECOND,
-		.start_time_ns = s->start_ns, .start_ticks = (int64_t)s->start_ns,
+		.process_id = pr->process_id, .exe = pr->exe, .tsc_frequency = TICKS_PER_SECOND,
+		.start_time_ns = pr->start_ns, .start_ticks = (int64_t)pr->start_ns,
 		.properties = props, .n_properties = 2,
 	};
 
@@ -84,8 +91,8 @@ static void send_process(struct sp_mm_sink *s)
 		s->encode_errors++;
 		return;
 	}
-	snprintf(pid, sizeof(pid), "%" PRIu32, s->pid);
-	sp_proc_identity((pid_t)s->pid, &id);
+	snprintf(pid, sizeof(pid), "%" PRIu32, pr->pid);
+	sp_proc_identity((pid_t)pr->pid, &id);
 	p.username = id.username;
 	p.realname = id.realname;
 	p.computer = id.computer;
@@ -93,7 +100,8 @@ static void send_process(struct sp_mm_sink *s)
 	p.cpu_brand = id.cpu_brand;
 	sp_mm_process_body(f, &p);
 	if (finish_body(s, f, &buf))
-		queue_body(s, s->url_process, "insert_process", buf, len, METADATA_RETRIES, &s->process_lost);
+		queue_body(s, s->url_process, "insert_process", buf, len, METADATA_RETRIES,
+			   &pr->process_lost);
 }
 
 static void thread_name(uint32_t pid, uint32_t tid, char *out, size_t outlen)
@@ -111,7 +119,7 @@ static void thread_name(uint32_t pid, uint32_t tid, char *out, size_t outlen)
 	}
 }
 
-static void send_stream(struct sp_mm_sink *s, struct stream *st)
+static void send_stream(struct sp_mm_sink *s, struct proc *pr, struct stream *st)
 {
 	static const char *const tags[] = { "cpu" }; /* async_events reads only these */
 	char tid[16], name[64], *buf = NULL;
@@ -119,7 +127,7 @@ static void send_stream(struct sp_mm_sink *s, struct stream *st)
 	FILE *f = open_memstream(&buf, &len);
 	struct sp_mm_property props[] = { { "thread-id", tid }, { "thread-name", name } };
 	struct sp_mm_stream m = {
-		.process_id = s->process_id, .stream_id = st->id, .tags = tags, .n_tags = 1,
+		.process_id = pr->process_id, .stream_id = st->id, .tags = tags, .n_tags = 1,
 		.properties = props, .n_properties = 2,
 	};
 
@@ -128,7 +136,7 @@ static void send_stream(struct sp_mm_sink *s, struct stream *st)
 		return;
 	}
 	snprintf(tid, sizeof(tid), "%" PRIu32, st->tid);
-	thread_name(s->pid, st->tid, name, sizeof(name));
+	thread_name(pr->pid, st->tid, name, sizeof(name));
 	if (!name[0])
 		m.n_properties = 1; /* the thread is gone: no name to give */
 	sp_mm_stream_body(f, &m);
@@ -138,15 +146,15 @@ static void send_stream(struct sp_mm_sink *s, struct stream *st)
 
 /* The stream of a thread, created (and its record queued) on first use;
  * a record that was lost is queued again before the next block. */
-static struct stream *stream_of(struct sp_mm_sink *s, uint32_t tid)
+static struct stream *stream_of(struct sp_mm_sink *s, struct proc *pr, uint32_t tid)
 {
 	struct stream *st;
 
-	for (st = s->streams; st && st->tid != tid; st = st->next)
+	for (st = pr->streams; st && st->tid != tid; st = st->next)
 		;
 	if (st) {
 		if (atomic_exchange(&st->lost, false))
-			send_stream(s, st);
+			send_stream(s, pr, st);
 		return st;
 	}
 	st = calloc(1, sizeof(*st));
@@ -156,13 +164,14 @@ static struct stream *stream_of(struct sp_mm_sink *s, uint32_t tid)
 	}
 	st->tid = tid;
 	atomic_init(&st->lost, false);
-	st->next = s->streams;
-	s->streams = st;
-	send_stream(s, st);
+	st->next = pr->streams;
+	pr->streams = st;
+	send_stream(s, pr, st);
 	return st;
 }
 
-static void send_block(struct sp_mm_sink *s, struct stream *st, const struct sp_span *spans, size_t n)
+static void send_block(struct sp_mm_sink *s, struct proc *pr, struct stream *st,
+		       const struct sp_span *spans, size_t n)
 {
 	struct sp_mm_payload p;
 	char block_id[SP_MM_UUID_LEN + 1], *buf = NULL;
@@ -176,10 +185,10 @@ static void send_block(struct sp_mm_sink *s, struct stream *st, const struct sp_
 		return;
 	}
 	sp_mm_block_body(f, &(struct sp_mm_block){
-		.block_id = block_id, .stream_id = st->id, .process_id = s->process_id,
+		.block_id = block_id, .stream_id = st->id, .process_id = pr->process_id,
 		.begin_time_ns = p.begin_ns, .end_time_ns = p.end_ns,
-		.begin_ticks = (int64_t)(p.begin_ns - s->start_ns),
-		.end_ticks = (int64_t)(p.end_ns - s->start_ns),
+		.begin_ticks = (int64_t)(p.begin_ns - pr->start_ns),
+		.end_ticks = (int64_t)(p.end_ns - pr->start_ns),
 		.deps_lz4 = p.deps_lz4, .deps_len = p.deps_len,
 		.objs_lz4 = p.objs_lz4, .objs_len = p.objs_len,
 		.object_offset = st->object_offset, .nb_objects = p.nb_objects,
@@ -199,27 +208,75 @@ static int cmp_tid(const void *a, const void *b)
 	return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-void sp_mm_query(struct sp_mm_sink *s, const struct sp_span *spans, size_t n)
+static void free_proc(struct proc *pr)
+{
+	while (pr->streams) {
+		struct stream *next = pr->streams->next;
+
+		free(pr->streams);
+		pr->streams = next;
+	}
+	free(pr->exe);
+	free(pr);
+}
+
+/* A process of the same pid but another start is a new life (a restart
+ * that got the pid back, or an exec): a process of its own. */
+static struct proc *proc_of(struct sp_mm_sink *s, const struct sp_block_header *meta,
+			    uint64_t first_ns)
+{
+	uint64_t start = meta->proc_start_ns;
+	struct proc *pr;
+
+	for (pr = s->procs; pr; pr = pr->next)
+		if (pr->pid == meta->pid && (!start || pr->start_ns == start))
+			return pr;
+	pr = calloc(1, sizeof(*pr));
+	if (!pr || !(pr->exe = strdup(meta->exe ? meta->exe : "")) || sp_mm_uuid_v4(pr->process_id)) {
+		if (pr)
+			free_proc(pr);
+		return NULL;
+	}
+	pr->pid = meta->pid;
+	/* the process start is tick 0 of its clock; if it is unknown (gone
+	 * before it was seen), its first span's begin, else now */
+	pr->start_ns = start ? start : first_ns ? first_ns : sp_now_wall();
+	atomic_init(&pr->process_lost, false);
+	pr->next = s->procs;
+	s->procs = pr;
+	send_process(s, pr);
+	return pr;
+}
+
+void sp_mm_query(struct sp_mm_sink *s, const struct sp_block_header *meta,
+		 const struct sp_span *spans, size_t n)
 {
 	struct sp_span *v = n ? malloc(n * sizeof(*v)) : NULL;
+	uint64_t first = UINT64_MAX;
+	struct proc *pr;
 
-	if (!v) {
+	for (size_t i = 0; i < n; i++)
+		first = spans[i].begin_ns < first ? spans[i].begin_ns : first;
+	pr = v ? proc_of(s, meta, first == UINT64_MAX ? 0 : first) : NULL;
+
+	if (!pr) {
+		free(v);
 		s->encode_errors += n != 0;
 		return;
 	}
-	if (atomic_exchange(&s->process_lost, false))
-		send_process(s);
+	if (atomic_exchange(&pr->process_lost, false))
+		send_process(s, pr);
 	/* a query runs on one thread; split by thread all the same, since a
 	 * stream is a thread's */
 	memcpy(v, spans, n * sizeof(*v));
 	qsort(v, n, sizeof(*v), cmp_tid);
 	for (size_t i = 0, j; i < n; i = j) {
-		struct stream *st = stream_of(s, v[i].tid);
+		struct stream *st = stream_of(s, pr, v[i].tid);
 
 		for (j = i + 1; j < n && v[j].tid == v[i].tid; j++)
 			;
 		if (st)
-			send_block(s, st, v + i, j - i);
+			send_block(s, pr, st, v + i, j - i);
 		else
 			s->encode_errors++;
 	}
@@ -278,16 +335,15 @@ static struct sp_send_queue *make_queue(char *err, size_t errlen)
 
 static void free_sink(struct sp_mm_sink *s)
 {
-	while (s->streams) {
-		struct stream *next = s->streams->next;
+	while (s->procs) {
+		struct proc *next = s->procs->next;
 
-		free(s->streams);
-		s->streams = next;
+		free_proc(s->procs);
+		s->procs = next;
 	}
 	free(s->url_process);
 	free(s->url_stream);
 	free(s->url_block);
-	free(s->exe);
 	free(s);
 }
 
@@ -301,23 +357,25 @@ struct sp_mm_sink *sp_mm_open(const char *url, const struct sp_block_header *met
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s || set_routes(s, url) || !(s->exe = strdup(meta->exe ? meta->exe : "")) ||
-	    sp_mm_uuid_v4(s->process_id)) {
-		snprintf(err, errlen, "--micromegas: out of memory or randomness");
+	if (!s || set_routes(s, url)) {
+		snprintf(err, errlen, "--micromegas: out of memory");
 		if (s)
 			free_sink(s);
 		return NULL;
 	}
-	s->pid = meta->pid;
-	/* the process start is tick 0 of its clock; now, if it is unknown */
-	s->start_ns = meta->proc_start_ns ? meta->proc_start_ns : sp_now_wall();
-	atomic_init(&s->process_lost, false);
 	s->q = make_queue(err, errlen);
 	if (!s->q) {
 		free_sink(s);
 		return NULL;
 	}
-	send_process(s);
+	/* one target is registered at once; with many (pid 0), each
+	 * before its first query */
+	if (meta->pid && !proc_of(s, meta, 0)) {
+		snprintf(err, errlen, "--micromegas: out of memory or randomness");
+		sp_send_queue_close(s->q, 0, NULL);
+		free_sink(s);
+		return NULL;
+	}
 	return s;
 }
 

@@ -24,7 +24,10 @@ struct sp_mm_sink;
 struct sp_mm_sink *sp_mm_open(const char *url, const struct sp_block_header *meta,
 			      char *err, size_t errlen);
 /* spans: one query, wall-clock times. Never blocks. */
-void sp_mm_query(struct sp_mm_sink *s, const struct sp_span *spans, size_t n);
+/* One kept query of the process meta names (pid, exe, start): the first
+ * query of a process registers it. */
+void sp_mm_query(struct sp_mm_sink *s, const struct sp_block_header *meta,
+		 const struct sp_span *spans, size_t n);
 void sp_mm_stats(struct sp_mm_sink *s, struct sp_send_stats *st);
 /* Starts the exit deadline without waiting (see sp_send_queue_drain). */
 void sp_mm_drain(struct sp_mm_sink *s, unsigned drain_ms);

@@ -223,7 +223,9 @@ static char *encode(struct sp_otlp_sink *s, const struct sp_span *spans, size_t 
 
 	if (!f)
 		return NULL;
-	sp_otlp_trace_id(trace_id, s->session, spans[0].query_id);
+	/* query ids are per process: the pid keeps traces of two processes
+	 * apart (0 for a process that is not named) */
+	sp_otlp_trace_id(trace_id, s->session, spans[0].query_id ^ (uint64_t)s->res.pid << 32);
 	sp_otlp_write_json(f, &s->res, trace_id, spans, n);
 	if (ferror(f) | fclose(f)) {
 		free(json);
@@ -232,14 +234,20 @@ static char *encode(struct sp_otlp_sink *s, const struct sp_span *spans, size_t 
 	return json;
 }
 
-void sp_otlp_query(struct sp_otlp_sink *s, const struct sp_span *spans, size_t n)
+void sp_otlp_query(struct sp_otlp_sink *s, const struct sp_block_header *meta,
+		   const struct sp_span *spans, size_t n)
 {
 	struct sp_send_request r = {
 		.url = s->url, .what = "traces", .content_type = "application/json",
 		.max_retries = OTLP_RETRIES,
 	};
 	size_t len = 0;
-	char *json = n ? encode(s, spans, n, &len) : NULL;
+	char *json;
+
+	/* the resource is the process the query ran in */
+	s->res.pid = meta->pid;
+	s->res.proc_start_ns = meta->proc_start_ns;
+	json = n ? encode(s, spans, n, &len) : NULL;
 
 	if (json && s->gzip) {
 		void *gz = gzip_buf(json, len, &len);

@@ -21,7 +21,10 @@ struct sp_otlp_sink;
 struct sp_otlp_sink *sp_otlp_open(const char *url, bool gzip, const struct sp_block_header *meta,
 				  char *err, size_t errlen);
 /* spans: one query, wall-clock times. Never blocks. */
-void sp_otlp_query(struct sp_otlp_sink *s, const struct sp_span *spans, size_t n);
+/* One kept query, of the process meta names (its pid and start go into
+ * the resource: process.pid). */
+void sp_otlp_query(struct sp_otlp_sink *s, const struct sp_block_header *meta,
+		   const struct sp_span *spans, size_t n);
 void sp_otlp_stats(struct sp_otlp_sink *s, struct sp_send_stats *st);
 /* Starts the exit deadline without waiting (see sp_send_queue_drain). */
 void sp_otlp_drain(struct sp_otlp_sink *s, unsigned drain_ms);

@@ -62,9 +62,9 @@ static void export(struct sp_sinks *s, const struct sp_span *spans, size_t n)
 		sp_perfetto_query(s->perfetto, &s->meta, spans, n);
 	}
 	if (s->micromegas)
-		sp_mm_query(s->micromegas, spans, n);
+		sp_mm_query(s->micromegas, &s->meta, spans, n);
 	if (s->otlp)
-		sp_otlp_query(s->otlp, spans, n);
+		sp_otlp_query(s->otlp, &s->meta, spans, n);
 }
 
 void sp_sinks_query(void *arg, struct sp_span *spans, size_t n)

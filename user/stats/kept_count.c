@@ -105,6 +105,21 @@ void sp_kept_count_add(struct sp_kept_count *c, const struct sp_span *spans, siz
 	}
 }
 
+struct sp_kept_count *sp_kept_count_renew(struct sp_kept_count *old,
+					  const struct sp_func_set *funcs)
+{
+	struct sp_kept_count *c = sp_kept_count_new(funcs);
+
+	if (!c)
+		return NULL;
+	/* ids are indexes into funcs, which only grows */
+	for (size_t i = 0; old && i < old->n && i < c->n; i++)
+		c->count[i] = old->count[i];
+	c->unknown = old ? old->unknown : 0;
+	sp_kept_count_free(old);
+	return c;
+}
+
 const uint64_t *sp_kept_count_get(const struct sp_kept_count *c)
 {
 	return c ? c->count : NULL;

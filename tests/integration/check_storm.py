@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Checks `spanprobe dump --json` of a traced fork storm against the pids
+forkstorm (tests/fixtures/forkstorm.c) recorded: every child has exactly
+one query, storm_query with its storm_step calls, under its own pid;
+the children that exited inside their query have it flagged abnormal and
+cut after the first step; no span belongs to any other process.
+
+  check_storm.py --spans DUMP.jsonl --pids PIDS [--subset]
+
+--subset: children may be missing (--max-processes skipped them), but
+each child that is present must be whole. Prints one line, exits 1 on a
+difference."""
+import argparse
+import collections
+import json
+import sys
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--spans", required=True)
+    p.add_argument("--pids", required=True)
+    p.add_argument("--subset", action="store_true")
+    a = p.parse_args()
+    kids = {}
+    with open(a.pids) as f:
+        for line in f:
+            pid, how = line.split()
+            kids[int(pid)] = how
+    by_pid = collections.defaultdict(list)
+    with open(a.spans) as f:
+        for line in f:
+            if line.strip():
+                s = json.loads(line)
+                by_pid[s["pid"]].append(s)
+    errs = []
+    for pid in by_pid:
+        if pid not in kids:
+            errs.append("spans of pid %d, which is no child of the storm" % pid)
+    for pid, how in kids.items():
+        spans = by_pid.get(pid, [])
+        if not spans:
+            if not a.subset:
+                errs.append("child %d (%s): no span" % (pid, how))
+            continue
+        roots = [s for s in spans if "root" in s["flags"]]
+        steps = sorted((s for s in spans if s["name"] == "storm_step"), key=lambda s: s["begin_ns"])
+        if len(roots) != 1 or roots[0]["name"] != "storm_query":
+            errs.append("child %d: %d roots %s" % (pid, len(roots), [r["name"] for r in roots]))
+            continue
+        r = roots[0]
+        want_abn = how == "cut"
+        if r["abnormal"] != want_abn:
+            errs.append("child %d (%s): root abnormal=%s" % (pid, how, r["abnormal"]))
+        if len(steps) != 2 or any(s["parent_span_id"] != r["span_id"] for s in steps):
+            errs.append("child %d: %d storm_step spans under its root" % (pid, len(steps)))
+        elif [s["abnormal"] for s in steps] != [False, want_abn]:
+            errs.append("child %d (%s): steps abnormal %s" % (pid, how, [s["abnormal"] for s in steps]))
+        if len(spans) != 3:
+            errs.append("child %d: %d spans, expected 3" % (pid, len(spans)))
+    seen = sum(1 for pid in kids if by_pid.get(pid))
+    if errs:
+        print("check_storm: FAIL: %d differences, first: %s" % (len(errs), "; ".join(errs[:5])))
+        return 1
+    print("check_storm: OK: %d of %d children, each one query of 3 spans under its own pid (%d cut inside their query)"
+          % (seen, len(kids), sum(1 for pid, h in kids.items() if h == "cut" and by_pid.get(pid))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
