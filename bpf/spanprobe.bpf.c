@@ -367,6 +367,10 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
 	__u32 sym = (__u32)cookie, flags = (__u32)(cookie >> 32);
 	struct sp_thread *st = thread_of(bpf_get_current_task_btf());
 
+	/* a probe moved into the function: back up to the slot */
+	sp += flags >> SP_COOKIE_SP_SHIFT;
+	flags &= SP_COOKIE_FLAGS_MASK;
+
 	if (flags & SP_SYM_ASYNC) {
 		struct sp_sym_info *info = bpf_map_lookup_elem(&sym_info, &sym);
 

@@ -68,6 +68,21 @@ static __always_inline __u64 sp_probe_cookie(__u32 sym_id, __u32 flags)
 	return (__u64)flags << 32 | sym_id;
 }
 
+/* An entry probe moved past instructions the kernel would single-step
+ * (`sub $N,%rsp`, `push $imm`, ...) sees the stack pointer that many bytes
+ * below the return-address slot; the cookie's flags carry the distance in
+ * their top 16 bits. Only entry-only probes move that way: a uretprobe or
+ * session hijacks the word at the stack pointer of its hit. */
+#define SP_COOKIE_SP_SHIFT 16
+#define SP_COOKIE_FLAGS_MASK 0xffffu
+#define SP_MAX_SP_DELTA 0xffffu
+
+static __always_inline __u64 sp_entry_cookie(__u32 sym_id, __u32 flags, __u32 sp_delta)
+{
+	return sp_probe_cookie(sym_id, (flags & SP_COOKIE_FLAGS_MASK) |
+				       sp_delta << SP_COOKIE_SP_SHIFT);
+}
+
 
 /*
  * One span that left the kernel: a root, or a span of at least min_span

@@ -181,10 +181,12 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 		if (done[i] || f->problem || strcmp(f->open_path, path) != 0)
 			continue;
 		done[i] = true;
+		/* resolve.c moves a paired entry only where sp is unchanged */
 		if (f->exit_mode == SP_EXIT_URETPROBE)
 			err = batch_add(&ob->paired, f->offset + f->entry_shift, cookie);
 		else
-			err = batch_add(&ob->entry, f->offset + f->entry_shift, cookie);
+			err = batch_add(&ob->entry, f->offset + f->entry_shift,
+					sp_entry_cookie((__u32)i, sym_flags(f), f->entry_sp_delta));
 		for (size_t k = 0; k < f->n_exit && !err; k++)
 			err = batch_add(&ob->sites, f->exit_offsets[k], cookie);
 	}

@@ -245,9 +245,14 @@ static void text_cost(const struct sp_func *f, const struct func_cost *c)
 {
 	if (f->problem)
 		return;
-	if (f->entry_shift)
-		printf("      entry probe at +%u, past endbr64 (which the kernel would "
-		       "single-step, ~%.1f us per hit)\n", f->entry_shift,
+	if (f->entry_shift && f->entry_sp_delta)
+		printf("      entry probe at +%u (`%s`), past instructions the kernel would "
+		       "single-step (~%.1f us per hit); the stack pointer is %u bytes below "
+		       "the return address there\n", f->entry_shift, c->entry.text,
+		       sp_probe_hit_ns(SP_EXEC_SINGLESTEP) / 1000.0, f->entry_sp_delta);
+	else if (f->entry_shift)
+		printf("      entry probe at +%u (`%s`), past instructions the kernel would "
+		       "single-step (~%.1f us per hit)\n", f->entry_shift, c->entry.text,
 		       sp_probe_hit_ns(SP_EXEC_SINGLESTEP) / 1000.0);
 	printf("      probe cost: ~%.1f us per call", c->call_ns / 1000.0);
 	if (!c->expensive) {
@@ -297,6 +302,9 @@ static void text_func(const struct sp_func *f, const struct func_cost *c)
 		printf("exit: %zu ret site%s\n", f->n_exit, f->n_exit == 1 ? "" : "s");
 	if (f->problem)
 		printf("      problem: %s\n", f->problem);
+	else if (f->exit_why)
+		printf("      exit %s: %s\n", f->exit_mode == SP_EXIT_URETPROBE ?
+		       "uretprobe" : "at ret sites", f->exit_why);
 	text_cost(f, c);
 }
 
@@ -426,7 +434,8 @@ static void json_pattern_head(const struct sp_pattern *p)
 
 static void json_cost(const struct sp_func *f, const struct func_cost *c)
 {
-	printf(",\"entry_shift\":%u,\"probe_offset\":%llu", f->entry_shift,
+	printf(",\"entry_shift\":%u,\"entry_sp_delta\":%u,\"probe_offset\":%llu",
+	       f->entry_shift, f->entry_sp_delta,
 	       (unsigned long long)(f->offset + f->entry_shift));
 	fputs(",\"entry_insn\":", stdout);
 	json_str(c->entry.text);
@@ -457,7 +466,9 @@ static void json_func(const struct sp_func *f, const struct func_cost *c)
 	       f->exit_mode == SP_EXIT_URETPROBE ? "uretprobe" : "retsites");
 	for (size_t i = 0; i < f->n_exit; i++)
 		printf("%s%llu", i ? "," : "", (unsigned long long)f->exit_offsets[i]);
-	printf("],\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
+	fputs("],\"exit_reason\":", stdout);
+	json_str(f->exit_why);
+	printf(",\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
 	json_str(f->problem);
 	json_cost(f, c);
 	putchar('}');
