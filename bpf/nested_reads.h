@@ -10,6 +10,9 @@
  * only when a value differs from the previous read of the same future, and
  * userspace (user/resolve/async_nested.c) turns the changes into spans.
  *
+ * Values that lie close together are copied with one bpf_probe_read_user
+ * per range (struct sp_read_ranges) into a per-CPU scratch buffer first.
+ *
  * Included by spanprobe.bpf.c after its maps; needs `records` and
  * `dropped_records`.
  */
@@ -26,6 +29,27 @@ struct {
 	__type(value, struct sp_read_list);
 } nested_reads SEC(".maps");
 
+/* The same lists as bulk copies (struct sp_read_ranges), by sym_id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_read_ranges);
+} nested_ranges SEC(".maps");
+
+/* Where the copies land: twice the largest total, so that a copy at any
+ * masked position stays inside (what the verifier checks). */
+struct sp_nested_scratch {
+	__u8 b[2 * SP_NESTED_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_nested_scratch);
+} nested_scratch SEC(".maps");
+
 /* The previous read of each carrier future. LRU: a cancelled future
  * never returns and would otherwise leave its entry behind. */
 struct {
@@ -37,6 +61,44 @@ struct {
 
 static const struct sp_nested_last empty_last;
 
+/* One bpf_probe_read_user per range of rr into scratch. A range that
+ * cannot be read leaves zeros, as a value read alone would. */
+static __always_inline void copy_ranges(__u64 obj, const struct sp_read_ranges *rr,
+					struct sp_nested_scratch *sc)
+{
+	__u32 base = 0;
+
+	for (__u32 k = 0; k < SP_NESTED_MAX; k++) {
+		__u32 size;
+
+		if (k >= rr->n)
+			break;
+		size = rr->r[k].size;
+		if (size == 0 || size > SP_NESTED_SCRATCH || base >= SP_NESTED_SCRATCH)
+			break;
+		bpf_probe_read_user(&sc->b[base & (SP_NESTED_SCRATCH - 1)], size,
+				    (void *)(obj + rr->r[k].off));
+		base += size;
+	}
+}
+
+/* Value i: from the copies when they hold it, else read alone. */
+static __always_inline __u64 nested_value(__u64 obj, const struct sp_read *r, __u32 pos,
+					  const struct sp_nested_scratch *sc)
+{
+	__u32 size = r->size;
+	__u64 v = 0;
+
+	if (size > sizeof(v))
+		size = sizeof(v);
+	if (!sc || pos == SP_NESTED_POS_NONE) {
+		bpf_probe_read_user(&v, size, (void *)(obj + r->off));
+		return v;
+	}
+	v = *(const __u64 *)&sc->b[pos & (SP_NESTED_SCRATCH - 1)];
+	return size < sizeof(v) ? v & ((1ull << (size * 8)) - 1) : v;
+}
+
 /* Reads obj's list into a reserved record; submits it when something
  * changed since the last read of this instance (fut_key), discards it
  * otherwise. exit_ns == 0: a read at poll entry. A lost record leaves the
@@ -46,6 +108,9 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 {
 	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id };
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
+	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
+	struct sp_nested_scratch *sc = NULL;
+	__u32 zero = 0;
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
 	int changed;
@@ -67,16 +132,16 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 		return 0;
 	}
 	changed = last->fut_key != fut_key;
+	if (rr && rr->n)
+		sc = bpf_map_lookup_elem(&nested_scratch, &zero);
+	if (sc)
+		copy_ranges(obj, rr, sc);
 	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-		__u32 size;
-		__u64 v = 0;
+		__u64 v;
 
 		if (i >= n)
 			break;
-		size = rl->r[i].size;
-		if (size > sizeof(v))
-			size = sizeof(v);
-		bpf_probe_read_user(&v, size, (void *)(obj + rl->r[i].off));
+		v = nested_value(obj, &rl->r[i], rr ? rr->pos[i] : SP_NESTED_POS_NONE, sc);
 		r->v[i] = v;
 		if (last->v[i] != v)
 			changed = 1;

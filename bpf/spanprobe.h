@@ -127,6 +127,21 @@ struct sp_read_list {
 	struct sp_read r[SP_NESTED_MAX];
 };
 
+/* The same list as a few bulk copies (user/nested_ranges.c): range k
+ * copies r[k].size bytes at self + r[k].off to the next free byte of a
+ * scratch buffer; value i of the list is then the 8 bytes at scratch +
+ * pos[i], cut to its size. One bpf_probe_read_user per range instead of
+ * one per value. SP_NESTED_POS_NONE: value i is read alone. */
+#define SP_NESTED_SCRATCH 2048 /* bytes copied at most per poll; a power of 2 */
+#define SP_NESTED_POS_NONE 0xffff
+
+struct sp_read_ranges {
+	__u32 n;
+	__u32 pad;
+	struct sp_read r[SP_NESTED_MAX];
+	__u16 pos[SP_NESTED_MAX];
+};
+
 /*
  * A carrier future's read list, sent when any value differs from the
  * previous read of the same future: at a poll's entry (exit_ns == 0:

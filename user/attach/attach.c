@@ -10,6 +10,7 @@
 #include "base/grow.h"
 #include "resolve/async_nested.h"
 #include "attach/attach.h"
+#include "attach/nested_ranges.h"
 #include "spanprobe.skel.h"
 
 /* Not in the uapi headers libbpf 1.4 ships with. */
@@ -254,20 +255,25 @@ static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs)
 	return 0;
 }
 
-/* Each carrier's read list (user/resolve/async_nested.h), by sym_id. */
+/* Each carrier's read list (user/resolve/async_nested.h), by sym_id, and
+ * the same as bulk copies (user/attach/nested_ranges.h). */
 static int fill_nested_reads(struct sp_attach *a, const struct sp_func_set *fs)
 {
 	int fd = bpf_map__fd(a->skel->maps.nested_reads);
+	int fd_ranges = bpf_map__fd(a->skel->maps.nested_ranges);
 
 	for (__u32 i = 0; i < fs->n; i++) {
 		const struct sp_nested_plan *pl = fs->v[i].nested;
 		struct sp_read_list rl = { 0 };
+		struct sp_read_ranges rr;
 
 		if (!pl || !fs->v[i].is_async)
 			continue;
 		rl.n = pl->n_reads;
 		memcpy(rl.r, pl->reads, pl->n_reads * sizeof(rl.r[0]));
-		if (bpf_map_update_elem(fd, &i, &rl, BPF_ANY))
+		sp_nested_ranges_build(pl->reads, pl->n_reads, &rr);
+		if (bpf_map_update_elem(fd, &i, &rl, BPF_ANY) ||
+		    bpf_map_update_elem(fd_ranges, &i, &rr, BPF_ANY))
 			return -errno;
 	}
 	return 0;
@@ -292,6 +298,7 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.sym_info, n);
 	bpf_map__set_max_entries(a->skel->maps.sym_stats, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
+	bpf_map__set_max_entries(a->skel->maps.nested_ranges, n);
 	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc)
