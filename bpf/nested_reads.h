@@ -61,17 +61,24 @@ struct {
 
 static const struct sp_nested_last empty_last;
 
-/* One bpf_probe_read_user per range of rr into scratch. A range that
- * cannot be read leaves zeros, as a value read alone would. */
-static __always_inline void copy_ranges(__u64 obj, const struct sp_read_ranges *rr,
-					struct sp_nested_scratch *sc)
+/* One bpf_probe_read_user per range of sym_id's list into this CPU's
+ * scratch buffer; 0 when there are copies to read values from. A range
+ * that cannot be read leaves zeros, as a value read alone would. A global
+ * function: the verifier checks its loop once, not once per state the
+ * caller reaches it in. */
+__noinline int sp_nested_copy(__u64 obj, __u32 sym_id)
 {
-	__u32 base = 0;
+	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
+	__u32 zero = 0, base = 0, n;
+	struct sp_nested_scratch *sc = bpf_map_lookup_elem(&nested_scratch, &zero);
 
+	if (!rr || !sc || !rr->n)
+		return -1;
+	n = rr->n;
 	for (__u32 k = 0; k < SP_NESTED_MAX; k++) {
 		__u32 size;
 
-		if (k >= rr->n)
+		if (k >= n)
 			break;
 		size = rr->r[k].size;
 		if (size == 0 || size > SP_NESTED_SCRATCH || base >= SP_NESTED_SCRATCH)
@@ -80,23 +87,7 @@ static __always_inline void copy_ranges(__u64 obj, const struct sp_read_ranges *
 				    (void *)(obj + rr->r[k].off));
 		base += size;
 	}
-}
-
-/* Value i: from the copies when they hold it, else read alone. */
-static __always_inline __u64 nested_value(__u64 obj, const struct sp_read *r, __u32 pos,
-					  const struct sp_nested_scratch *sc)
-{
-	__u32 size = r->size;
-	__u64 v = 0;
-
-	if (size > sizeof(v))
-		size = sizeof(v);
-	if (!sc || pos == SP_NESTED_POS_NONE) {
-		bpf_probe_read_user(&v, size, (void *)(obj + r->off));
-		return v;
-	}
-	v = *(const __u64 *)&sc->b[pos & (SP_NESTED_SCRATCH - 1)];
-	return size < sizeof(v) ? v & ((1ull << (size * 8)) - 1) : v;
+	return 0;
 }
 
 /* Reads obj's list into a reserved record; submits it when something
@@ -111,6 +102,7 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
 	struct sp_nested_scratch *sc = NULL;
 	__u32 zero = 0;
+	__u64 diff = 0;
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
 	int changed;
@@ -132,20 +124,38 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 		return 0;
 	}
 	changed = last->fut_key != fut_key;
-	if (rr && rr->n)
+	if (rr && sp_nested_copy(obj, sym_id) == 0)
 		sc = bpf_map_lookup_elem(&nested_scratch, &zero);
-	if (sc)
-		copy_ranges(obj, rr, sc);
-	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-		__u64 v;
+	/* no branch on the values in these loops: the verifier would follow
+	 * every combination */
+	if (sc && rr) {
+		for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
+			__u64 v;
 
-		if (i >= n)
-			break;
-		v = nested_value(obj, &rl->r[i], rr ? rr->pos[i] : SP_NESTED_POS_NONE, sc);
-		r->v[i] = v;
-		if (last->v[i] != v)
-			changed = 1;
+			if (i >= n)
+				break;
+			v = *(const __u64 *)&sc->b[rr->pos[i] & (SP_NESTED_SCRATCH - 1)];
+			/* sizes are 1 to 8: keep the low size bytes */
+			v &= ~0ull >> ((64 - rl->r[i].size * 8) & 63);
+			r->v[i] = v;
+			diff |= v ^ last->v[i];
+		}
+	} else {
+		for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
+			__u32 size;
+			__u64 v = 0;
+
+			if (i >= n)
+				break;
+			size = rl->r[i].size;
+			if (size > sizeof(v))
+				size = sizeof(v);
+			bpf_probe_read_user(&v, size, (void *)(obj + rl->r[i].off));
+			r->v[i] = v;
+			diff |= v ^ last->v[i];
+		}
 	}
+	changed |= diff != 0;
 	if (!changed) {
 		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return 0;

@@ -16,9 +16,11 @@
 #define SP_NESTED_GAP 64
 
 /* Fills out from the n values of reads (offsets from self): ranges in
- * offset order, each value's position in the concatenated copies. The
- * copies never exceed SP_NESTED_SCRATCH - 8 bytes (a value is loaded as 8
- * bytes); values that would not fit are read alone. */
+ * offset order, each value's position in the concatenated copies, which
+ * never exceed SP_NESTED_SCRATCH - 8 bytes (a value is loaded as 8
+ * bytes). Every value gets a position: ranges merge across gaps while the
+ * copies fit, else only where values touch. n == 0 (values of a size
+ * outside 1..8): BPF reads each value alone. */
 void sp_nested_ranges_build(const struct sp_read *reads, size_t n, struct sp_read_ranges *out);
 
 #endif
