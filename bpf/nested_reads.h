@@ -11,7 +11,7 @@
  * userspace (user/resolve/async_nested.c) turns the changes into spans.
  *
  * Values that lie close together are copied with one bpf_probe_read_user
- * per range (struct sp_read_ranges) into a per-CPU scratch buffer first.
+ * per range (struct sp_read_ranges) into a per-thread scratch buffer first.
  *
  * Included by spanprobe.bpf.c after its maps; needs `records` and
  * `dropped_records`.
@@ -38,17 +38,25 @@ struct {
 } nested_ranges SEC(".maps");
 
 /* Where the copies land: twice the largest total, so that a copy at any
- * masked position stays inside (what the verifier checks). */
+ * masked position stays inside (what the verifier checks). Per thread, not
+ * per CPU: a uprobe's program runs preemptible (migration disabled only),
+ * so another thread's poll on the same CPU could overwrite a per-CPU
+ * buffer between the copy and the reads from it. */
 struct sp_nested_scratch {
 	__u8 b[2 * SP_NESTED_SCRATCH];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct sp_nested_scratch);
 } nested_scratch SEC(".maps");
+
+static __always_inline struct sp_nested_scratch *nested_scratch_get(__u64 flags)
+{
+	return bpf_task_storage_get(&nested_scratch, bpf_get_current_task_btf(), 0, flags);
+}
 
 /* The previous read of each carrier future. LRU: a cancelled future
  * never returns and would otherwise leave its entry behind. */
@@ -69,8 +77,8 @@ static const struct sp_nested_last empty_last;
 __noinline int sp_nested_copy(__u64 obj, __u32 sym_id)
 {
 	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
-	__u32 zero = 0, base = 0, n;
-	struct sp_nested_scratch *sc = bpf_map_lookup_elem(&nested_scratch, &zero);
+	struct sp_nested_scratch *sc = nested_scratch_get(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u32 base = 0, n;
 
 	if (!rr || !sc || !rr->n)
 		return -1;
@@ -101,7 +109,6 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
 	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
 	struct sp_nested_scratch *sc = NULL;
-	__u32 zero = 0;
 	__u64 diff = 0;
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
@@ -125,7 +132,7 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 	}
 	changed = last->fut_key != fut_key;
 	if (rr && sp_nested_copy(obj, sym_id) == 0)
-		sc = bpf_map_lookup_elem(&nested_scratch, &zero);
+		sc = nested_scratch_get(0);
 	/* no branch on the values in these loops: the verifier would follow
 	 * every combination */
 	if (sc && rr) {
