@@ -10,6 +10,9 @@
  * only when a value differs from the previous read of the same future, and
  * userspace (user/resolve/async_nested.c) turns the changes into spans.
  *
+ * Values that lie close together are copied with one bpf_probe_read_user
+ * per range (struct sp_read_ranges) into a per-thread scratch buffer first.
+ *
  * Included by spanprobe.bpf.c after its maps; needs `records` and
  * `dropped_records`.
  */
@@ -26,6 +29,35 @@ struct {
 	__type(value, struct sp_read_list);
 } nested_reads SEC(".maps");
 
+/* The same lists as bulk copies (struct sp_read_ranges), by sym_id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_read_ranges);
+} nested_ranges SEC(".maps");
+
+/* Where the copies land: twice the largest total, so that a copy at any
+ * masked position stays inside (what the verifier checks). Per thread, not
+ * per CPU: a uprobe's program runs preemptible (migration disabled only),
+ * so another thread's poll on the same CPU could overwrite a per-CPU
+ * buffer between the copy and the reads from it. */
+struct sp_nested_scratch {
+	__u8 b[2 * SP_NESTED_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sp_nested_scratch);
+} nested_scratch SEC(".maps");
+
+static __always_inline struct sp_nested_scratch *nested_scratch_get(__u64 flags)
+{
+	return bpf_task_storage_get(&nested_scratch, bpf_get_current_task_btf(), 0, flags);
+}
+
 /* The previous read of each carrier future. LRU: a cancelled future
  * never returns and would otherwise leave its entry behind. */
 struct {
@@ -37,6 +69,35 @@ struct {
 
 static const struct sp_nested_last empty_last;
 
+/* One bpf_probe_read_user per range of sym_id's list into this CPU's
+ * scratch buffer; 0 when there are copies to read values from. A range
+ * that cannot be read leaves zeros, as a value read alone would. A global
+ * function: the verifier checks its loop once, not once per state the
+ * caller reaches it in. */
+__noinline int sp_nested_copy(__u64 obj, __u32 sym_id)
+{
+	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
+	struct sp_nested_scratch *sc = nested_scratch_get(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u32 base = 0, n;
+
+	if (!rr || !sc || !rr->n)
+		return -1;
+	n = rr->n;
+	for (__u32 k = 0; k < SP_NESTED_MAX; k++) {
+		__u32 size;
+
+		if (k >= n)
+			break;
+		size = rr->r[k].size;
+		if (size == 0 || size > SP_NESTED_SCRATCH || base >= SP_NESTED_SCRATCH)
+			break;
+		bpf_probe_read_user(&sc->b[base & (SP_NESTED_SCRATCH - 1)], size,
+				    (void *)(obj + rr->r[k].off));
+		base += size;
+	}
+	return 0;
+}
+
 /* Reads obj's list into a reserved record; submits it when something
  * changed since the last read of this instance (fut_key), discards it
  * otherwise. exit_ns == 0: a read at poll entry. A lost record leaves the
@@ -47,6 +108,9 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id,
 				    .tgid = (__u32)(bpf_get_current_pid_tgid() >> 32) };
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
+	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
+	struct sp_nested_scratch *sc = NULL;
+	__u64 diff = 0;
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
 	int changed;
@@ -68,20 +132,38 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 		return 0;
 	}
 	changed = last->fut_key != fut_key;
-	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-		__u32 size;
-		__u64 v = 0;
+	if (rr && sp_nested_copy(obj, sym_id) == 0)
+		sc = nested_scratch_get(0);
+	/* no branch on the values in these loops: the verifier would follow
+	 * every combination */
+	if (sc && rr) {
+		for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
+			__u64 v;
 
-		if (i >= n)
-			break;
-		size = rl->r[i].size;
-		if (size > sizeof(v))
-			size = sizeof(v);
-		bpf_probe_read_user(&v, size, (void *)(obj + rl->r[i].off));
-		r->v[i] = v;
-		if (last->v[i] != v)
-			changed = 1;
+			if (i >= n)
+				break;
+			v = *(const __u64 *)&sc->b[rr->pos[i] & (SP_NESTED_SCRATCH - 1)];
+			/* sizes are 1 to 8: keep the low size bytes */
+			v &= ~0ull >> ((64 - rl->r[i].size * 8) & 63);
+			r->v[i] = v;
+			diff |= v ^ last->v[i];
+		}
+	} else {
+		for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
+			__u32 size;
+			__u64 v = 0;
+
+			if (i >= n)
+				break;
+			size = rl->r[i].size;
+			if (size > sizeof(v))
+				size = sizeof(v);
+			bpf_probe_read_user(&v, size, (void *)(obj + rl->r[i].off));
+			r->v[i] = v;
+			diff |= v ^ last->v[i];
+		}
 	}
+	changed |= diff != 0;
 	if (!changed) {
 		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return 0;

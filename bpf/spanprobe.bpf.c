@@ -267,8 +267,9 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 {
 	struct sp_future_key fk = { 0 };
 	struct sp_sym_info *info;
-	struct sp_future *fu;
+	struct sp_future *fu, fresh;
 	const struct sp_frame *f;
+	bool is_fresh;
 	__u64 state;
 
 	if (!st)
@@ -277,8 +278,14 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	fk.obj = f->obj;
 	fk.sym_id = f->sym_id;
 	fk.tgid = current_tgid();
+	is_fresh = f->flags & SP_FRAME_FRESH;
 	info = bpf_map_lookup_elem(&sym_info, &fk.sym_id);
-	fu = bpf_map_lookup_elem(&futures, &fk);
+	if (is_fresh) {
+		sp_fresh_future(st, idx, (__u32)bpf_get_current_pid_tgid(), &fresh);
+		fu = &fresh;
+	} else {
+		fu = bpf_map_lookup_elem(&futures, &fk);
+	}
 	if (!fu || !info)
 		return 0;
 	/* a carrier polled under another traced call is a span of that
@@ -287,13 +294,18 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 		sp_nested_snap(f->obj, fk.sym_id, fu->key, f->begin_ns, end_ns);
 	if (!(flags & SP_REC_ABNORMAL)) {
 		state = read_state(f->obj, info);
-		if (state != 1 && state != 2)
-			return 0; /* suspended: the span goes on */
+		if (state != 1 && state != 2) {
+			/* suspended: the span goes on */
+			if (is_fresh)
+				bpf_map_update_elem(&futures, &fk, fu, BPF_ANY);
+			return 0;
+		}
 		flags = state == 2 ? SP_REC_ABNORMAL : 0;
 	}
 	if (fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns)
 		emit_future(fu, fk.sym_id, fk.obj, end_ns, flags);
-	bpf_map_delete_elem(&futures, &fk);
+	if (!is_fresh)
+		bpf_map_delete_elem(&futures, &fk);
 	if (info->flags & SP_SYM_NESTED)
 		sp_nested_forget(&fk);
 	return 0;
@@ -337,6 +349,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	const struct sp_frame *top = NULL;
 	struct sp_future *fu, nf = {};
 	__u32 n_before = st ? st->n : 0;
+	bool fresh = state == 0;
 	int verdict;
 
 	if (st) {
@@ -344,9 +357,10 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 		if (st->n)
 			top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
 	}
-	fu = bpf_map_lookup_elem(&futures, &fk);
-	/* state 0 is a new instance, even where a cancelled one left an entry */
-	if (!fu || state == 0) {
+	/* state 0 is a new instance, even where a cancelled one left an entry;
+	 * it stays in its frame unless this poll leaves it pending */
+	fu = fresh ? NULL : bpf_map_lookup_elem(&futures, &fk);
+	if (!fu) {
 		if (!top && !(info->flags & SP_SYM_ROOT))
 			goto skip;
 		nf.key = new_key();
@@ -359,17 +373,29 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 		nf.query_key = top ? top->query_key : nf.key;
 		nf.depth = top ? top->depth + 1 : 0;
 		nf.flags = state ? SP_REC_PARTIAL : 0;
-		bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
-		fu = bpf_map_lookup_elem(&futures, &fk);
-		if (!fu)
-			goto skip;
+		nf.polls = 1;
+		fu = &nf;
+		if (!fresh) {
+			bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
+			fu = bpf_map_lookup_elem(&futures, &fk);
+			if (!fu)
+				goto skip;
+		}
+	} else {
+		fu->polls++;
 	}
-	fu->polls++;
 	if (!st)
 		st = thread_create();
-	if (!st)
+	if (!st) {
+		if (fresh) /* later polls must still find it */
+			bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
 		return SP_SKIP_RETURN;
+	}
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
+	if (verdict == SP_SKIP_RETURN && fresh)
+		bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
+	else if (fresh)
+		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_FRESH;
 	if (verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
 	else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD))
@@ -414,6 +440,10 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u64 sp)
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 sym = (__u32)cookie, flags = (__u32)(cookie >> 32);
 	struct sp_thread *st = thread_of(bpf_get_current_task_btf());
+
+	/* a probe moved into the function: back up to the slot */
+	sp += flags >> SP_COOKIE_SP_SHIFT;
+	flags &= SP_COOKIE_FLAGS_MASK;
 
 	if (flags & SP_SYM_ASYNC) {
 		struct sp_sym_info *info = bpf_map_lookup_elem(&sym_info, &sym);

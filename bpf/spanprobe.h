@@ -27,6 +27,10 @@ enum sp_rec_flags {
 
 /* Frame kinds, in sp_frame.flags beside the record flags. */
 #define SP_FRAME_POLL (1u << 8) /* one poll of an async fn's future */
+/* ...of a future first seen by this poll (state Unresumed): it is in the
+ * futures map only once a poll leaves it pending, so the many futures that
+ * are ready at their first poll cost no map update and delete. */
+#define SP_FRAME_FRESH (1u << 9)
 
 enum sp_sym_flags {
 	SP_SYM_ROOT = 1u << 0,
@@ -85,6 +89,21 @@ static __always_inline __u64 sp_probe_cookie(__u32 sym_id, __u32 flags)
 	return (__u64)flags << 32 | sym_id;
 }
 
+/* An entry probe moved past instructions the kernel would single-step
+ * (`sub $N,%rsp`, `push $imm`, ...) sees the stack pointer that many bytes
+ * below the return-address slot; the cookie's flags carry the distance in
+ * their top 16 bits. Only entry-only probes move that way: a uretprobe or
+ * session hijacks the word at the stack pointer of its hit. */
+#define SP_COOKIE_SP_SHIFT 16
+#define SP_COOKIE_FLAGS_MASK 0xffffu
+#define SP_MAX_SP_DELTA 0xffffu
+
+static __always_inline __u64 sp_entry_cookie(__u32 sym_id, __u32 flags, __u32 sp_delta)
+{
+	return sp_probe_cookie(sym_id, (flags & SP_COOKIE_FLAGS_MASK) |
+				       sp_delta << SP_COOKIE_SP_SHIFT);
+}
+
 
 /*
  * One span that left the kernel: a root, or a span of at least min_span
@@ -127,6 +146,22 @@ struct sp_read_list {
 	__u32 n;
 	__u32 pad;
 	struct sp_read r[SP_NESTED_MAX];
+};
+
+/* The same list as a few bulk copies (user/nested_ranges.c): range k
+ * copies r[k].size bytes at self + r[k].off to the next free byte of a
+ * scratch buffer; value i of the list is then the 8 bytes at scratch +
+ * pos[i], cut to its size. One bpf_probe_read_user per range instead of
+ * one per value. Either every value has a position or n == 0 (each value
+ * is read alone). */
+#define SP_NESTED_SCRATCH 2048 /* bytes copied at most per poll; a power of 2 */
+#define SP_NESTED_POS_NONE 0xffff
+
+struct sp_read_ranges {
+	__u32 n;
+	__u32 pad;
+	struct sp_read r[SP_NESTED_MAX];
+	__u16 pos[SP_NESTED_MAX];
 };
 
 /*
@@ -263,6 +298,24 @@ static __always_inline void sp_fill_rec(struct sp_span_rec *r, const struct sp_t
 }
 
 /* The record of a future whose span ends (the caller sets obj). */
+/* The future of a SP_FRAME_FRESH frame idx, rebuilt from the frame: its
+ * first poll is this one, on this thread, under the frame below. */
+static __always_inline void sp_fresh_future(const struct sp_thread *st, __u32 idx, __u32 tid,
+					    struct sp_future *fu)
+{
+	const struct sp_frame *f = &st->f[idx & SP_DEPTH_MASK];
+
+	fu->key = f->key;
+	fu->parent_key = idx ? st->f[(idx - 1) & SP_DEPTH_MASK].key : 0;
+	fu->query_key = f->query_key;
+	fu->begin_ns = f->begin_ns;
+	fu->tid = tid;
+	fu->polls = 1;
+	fu->depth = f->depth;
+	fu->flags = 0;
+	fu->pad = 0;
+}
+
 static __always_inline void sp_fill_future_rec(struct sp_span_rec *r, const struct sp_future *fu,
 					       __u32 sym_id, __u64 end_ns, __u32 flags)
 {

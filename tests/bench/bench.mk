@@ -14,12 +14,29 @@ BENCH_ARGS    ?=
 
 .PHONY: bench
 bench: $(BIN) $(BENCH_DIR)/floor $(BENCH_DIR)/verify_cost $(BENCH_DIR)/target \
+       $(BENCH_DIR)/rust_target $(BENCH_DIR)/rust_target_abort $(BENCH_DIR)/cxx_target \
        $(BENCH_DIR)/many $(BENCH_BPFTRACE) $(BUILD)/spanprobe.bpf.o
 	python3 tests/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
 
 $(BENCH_DIR)/target: tests/bench/target.c
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+# A Rust async poll (issue 11), with std only: plain rustc, as rust-mini
+# (RUST_MINI_RC, tests/fixtures/rust-mini/rust-mini.mk). panic = "unwind"
+# is Rust's default; the abort build gets uretprobe exits.
+$(BENCH_DIR)/rust_target: tests/bench/rust_target.rs
+	@mkdir -p $(@D)
+	$(RUST_MINI_RC) -O -g -o $@ $<
+
+$(BENCH_DIR)/rust_target_abort: tests/bench/rust_target.rs
+	@mkdir -p $(@D)
+	$(RUST_MINI_RC) -O -g -C panic=abort -o $@ $<
+
+# A C++ method in a program that throws (issue 11).
+$(BENCH_DIR)/cxx_target: tests/bench/cxx_target.cpp
+	@mkdir -p $(@D)
+	$(CXX) -O2 -g -fno-omit-frame-pointer -std=c++17 -Wall -Wextra -Werror -o $@ $<
 
 # The floor loader and the verifier-cost probe only need libbpf, not
 # the whole of $(LDLIBS).

@@ -294,11 +294,11 @@ class Setup:
     phase. Rounds then visit the configurations in turn, a few hundred
     ms apart: interleaved without any attach or detach in between."""
 
-    def __init__(self, a, name, start_tracer, armed):
+    def __init__(self, a, name, start_tracer, armed, binary=None):
         self.name = name
         self.path = os.path.join(a.work, "copies", f"target-{name}")
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        shutil.copyfile(a.target, self.path)
+        shutil.copyfile(binary or a.target, self.path)
         os.chmod(self.path, 0o755)
         self.t = Target(self.path)
         self.tracer = start_tracer(self) if start_tracer else None
@@ -323,6 +323,37 @@ def write_syms(a, name, text):
     with open(path, "w") as f:
         f.write(text)
     return path
+
+
+def probe_shifts(a, binary, syms):
+    """FUNC (leaf or root) -> bytes from the function's start to its entry
+    probe, as `spanprobe symbols` places it (the target watches that byte)."""
+    out = subprocess.run([a.spanprobe, "symbols", "--json", "-s", syms, binary],
+                         capture_output=True, text=True)
+    pats = json.loads(out.stdout)["patterns"]
+    return {"root": pats[0]["matches"][0]["entry_shift"],
+            "leaf": pats[1]["matches"][0]["entry_shift"]}
+
+
+def language_setups(a, sp):
+    """A Rust async poll (panic = "unwind", the default, and "abort") and a
+    C++ method, each with spanprobe's default settings, beside a tracer-less
+    process of the same binary (issue 11)."""
+    rust = write_syms(a, "rust.syms", "root rust_target::bench_root\n"
+                      "span rust_target::leaf_async::{*}\n")
+    cxx = write_syms(a, "cxx.syms", "root bench::root*\nspan bench::Counter::add*\n")
+    out = []
+    for name, binary, syms in (("rust", a.rust_target, rust),
+                               ("rust_abort", a.rust_target_abort, rust),
+                               ("cxx", a.cxx_target, cxx)):
+        sh = probe_shifts(a, binary, syms)
+        armed = [("leaf", sh["leaf"]), ("root", sh["root"])]
+        out.append((f"{name}_none", None, [], [(f"none_{name}", "plain", "leaf"),
+                                                (f"none_{name}_root", "root", "leaf")], binary))
+        out.append((name, (lambda sy: lambda st: Spanprobe(a.spanprobe, st.t.pid, sy, sp))(syms),
+                    armed, [(f"spanprobe_{name}_inside", "root", "leaf"),
+                            (f"spanprobe_{name}_outside", "plain", "leaf")], binary))
+    return out
 
 
 def per_call_setups(a):
@@ -381,12 +412,15 @@ def per_call_setups(a):
         (f"alt{i}", (lambda b: lambda st: Spanprobe(b, st.t.pid, leaf, sp))(b), both,
          [(f"alt{i}_inside", "root", LEAF), (f"alt{i}_outside", "plain", LEAF)])
         for i, b in enumerate(a.compare)
-    ]
+    ] + language_setups(a, sp)
 
 
 def baseline_key(key):
     if key == "spanprobe_ss_inside":
         return "none_ss"
+    for lang in ("rust_abort", "rust", "cxx"):
+        if key.startswith(f"spanprobe_{lang}_"):
+            return f"none_{lang}_root" if key.endswith("_inside") else f"none_{lang}"
     return "none_root" if key.endswith("_inside") else "none"
 
 
@@ -421,15 +455,15 @@ def per_call(a, setups):
     had its chances spread over the whole round."""
     specs = per_call_setups(a)
     samples = {}
-    for name, tracer, armed, _ in specs:
+    for name, tracer, armed, _, *binary in specs:
         log(f"per-call: attaching {name}")
-        setups[name] = Setup(a, name, tracer, armed)
+        setups[name] = Setup(a, name, tracer, armed, *binary)
     for r in range(a.rounds):
         log(f"per-call: round {r + 1}/{a.rounds}")
         got = {}
         for i in range(a.loops):
             for k in range(len(specs)):  # rotated: no configuration always first
-                name, _, _, measures = specs[(r + i + k) % len(specs)]
+                name, _, _, measures, *_ = specs[(r + i + k) % len(specs)]
                 for key, mode, func in measures:
                     got.setdefault(key, []).append(setups[name].loop(mode, func, a.loop_ms, 1))
         for key, v in got.items():
@@ -726,7 +760,12 @@ def targets(res):
     s200 = res["load"]["sustained_200k"]
     c_real, c_worst = res["load"]["collector_100k"]["realistic"], res["load"]["collector_100k"]["worst_case"]
     att = res["attach_1000"]["session"]["seconds"]
-    rows = [
+    lang = [(f"{label}, default settings, inside a query", "<= 1.5x floor",
+             pc[key]["ratio_to_floor"]) for label, key in
+            (("Rust async poll (panic=unwind)", "spanprobe_rust_inside"),
+             ("Rust async poll (panic=abort)", "spanprobe_rust_abort_inside"),
+             ("C++ method (a program that throws)", "spanprobe_cxx_inside")) if key in pc]
+    rows = [(t, g, f"{r:.2f}x", r <= 1.5) for t, g, r in lang] + [
         ("added cost per instrumented call (inside a query)", "<= 1.10x floor", f"{inside:.2f}x",
          inside <= 1.10),
         ("added cost outside queries", "<= 0.70x floor", f"{outside:.2f}x", outside <= 0.70),
@@ -795,6 +834,15 @@ def print_per_call(pc):
         "spanprobe_retsites_inside": "spanprobe --exit-probe retsites, inside",
         "spanprobe_retsites_outside": "spanprobe --exit-probe retsites, outside",
         "spanprobe_ss_inside": "spanprobe, single-stepped entry (lea), inside",
+        "none_rust": "no probes, Rust poll (rust_target)",
+        "spanprobe_rust_inside": "Rust async poll, default (panic=unwind), inside",
+        "spanprobe_rust_outside": "Rust async poll, default (panic=unwind), outside",
+        "none_rust_abort": "no probes, Rust poll, panic=abort build",
+        "spanprobe_rust_abort_inside": "Rust async poll, panic=abort, inside",
+        "spanprobe_rust_abort_outside": "Rust async poll, panic=abort, outside",
+        "none_cxx": "no probes, C++ method (cxx_target)",
+        "spanprobe_cxx_inside": "C++ method, default (it throws), inside",
+        "spanprobe_cxx_outside": "C++ method, default (it throws), outside",
         "bpftrace": "bpftrace uprobe+uretprobe, > 5 ms filter",
     }
     labels.update({k: k for k in pc["configs"] if k.startswith("alt")})
@@ -894,6 +942,9 @@ def parse_args():
     a.floor = os.path.join(a.work, "floor")
     a.verify_cost = os.path.join(a.work, "verify_cost")
     a.target = os.path.abspath(os.path.join(a.work, "target"))
+    a.rust_target = os.path.abspath(os.path.join(a.work, "rust_target"))
+    a.rust_target_abort = os.path.abspath(os.path.join(a.work, "rust_target_abort"))
+    a.cxx_target = os.path.abspath(os.path.join(a.work, "cxx_target"))
     a.many = os.path.join(a.work, "many")
     a.many_syms = os.path.join(a.work, "many.syms")
     a.leaf_syms = os.path.join(a.work, "leaf.syms")

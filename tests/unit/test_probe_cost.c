@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "symbols/exit_sites.h"
+#include "symbols/entry_place.h"
 #include "symbols/probe_cost.h"
 
 struct case_ {
@@ -136,18 +137,53 @@ static void test_endbr64(void **state)
 	assert_int_equal(sp_probe_exec_of(cet + 4, 1), SP_EXEC_EMULATED);
 }
 
-/* The entry probe moves past endbr64 only onto something cheaper. */
-static void test_entry_shift(void **state)
+/* The entry probe moves past single-stepped instructions onto the first
+ * emulated one, with the stack pointer's move; never past a call, a
+ * write to `self` of a poll, or (for uretprobe exits) any move of sp. */
+static void place(const uint8_t *code, size_t n, unsigned limits, unsigned shift,
+		  unsigned delta)
+{
+	struct sp_entry_place pl;
+
+	sp_entry_place_find(code, n, 0x1000, limits, &pl);
+	assert_int_equal(pl.shift, shift);
+	assert_int_equal(pl.sp_delta, delta);
+}
+
+static void test_entry_place(void **state)
 {
 	static const uint8_t push[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5 };
-	static const uint8_t sub[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x83, 0xec, 0x68 };
+	/* endbr64; sub $0x68,%rsp; add $0x68,%rsp; ret */
+	static const uint8_t sub_ret[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x83, 0xec, 0x68,
+					   0x48, 0x83, 0xc4, 0x68, 0xc3 };
 	static const uint8_t plain[] = { 0x55, 0x48, 0x89, 0xe5 };
+	/* sub $0x18,%rsp; mov %rdi,0x8(%rsp); lea 0x0(%rip),%rdi; call +0 */
+	static const uint8_t sub_call[] = { 0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0x7c, 0x24,
+					    0x08, 0x48, 0x8d, 0x3d, 0x00, 0x00, 0x00, 0x00,
+					    0xe8, 0x00, 0x00, 0x00, 0x00 };
+	/* mov %rdi,%rbx; push %rbp */
+	static const uint8_t mov_push[] = { 0x48, 0x89, 0xfb, 0x55 };
+	/* push $0; push %rbx */
+	static const uint8_t pushimm[] = { 0x6a, 0x00, 0x53 };
+	/* and $-16,%rsp; push %rbx */
+	static const uint8_t align[] = { 0x48, 0x83, 0xe4, 0xf0, 0x53 };
+	/* movb $3,0x10(%rdi); push %rbx */
+	static const uint8_t store[] = { 0xc6, 0x47, 0x10, 0x03, 0x53 };
 
 	(void)state;
-	assert_int_equal(sp_probe_entry_shift(push, sizeof(push)), 4);
-	assert_int_equal(sp_probe_entry_shift(sub, sizeof(sub)), 0); /* stepped anyway */
-	assert_int_equal(sp_probe_entry_shift(plain, sizeof(plain)), 0);
-	assert_int_equal(sp_probe_entry_shift(push, 4), 0); /* nothing after it */
+	place(push, sizeof(push), 0, 4, 0);
+	place(push, sizeof(push), SP_ENTRY_KEEP_SP, 4, 0);
+	place(push, 4, 0, 0, 0);               /* nothing after it */
+	place(sub_ret, sizeof(sub_ret), 0, 0, 0); /* a ret before anything cheap */
+	place(plain, sizeof(plain), 0, 0, 0);  /* already emulated */
+	place(sub_call, sizeof(sub_call), 0, 16, 0x18);
+	place(sub_call, sizeof(sub_call), SP_ENTRY_KEEP_SP, 0, 0);
+	place(sub_call, sizeof(sub_call), SP_ENTRY_KEEP_ARGS, 0, 0); /* lea writes %rdi */
+	place(mov_push, sizeof(mov_push), SP_ENTRY_KEEP_SP | SP_ENTRY_KEEP_ARGS, 3, 0);
+	place(pushimm, sizeof(pushimm), 0, 2, 8);
+	place(align, sizeof(align), 0, 0, 0);
+	place(store, sizeof(store), 0, 4, 0);
+	place(store, sizeof(store), SP_ENTRY_KEEP_ARGS, 0, 0);
 }
 
 /* A loop back to the instruction after endbr64 (a tail call turned into
@@ -168,6 +204,9 @@ static void test_branches_to(void **state)
 	assert_int_equal(sp_code_branches_to(other, 9, 0x1000, 0x1004), 0);
 	assert_int_equal(sp_code_branches_to(other, sizeof(other), 0x1000, 0x1004), 1);
 	assert_int_equal(sp_code_branches_to(bad, sizeof(bad), 0x1000, 0x1004), -1);
+	/* anywhere between the start and the probe */
+	assert_int_equal(sp_code_branches_into(loop, sizeof(loop), 0x1000, 0x1001, 0x1004), 1);
+	assert_int_equal(sp_code_branches_into(loop, sizeof(loop), 0x1000, 0x1001, 0x1003), 0);
 }
 
 int main(void)
@@ -179,7 +218,7 @@ int main(void)
 		cmocka_unit_test(test_undecodable),
 		cmocka_unit_test(test_costs_ordered),
 		cmocka_unit_test(test_endbr64),
-		cmocka_unit_test(test_entry_shift),
+		cmocka_unit_test(test_entry_place),
 		cmocka_unit_test(test_branches_to),
 	};
 

@@ -463,6 +463,40 @@ static void test_flush_closes_open_calls(void **state)
 	rig_free(r);
 }
 
+/* A future still in its first poll (SP_FRAME_FRESH) is in no map but its
+ * frame: the flush at stop emits it from there, as a future (polls 1,
+ * its self), cut off at now. A poll of a future already in the map is
+ * left to the map's own flush. */
+static void test_flush_emits_fresh_futures(void **state)
+{
+	struct rig *r = rig_new(0, 0);
+	struct sp_span_rec *recs = NULL;
+	size_t n = 0;
+	struct sp_thread *st = &r->st[1];
+
+	(void)state;
+	begin(r, 1, ROOT, 1000, 1);
+	begin(r, 1, A, 900, 5);
+	begin(r, 1, B, 800, 7);
+	st->f[1].flags |= SP_FRAME_POLL | SP_FRAME_FRESH;
+	st->f[1].obj = 0x5000;
+	st->f[2].flags |= SP_FRAME_POLL; /* in the futures map */
+	assert_int_equal(sp_asm_flush_thread(r->a, 1, st, 100, &recs, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].key != st->f[1].key)
+			continue;
+		assert_int_equal(recs[i].polls, 1);
+		assert_int_equal(recs[i].obj, 0x5000);
+		assert_int_equal(recs[i].parent_key, st->f[0].key);
+		assert_int_equal(recs[i].end_ns, 100);
+		assert_true(recs[i].flags & SP_REC_ABNORMAL);
+	}
+	assert_true(recs[0].key == st->f[1].key || recs[1].key == st->f[1].key);
+	free(recs);
+	rig_free(r);
+}
+
 /* Re-parenting through the filter directly: in the kernel a child never
  * outlasts its parent, but a parent's record can be lost, an abnormal
  * parent's end is only an upper bound, and async spans break the rule. */
@@ -523,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_lost_root_record),
 		cmocka_unit_test(test_thread_exit_closes_everything),
 		cmocka_unit_test(test_flush_closes_open_calls),
+		cmocka_unit_test(test_flush_emits_fresh_futures),
 		cmocka_unit_test(test_reparent_to_nearest_kept_ancestor),
 	};
 

@@ -10,6 +10,7 @@
 #include "base/grow.h"
 #include "resolve/async_nested.h"
 #include "attach/attach.h"
+#include "attach/nested_ranges.h"
 #include "spanprobe.skel.h"
 
 /* Not in the uapi headers libbpf 1.4 ships with. */
@@ -218,10 +219,12 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 		if (done[i] || f->problem || strcmp(f->open_path, path) != 0)
 			continue;
 		done[i] = true;
+		/* resolve.c moves a paired entry only where sp is unchanged */
 		if (f->exit_mode == SP_EXIT_URETPROBE)
 			err = batch_add(&ob->paired, f->offset + f->entry_shift, cookie);
 		else
-			err = batch_add(&ob->entry, f->offset + f->entry_shift, cookie);
+			err = batch_add(&ob->entry, f->offset + f->entry_shift,
+					sp_entry_cookie((__u32)i, sym_flags(f), f->entry_sp_delta));
 		for (size_t k = 0; k < f->n_exit && !err; k++)
 			err = batch_add(&ob->sites, f->exit_offsets[k], cookie);
 	}
@@ -295,21 +298,26 @@ static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs, size
 	return 0;
 }
 
-/* Each carrier's read list (user/resolve/async_nested.h), by sym_id. */
+/* Each carrier's read list (user/resolve/async_nested.h), by sym_id, and
+ * the same as bulk copies (user/attach/nested_ranges.h). */
 static int fill_nested_reads(struct sp_attach *a, const struct sp_func_set *fs,
 			     size_t from)
 {
 	int fd = bpf_map__fd(a->skel->maps.nested_reads);
+	int fd_ranges = bpf_map__fd(a->skel->maps.nested_ranges);
 
 	for (__u32 i = (__u32)from; i < fs->n && i < a->cap_funcs; i++) {
 		const struct sp_nested_plan *pl = fs->v[i].nested;
 		struct sp_read_list rl = { 0 };
+		struct sp_read_ranges rr;
 
 		if (!pl || !fs->v[i].is_async)
 			continue;
 		rl.n = pl->n_reads;
 		memcpy(rl.r, pl->reads, pl->n_reads * sizeof(rl.r[0]));
-		if (bpf_map_update_elem(fd, &i, &rl, BPF_ANY))
+		sp_nested_ranges_build(pl->reads, pl->n_reads, &rr);
+		if (bpf_map_update_elem(fd, &i, &rl, BPF_ANY) ||
+		    bpf_map_update_elem(fd_ranges, &i, &rr, BPF_ANY))
 			return -errno;
 	}
 	return 0;
@@ -341,6 +349,7 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.sym_info, n);
 	bpf_map__set_max_entries(a->skel->maps.sym_stats, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
+	bpf_map__set_max_entries(a->skel->maps.nested_ranges, n);
 	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc && o->follow_children) {

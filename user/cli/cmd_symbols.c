@@ -14,6 +14,7 @@
 #include "resolve/async_nested.h"
 #include "resolve/async_visibility.h"
 #include "cli/cli.h"
+#include "symbols/entry_place.h"
 #include "symbols/probe_cost.h"
 #include "symbols/symbols.h"
 #include "resolve/resolve.h"
@@ -176,6 +177,9 @@ struct func_cost {
 	struct sp_probe_insn site;        /* one of them, for the message */
 	bool endbr;                       /* the entry is endbr64... */
 	struct sp_probe_insn after_endbr; /* ...followed by this */
+	struct sp_entry_place held;       /* where the entry would go with
+					   * ret-site exits, kept at the start
+					   * by a uretprobe exit */
 	unsigned exit_ns;                 /* the dearest way out */
 	unsigned call_ns;                 /* entry + exit: one traced call */
 	bool expensive;                   /* a single-stepped probe on every call */
@@ -224,6 +228,25 @@ static void exit_cost(const struct sp_func *f, struct func_cost *c)
 	}
 }
 
+/* A single-stepped entry that a uretprobe exit keeps in place: the kernel
+ * hijacks the word at the stack pointer of the hit, and the instructions
+ * before the first emulated one move it. */
+static void held_entry(const struct sp_func *f, struct func_cost *c)
+{
+	uint8_t code[96];
+	long n;
+
+	if (f->problem || f->exit_mode != SP_EXIT_URETPROBE || f->entry_shift ||
+	    c->entry.exec < SP_EXEC_SINGLESTEP)
+		return;
+	n = sp_probe_read_code(f->open_path, f->offset, code, sizeof(code));
+	if (n > 0)
+		sp_entry_place_find(code, (size_t)n, f->addr,
+				    f->is_async ? SP_ENTRY_KEEP_ARGS : 0, &c->held);
+	if (!c->held.sp_delta)
+		c->held.shift = 0; /* it did not move for another reason */
+}
+
 static void func_cost(const struct sp_func *f, struct func_cost *c)
 {
 	uint8_t code[CODE_PEEK];
@@ -237,6 +260,7 @@ static void func_cost(const struct sp_func *f, struct func_cost *c)
 	c->endbr = sp_probe_is_endbr64(code, n) &&
 		   sp_probe_insn_decode(code + 4, n - 4, site_addr(f, f->offset + 4),
 					&c->after_endbr) == 0;
+	held_entry(f, c);
 	exit_cost(f, c);
 	c->call_ns = sp_probe_hit_ns(c->entry.exec) + c->exit_ns;
 	c->expensive = c->entry.exec >= SP_EXEC_SINGLESTEP || c->sites_stepped;
@@ -252,9 +276,14 @@ static void text_cost(const struct sp_func *f, const struct func_cost *c)
 {
 	if (f->problem)
 		return;
-	if (f->entry_shift)
-		printf("      entry probe at +%u, past endbr64 (which the kernel would "
-		       "single-step, ~%.1f us per hit)\n", f->entry_shift,
+	if (f->entry_shift && f->entry_sp_delta)
+		printf("      entry probe at +%u (`%s`), past instructions the kernel would "
+		       "single-step (~%.1f us per hit); the stack pointer is %u bytes below "
+		       "the return address there\n", f->entry_shift, c->entry.text,
+		       sp_probe_hit_ns(SP_EXEC_SINGLESTEP) / 1000.0, f->entry_sp_delta);
+	else if (f->entry_shift)
+		printf("      entry probe at +%u (`%s`), past instructions the kernel would "
+		       "single-step (~%.1f us per hit)\n", f->entry_shift, c->entry.text,
 		       sp_probe_hit_ns(SP_EXEC_SINGLESTEP) / 1000.0);
 	printf("      probe cost: ~%.1f us per call", c->call_ns / 1000.0);
 	if (!c->expensive) {
@@ -270,6 +299,11 @@ static void text_cost(const struct sp_func *f, const struct func_cost *c)
 		       c->entry.text, sp_probe_exec_name(c->entry.exec),
 		       sp_probe_hit_ns(c->entry.exec) / 1000.0,
 		       sp_probe_hit_ns(SP_EXEC_EMULATED) / 1000.0);
+	if (c->held.shift)
+		printf("      note: the first emulated instruction is at +%u, but the stack "
+		       "pointer moves %u bytes before it and a uretprobe exit needs it on the "
+		       "return address: the entry probe stays at the start\n", c->held.shift,
+		       c->held.sp_delta);
 	if (c->endbr)
 		printf("      note: the instruction after endbr64 (+4, `%s`) is %s and sees "
 		       "the same calls with the same stack\n", c->after_endbr.text,
@@ -304,6 +338,9 @@ static void text_func(const struct sp_func *f, const struct func_cost *c)
 		printf("exit: %zu ret site%s\n", f->n_exit, f->n_exit == 1 ? "" : "s");
 	if (f->problem)
 		printf("      problem: %s\n", f->problem);
+	else if (f->exit_why)
+		printf("      exit %s: %s\n", f->exit_mode == SP_EXIT_URETPROBE ?
+		       "uretprobe" : "at ret sites", f->exit_why);
 	text_cost(f, c);
 }
 
@@ -565,7 +602,8 @@ static void json_pattern_head(const struct sp_pattern *p)
 
 static void json_cost(const struct sp_func *f, const struct func_cost *c)
 {
-	printf(",\"entry_shift\":%u,\"probe_offset\":%llu", f->entry_shift,
+	printf(",\"entry_shift\":%u,\"entry_sp_delta\":%u,\"probe_offset\":%llu",
+	       f->entry_shift, f->entry_sp_delta,
 	       (unsigned long long)(f->offset + f->entry_shift));
 	fputs(",\"entry_insn\":", stdout);
 	json_str(c->entry.text);
@@ -596,7 +634,9 @@ static void json_func(const struct sp_func *f, const struct func_cost *c)
 	       f->exit_mode == SP_EXIT_URETPROBE ? "uretprobe" : "retsites");
 	for (size_t i = 0; i < f->n_exit; i++)
 		printf("%s%llu", i ? "," : "", (unsigned long long)f->exit_offsets[i]);
-	printf("],\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
+	fputs("],\"exit_reason\":", stdout);
+	json_str(f->exit_why);
+	printf(",\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
 	json_str(f->problem);
 	json_cost(f, c);
 	putchar('}');

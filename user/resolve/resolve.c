@@ -17,6 +17,8 @@
 #include "symbols/probe_cost.h"
 #include "symbols/program_libs.h"
 #include "symbols/symbols.h"
+#include "symbols/entry_place.h"
+#include "symbols/unwind_facts.h"
 #include "resolve/resolve.h"
 #include "base/errmsg.h"
 
@@ -42,17 +44,27 @@ struct obj {
 	const struct sp_debuginfo *dbg; /* its separate debug file, or NULL */
 	size_t src;            /* its entry in sp_func_set.objects */
 	char **dem;            /* parallel to elf.name_pool */
-	bool can_unwind;
+	bool rust;
 	bool x86_64;
+	struct sp_unwind_table *unwind; /* built on first need */
 	struct cold_ref *cold; /* built on first need */
 	size_t n_cold;
 	bool cold_built;
+};
+
+/* Where unwinding may start in the process: nowhere (raiser NULL), or in
+ * this object through this unwinder entry. Exceptions and panics can only
+ * cross a probed frame when something in the process raises them. */
+struct raise_scope {
+	char *raiser; /* the object, as the process sees it */
+	const char *sym;
 };
 
 struct builder {
 	struct sp_func_set *set;
 	size_t cap, objects_cap;
 	bool no_exe; /* the objects are libraries mapped later: none is the exe */
+	struct raise_scope scope;
 };
 
 static void prep_patterns(const struct sp_pattern_list *pats, struct prepped *pp)
@@ -135,7 +147,7 @@ static int open_obj(struct obj *o, const char *path, const char *open_path, bool
 	rc = sp_elf_open_debug(&o->elf, open_path, debug_path(o), path, err, errlen);
 	if (rc)
 		return rc;
-	o->can_unwind = sp_object_can_unwind(o->elf.elf);
+	o->rust = sp_object_is_rust(o->elf.elf);
 	o->x86_64 = gelf_getehdr(o->elf.elf, &eh) && eh.e_machine == EM_X86_64;
 	if (demangle_all(o)) {
 		sp_set_err(err, errlen, "%s: out of memory", path);
@@ -154,6 +166,7 @@ static void close_obj(struct obj *o)
 	for (size_t i = 0; i < o->n_cold; i++)
 		free(o->cold[i].base);
 	free(o->cold);
+	sp_unwind_table_free(o->unwind);
 	sp_elf_close(&o->elf);
 }
 
@@ -297,46 +310,126 @@ static void set_problem(struct sp_func *f, const char *fmt, const char *arg)
 		f->problem = NULL;
 }
 
+/* The function and its cold parts (at most MAX_PARTS); 0 when out of memory. */
+static size_t func_parts(struct obj *o, size_t fi, struct sp_code_range *r, size_t *idx)
+{
+	const struct sp_elf_func *f = &o->elf.funcs[fi];
+
+	if (!o->cold_built && build_cold_index(o))
+		return 0;
+	r[0] = (struct sp_code_range){ f->addr, f->size };
+	idx[0] = fi;
+	return find_colds(o, f, r, 1, MAX_PARTS, idx);
+}
+
+/* No unwind table entry covers the function: the unwinder stops at its
+ * frame whatever its return address holds. */
+static bool without_cfi(struct obj *o, size_t fi)
+{
+	struct sp_code_range r[MAX_PARTS];
+	size_t idx[MAX_PARTS], n = func_parts(o, fi, r, idx);
+
+	if (!o->unwind)
+		o->unwind = sp_unwind_table_open(o->elf.elf);
+	return n && o->unwind && sp_code_has_cfi(o->unwind, r, n) == 0;
+}
+
+static enum sp_exit_mode auto_exit(struct obj *o, size_t fi, const struct raise_scope *sc,
+				   char **why)
+{
+	int rc;
+
+	if (!sc->raiser) {
+		rc = asprintf(why, o->rust ?
+			      "Rust built with panic = \"abort\" and nothing else in the process "
+			      "raises exceptions: nothing can unwind through it" :
+			      "nothing in the process raises exceptions or panics (no object "
+			      "imports _Unwind_RaiseException or __cxa_throw)");
+		goto uret;
+	}
+	if (without_cfi(o, fi)) {
+		rc = asprintf(why, "no unwind table covers it: nothing can unwind through it "
+			      "(though %s raises exceptions: %s)", sc->raiser, sc->sym);
+		goto uret;
+	}
+	rc = asprintf(why, "an exception or panic may unwind through it (%s raises them: "
+		      "%s), which a uretprobe would turn into an abort", sc->raiser, sc->sym);
+	if (rc < 0)
+		*why = NULL;
+	return SP_EXIT_RETSITES;
+uret:
+	if (rc < 0)
+		*why = NULL;
+	return SP_EXIT_URETPROBE;
+}
+
 static void choose_exit(struct obj *o, size_t fi, enum sp_exit_policy policy,
-			struct sp_func *out)
+			const struct raise_scope *sc, struct sp_func *out)
 {
 	char why[256];
 
-	out->exit_mode = policy == SP_EXIT_FORCE_RETSITES ? SP_EXIT_RETSITES :
-			 policy == SP_EXIT_FORCE_URETPROBE ? SP_EXIT_URETPROBE :
-			 o->can_unwind ? SP_EXIT_RETSITES : SP_EXIT_URETPROBE;
+	if (policy == SP_EXIT_AUTO) {
+		out->exit_mode = auto_exit(o, fi, sc, &out->exit_why);
+	} else {
+		out->exit_mode = policy == SP_EXIT_FORCE_RETSITES ? SP_EXIT_RETSITES :
+				 SP_EXIT_URETPROBE;
+		out->exit_why = strdup(policy == SP_EXIT_FORCE_RETSITES ?
+				       "forced by --exit-probe retsites" :
+				       "forced by --exit-probe uretprobe");
+	}
 	if (out->problem || out->exit_mode != SP_EXIT_RETSITES)
 		return;
 	if (fill_exit_sites(o, fi, out, why, sizeof(why)))
 		set_problem(out, "cannot decode for exit sites: %s", why);
 }
 
-/* Past a leading endbr64 when that is cheaper and no branch of the
- * function, its cold parts included, comes back there. */
+/* Past single-stepped first instructions (endbr64, `sub $N,%rsp`, mov,
+ * lea...) to the first emulated one, when no branch of the function, its
+ * cold parts included, comes back between the start and there. A
+ * uretprobe or session must see the stack pointer on the slot; a poll's
+ * `self` must not have been touched. */
 static void choose_entry(struct obj *o, size_t fi, struct sp_func *out)
 {
 	const struct sp_elf_func *f = &o->elf.funcs[fi];
 	const uint8_t *code = sp_elf_bytes(&o->elf, f->offset, f->size);
 	struct sp_code_range r[MAX_PARTS];
 	size_t idx[MAX_PARTS], n;
-	unsigned shift;
+	struct sp_entry_place pl;
+	unsigned limits = (out->exit_mode == SP_EXIT_URETPROBE ? SP_ENTRY_KEEP_SP : 0) |
+			  (out->is_async ? SP_ENTRY_KEEP_ARGS : 0);
 
-	if (out->problem || !o->x86_64 || !code ||
-	    !(shift = sp_probe_entry_shift(code, f->size)))
+	out->entry_shift = 0;
+	out->entry_sp_delta = 0;
+	if (out->problem || !o->x86_64 || !code)
 		return;
-	if (!o->cold_built && build_cold_index(o))
+	sp_entry_place_find(code, f->size, f->addr, limits, &pl);
+	if (!pl.shift || !(n = func_parts(o, fi, r, idx)))
 		return;
-	r[0] = (struct sp_code_range){ f->addr, f->size };
-	idx[0] = fi;
-	n = find_colds(o, f, r, 1, MAX_PARTS, idx);
 	for (size_t i = 0; i < n; i++) {
 		const struct sp_elf_func *p = &o->elf.funcs[idx[i]];
 		const uint8_t *pc = sp_elf_bytes(&o->elf, p->offset, p->size);
 
-		if (!pc || sp_code_branches_to(pc, p->size, p->addr, f->addr + shift) != 0)
+		if (!pc || sp_code_branches_into(pc, p->size, p->addr, f->addr + 1,
+						 f->addr + pl.shift) != 0)
 			return;
 	}
-	out->entry_shift = (uint8_t)shift;
+	out->entry_shift = (uint8_t)pl.shift;
+	out->entry_sp_delta = (uint16_t)pl.sp_delta;
+}
+
+static int elf_func_at(const struct obj *o, uint64_t offset);
+
+/* Polls are known only after the async analysis: their entries are
+ * placed again, keeping `self` intact. */
+static void replace_poll_entries(struct builder *b, struct obj *o, size_t first)
+{
+	for (size_t i = first; i < b->set->n; i++) {
+		struct sp_func *f = &b->set->v[i];
+		int fi;
+
+		if (f->is_async && f->entry_shift && (fi = elf_func_at(o, f->offset)) >= 0)
+			choose_entry(o, (size_t)fi, f);
+	}
 }
 
 static struct sp_func *new_func(struct builder *b)
@@ -370,9 +463,10 @@ static int add_func(struct builder *b, struct obj *o, size_t fi, size_t name,
 		set_problem(out, "%s", "ifunc: resolver, not the implementation");
 	else if (!f->in_exec)
 		set_problem(out, "%s", "not inside an executable PT_LOAD segment");
-	choose_exit(o, fi, policy, out);
+	choose_exit(o, fi, policy, &b->scope, out);
 	choose_entry(o, fi, out);
-	return out->raw && out->demangled && out->object && out->open_path ? 0 : -1;
+	return out->raw && out->demangled && out->object && out->open_path && out->exit_why ?
+		       0 : -1;
 }
 
 /* Every pattern against every name of one function; the function is
@@ -570,10 +664,46 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 			rc = match_func(b, &o, i, pats, pp, policy);
 	if (!rc)
 		rc = resolve_async(b, &o, first, pats, policy);
+	if (!rc)
+		replace_poll_entries(b, &o, first);
 	close_obj(&o);
 	if (rc)
 		sp_set_err(err, errlen, "%s: out of memory", path);
 	return rc ? -1 : 0;
+}
+
+/* Which of the process's objects, if any, raises exceptions or panics;
+ * -1 when out of memory. Objects mapped later (dlopen) are not known. */
+static int set_scope(struct builder *b, const struct sp_mapped_objects *m)
+{
+	const char **paths = calloc(m->n ? m->n : 1, sizeof(*paths));
+	int i;
+
+	if (!paths)
+		return -1;
+	for (size_t k = 0; k < m->n; k++)
+		paths[k] = m->v[k].open_path;
+	i = sp_objects_raiser(paths, m->n, &b->scope.sym);
+	free(paths);
+	if (i >= 0 && !(b->scope.raiser = strdup(m->v[i].path)))
+		return -1;
+	return 0;
+}
+
+/* One binary alone (`symbols BINARY`): its exits are chosen as `run`
+ * would choose them, with the libraries its loader lists. */
+static int scope_of_binary(struct builder *b, const char *binary, char *err, size_t errlen)
+{
+	struct sp_mapped_objects m;
+	int rc;
+
+	if (sp_program_objects(binary, &m, err, errlen))
+		return -1;
+	rc = set_scope(b, &m);
+	sp_proc_objects_free(&m);
+	if (rc)
+		sp_set_err(err, errlen, "out of memory");
+	return rc;
 }
 
 /* A library without any function (data-only) has nothing to trace: it
@@ -637,6 +767,11 @@ static int resolve_pid(struct builder *b, pid_t pid, struct sp_pattern_list *pat
 
 	if (sp_proc_objects(pid, &m, err, errlen))
 		return -1;
+	if (set_scope(b, &m)) {
+		sp_proc_objects_free(&m);
+		sp_set_err(err, errlen, "out of memory");
+		return -1;
+	}
 	snprintf(who, sizeof(who), "pid %d", (int)pid);
 	rc = resolve_objects(b, &m, 0, who, pats, pp, policy, &ok, err, errlen);
 	sp_proc_objects_free(&m);
@@ -654,6 +789,11 @@ static int resolve_program(struct builder *b, const char *exe,
 
 	if (sp_program_objects(exe, &m, err, errlen))
 		return -1;
+	if (set_scope(b, &m)) {
+		sp_proc_objects_free(&m);
+		sp_set_err(err, errlen, "out of memory");
+		return -1;
+	}
 	rc = resolve_obj(b, exe, exe, true, pats, pp, policy, err, errlen) ? -1 : 0;
 	if (rc == 0)
 		rc = resolve_objects(b, &m, 1, exe, pats, pp, policy, &ok, err, errlen);
@@ -682,7 +822,8 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 	else if (binary && with_libs)
 		rc = resolve_program(&b, binary, pats, pp, policy, err, errlen);
 	else if (binary)
-		rc = resolve_obj(&b, binary, binary, true, pats, pp, policy, err,
+		rc = scope_of_binary(&b, binary, err, errlen) ||
+		     resolve_obj(&b, binary, binary, true, pats, pp, policy, err,
 				 errlen) ? -1 : 0;
 	else {
 		sp_set_err(err, errlen, "neither a pid nor a binary to resolve in");
@@ -691,6 +832,7 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 	if (rc == 0)
 		rc = sp_debuginfo_check_used(err, errlen);
 	free(pp);
+	free(b.scope.raiser);
 	if (rc)
 		sp_func_set_free(out);
 	return rc;
@@ -719,8 +861,17 @@ int sp_resolve_more(const struct sp_mapped_objects *m, bool first_is_exe,
 		return -1;
 	}
 	prep_patterns(pats, pp);
-	rc = m->n ? resolve_objects(&b, m, 0, "new mapping", pats, pp, policy, &ok,
+	/* What raises in the rest of the process was decided at attach and is
+	 * not known here: assume something does (ret sites) rather than risk
+	 * a uretprobe that an unwinding exception would turn into an abort. */
+	b.scope.raiser = strdup("the process (a library mapped after attach)");
+	b.scope.sym = "not checked";
+	rc = !b.scope.raiser ? -1 :
+	     m->n ? resolve_objects(&b, m, 0, "new mapping", pats, pp, policy, &ok,
 				    err, errlen) : 0;
+	if (!b.scope.raiser)
+		sp_set_err(err, errlen, "out of memory");
+	free(b.scope.raiser);
 	free(pp);
 	return rc;
 }
@@ -745,6 +896,7 @@ void sp_func_set_free(struct sp_func_set *s)
 		free(f->open_path);
 		free(f->exit_offsets);
 		free(f->problem);
+		free(f->exit_why);
 		sp_nested_plan_free(f->nested);
 	}
 	free(s->v);

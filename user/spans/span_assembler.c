@@ -19,9 +19,11 @@ static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 en
 #define SP_READ_SLOT(ctx, sp) ((void)(ctx), (__u64)(sp) * 0)
 #define SP_IS_TRAMPOLINE(ctx, addr) ((void)(ctx), (addr) != (addr))
 #define SP_NEW_KEY(ctx) ((void)(ctx), 0)
-/* futures are flushed from their own map */
+/* futures are flushed from their own map, except those still in their
+ * first poll (SP_FRAME_FRESH): in the frame only */
 #define SP_POLL_DONE(ctx, st, idx, end, flags) \
-	((void)(ctx), (void)(st), (void)(idx), (void)(end), (void)(flags))
+	(((st)->f[(idx) & SP_DEPTH_MASK].flags & SP_FRAME_FRESH) ? \
+		 (void)flush_emit(ctx, st, idx, end, flags) : (void)0)
 #include "span_stack.h"
 
 /* A query whose root has not arrived yet. */
@@ -183,6 +185,8 @@ static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 en
 	*fc->out = v;
 	memset(&v[*fc->n], 0, sizeof(*v));
 	sp_fill_rec(&v[*fc->n], st, idx, end, flags);
+	if (st->f[idx & SP_DEPTH_MASK].flags & SP_FRAME_FRESH)
+		v[*fc->n].polls = 1; /* a future in its first poll */
 	v[*fc->n].tgid = fc->pid;
 	v[*fc->n].tid = fc->tid;
 	(*fc->n)++;

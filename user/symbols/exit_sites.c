@@ -158,17 +158,23 @@ int sp_exit_sites_scan(const uint8_t *code, uint64_t size, uint64_t addr,
 	return rc;
 }
 
-static bool lands_on(const cs_insn *in, uint64_t target)
+static bool lands_in(const cs_insn *in, uint64_t lo, uint64_t hi)
 {
 	const cs_x86 *x = &in->detail->x86;
 
 	return (has_group(in, X86_GRP_JUMP) || has_group(in, X86_GRP_CALL)) &&
 	       x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
-	       (uint64_t)x->operands[0].imm == target;
+	       (uint64_t)x->operands[0].imm >= lo && (uint64_t)x->operands[0].imm <= hi;
 }
 
 int sp_code_branches_to(const uint8_t *code, uint64_t size, uint64_t addr,
 			uint64_t target)
+{
+	return sp_code_branches_into(code, size, addr, target, target);
+}
+
+int sp_code_branches_into(const uint8_t *code, uint64_t size, uint64_t addr,
+			  uint64_t lo, uint64_t hi)
 {
 	csh h = disasm();
 	cs_insn *in = h ? cs_malloc(h) : NULL;
@@ -185,7 +191,7 @@ int sp_code_branches_to(const uint8_t *code, uint64_t size, uint64_t addr,
 				rc = -1;
 			break;
 		}
-		if (lands_on(in, target)) {
+		if (lands_in(in, lo, hi)) {
 			rc = 1;
 			break;
 		}
@@ -199,76 +205,4 @@ void sp_exit_sites_free(struct sp_exit_sites *s)
 	free(s->v);
 	s->v = NULL;
 	s->n = s->cap = 0;
-}
-
-static bool has_except_table(Elf *e)
-{
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
-
-	if (elf_getshdrstrndx(e, &shstrndx))
-		return false;
-	while ((scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		const char *name;
-
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		name = elf_strptr(e, shstrndx, sh.sh_name);
-		if (name && strcmp(name, ".gcc_except_table") == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool is_unwind_name(const char *s)
-{
-	static const char *const names[] = {
-		"__gxx_personality_v0", "rust_eh_personality",
-		"__gcc_personality_v0", "_Unwind_RaiseException",
-	};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/* Imports count as much as definitions: a C++ program usually takes
- * __gxx_personality_v0 from libstdc++. */
-static bool table_names_unwinder(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh)
-{
-	Elf_Data *d = elf_getdata(scn, NULL);
-	size_t count = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
-
-	for (size_t i = 1; d && i < count; i++) {
-		GElf_Sym s;
-		const char *name;
-
-		if (!gelf_getsym(d, (int)i, &s))
-			continue;
-		name = elf_strptr(e, sh->sh_link, s.st_name);
-		if (name && (name[0] == '_' || name[0] == 'r') &&
-		    is_unwind_name(name))
-			return true;
-	}
-	return false;
-}
-
-bool sp_object_can_unwind(Elf *e)
-{
-	Elf_Scn *scn = NULL;
-
-	if (has_except_table(e))
-		return true;
-	while ((scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-
-		if (!gelf_getshdr(scn, &sh) ||
-		    (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
-			continue;
-		if (table_names_unwinder(e, scn, &sh))
-			return true;
-	}
-	return false;
 }

@@ -37,10 +37,8 @@ void sp_exit_sites_free(struct sp_exit_sites *s);
  * assume yes). */
 int sp_code_branches_to(const uint8_t *code, uint64_t size, uint64_t addr,
 			uint64_t target);
-
-/* True when an exception or a panic may unwind through this object's
- * frames: it has a .gcc_except_table, or names a personality routine or
- * _Unwind_RaiseException. A uretprobe'd frame would then break unwinding. */
-bool sp_object_can_unwind(Elf *e);
+/* The same for any target in [lo, hi]. */
+int sp_code_branches_into(const uint8_t *code, uint64_t size, uint64_t addr,
+			  uint64_t lo, uint64_t hi);
 
 #endif

@@ -181,13 +181,6 @@ unsigned sp_probe_uretprobe_ns(void)
 	return RETURN_NS_URETPROBE;
 }
 
-unsigned sp_probe_entry_shift(const uint8_t *code, size_t n)
-{
-	if (!sp_probe_is_endbr64(code, n) || n <= 4)
-		return 0;
-	return sp_probe_exec_of(code + 4, n - 4) < SP_EXEC_SINGLESTEP ? 4 : 0;
-}
-
 long sp_probe_read_code(const char *path, uint64_t off, uint8_t *buf, size_t n)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -57,14 +57,6 @@ unsigned sp_probe_uretprobe_ns(void);
  * calls with the same stack. */
 bool sp_probe_is_endbr64(const uint8_t *code, size_t n);
 
-/* How far into a function its entry probe goes, given its first n code
- * bytes: 4 when it starts with endbr64 and the instruction after it is
- * emulated or optimized (a probe on endbr64 itself is single-stepped,
- * ~35x dearer), else 0. The caller must also check that no branch of the
- * function lands on that instruction (a loop back to the start would hit
- * the probe without a call). */
-unsigned sp_probe_entry_shift(const uint8_t *code, size_t n);
-
 /* Reads up to n code bytes at file offset off of path; the count read,
  * or -1 with errno set. */
 long sp_probe_read_code(const char *path, uint64_t off, uint8_t *buf, size_t n);

@@ -51,12 +51,15 @@ struct sp_func {
 	uint64_t addr;      /* st_value */
 	uint64_t size;      /* st_size */
 	uint64_t offset;    /* file offset of the entry */
-	/* The entry probe goes at offset + entry_shift: past a leading
-	 * endbr64, which the kernel would single-step (probe_cost.h). */
+	/* The entry probe goes at offset + entry_shift: past leading
+	 * instructions the kernel would single-step (entry_place.h), where
+	 * the stack pointer is entry_sp_delta bytes below the slot. */
 	uint8_t entry_shift;
+	uint16_t entry_sp_delta;
 	enum sp_role role;
 	int pattern;        /* index of the first pattern that matched */
 	enum sp_exit_mode exit_mode;
+	char *exit_why;     /* why that exit mode (for `symbols`) */
 	uint64_t *exit_offsets; /* file offsets of ret/tail-jump sites */
 	size_t n_exit;
 	char *problem;      /* NULL if attachable, else why it cannot be */
