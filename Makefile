@@ -13,7 +13,9 @@ USER_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 # libbpf is linked statically (the backports build); the rest dynamically.
 LDLIBS    := -Wl,-Bstatic -lbpf -Wl,-Bdynamic -lelf -lz -lzstd -lcapstone \
 	     -liberty -lm -lcurl -llz4 -lpthread -ldw
+# usdt.bpf.h includes <linux/errno.h>, which needs the multiarch asm/ headers
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Ibpf \
+	      -idirafter /usr/include/$(shell $(CC) -dumpmachine) \
 	      -Wall -Werror
 
 USER_SRCS := $(filter-out user/cli/main.c,$(wildcard user/*/*.c))
