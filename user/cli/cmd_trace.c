@@ -16,7 +16,7 @@
 enum { OPT_MIN_SPAN = 256, OPT_MIN_QUERY, OPT_DURATION, OPT_STRICT,
        OPT_EXIT_PROBE, OPT_NO_MULTI, OPT_ATTACH_MODE,
        OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO, OPT_RING,
-       OPT_STATS, OPT_PRUNE };
+       OPT_STATS, OPT_PRUNE, OPT_REDACT };
 
 static const struct option trace_options[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -36,6 +36,7 @@ static const struct option trace_options[] = {
 	{ "ring-buffer", required_argument, NULL, OPT_RING },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "prune-advice", no_argument, NULL, OPT_PRUNE },
+	{ "redact", no_argument, NULL, OPT_REDACT },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -63,6 +64,8 @@ static void usage(FILE *f)
 	      "  --stats               per-function figures at exit (stderr)\n"
 	      "  --prune-advice        at exit, the symbol list without the functions\n"
 	      "                        that never had a span kept in a slow query (stdout)\n"
+	      "  --redact              captured strings lose their literal values\n"
+	      "                        (SQL numbers and quoted strings become ?)\n"
 	      "  --ring-buffer SIZE    kernel-to-collector buffer, a power of two >= 4K\n"
 	      "                        (K or M suffix; default 8M)\n"
 	      "durations take ns, us, ms or s suffixes\n", f);
@@ -149,6 +152,7 @@ static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid)
 	case OPT_RING: return parse_ring(optarg, &o->ring_bytes);
 	case OPT_STATS: o->stats = true; return 0;
 	case OPT_PRUNE: o->prune_advice = true; return 0;
+	case OPT_REDACT: o->redact = true; return 0;
 	case OPT_MICROMEGAS: o->exports.micromegas_url = optarg; return 0;
 	case OPT_OTLP: o->exports.otlp_url = optarg; return 0;
 	case OPT_OTLP_GZIP: o->exports.otlp_gzip = true; return 0;

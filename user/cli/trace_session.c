@@ -91,6 +91,8 @@ static int handle_event(void *ctx, void *data, size_t len)
 		sp_held_span(s->held, data);
 	else if (len >= sizeof(struct sp_nested_rec) && *(const __u32 *)data == SP_RK_NESTED)
 		sp_held_nested(s->held, data);
+	else if (len >= sizeof(struct sp_cap_rec) && *(const __u32 *)data == SP_RK_CAPS)
+		sp_asm_caps(s->asm_, data);
 	return 0;
 }
 
@@ -216,6 +218,10 @@ static int build_pipeline(struct sp_session *s)
 				  on_kept_query, s);
 	s->asm_ = sp_asm_new(s->syms, s->n_syms, s->pid, sp_filter_span,
 			     sp_filter_discard, s->filter);
+	if (s->asm_) {
+		sp_asm_set_caps(s->asm_, &s->funcs);
+		sp_asm_set_redact(s->asm_, s->o->redact);
+	}
 	s->held = s->asm_ ? sp_held_new(&s->funcs, s->asm_, SPAWN_HOLD_NS) : NULL;
 	return s->kept && s->filter && s->asm_ && s->held ? 0 : -1;
 }

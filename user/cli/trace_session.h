@@ -23,6 +23,7 @@ struct sp_trace_opts {
 	bool stats;             /* --stats: per-symbol table at exit */
 	bool prune_advice;      /* --prune-advice: the symbol list without
 				 * what never mattered */
+	bool redact;            /* --redact: literals out of captured strings */
 	enum sp_exit_policy exit_policy;
 	struct sp_export_opts exports; /* --micromegas, --otlp, --perfetto */
 };

@@ -16,6 +16,7 @@
 #include "symbols/probe_cost.h"
 #include "symbols/program_libs.h"
 #include "symbols/symbols.h"
+#include "symbols/usdt_notes.h"
 #include "resolve/resolve.h"
 #include "base/errmsg.h"
 
@@ -360,6 +361,14 @@ static int add_func(struct builder *b, struct obj *o, size_t fi, size_t name,
 	return out->raw && out->demangled && out->object && out->open_path ? 0 : -1;
 }
 
+static void take_caps(struct sp_func *f, const struct sp_pattern *p)
+{
+	memcpy(f->caps, p->caps, sizeof(f->caps));
+	f->n_caps = p->n_caps;
+	f->err_cond = p->err_cond;
+	f->err_value = p->err_value;
+}
+
 /* Every pattern against every name of one function; the function is
  * added once, under the first pattern that matched it. */
 static int match_func(struct builder *b, struct obj *o, size_t fi,
@@ -373,6 +382,8 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	enum sp_role role = SP_ROLE_SPAN;
 
 	for (size_t p = 0; p < pats->n; p++) {
+		if (pats->v[p].source != SP_SRC_FUNC)
+			continue;
 		for (size_t k = 0; k < f->n_names; k++) {
 			if (!match(&pp[p], f->names[k], dem[k]))
 				continue;
@@ -388,7 +399,10 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	}
 	if (first < 0)
 		return 0;
-	return add_func(b, o, fi, first_name, first, role, policy);
+	if (add_func(b, o, fi, first_name, first, role, policy))
+		return -1;
+	take_caps(&b->set->v[b->set->n - 1], &pats->v[first]);
+	return 0;
 }
 
 /* Poll functions of async code demangle as closures: an object without
@@ -489,6 +503,129 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 	return rc;
 }
 
+/* "P:START" and "P:DONE" -> "P:NAME" when both end in __start/__done (or
+ * _start/_done) after a common NAME, else "P:START..DONE". */
+static char *pair_name(const char *start, const char *done)
+{
+	const char *s = strchr(start, ':') + 1, *d = strchr(done, ':') + 1;
+	size_t sl = strlen(s), dl = strlen(d), pl = (size_t)(s - start);
+	char *out = NULL;
+
+	if (sl > 6 && dl > 5 && !strcmp(s + sl - 5, "start") && !strcmp(d + dl - 4, "done") &&
+	    sl - 5 == dl - 4 && !strncmp(s, d, sl - 5)) {
+		size_t n = sl - 5;
+
+		while (n && s[n - 1] == '_')
+			n--;
+		if (n && asprintf(&out, "%.*s%.*s", (int)pl, start, (int)n, s) < 0)
+			out = NULL;
+		if (n)
+			return out;
+	}
+	if (asprintf(&out, "%s..%s", start, d) < 0)
+		out = NULL;
+	return out;
+}
+
+static const struct sp_usdt_probe *find_probe(const struct sp_usdt_list *l, const char *spec)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (sp_usdt_matches(&l->v[i], spec))
+			return &l->v[i];
+	return NULL;
+}
+
+/* Why the captures of p cannot be read from every site of its start
+ * probe, or NULL. */
+static char *usdt_args_problem(const struct sp_usdt_list *l, const struct sp_pattern *p)
+{
+	char *why = NULL;
+
+	for (size_t i = 0; i < l->n && !why; i++) {
+		const struct sp_usdt_probe *pr = &l->v[i];
+
+		if (!sp_usdt_matches(pr, p->glob))
+			continue;
+		if (pr->n_args < 0 && p->n_caps) {
+			if (asprintf(&why, "argument specs '%s' of %s:%s at 0x%llx not understood",
+				     pr->args_text, pr->provider, pr->name,
+				     (unsigned long long)pr->pc) < 0)
+				why = NULL;
+			break;
+		}
+		for (unsigned k = 0; k < p->n_caps && !why; k++)
+			if (p->caps[k].index >= pr->n_args &&
+			    asprintf(&why, "capture '%s' reads arg%u, but %s:%s has %d argument%s",
+				     p->caps[k].name, p->caps[k].index, pr->provider, pr->name,
+				     pr->n_args, pr->n_args == 1 ? "" : "s") < 0)
+				why = NULL;
+	}
+	return why;
+}
+
+static int add_usdt(struct builder *b, struct obj *o, const struct sp_usdt_list *l,
+		    struct sp_pattern *p, int pi)
+{
+	const struct sp_usdt_probe *start = find_probe(l, p->glob);
+	struct sp_func *f;
+
+	if (!start)
+		return 0;
+	p->matches++;
+	if (!(f = new_func(b)))
+		return -1;
+	f->source = p->source;
+	f->role = p->role;
+	f->pattern = pi;
+	f->raw = strdup(p->glob);
+	f->demangled = p->usdt_done ? pair_name(p->glob, p->usdt_done) : strdup(p->glob);
+	f->object = strdup(o->path);
+	f->open_path = strdup(o->open_path);
+	f->addr = start->pc;
+	f->offset = start->pc_offset;
+	f->usdt_provider = strdup(start->provider);
+	f->usdt_start = strdup(start->name);
+	if (p->usdt_done) {
+		const struct sp_usdt_probe *done = find_probe(l, p->usdt_done);
+
+		if (!done)
+			set_problem(f, "done probe %s not in this object", p->usdt_done);
+		else if (strcmp(done->provider, start->provider))
+			set_problem(f, "done probe %s: another provider than the start's",
+				    p->usdt_done);
+		else
+			f->usdt_done = strdup(done->name);
+	}
+	if (!f->problem)
+		f->problem = usdt_args_problem(l, p);
+	take_caps(f, p);
+	return f->raw && f->demangled && f->object && f->open_path && f->usdt_provider &&
+	       f->usdt_start ? 0 : -1;
+}
+
+/* USDT entries against the object's .note.stapsdt. */
+static int resolve_usdt(struct builder *b, struct obj *o, struct sp_pattern_list *pats)
+{
+	struct sp_usdt_list l;
+	char err[256];
+	bool any = false;
+	int rc = 0;
+
+	for (size_t i = 0; i < pats->n; i++)
+		any |= pats->v[i].source != SP_SRC_FUNC;
+	if (!any)
+		return 0;
+	if (sp_usdt_read_elf(o->elf.elf, &l, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: warning: %s: %s\n", o->path, err);
+		return 0;
+	}
+	for (size_t i = 0; i < pats->n && !rc; i++)
+		if (pats->v[i].source != SP_SRC_FUNC)
+			rc = add_usdt(b, o, &l, &pats->v[i], (int)i);
+	sp_usdt_list_free(&l);
+	return rc;
+}
+
 static int resolve_obj(struct builder *b, const char *path, const char *open_path,
 		       struct sp_pattern_list *pats, const struct prepped *pp,
 		       enum sp_exit_policy policy, char *err, size_t errlen)
@@ -507,6 +644,8 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 			rc = match_func(b, &o, i, pats, pp, policy);
 	if (!rc)
 		rc = resolve_async(b, &o, first, pats, policy);
+	if (!rc)
+		rc = resolve_usdt(b, &o, pats);
 	close_obj(&o);
 	if (rc)
 		sp_set_err(err, errlen, "%s: out of memory", path);
@@ -638,6 +777,9 @@ void sp_func_set_free(struct sp_func_set *s)
 		free(f->open_path);
 		free(f->exit_offsets);
 		free(f->problem);
+		free(f->usdt_provider);
+		free(f->usdt_start);
+		free(f->usdt_done);
 		sp_nested_plan_free(f->nested);
 	}
 	free(s->v);

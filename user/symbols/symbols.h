@@ -106,6 +106,12 @@ struct sp_func {
 	 * libbpf by provider and name, not by offset. */
 	enum sp_source source;
 	char *usdt_provider, *usdt_start, *usdt_done;
+	/* Captures and error condition of its pattern (names borrowed from
+	 * the pattern list, which outlives the function set). */
+	struct sp_cap_decl caps[4];
+	uint8_t n_caps;
+	uint8_t err_cond;
+	int64_t err_value;
 };
 
 struct sp_func_set {
