@@ -28,7 +28,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v4
+DEPS_STAMP := /var/lib/spanprobe-deps.v5-usdt
 
 .SECONDARY:
 .PHONY: all deps test unit integration demo clean vmlinux fixtures check-layers
@@ -80,7 +80,7 @@ check-layers: $(BUILD)/user/cli/main.o $(LIB)
 
 # The DWARF tests read the rust-mini and rsqserver binaries; a missing one fails rather
 # than skips.
-unit: $(UNIT_BINS) rust-mini rust-fixtures
+unit: $(UNIT_BINS) rust-mini rust-fixtures fixtures
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; SP_REQUIRE_FIXTURES=1 $$t; done
 
 integration: $(BIN) fixtures rust-fixtures

@@ -203,6 +203,8 @@ __noinline int sp_on_close(__u32 sym_id, __u64 dur, __u32 flags)
 		s->under_min_span++;
 	if (flags & SP_REC_ABNORMAL)
 		s->abnormal++;
+	if (flags & SP_REC_ERROR)
+		s->errors++;
 	if (b < SP_HIST_BUCKETS)
 		s->hist[b]++;
 	return 0;
@@ -409,6 +411,10 @@ static __always_inline void cap_value(struct sp_cap_vals *v, __u32 i, __u8 type,
 		cap_str(v, i, val);
 		return;
 	}
+	if (type == SP_CAP_I32)
+		val = (__u64)(__s64)(__s32)val;
+	else if (type == SP_CAP_U32)
+		val = (__u32)val;
 	v->num[i & (SP_CAP_MAX - 1)] = val;
 	v->status[i & (SP_CAP_MAX - 1)] = SP_CAPV_OK;
 }
@@ -472,6 +478,8 @@ __noinline int sp_capture_entry(struct pt_regs *ctx, __u32 sym, __u32 idx, __u64
 
 static __always_inline bool err_match(const struct sp_cap_cfg *cfg, __s64 rc)
 {
+	if (cfg->err_i32)
+		rc = (__s32)rc;
 	switch (cfg->err_cond) {
 	case SP_ERR_NEG: return rc < 0;
 	case SP_ERR_NULL: return rc == 0;

@@ -60,7 +60,10 @@ enum sp_sym_flags {
 #define SP_CAP_STR 128
 
 enum sp_cap_src { SP_CAP_ARG = 0, SP_CAP_RET = 1 };
-enum sp_cap_type { SP_CAP_I64 = 0, SP_CAP_U64 = 1, SP_CAP_STR_T = 2 };
+/* i32/u32: the low half of the register, extended (the upper half of a
+ * register holding an int is undefined in the SysV ABI). */
+enum sp_cap_type { SP_CAP_I64 = 0, SP_CAP_U64 = 1, SP_CAP_STR_T = 2, SP_CAP_I32 = 3,
+		   SP_CAP_U32 = 4 };
 enum sp_err_cond { SP_ERR_NONE = 0, SP_ERR_NEG = 1, SP_ERR_NULL = 2, SP_ERR_EQ = 3 };
 
 /* What one probed function captures, by sym_id (map cap_cfg). */
@@ -74,7 +77,8 @@ struct sp_cap_spec {
 struct sp_cap_cfg {
 	__u8 n;
 	__u8 err_cond; /* enum sp_err_cond, on the return value */
-	__u8 pad[6];
+	__u8 err_i32;  /* the return value is a 32-bit int */
+	__u8 pad[5];
 	__s64 err_value;
 	struct sp_cap_spec c[SP_CAP_MAX];
 };
@@ -258,6 +262,7 @@ struct sp_sym_stats {
 	__u64 outside_calls;  /* entries outside any query */
 	__u64 abnormal;
 	__u64 hist[SP_HIST_BUCKETS];
+	__u64 errors;         /* calls flagged error (SP_REC_ERROR) */
 };
 
 #define SP_DEPTH_MASK (SP_MAX_DEPTH - 1)

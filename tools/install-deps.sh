@@ -4,7 +4,7 @@
 # session links; bpftool >= 7.5 for skeletons). Idempotent; run as root.
 set -eu
 
-STAMP=${1:-/var/lib/spanprobe-deps.v4}
+STAMP=${1:-/var/lib/spanprobe-deps.v5-usdt}
 [ -f "$STAMP" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
@@ -23,7 +23,8 @@ apt-get install -y -q --no-install-recommends \
 	make gcc g++ clang llvm pkg-config binutils \
 	libelf-dev libdw-dev zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev \
 	python3 libcurl4-openssl-dev liblz4-dev python3-cbor2 python3-lz4 \
-	libclang-rt-14-dev valgrind bpftrace
+	libclang-rt-14-dev valgrind bpftrace \
+	systemtap-sdt-dev postgresql-15 postgresql-client-15
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
 	libbpf-dev bpftool python3-opentelemetry-proto
 # node + npm for the sink tests' trace parser (its npm packages go to

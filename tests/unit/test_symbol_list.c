@@ -266,7 +266,7 @@ static void test_usdt_and_capture_errors(void **state)
 		     "[NAME=argN:TYPE ...]'");
 	t = "root q\nspan f x=arg1:float\n";
 	expect_error(t, strlen(t), "t.syms:2: bad capture 'x=arg1:float': expected "
-		     "NAME=argN:TYPE or NAME=ret:TYPE, TYPE one of i64, u64, str");
+		     "NAME=argN:TYPE or NAME=ret:TYPE, TYPE one of i64, u64, i32, u32, str");
 	t = "span f x=arg6:i64\n";
 	expect_error(t, strlen(t), "t.syms:1: capture 'x': only the register arguments "
 		     "arg0..arg5 can be read");

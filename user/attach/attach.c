@@ -345,9 +345,15 @@ static int fill_cap_cfg(struct sp_attach *a, const struct sp_func_set *fs)
 
 		if (!f->n_caps && !f->err_cond)
 			continue;
-		for (unsigned k = 0; k < f->n_caps && k < SP_CAP_MAX; k++)
+		for (unsigned k = 0; k < f->n_caps && k < SP_CAP_MAX; k++) {
 			c.c[k] = (struct sp_cap_spec){ .src = f->caps[k].src, .type = f->caps[k].type,
 						       .index = f->caps[k].index };
+			/* the error condition reads the return value as its
+			 * capture types it */
+			if (f->caps[k].src == SP_CAP_RET)
+				c.err_i32 = f->caps[k].type == SP_CAP_I32 ||
+					    f->caps[k].type == SP_CAP_U32;
+		}
 		if (bpf_map_update_elem(fd, &i, &c, BPF_ANY))
 			return -errno;
 	}
@@ -559,6 +565,7 @@ int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id, struct sp_sy
 		out->under_min_span += s->under_min_span;
 		out->outside_calls += s->outside_calls;
 		out->abnormal += s->abnormal;
+		out->errors += s->errors;
 		for (int b = 0; b < SP_HIST_BUCKETS; b++)
 			out->hist[b] += s->hist[b];
 	}

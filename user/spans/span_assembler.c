@@ -211,7 +211,9 @@ static void convert_cap(struct sp_span_cap *c, const struct sp_cap_decl *d,
 	size_t len = v->len[i];
 
 	c->name = d->name;
-	c->type = d->type;
+	/* 32-bit values arrive extended to 64 bits */
+	c->type = d->type == SP_CAP_I32 ? SP_SPAN_CAP_I64 :
+		  d->type == SP_CAP_U32 ? SP_SPAN_CAP_U64 : d->type;
 	c->status = v->status[i];
 	if (c->status > SP_SPAN_CAP_TRUNCATED)
 		c->status = SP_SPAN_CAP_UNREADABLE;

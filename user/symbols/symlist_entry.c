@@ -1,7 +1,7 @@
 /*
  * The text of one symbol-list entry after its keyword: a function glob or
  * a USDT source, followed by optional capture suffixes:
- *   NAME=argN:TYPE  NAME=ret:TYPE  (TYPE: i64, u64, str)
+ *   NAME=argN:TYPE  NAME=ret:TYPE  (TYPE: i64, u64, i32, u32, str)
  *   error=neg | error=null | error=VALUE   (on the return value)
  * Suffixes are whole blank-separated tokens at the end of the line whose
  * NAME is a plain identifier, so C++ names ("operator=(A const&)") stay
@@ -47,6 +47,10 @@ static int parse_type(const char *t, size_t n, uint8_t *type)
 		*type = SP_CAP_U64;
 	else if (n == 3 && !memcmp(t, "str", 3))
 		*type = SP_CAP_STR_T;
+	else if (n == 3 && !memcmp(t, "i32", 3))
+		*type = SP_CAP_I32;
+	else if (n == 3 && !memcmp(t, "u32", 3))
+		*type = SP_CAP_U32;
 	else
 		return -1;
 	return 0;
@@ -120,7 +124,7 @@ static int parse_suffix(const char *file, int line, const char *s, const char *e
 	}
 	if (parse_source(eq + 1, vlen, &c))
 		FAIL("%s:%d: bad capture '%.*s': expected NAME=argN:TYPE or NAME=ret:TYPE, "
-		     "TYPE one of i64, u64, str", file, line, (int)(e - s), s);
+		     "TYPE one of i64, u64, i32, u32, str", file, line, (int)(e - s), s);
 	for (unsigned i = 0; i < p->n_caps; i++)
 		if (strlen(p->caps[i].name) == nlen && !memcmp(p->caps[i].name, s, nlen))
 			FAIL("%s:%d: capture '%.*s' given twice", file, line, (int)nlen, s);
