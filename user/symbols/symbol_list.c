@@ -37,28 +37,6 @@ static int push_pattern(struct sp_pattern_list *l, const char *file, struct sp_p
 	return p->file ? 0 : -1;
 }
 
-/* s[0..n) made fit for an error message: control bytes and DEL as \xNN
- * (a symbol file is not trusted to drive the terminal), cut after 64
- * bytes with "...". */
-static void printable(char *out, size_t outlen, const char *s, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n && o + 8 < outlen; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (i == 64) {
-			o += (size_t)snprintf(out + o, outlen - o, "...");
-			break;
-		}
-		if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-}
-
 /* One logical line, comment already cut off. 0 ok, -1 with err set. */
 static int parse_line(const char *name, int lineno, const char *s,
 		      const char *e, struct sp_pattern_list *out, char *err,
@@ -85,7 +63,7 @@ static int parse_line(const char *name, int lineno, const char *s,
 	} else {
 		char shown[300];
 
-		printable(shown, sizeof(shown), kw, (size_t)(kw_end - kw));
+		sp_err_printable(shown, sizeof(shown), kw, (size_t)(kw_end - kw));
 		sp_set_err(err, errlen,
 			"%s:%d: unknown keyword '%s' (expected 'root', 'span' or 'error')",
 			name, lineno, shown);

@@ -113,18 +113,22 @@ static int parse_suffix(const char *file, int line, const char *s, const char *e
 	const char *eq = memchr(s, '=', (size_t)(e - s));
 	size_t nlen = (size_t)(eq - s), vlen = (size_t)(e - eq - 1);
 	struct sp_cap_decl c = { 0 };
+	char shown[300];
+
+	/* the token is echoed in errors: escaped, as the file is not trusted */
+	sp_err_printable(shown, sizeof(shown), s, (size_t)(e - s));
 
 	if (nlen == 5 && !memcmp(s, "error", 5)) {
 		if (p->err_cond)
 			FAIL("%s:%d: more than one error= condition", file, line);
 		if (parse_err_cond(eq + 1, vlen, p))
-			FAIL("%s:%d: bad '%.*s': expected error=neg, error=null or error=VALUE",
-			     file, line, (int)(e - s), s);
+			FAIL("%s:%d: bad '%s': expected error=neg, error=null or error=VALUE",
+			     file, line, shown);
 		return 0;
 	}
 	if (parse_source(eq + 1, vlen, &c))
-		FAIL("%s:%d: bad capture '%.*s': expected NAME=argN:TYPE or NAME=ret:TYPE, "
-		     "TYPE one of i64, u64, i32, u32, str", file, line, (int)(e - s), s);
+		FAIL("%s:%d: bad capture '%s': expected NAME=argN:TYPE or NAME=ret:TYPE, "
+		     "TYPE one of i64, u64, i32, u32, str", file, line, shown);
 	for (unsigned i = 0; i < p->n_caps; i++)
 		if (strlen(p->caps[i].name) == nlen && !memcmp(p->caps[i].name, s, nlen))
 			FAIL("%s:%d: capture '%.*s' given twice", file, line, (int)nlen, s);
@@ -140,11 +144,14 @@ static int parse_suffix(const char *file, int line, const char *s, const char *e
 	return 0;
 }
 
-/* "P:N" with both sides non-empty. */
+/* "P:N" with both sides non-empty, printable ASCII (it is echoed). */
 static bool probe_spec(const char *s, size_t n)
 {
 	const char *colon = memchr(s, ':', n);
 
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)s[i]))
+			return false;
 	return colon && colon > s && colon + 1 < s + n && !memchr(colon + 1, ':', (size_t)(s + n - colon - 1));
 }
 
