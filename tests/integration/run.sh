@@ -679,6 +679,13 @@ for l in open(sys.argv[1]):
     if r["name"]=="open_part": print(r["errors"])' "$d/sp.out")
 	[ "$got" = "$want" ] || { fail "stats: open_part errors $got, truth $want"; return 1; }
 	echo "   stats: open_part errors $got = truth"
+	# the same captures, the arguments named from DWARF (`args`)
+	d=$(newdir captures-args)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/capserver-args.syms" -o "$d/spans.bin" -- \
+		"$FX/capserver" -n 9 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run (args) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" || return 1
+	python3 tests/integration/check_caps.py "$d/truth.jsonl" "$d/spans.jsonl"
 }
 
 # PostgreSQL 15 from Debian, queries as USDT roots with their text: every

@@ -224,10 +224,15 @@ static void test_usdt_and_captures(void **state)
 		"span demo::A::operator=(demo::A const&)\n"
 		"error usdt postgresql:transaction__abort\n"
 		"span open_file error=null\n"
-		"span f error=-5\n";
+		"span f error=-5\n"
+		"span g args rows=ret:i64\n";
 
 	assert_int_equal(parse(text, &l, err, sizeof(err)), 0);
-	assert_int_equal(l.n, 6);
+	assert_int_equal(l.n, 7);
+	assert_true(l.v[6].want_args);
+	assert_string_equal(l.v[6].glob, "g");
+	assert_int_equal(l.v[6].n_caps, 1);
+	assert_false(l.v[1].want_args);
 	assert_int_equal(l.v[0].source, SP_SRC_USDT_PAIR);
 	assert_int_equal(l.v[0].role, SP_ROLE_ROOT);
 	assert_string_equal(l.v[0].glob, "postgresql:query__start");
@@ -278,6 +283,9 @@ static void test_usdt_and_capture_errors(void **state)
 	expect_error(t, strlen(t), "t.syms:1: capture 'a' given twice");
 	t = "error f\n";
 	expect_error(t, strlen(t), "t.syms:1: expected 'error usdt PROVIDER:NAME'");
+	t = "span usdt p:a p:b args\n";
+	expect_error(t, strlen(t), "t.syms:1: 'args' names a function's parameters from DWARF; "
+		     "a USDT probe has none (name its arguments: NAME=argN:TYPE)");
 	t = "span f error=maybe\n";
 	expect_error(t, strlen(t), "t.syms:1: bad 'error=maybe': expected error=neg, "
 		     "error=null or error=VALUE");

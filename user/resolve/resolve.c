@@ -8,6 +8,9 @@
 #include <string.h>
 #include "base/grow.h"
 #include "dwarf/async_disasm.h"
+#include "dwarf/func_params.h"
+#include <linux/types.h>
+#include "spanprobe.h"
 #include "resolve/async_nested.h"
 #include "resolve/async_resolve.h"
 #include "symbols/elf_symbols.h"
@@ -361,12 +364,49 @@ static int add_func(struct builder *b, struct obj *o, size_t fi, size_t name,
 	return out->raw && out->demangled && out->object && out->open_path ? 0 : -1;
 }
 
+static bool has_cap(const struct sp_func *f, const char *name)
+{
+	for (unsigned i = 0; i < f->n_caps; i++)
+		if (!strcmp(f->caps[i].name, name))
+			return true;
+	return false;
+}
+
+/* `args`: the parameters DWARF names, after the entry's own captures, as
+ * many as fit. No DWARF is a warning: the function is traced all the
+ * same, without them. */
+static void take_dwarf_args(struct sp_func *f, const struct sp_pattern *p)
+{
+	struct sp_func_params fp;
+	char why[256];
+
+	if (sp_func_params(f->open_path, f->addr, &fp, why, sizeof(why))) {
+		fprintf(stderr, "spanprobe: warning: %s:%d: args of %s: %s\n", p->file, p->line,
+			f->demangled, why);
+		return;
+	}
+	for (size_t i = 0; i < fp.n && f->n_caps < 4; i++) {
+		unsigned k = f->n_caps;
+
+		if (has_cap(f, fp.v[i].name))
+			continue;
+		f->owned_names[k] = fp.v[i].name;
+		fp.v[i].name = NULL;
+		f->caps[k] = (struct sp_cap_decl){ .name = f->owned_names[k], .src = SP_CAP_ARG,
+						   .type = fp.v[i].type, .index = fp.v[i].index };
+		f->n_caps++;
+	}
+	sp_func_params_free(&fp);
+}
+
 static void take_caps(struct sp_func *f, const struct sp_pattern *p)
 {
 	memcpy(f->caps, p->caps, sizeof(f->caps));
 	f->n_caps = p->n_caps;
 	f->err_cond = p->err_cond;
 	f->err_value = p->err_value;
+	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem)
+		take_dwarf_args(f, p);
 }
 
 /* Every pattern against every name of one function; the function is
@@ -780,6 +820,8 @@ void sp_func_set_free(struct sp_func_set *s)
 		free(f->usdt_provider);
 		free(f->usdt_start);
 		free(f->usdt_done);
+		for (int k = 0; k < 4; k++)
+			free(f->owned_names[k]);
 		sp_nested_plan_free(f->nested);
 	}
 	free(s->v);

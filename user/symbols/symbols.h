@@ -44,6 +44,7 @@ struct sp_pattern {
 	uint8_t err_cond;      /* SP_ERR_* */
 	int64_t err_value;     /* for SP_ERR_EQ */
 	char *text;            /* the entry as written after its keyword */
+	bool want_args;        /* a bare "args": every parameter DWARF names */
 };
 
 struct sp_pattern_list {
@@ -112,6 +113,7 @@ struct sp_func {
 	uint8_t n_caps;
 	uint8_t err_cond;
 	int64_t err_value;
+	char *owned_names[4]; /* names `args` found in DWARF (caps point here) */
 };
 
 struct sp_func_set {

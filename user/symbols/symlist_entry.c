@@ -3,6 +3,7 @@
  * a USDT source, followed by optional capture suffixes:
  *   NAME=argN:TYPE  NAME=ret:TYPE  (TYPE: i64, u64, i32, u32, str)
  *   error=neg | error=null | error=VALUE   (on the return value)
+ * and a bare "args": every parameter the function's DWARF names.
  * Suffixes are whole blank-separated tokens at the end of the line whose
  * NAME is a plain identifier, so C++ names ("operator=(A const&)") stay
  * patterns.
@@ -200,6 +201,9 @@ static int check_caps(const char *file, int line, const struct sp_pattern *p, ch
 
 	if (p->source == SP_SRC_USDT_ERROR && (p->n_caps || p->err_cond))
 		FAIL("%s:%d: an error probe takes no captures", file, line);
+	if (usdt && p->want_args)
+		FAIL("%s:%d: 'args' names a function's parameters from DWARF; a USDT probe has "
+		     "none (name its arguments: NAME=argN:TYPE)", file, line);
 	if (usdt && p->err_cond)
 		FAIL("%s:%d: error= tests a return value; a USDT probe has none "
 		     "(use an 'error usdt PROVIDER:NAME' line)", file, line);
@@ -234,6 +238,11 @@ int sp_symlist_entry(const char *file, int line, bool error_kw, const char *s, c
 		ts = te;
 		while (ts > s && !isspace((unsigned char)ts[-1]))
 			ts--;
+		if (ts > s && te - ts == 4 && !memcmp(ts, "args", 4) && !p->want_args) {
+			p->want_args = true;
+			head_end = ts;
+			continue;
+		}
 		if (ts == s || !is_suffix(ts, te))
 			break;
 		if (parse_suffix(file, line, ts, te, p, err, errlen))
