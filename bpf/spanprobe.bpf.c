@@ -658,6 +658,62 @@ int sp_exit_site(struct pt_regs *ctx)
 	return other_process() ? 0 : on_exit(ctx, PT_REGS_SP(ctx));
 }
 
+/* A single USDT probe fired inside a span: an instant event, its child.
+ * Its captures use the slot of the next stack index, free until a call
+ * pushes a frame there, which is after they have been sent. */
+static __always_inline void usdt_event(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
+				       __u32 flags, __u64 sp)
+{
+	__u64 now = bpf_ktime_get_ns(), key;
+	const struct sp_frame *top;
+	struct sp_span_rec *r;
+	__u32 n_before = st->n;
+
+	sp_pop_dead(ctx, st, sp, now, min_span_ns);
+	count_open(n_before, st);
+	if (!st->n)
+		return;
+	top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	key = new_key();
+	if ((flags & SP_SYM_CAPS) && st->n < SP_MAX_DEPTH &&
+	    sp_capture_entry(ctx, sym, st->n, key, 1)) {
+		struct sp_thread_caps *tc = bpf_task_storage_get(&thread_caps,
+								 bpf_get_current_task_btf(), 0, 0);
+		struct sp_cap_rec *cr;
+
+		if (tc && (cr = bpf_ringbuf_reserve(&records, sizeof(*cr), 0))) {
+			cr->kind = SP_RK_CAPS;
+			cr->sym_id = sym;
+			cr->key = key;
+			__builtin_memcpy(&cr->v, &tc->s[st->n & SP_DEPTH_MASK].v, sizeof(cr->v));
+			bpf_ringbuf_submit(cr, BPF_RB_NO_WAKEUP);
+		} else if (tc) {
+			__sync_fetch_and_add(&dropped_records, 1);
+		}
+	}
+	sp_on_close(sym, 0, 0);
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&dropped_records, 1);
+		st->flags |= SP_REC_INCOMPLETE;
+		return;
+	}
+	r->kind = SP_RK_SPAN;
+	r->tgid = target_tgid;
+	r->key = key;
+	r->parent_key = top->key;
+	r->query_key = top->query_key;
+	r->begin_ns = now;
+	r->end_ns = now;
+	r->obj = 0;
+	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->sym_id = sym;
+	r->polls = 0;
+	r->depth = top->depth + 1;
+	r->flags = SP_REC_EVENT;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
 /*
  * USDT probes, attached by libbpf (bpf_program__attach_usdt, which also
  * raises the probe's semaphore while attached); the cookie is ours,
@@ -675,6 +731,11 @@ int sp_usdt(struct pt_regs *ctx)
 	if (other_process())
 		return 0;
 	st = thread_of(bpf_get_current_task_btf());
+	if (flags & SP_SYM_USDT_EVENT) {
+		if (st && st->n)
+			usdt_event(ctx, st, sym, flags, sp);
+		return 0;
+	}
 	if (flags & (SP_SYM_USDT_DONE | SP_SYM_USDT_ERROR)) {
 		__u32 n_before;
 

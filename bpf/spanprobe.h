@@ -26,6 +26,9 @@ enum sp_rec_flags {
 	SP_REC_ERROR = 1u << 4,      /* failed: its return value met the
 				      * entry's error condition, or a USDT
 				      * error probe fired inside it */
+	SP_REC_EVENT = 1u << 5,      /* an instant event (a single USDT probe):
+				      * begin_ns == end_ns, kept whatever
+				      * --min-span says */
 };
 
 /* Frame kinds, in sp_frame.flags beside the record flags. */
@@ -52,6 +55,8 @@ enum sp_sym_flags {
 	SP_SYM_USDT = 1u << 9,     /* a USDT pair's start probe */
 	SP_SYM_TAILJMP = 1u << 10, /* an exit site that is a tail jump: RAX
 				    * is not the return value there */
+	SP_SYM_USDT_EVENT = 1u << 11, /* a single USDT probe: an instant event
+				       * inside the innermost open span */
 };
 
 /* Captures: at most SP_CAP_MAX values per span, strings cut at

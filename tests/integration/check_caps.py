@@ -22,6 +22,7 @@ KEYS = {
     "check_status": ("check_status", "v"),
     "handle_query": ("handle_query", "qid"),
     "capserver:req": ("req", "id"),
+    "capserver:req__step": ("step", "step"),
 }
 # truth fields that are not attributes
 NOT_ATTRS = {"fn", "error", "semaphore"}
@@ -60,6 +61,7 @@ def main():
         if (fn, ident) in by_id:
             errors.append("two spans for %s %s=%s" % (fn, key, ident))
         by_id[(fn, ident)] = s
+    by_span = {s["span_id"]: s for s in spans}
     checked = failed = 0
     for t in truth:
         key = dict(KEYS.values())[t["fn"]]
@@ -78,6 +80,13 @@ def main():
                           (t["fn"], key, t[key], s.get("error", False), t.get("error")))
         if "semaphore" in t and t["semaphore"] < 1:
             errors.append("req %s ran with its semaphore at %s" % (t["id"], t["semaphore"]))
+        if t["fn"] == "step":
+            # an instant event, inside its request's span
+            parent = by_span.get(s["parent_span_id"], {})
+            if parent.get("name") != "capserver:req" or parent.get("attrs", {}).get("id") != t["id"] \
+                    or "event" not in s["flags"] or s["duration_ns"] != 0:
+                errors.append("step %s: not an event of request %s (parent %s, flags %s)" %
+                              (t["step"], t["id"], parent.get("attrs"), s["flags"]))
         failed += bool(t.get("error"))
         checked += 1
     for (fn, ident) in by_id:

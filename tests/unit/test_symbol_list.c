@@ -79,11 +79,11 @@ static void test_unknown_keyword(void **state)
 	const char *t3 = "Root foo\n";
 
 	expect_error(t1, strlen(t1),
-		     "t.syms:3: unknown keyword 'spam' (expected 'root', 'span' or 'error')");
+		     "t.syms:3: unknown keyword 'spam' (expected 'root', 'span', 'error' or 'event')");
 	expect_error(t2, strlen(t2),
-		     "t.syms:1: unknown keyword 'spanx' (expected 'root', 'span' or 'error')");
+		     "t.syms:1: unknown keyword 'spanx' (expected 'root', 'span', 'error' or 'event')");
 	expect_error(t3, strlen(t3),
-		     "t.syms:1: unknown keyword 'Root' (expected 'root', 'span' or 'error')");
+		     "t.syms:1: unknown keyword 'Root' (expected 'root', 'span', 'error' or 'event')");
 }
 
 /* A symbol file does not get to send escape sequences to the terminal
@@ -95,13 +95,13 @@ static void test_unknown_keyword_is_escaped(void **state)
 	char t2[128];
 
 	expect_error(t1, strlen(t1),
-		     "t.syms:2: unknown keyword '\\x1b[2Jspan' (expected 'root', 'span' or 'error')");
+		     "t.syms:2: unknown keyword '\\x1b[2Jspan' (expected 'root', 'span', 'error' or 'event')");
 	memset(t2, 'k', 100);
 	memcpy(t2 + 100, " x\n", 4);
 	expect_error(t2, strlen(t2),
 		     "t.syms:1: unknown keyword "
 		     "'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...'"
-		     " (expected 'root', 'span' or 'error')");
+		     " (expected 'root', 'span', 'error' or 'event')");
 }
 
 static void test_missing_pattern(void **state)
@@ -198,7 +198,7 @@ static void test_file_roundtrip(void **state)
 	char want[300];
 
 	snprintf(want, sizeof(want),
-		 "%s:2: unknown keyword 'bogus' (expected 'root', 'span' or 'error')", path);
+		 "%s:2: unknown keyword 'bogus' (expected 'root', 'span', 'error' or 'event')", path);
 	assert_string_equal(err, want);
 
 	fd = open(path, O_WRONLY | O_TRUNC);

@@ -106,7 +106,7 @@ static void test_notes(void **state)
 	}
 }
 
-/* capserver's three probes, read from the built binary. */
+/* capserver's four probes, read from the built binary. */
 static void test_fixture_notes(void **state)
 {
 	const char *path = "build/fixtures/capserver";
@@ -125,7 +125,7 @@ static void test_fixture_notes(void **state)
 	e = elf_begin(fd, ELF_C_READ, NULL);
 	assert_non_null(e);
 	assert_int_equal(sp_usdt_read_elf(e, &l, err, sizeof(err)), 0);
-	assert_int_equal(l.n, 3);
+	assert_int_equal(l.n, 4);
 	for (size_t i = 0; i < l.n; i++) {
 		assert_string_equal(l.v[i].provider, "capserver");
 		assert_true(l.v[i].semaphore != 0);

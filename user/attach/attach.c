@@ -253,6 +253,10 @@ static int attach_usdts(struct sp_attach *a, pid_t pid, const struct sp_func_set
 		if (f->source == SP_SRC_USDT_ERROR) {
 			rc = attach_one_usdt(a, pid, f, f->usdt_start,
 					     sp_probe_cookie((__u32)i, SP_SYM_USDT_ERROR));
+		} else if (f->source == SP_SRC_USDT_EVENT) {
+			rc = attach_one_usdt(a, pid, f, f->usdt_start,
+					     sp_probe_cookie((__u32)i, SP_SYM_USDT_EVENT |
+							     (f->n_caps ? SP_SYM_CAPS : 0)));
 		} else {
 			rc = attach_one_usdt(a, pid, f, f->usdt_start, sp_probe_cookie((__u32)i, flags));
 			if (!rc)

@@ -322,7 +322,8 @@ static void text_usdt(const struct sp_func *f, const struct func_cost *c)
 		       f->usdt_start, f->usdt_provider, f->usdt_done ? f->usdt_done : "?",
 		       f->object, (unsigned long long)f->addr);
 	else
-		printf("      usdt error probe %s:%s in %s (first site at 0x%llx)\n",
+		printf("      usdt %s %s:%s in %s (first site at 0x%llx)\n",
+		       f->source == SP_SRC_USDT_EVENT ? "event" : "error probe",
 		       f->usdt_provider, f->usdt_start, f->object, (unsigned long long)f->addr);
 	if (f->problem)
 		printf("      problem: %s\n", f->problem);
@@ -513,7 +514,8 @@ static void json_func(const struct sp_func *f, const struct func_cost *c)
 	if (f->source != SP_SRC_FUNC) {
 		fputs(",\"usdt\":{\"provider\":", stdout);
 		json_str(f->usdt_provider);
-		fputs(f->source == SP_SRC_USDT_PAIR ? ",\"start\":" : ",\"error\":", stdout);
+		fputs(f->source == SP_SRC_USDT_PAIR ? ",\"start\":" :
+		      f->source == SP_SRC_USDT_EVENT ? ",\"event\":" : ",\"error\":", stdout);
 		json_str(f->usdt_start);
 		if (f->source == SP_SRC_USDT_PAIR) {
 			fputs(",\"done\":", stdout);

@@ -106,6 +106,7 @@ static void json_flags(FILE *out, uint32_t flags)
 		{ SP_SPAN_INCOMPLETE, "incomplete" },
 		{ SP_SPAN_PARTIAL, "partial" },
 		{ SP_SPAN_ERROR, "error" },
+		{ SP_SPAN_EVENT, "event" },
 	};
 	const char *sep = "";
 
@@ -382,6 +383,10 @@ static void print_flags(FILE *out, uint32_t flags, bool orphan)
 	}
 	if (flags & SP_SPAN_ERROR) {
 		fprintf(out, "%s[error]", sep);
+		sep = " ";
+	}
+	if (flags & SP_SPAN_EVENT) {
+		fprintf(out, "%s[event]", sep);
 		sep = " ";
 	}
 	if (orphan)

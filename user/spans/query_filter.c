@@ -156,7 +156,9 @@ void sp_filter_span(void *filter, const struct sp_span *s)
 		close_query(f, q, s);
 		return;
 	}
-	if (sp_span_duration(s) >= f->min_span && keep(q, s) == 0) {
+	/* an event has no duration to compare: it is kept with its query */
+	if ((sp_span_duration(s) >= f->min_span || (s->flags & SP_SPAN_EVENT)) &&
+	    keep(q, s) == 0) {
 		sp_idmap_put(&q->has_kept, parent, 1);
 	} else {
 		f->st.spans_dropped++;

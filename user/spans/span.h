@@ -15,6 +15,7 @@ enum sp_span_flags {
 	SP_SPAN_ERROR = 1u << 4,    /* failed: its return value met the entry's
 				     * error condition, or a USDT error probe
 				     * fired inside it */
+	SP_SPAN_EVENT = 1u << 5,    /* an instant event: begin_ns == end_ns */
 };
 
 /* Values a span captured (opt-in per symbol-list entry): at most

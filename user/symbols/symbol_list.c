@@ -45,7 +45,7 @@ static int parse_line(const char *name, int lineno, const char *s,
 	const char *kw = s, *kw_end, *pat, *pat_end = e;
 	struct sp_pattern p = { .line = lineno };
 	enum sp_role role;
-	bool error_kw = false;
+	int kwk = SP_KW_SPAN;
 
 	trim(&kw, &pat_end);
 	if (kw == pat_end)
@@ -59,13 +59,16 @@ static int parse_line(const char *name, int lineno, const char *s,
 		role = SP_ROLE_SPAN;
 	} else if (kw_end - kw == 5 && memcmp(kw, "error", 5) == 0) {
 		role = SP_ROLE_SPAN;
-		error_kw = true;
+		kwk = SP_KW_ERROR;
+	} else if (kw_end - kw == 5 && memcmp(kw, "event", 5) == 0) {
+		role = SP_ROLE_SPAN;
+		kwk = SP_KW_EVENT;
 	} else {
 		char shown[300];
 
 		sp_err_printable(shown, sizeof(shown), kw, (size_t)(kw_end - kw));
 		sp_set_err(err, errlen,
-			"%s:%d: unknown keyword '%s' (expected 'root', 'span' or 'error')",
+			"%s:%d: unknown keyword '%s' (expected 'root', 'span', 'error' or 'event')",
 			name, lineno, shown);
 		return -1;
 	}
@@ -77,7 +80,7 @@ static int parse_line(const char *name, int lineno, const char *s,
 		return -1;
 	}
 	p.role = role;
-	if (sp_symlist_entry(name, lineno, error_kw, pat, pat_end, &p, err, errlen)) {
+	if (sp_symlist_entry(name, lineno, kwk, pat, pat_end, &p, err, errlen)) {
 		sp_symlist_entry_free(&p);
 		free(p.glob);
 		return -1;

@@ -19,6 +19,8 @@ enum sp_source {
 	SP_SRC_USDT_PAIR = 1,  /* "usdt P:START P:DONE": a span from start to done */
 	SP_SRC_USDT_ERROR = 2, /* "error usdt P:NAME": fails the innermost
 				* open USDT span, which ends there */
+	SP_SRC_USDT_EVENT = 3, /* "event usdt P:NAME": an instant event in
+				* the innermost open span */
 };
 
 /* Opt-in captures: "NAME=argN:TYPE", "NAME=ret:TYPE" (enums in

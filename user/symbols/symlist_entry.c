@@ -172,6 +172,7 @@ static int parse_usdt(const char *file, int line, const char *s, const char *e,
 	const char *t1, *t2, *t3;
 	const char *p1, *p2;
 	bool two = p->source == SP_SRC_USDT_PAIR;
+	const char *kw = p->source == SP_SRC_USDT_EVENT ? "event" : "error";
 
 	if (!next_token(&s, e, &t1) || !probe_spec(t1, (size_t)(s - t1)))
 		goto usage;
@@ -191,7 +192,7 @@ usage:
 	if (two)
 		FAIL("%s:%d: expected 'usdt PROVIDER:START PROVIDER:DONE [NAME=argN:TYPE ...]'",
 		     file, line);
-	FAIL("%s:%d: expected 'error usdt PROVIDER:NAME'", file, line);
+	FAIL("%s:%d: expected '%s usdt PROVIDER:NAME'", file, line, kw);
 }
 
 static int check_caps(const char *file, int line, const struct sp_pattern *p, char *err,
@@ -204,6 +205,8 @@ static int check_caps(const char *file, int line, const struct sp_pattern *p, ch
 	if (usdt && p->want_args)
 		FAIL("%s:%d: 'args' names a function's parameters from DWARF; a USDT probe has "
 		     "none (name its arguments: NAME=argN:TYPE)", file, line);
+	if (p->source == SP_SRC_USDT_EVENT && p->want_args)
+		FAIL("%s:%d: an event takes no 'args'", file, line);
 	if (usdt && p->err_cond)
 		FAIL("%s:%d: error= tests a return value; a USDT probe has none "
 		     "(use an 'error usdt PROVIDER:NAME' line)", file, line);
@@ -221,7 +224,7 @@ static int check_caps(const char *file, int line, const struct sp_pattern *p, ch
 	return 0;
 }
 
-int sp_symlist_entry(const char *file, int line, bool error_kw, const char *s, const char *e,
+int sp_symlist_entry(const char *file, int line, int kw, const char *s, const char *e,
 		     struct sp_pattern *p, char *err, size_t errlen)
 {
 	const char *head_end = e;
@@ -252,11 +255,13 @@ int sp_symlist_entry(const char *file, int line, bool error_kw, const char *s, c
 	while (head_end > s && isspace((unsigned char)head_end[-1]))
 		head_end--;
 	if (head_end - s > 4 && !memcmp(s, "usdt", 4) && isspace((unsigned char)s[4])) {
-		p->source = error_kw ? SP_SRC_USDT_ERROR : SP_SRC_USDT_PAIR;
+		p->source = kw == SP_KW_ERROR ? SP_SRC_USDT_ERROR :
+			    kw == SP_KW_EVENT ? SP_SRC_USDT_EVENT : SP_SRC_USDT_PAIR;
 		if (parse_usdt(file, line, s + 4, head_end, p, err, errlen))
 			return -1;
-	} else if (error_kw) {
-		FAIL("%s:%d: expected 'error usdt PROVIDER:NAME'", file, line);
+	} else if (kw != SP_KW_SPAN) {
+		FAIL("%s:%d: expected '%s usdt PROVIDER:NAME'", file, line,
+		     kw == SP_KW_EVENT ? "event" : "error");
 	} else {
 		p->glob = strndup(s, (size_t)(head_end - s));
 		if (!p->glob)
