@@ -28,7 +28,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v5-usdt
+DEPS_STAMP := /var/lib/spanprobe-deps.v6
 
 .SECONDARY:
 .PHONY: all deps test unit integration demo clean vmlinux fixtures check-layers
@@ -66,11 +66,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 -include tests/fixtures/fixtures.mk
 -include tests/fixtures/rust/rust.mk
+-include tests/fixtures/micromegas/micromegas.mk
 -include tests/fixtures/rust-mini/rust-mini.mk
 -include tests/bench/bench.mk
 -include tests/stress/stress.mk
 -include tests/fuzz/fuzz.mk
 -include tests/asan.mk
+include tools/install.mk
 
 # user/ is layered by pipeline stage (tools/check-layers.py): no folder uses
 # one above it, no file of the DWARF analysis calls back into one that

@@ -651,6 +651,10 @@ t_sinks() {
 # make stress).
 . tests/integration/reliability.sh
 
+# The install: make install, man page, completion, --version, APT sources,
+# the example symbol list (issue 15).
+. tests/integration/install.sh
+
 # ------------------------------------------------------------------- main
 
 # Captured arguments and return values (C, SysV registers), error
@@ -760,6 +764,7 @@ SYMS
 }
 
 ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
+     apt_backports install syms_example collapse data_only_lib second_tracer
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures postgres"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"

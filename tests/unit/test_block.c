@@ -1354,7 +1354,7 @@ static char *capture_tree(const struct sp_span *s, size_t n, bool json)
 	if (json)
 		sp_print_json(f, s, n);
 	else
-		sp_print_tree(f, s, n);
+		sp_print_tree(f, s, n, SP_TREE_EXPAND);
 	assert_int_equal(fclose(f), 0);
 	return text;
 }

@@ -484,6 +484,9 @@ int sp_attach_open(struct sp_attach **out, pid_t tgid,
 		   struct sp_attach_stats *st, char *err, size_t errlen)
 {
 	struct sp_attach *a = calloc(1, sizeof(*a));
+	/* Older kernels lack sessions (6.13) or uprobe_multi (6.6): fall back,
+	 * paying attach time or a return probe outside queries. */
+	enum sp_attach_mode last = o->exact ? o->best : SP_ATTACH_CLASSIC;
 	int rc = -1;
 
 	if (!a) {
@@ -491,11 +494,9 @@ int sp_attach_open(struct sp_attach **out, pid_t tgid,
 		return -1;
 	}
 	a->ncpus = libbpf_num_possible_cpus();
-	/* Older kernels lack sessions (6.13) or uprobe_multi (6.6): fall back,
-	 * paying attach time or a return probe outside queries. */
-	for (enum sp_attach_mode m = o->best; m <= SP_ATTACH_CLASSIC && rc; m++) {
+	for (enum sp_attach_mode m = o->best; m <= last && rc; m++) {
 		rc = try_attach(a, tgid, funcs, o, m, st, err, errlen);
-		if (rc && m < SP_ATTACH_CLASSIC)
+		if (rc && m < last)
 			fprintf(stderr, "spanprobe: warning: %s; trying %s\n", err,
 				sp_attach_mode_name(m + 1));
 	}

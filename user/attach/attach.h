@@ -30,6 +30,7 @@ struct sp_attach_opts {
 	uint64_t min_span_ns;
 	uint32_t ring_bytes;       /* 0: the default; else a power of two >= 4096 */
 	enum sp_attach_mode best;  /* the first mode to try */
+	bool exact;                /* try best only: no fallback (feature probes) */
 };
 
 /* Attaches every attachable function of funcs (the cookie is its index in

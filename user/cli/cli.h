@@ -12,6 +12,8 @@ int sp_cmd_run(int argc, char **argv);
 int sp_cmd_symbols(int argc, char **argv);
 int sp_cmd_dump(int argc, char **argv);
 int sp_cmd_stats(int argc, char **argv);
+/* --version [--json]: argv[0] is "--version" */
+int sp_cmd_version(int argc, char **argv);
 /* `symbols --usdt`: the USDT probes of the objects of pid (> 0) or of
  * binary, as text or JSON on stdout; the exit status. */
 int sp_list_usdt(pid_t pid, const char *binary, bool json);

@@ -19,16 +19,20 @@
 struct dump_opts {
 	const char *path;
 	bool json;
+	bool expand;          /* --expand: no collapsed siblings */
 	const char *perfetto; /* OUT of --perfetto, or NULL */
 };
 
 static void usage(FILE *f)
 {
-	fputs("usage: spanprobe dump FILE [--json] [--perfetto OUT]\n"
-	      "  Prints the queries stored in a block file as trees, or with\n"
-	      "  --json as one JSON object per span and line. --perfetto writes\n"
-	      "  them to OUT (\"-\": stdout) as a Perfetto/Chrome trace JSON file,\n"
-	      "  one track per query, instead of printing trees.\n", f);
+	fputs("usage: spanprobe dump FILE [--json] [--perfetto OUT] [--expand]\n"
+	      "  Prints the queries stored in a block file as trees.\n"
+	      "  --json          one JSON object per span and line instead\n"
+	      "  --perfetto OUT  write them to OUT (\"-\": stdout) as a Perfetto/Chrome\n"
+	      "                  trace JSON file, one track per query, instead of trees\n"
+	      "  --expand        every span on a line of its own (by default a run of\n"
+	      "                  same-name siblings is one line: count, total, p50, max)\n"
+	      "  -h, --help      this text\n", f);
 }
 
 /* 0: run, 1: help was printed, -1: usage error (already reported). */
@@ -44,6 +48,8 @@ static int parse_args(int argc, char **argv, struct dump_opts *o)
 			opts_done = true;
 		} else if (!opts_done && strcmp(a, "--json") == 0) {
 			o->json = true;
+		} else if (!opts_done && strcmp(a, "--expand") == 0) {
+			o->expand = true;
 		} else if (!opts_done && strcmp(a, "--perfetto") == 0) {
 			if (i + 1 >= argc) {
 				fputs("spanprobe dump: --perfetto needs an output file\n", stderr);
@@ -93,8 +99,9 @@ static void print_block_header(const struct sp_block *b)
 
 static void print_query_tree(const struct sp_span *q, size_t n, void *arg)
 {
-	(void)arg;
-	sp_print_tree(stdout, q, n);
+	const unsigned *flags = arg;
+
+	sp_print_tree(stdout, q, n, *flags);
 	putchar('\n');
 }
 
@@ -116,11 +123,12 @@ static void perfetto_query(const struct sp_span *q, size_t n, void *arg)
 	sp_perfetto_query(c->p, c->hdr, q, n);
 }
 
-static void print_block(struct sp_block *b, bool json)
+static void print_block(struct sp_block *b, bool json, unsigned tree_flags)
 {
 	if (!json)
 		print_block_header(b);
-	sp_for_each_query(b->spans, b->n, json ? print_query_json : print_query_tree, NULL);
+	sp_for_each_query(b->spans, b->n, json ? print_query_json : print_query_tree,
+			  &tree_flags);
 }
 
 int sp_cmd_dump(int argc, char **argv)
@@ -160,7 +168,7 @@ int sp_cmd_dump(int argc, char **argv)
 			sp_for_each_query(b.spans, b.n, perfetto_query,
 					  &(struct perfetto_ctx){ pf, &b.hdr });
 		if (!pf || o.json)
-			print_block(&b, o.json);
+			print_block(&b, o.json, o.expand ? SP_TREE_EXPAND : 0);
 	}
 	sp_block_reader_close(r);
 	if (pf && sp_perfetto_close(pf)) {

@@ -37,12 +37,15 @@ static void usage(FILE *f)
 {
 	fputs("usage: spanprobe stats FILE [--json] [--prune-advice -s SYMBOLS]\n"
 	      "  Per-symbol statistics stored in a block file by attach/run -o:\n"
-	      "  calls, total/p50/p99/max duration, spans under --min-span, spans\n"
-	      "  kept in slow queries, estimated probe cost; costliest first.\n"
-	      "  Several statistics blocks (concatenated files, one per session)\n"
-	      "  are summed. --json prints one JSON object per symbol and line.\n"
-	      "  --prune-advice -s SYMBOLS prints SYMBOLS rewritten without the\n"
-	      "  functions that never reached --min-span inside a slow query.\n", f);
+	      "  calls, total/p50/p99/max duration, spans under the session's\n"
+	      "  minimum span, spans kept in slow queries, estimated probe cost;\n"
+	      "  costliest first. Several statistics blocks (concatenated files,\n"
+	      "  one per session) are summed.\n"
+	      "  --json               one JSON object per symbol and line\n"
+	      "  --prune-advice       print SYMBOLS rewritten without the functions\n"
+	      "                       that never reached the minimum span in a slow query\n"
+	      "  -s, --symbols FILE   the symbol list --prune-advice rewrites\n"
+	      "  -h, --help           this text\n", f);
 }
 
 static int need_value(int i, int argc, const char *opt)

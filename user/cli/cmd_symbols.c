@@ -43,7 +43,8 @@ static void usage(FILE *f)
 		"      --usdt           list the USDT probes the objects offer\n"
 		"      --strict         exit 1 when a pattern matches nothing\n"
 		"      --exit-probe M   how call ends are observed (default auto:\n"
-		"                       ret sites where exceptions/panics can unwind)\n");
+		"                       ret sites where exceptions/panics can unwind)\n"
+		"  -h, --help           this text\n");
 }
 
 static int parse_pid(const char *s, pid_t *pid)
@@ -423,6 +424,10 @@ static void print_text(const struct sp_pattern_list *pats, const struct sp_func_
 		       expensive, (double)sp_probe_hit_ns(SP_EXEC_SINGLESTEP) /
 				  sp_probe_hit_ns(SP_EXEC_EMULATED));
 	putchar('\n');
+	/* not worth a warning, but a list that names nothing there should
+	 * be able to tell why */
+	for (size_t k = 0; k < fs->n_no_funcs; k++)
+		printf("%s: no function symbols (data only): not searched\n", fs->no_funcs[k]);
 }
 
 /* JSON strings: escapes, and U+FFFD for bytes that are not UTF-8 (paths

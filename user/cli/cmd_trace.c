@@ -16,7 +16,7 @@
 enum { OPT_MIN_SPAN = 256, OPT_MIN_QUERY, OPT_DURATION, OPT_STRICT,
        OPT_EXIT_PROBE, OPT_NO_MULTI, OPT_ATTACH_MODE,
        OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO, OPT_RING,
-       OPT_STATS, OPT_PRUNE, OPT_REDACT };
+       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_REDACT };
 
 static const struct option trace_options[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -36,16 +36,22 @@ static const struct option trace_options[] = {
 	{ "ring-buffer", required_argument, NULL, OPT_RING },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "prune-advice", no_argument, NULL, OPT_PRUNE },
-	{ "redact", no_argument, NULL, OPT_REDACT },
+       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_REDACT };
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
 
-static void usage(FILE *f)
+/* Each command's own usage line: `run` takes no -p. */
+static void usage(FILE *f, const char *cmd)
 {
-	fputs("usage: spanprobe attach -p PID -s SYMBOLS [options]\n"
-	      "       spanprobe run -s SYMBOLS [options] -- CMD [ARGS...]\n"
-	      "options:\n"
+	if (strcmp(cmd, "run"))
+		fputs("usage: spanprobe attach -p PID -s SYMBOLS [options]\n"
+		      "options:\n"
+		      "  -p, --pid PID         the process to trace\n", f);
+	else
+		fputs("usage: spanprobe run -s SYMBOLS [options] -- CMD [ARGS...]\n"
+		      "options:\n", f);
+	fputs("  -s, --symbols FILE    the symbol list: 'root PATTERN' / 'span PATTERN' lines\n"
 	      "  -o, --output FILE     write kept queries as blocks (default: trees on stdout)\n"
 	      "  --min-span D          keep spans of at least D inside kept queries (5ms)\n"
 	      "  --min-query D         keep queries whose root lasts at least D (1s)\n"
@@ -68,6 +74,10 @@ static void usage(FILE *f)
 	      "                        (SQL numbers and quoted strings become ?)\n"
 	      "  --ring-buffer SIZE    kernel-to-collector buffer, a power of two >= 4K\n"
 	      "                        (K or M suffix; default 8M)\n"
+	      "  --expand              trees with every span (by default a run of same-name\n"
+	      "                        siblings is one line: count, total, p50, max)\n"
+	      "  -v, --verbose         name every object without symbols as it is read\n"
+	      "  -h, --help            this text\n"
 	      "durations take ns, us, ms or s suffixes\n", f);
 }
 
@@ -128,7 +138,7 @@ static int parse_ring(const char *v, uint32_t *bytes)
 	return 0;
 }
 
-static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid)
+static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid, const char *cmd)
 {
 	char *end;
 
@@ -152,14 +162,16 @@ static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid)
 	case OPT_RING: return parse_ring(optarg, &o->ring_bytes);
 	case OPT_STATS: o->stats = true; return 0;
 	case OPT_PRUNE: o->prune_advice = true; return 0;
+	case OPT_EXPAND: o->expand = true; return 0;
+	case 'v': o->verbose = true; return 0;
 	case OPT_REDACT: o->redact = true; return 0;
 	case OPT_MICROMEGAS: o->exports.micromegas_url = optarg; return 0;
 	case OPT_OTLP: o->exports.otlp_url = optarg; return 0;
 	case OPT_OTLP_GZIP: o->exports.otlp_gzip = true; return 0;
 	case OPT_PERFETTO: o->exports.perfetto_path = optarg; return 0;
 	case OPT_EXIT_PROBE: return parse_exit_probe(optarg, &o->exit_policy);
-	case 'h': usage(stdout); exit(0);
-	default: usage(stderr); return -1;
+	case 'h': usage(stdout, cmd); exit(0);
+	default: usage(stderr, cmd); return -1;
 	}
 }
 
@@ -171,8 +183,8 @@ static int parse(int argc, char **argv, struct sp_trace_opts *o, pid_t *pid)
 	o->min_span_ns = 5000000ull;
 	o->min_query_ns = 1000000000ull;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:s:o:h", trace_options, NULL)) != -1)
-		if (parse_one(c, o, pid))
+	while ((c = getopt_long(argc, argv, "+p:s:o:vh", trace_options, NULL)) != -1)
+		if (parse_one(c, o, pid, argv[0]))
 			return -1;
 	if (!o->symbols) {
 		fprintf(stderr, "spanprobe: %s: -s SYMBOLS is required\n", argv[0]);

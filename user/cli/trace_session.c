@@ -15,9 +15,11 @@
 #include "spans/async_queries.h"
 #include "resolve/async_visibility.h"
 #include "attach/attach.h"
+#include "attach/other_tracers.h"
 #include "base/clock.h"
 #include "symbols/proc_maps.h"
 #include "spans/query_filter.h"
+#include "output/span_print.h"
 #include "sinks/sinks.h"
 #include "stats/kept_count.h"
 #include "spans/span_assembler.h"
@@ -156,6 +158,9 @@ static int resolve(struct sp_session *s, const char *binary)
 	}
 	warn_unmatched(s, binary);
 	warn_problems(s);
+	for (size_t i = 0; s->o->verbose && i < s->funcs.n_no_funcs; i++)
+		fprintf(stderr, "spanprobe: %s: no function symbols (data only): nothing to trace there\n",
+			s->funcs.no_funcs[i]);
 	for (size_t i = 0; i < s->funcs.n; i++)
 		attachable += !s->funcs.v[i].problem;
 	if (s->o->strict && count_unmatched(s))
@@ -237,6 +242,7 @@ static int open_sinks(struct sp_session *s, const char *binary)
 		s->exe = strdup(binary ? binary : "?");
 	s->sinks.wall_offset = sp_wall_offset();
 	s->sinks.print_trees = !s->o->output;
+	s->sinks.tree_flags = s->o->expand ? SP_TREE_EXPAND : 0;
 	s->sinks.dropped = &s->dropped;
 	s->sinks.meta.version = SP_BLOCK_VERSION;
 	s->sinks.meta.pid = s->pid;
@@ -250,12 +256,40 @@ static int open_sinks(struct sp_session *s, const char *binary)
 	return 0;
 }
 
+/* A second tracer doubles every probe hit; say so before adding ours. */
+static void warn_other_tracers(const struct sp_session *s)
+{
+	struct sp_other_tracer t[8];
+	char err[256];
+	int n = sp_find_other_tracers(s->pid, &s->funcs, t, 8, err, sizeof(err));
+
+	if (n < 0 && s->o->verbose)
+		fprintf(stderr, "spanprobe: cannot tell whether another tracer probes pid %d: %s\n",
+			s->pid, err);
+	for (int i = 0; i < n; i++) {
+		char who[64];
+
+		if (t[i].owner)
+			snprintf(who, sizeof(who), "of pid %d (%s)", t[i].owner, t[i].comm);
+		else
+			snprintf(who, sizeof(who), "held by no process (pinned?)");
+		/* a perf-event uprobe does not say which process it filters on */
+		fprintf(stderr, "spanprobe: warning: pid %d %s: %zu uprobe link%s %s %s; "
+			"every probe will fire twice (the target pays twice, and each "
+			"tracer sees all calls)\n", s->pid,
+			t[i].by_pid ? "is already traced" : "may already be traced",
+			t[i].links, t[i].links == 1 ? "" : "s", who,
+			t[i].by_pid ? "probe it" : "sit on the same functions of the same file");
+	}
+}
+
 static int attach(struct sp_session *s)
 {
 	struct sp_attach_opts ao = { .min_span_ns = s->o->min_span_ns,
 				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode };
 	char err[512];
 
+	warn_other_tracers(s);
 	if (sp_attach_open(&s->att, s->pid, &s->funcs, &ao, &s->ast, err, sizeof(err))) {
 		if (kill(s->pid, 0) && errno == ESRCH)
 			fprintf(stderr, "spanprobe: pid %d exited during attach\n", s->pid);
@@ -511,6 +545,23 @@ static void summary_async(const struct sp_session *s)
 			(unsigned long long)h->lost);
 }
 
+/* Data-only libraries (no function symbols), counted once here rather
+ * than warned about at every attach; -v names them as they are read. */
+static void summary_no_funcs(const struct sp_session *s)
+{
+	size_t n = s->funcs.n_no_funcs;
+
+	if (!n)
+		return;
+	fprintf(stderr, "; %zu librar%s without function symbols skipped (", n, n == 1 ? "y" : "ies");
+	for (size_t i = 0; i < n && i < 3; i++) {
+		const char *slash = strrchr(s->funcs.no_funcs[i], '/');
+
+		fprintf(stderr, "%s%s", i ? ", " : "", slash ? slash + 1 : s->funcs.no_funcs[i]);
+	}
+	fputs(n > 3 ? ", ...)" : ")", stderr);
+}
+
 static void summary(struct sp_session *s, double secs)
 {
 	const struct sp_asm_stats *as = sp_asm_stats(s->asm_);
@@ -533,6 +584,7 @@ static void summary(struct sp_session *s, double secs)
 		fprintf(stderr, "; %llu queries lost their root record",
 			(unsigned long long)as->lost_queries);
 	summary_async(s);
+	summary_no_funcs(s);
 	if (s->o->output)
 		fprintf(stderr, "; %llu blocks written to %s",
 			(unsigned long long)s->sinks.blocks_written, s->o->output);

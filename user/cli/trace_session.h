@@ -21,6 +21,8 @@ struct sp_trace_opts {
 	enum sp_attach_mode attach_mode; /* the best mode to try first */
 	uint32_t ring_bytes;    /* 0: the default ring buffer size */
 	bool stats;             /* --stats: per-symbol table at exit */
+	bool expand;            /* --expand: trees without collapsed siblings */
+	bool verbose;           /* -v: every object without symbols named */
 	bool prune_advice;      /* --prune-advice: the symbol list without
 				 * what never mattered */
 	bool redact;            /* --redact: literals out of captured strings */

@@ -12,11 +12,15 @@
 #include <string.h>
 #include <time.h>
 #include "output/span_print.h"
+#include "output/tree_collapse.h"
 #include "base/utf8_clean.h"
 
 /* Deeper levels are drawn at this indent with a [+N] marker, so that a
  * deep recursion does not produce quadratic output. */
 #define MAX_INDENT 32
+/* Levels of what collapsed siblings called that are drawn; deeper ones
+ * are counted on one line (a hostile file may nest without end). */
+#define MAX_AGG_LEVELS 24
 
 void sp_print_time(FILE *out, uint64_t wall_ns)
 {
@@ -257,6 +261,7 @@ struct tree {
 	bool *seen;
 	struct level *stack;
 	size_t n;
+	unsigned flags;   /* SP_TREE_* */
 };
 
 static int cmp_u64(uint64_t a, uint64_t b)
@@ -408,9 +413,9 @@ static void print_top_line(FILE *out, const struct sp_span *s)
 	putc('\n', out);
 }
 
-/* depth counts the levels on the stack; the child belongs to the top. */
-static void print_child_line(FILE *out, const struct tree *t, size_t depth,
-			     const struct sp_span *s)
+/* The indent of a line below the top of the stack (depth levels deep):
+ * the rails of the open levels and the branch of the line itself. */
+static void print_prefix(FILE *out, const struct tree *t, size_t depth)
 {
 	const struct level *lv = &t->stack[depth - 1];
 	size_t first = depth > MAX_INDENT ? depth - MAX_INDENT : 0;
@@ -420,6 +425,15 @@ static void print_child_line(FILE *out, const struct tree *t, size_t depth,
 	for (size_t i = first; i + 1 < depth; i++)
 		fputs(t->stack[i].next < t->stack[i].n ? "│   " : "    ", out);
 	fputs(lv->next < lv->n ? "├── " : "└── ", out);
+}
+
+/* depth counts the levels on the stack; the child belongs to the top. */
+static void print_child_line(FILE *out, const struct tree *t, size_t depth,
+			     const struct sp_span *s)
+{
+	const struct level *lv = &t->stack[depth - 1];
+
+	print_prefix(out, t, depth);
 	sp_print_text(out, s->name);
 	sp_print_caps(out, s->caps);
 	fputs("  ", out);
@@ -428,6 +442,170 @@ static void print_child_line(FILE *out, const struct tree *t, size_t depth,
 		fprintf(out, "  tid %" PRIu32, s->tid);
 	print_flags(out, s->flags, false);
 	putc('\n', out);
+}
+
+/* ---- collapsed siblings ------------------------------------------------ */
+
+/* "name ×N  total T, p50 P, max M", or a plain line for a single span. */
+static void print_group_label(FILE *out, const struct sp_span *const *v, size_t n)
+{
+	struct sp_collapse_stats st;
+
+	sp_print_text(out, v[0]->name);
+	if (n == 1 || sp_collapse_stats(v, n, &st)) {
+		fputs("  ", out);
+		sp_print_duration(out, sp_span_duration(v[0]));
+		print_flags(out, v[0]->flags, false);
+		putc('\n', out);
+		return;
+	}
+	fprintf(out, " ×%zu  total ", st.count);
+	sp_print_duration(out, st.total_ns);
+	fputs(", p50 ", out);
+	sp_print_duration(out, st.p50_ns);
+	fputs(", max ", out);
+	sp_print_duration(out, st.max_ns);
+	print_flags(out, st.flags, false);
+	putc('\n', out);
+}
+
+/* Every unseen child of v[0..n), by begin time; NULL when there are none
+ * or memory is short (the children are then printed as orphan trees). */
+static const struct sp_span **group_children(struct tree *t, const struct sp_span *const *v,
+					     size_t n, size_t *count)
+{
+	const struct sp_span **kids = NULL;
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t c;
+
+		children(t, v[i]->span_id, &c);
+		total += c;
+	}
+	*count = 0;
+	if (!total || !(kids = malloc(total * sizeof(*kids))))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t c;
+		const struct sp_span **ch = children(t, v[i]->span_id, &c);
+
+		for (size_t j = 0; j < c; j++)
+			if (!t->seen[ch[j] - t->base]) {
+				t->seen[ch[j] - t->base] = true;
+				kids[k++] = ch[j];
+			}
+	}
+	qsort(kids, k, sizeof(*kids), cmp_by_begin);
+	*count = k;
+	return kids;
+}
+
+/* Marks everything below v[0..n) seen, without recursion; returns how
+ * many spans that was. */
+static size_t hide_below(struct tree *t, const struct sp_span *const *v, size_t n)
+{
+	size_t count = 0, hidden = 0;
+	const struct sp_span **todo = malloc(t->n * sizeof(*todo));
+
+	if (!todo)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		todo[count++] = v[i];
+	while (count) {
+		size_t c;
+		const struct sp_span **ch = children(t, todo[--count]->span_id, &c);
+
+		for (size_t j = 0; j < c; j++)
+			if (!t->seen[ch[j] - t->base]) {
+				t->seen[ch[j] - t->base] = true;
+				todo[count++] = ch[j];
+				hidden++;
+			}
+	}
+	free(todo);
+	return hidden;
+}
+
+/* What the spans v[0..n) called, grouped by name, under the indent
+ * `rails` (the text before the branch of each line). */
+static void print_groups(FILE *out, struct tree *t, const struct sp_span *const *v,
+			 size_t n, char *rails, size_t rails_len, unsigned level)
+{
+	size_t count, groups, *sizes;
+	const struct sp_span **kids;
+
+	if (level >= MAX_AGG_LEVELS) {
+		size_t hidden = hide_below(t, v, n);
+
+		if (hidden)
+			fprintf(out, "%s└── [%zu deeper spans]\n", rails, hidden);
+		return;
+	}
+	kids = group_children(t, v, n, &count);
+	if (!kids)
+		return;
+	sizes = malloc(count * sizeof(*sizes));
+	groups = sizes ? sp_collapse_group(kids, count, sizes) : 0;
+	if (!groups) {
+		/* out of memory: one group per span, in begin order */
+		free(sizes);
+		sizes = NULL;
+		groups = count;
+	}
+	for (size_t g = 0, at = 0; g < groups; g++) {
+		size_t gn = sizes ? sizes[g] : 1;
+		bool last = g + 1 == groups;
+
+		fprintf(out, "%s%s", rails, last ? "└── " : "├── ");
+		print_group_label(out, kids + at, gn);
+		strcpy(rails + rails_len, last ? "    " : "│   ");
+		print_groups(out, t, kids + at, gn, rails, strlen(rails), level + 1);
+		rails[rails_len] = 0;
+		at += gn;
+	}
+	free(sizes);
+	free(kids);
+}
+
+/* A run of same-name siblings at the top of the stack: one line, then
+ * what they called. */
+static void print_collapsed(FILE *out, struct tree *t, size_t depth,
+			    const struct sp_span *const *v, size_t n)
+{
+	const struct level *lv = &t->stack[depth - 1];
+	size_t first = depth > MAX_INDENT ? depth - MAX_INDENT : 0;
+	/* room for the rails of the stack and of every drawn group level */
+	char *rails = malloc(32 + (MAX_INDENT + MAX_AGG_LEVELS + 2) * sizeof("│   "));
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++)
+		t->seen[v[i] - t->base] = true;
+	print_prefix(out, t, depth);
+	print_group_label(out, v, n);
+	if (!rails)
+		return;
+	if (first)
+		len += (size_t)sprintf(rails, "[+%zu]", first);
+	for (size_t i = first; i < depth; i++) {
+		const struct level *l = i + 1 < depth ? &t->stack[i] : lv;
+
+		len += (size_t)sprintf(rails + len, "%s", l->next < l->n ? "│   " : "    ");
+	}
+	print_groups(out, t, v, n, rails, len, 0);
+	free(rails);
+}
+
+/* How many siblings from lv->kid[i] on share its name: a run to
+ * collapse, or 1. */
+static size_t run_at(const struct tree *t, const struct level *lv, size_t i)
+{
+	size_t run;
+
+	if (t->flags & SP_TREE_EXPAND)
+		return 1;
+	run = sp_collapse_run(lv->kid + i, lv->n - i);
+	return run >= SP_COLLAPSE_MIN_RUN ? run : 1;
 }
 
 static void push(struct tree *t, size_t *depth, const struct sp_span *s)
@@ -451,20 +629,27 @@ static void print_subtree(FILE *out, struct tree *t, const struct sp_span *top)
 	while (depth) {
 		struct level *lv = &t->stack[depth - 1];
 		const struct sp_span *s;
+		size_t run;
 
 		if (lv->next == lv->n) {
 			depth--;
 			continue;
 		}
-		s = lv->kid[lv->next++];
+		run = run_at(t, lv, lv->next);
+		s = lv->kid[lv->next];
+		lv->next += run;
 		if (t->seen[s - t->base])
 			continue;
+		if (run > 1) {
+			print_collapsed(out, t, depth, lv->kid + lv->next - run, run);
+			continue;
+		}
 		print_child_line(out, t, depth, s);
 		push(t, &depth, s);
 	}
 }
 
-void sp_print_tree(FILE *out, const struct sp_span *spans, size_t n)
+void sp_print_tree(FILE *out, const struct sp_span *spans, size_t n, unsigned flags)
 {
 	struct tree t;
 
@@ -475,6 +660,7 @@ void sp_print_tree(FILE *out, const struct sp_span *spans, size_t n)
 			spans[0].query_id, n);
 		return;
 	}
+	t.flags = flags;
 	for (size_t i = 0; i < n; i++) {
 		const struct sp_span *s = t.by_begin[i];
 

@@ -7,10 +7,16 @@
 #include <stdio.h>
 #include "spans/span.h"
 
+/* sp_print_tree flags */
+enum { SP_TREE_EXPAND = 1u << 0 }; /* every span on a line of its own */
+
 /* Spans of ONE query, any order: the root line, then children indented
  * below their parent, ordered by begin time. A span whose parent is
- * missing is printed as a tree of its own, marked [orphan]. */
-void sp_print_tree(FILE *out, const struct sp_span *spans, size_t n);
+ * missing is printed as a tree of its own, marked [orphan]. Unless
+ * SP_TREE_EXPAND, a run of SP_COLLAPSE_MIN_RUN or more siblings with the
+ * same name is one line (count, total, p50, max), with what they called
+ * below it grouped by name and summed over the run (tree_collapse.h). */
+void sp_print_tree(FILE *out, const struct sp_span *spans, size_t n, unsigned flags);
 
 /* One JSON object per span and line, in the order given. */
 void sp_print_json(FILE *out, const struct sp_span *spans, size_t n);

@@ -119,11 +119,14 @@ static int open_obj(struct obj *o, const char *path, const char *open_path,
 {
 	GElf_Ehdr eh;
 
+	int rc;
+
 	memset(o, 0, sizeof(*o));
 	o->path = path;
 	o->open_path = open_path;
-	if (sp_elf_open(&o->elf, open_path, path, err, errlen))
-		return -1;
+	rc = sp_elf_open(&o->elf, open_path, path, err, errlen);
+	if (rc)
+		return rc;
 	o->can_unwind = sp_object_can_unwind(o->elf.elf);
 	o->x86_64 = gelf_getehdr(o->elf.elf, &eh) && eh.e_machine == EM_X86_64;
 	if (demangle_all(o)) {
@@ -670,14 +673,16 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 		       struct sp_pattern_list *pats, const struct prepped *pp,
 		       enum sp_exit_policy policy, char *err, size_t errlen)
 {
-	/* 1: the object cannot be used (err says why); -1: out of memory */
+	/* 1: the object cannot be used (err says why); 2: it defines no
+	 * function; -1: out of memory */
 	size_t first = b->set->n;
 	struct obj o;
 	int rc = 0;
 
-	if (open_obj(&o, path, open_path, err, errlen)) {
+	rc = open_obj(&o, path, open_path, err, errlen);
+	if (rc) {
 		close_obj(&o);
-		return 1;
+		return rc == SP_ELF_NO_FUNCS ? 2 : 1;
 	}
 	for (size_t i = 0; rc == 0 && i < o.elf.n; i++)
 		if (!is_cold_part(&o.elf.funcs[i]))
@@ -692,9 +697,25 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 	return rc ? -1 : 0;
 }
 
-/* A process maps many objects; one that cannot be read (no symbols, not
- * ELF) costs its own functions only, so it is a warning. Counts the
- * objects read into *ok; -1 only when out of memory. */
+/* A library without any function (data-only) has nothing to trace: it
+ * is listed in the set, not warned about. */
+static int note_no_funcs(struct builder *b, const char *path)
+{
+	struct sp_func_set *s = b->set;
+	char **v = realloc(s->no_funcs, (s->n_no_funcs + 1) * sizeof(*v));
+
+	if (!v)
+		return -1;
+	s->no_funcs = v;
+	if (!(v[s->n_no_funcs] = strdup(path)))
+		return -1;
+	s->n_no_funcs++;
+	return 0;
+}
+
+/* A process maps many objects; one that cannot be read (not ELF, or an
+ * executable without symbols) costs its own functions only, so it is a
+ * warning. Counts the objects read into *ok; -1 only when out of memory. */
 static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 			   size_t from, const char *who, struct sp_pattern_list *pats,
 			   const struct prepped *pp, enum sp_exit_policy policy,
@@ -707,13 +728,17 @@ static int resolve_objects(struct builder *b, const struct sp_mapped_objects *m,
 		int rc = resolve_obj(b, m->v[i].path, m->v[i].open_path, pats, pp,
 				     policy, why, sizeof(why));
 
+		if (rc == 2 && i > 0 && note_no_funcs(b, m->v[i].path)) {
+			snprintf(why, sizeof(why), "out of memory");
+			rc = -1;
+		}
 		if (rc < 0) {
 			sp_set_err(err, errlen, "%s", why);
 			return -1;
 		}
 		if (rc == 0)
 			(*ok)++;
-		else
+		else if (rc == 1 || i == 0)
 			fprintf(stderr, "spanprobe: warning: %s: %s\n", who, why);
 	}
 	if (*ok == 0)
@@ -766,6 +791,8 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 
 	out->v = NULL;
 	out->n = 0;
+	out->no_funcs = NULL;
+	out->n_no_funcs = 0;
 	if (!pp) {
 		sp_set_err(err, errlen, "out of memory");
 		return -1;
@@ -827,4 +854,9 @@ void sp_func_set_free(struct sp_func_set *s)
 	free(s->v);
 	s->v = NULL;
 	s->n = 0;
+	for (size_t i = 0; i < s->n_no_funcs; i++)
+		free(s->no_funcs[i]);
+	free(s->no_funcs);
+	s->no_funcs = NULL;
+	s->n_no_funcs = 0;
 }

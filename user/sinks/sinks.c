@@ -76,7 +76,7 @@ void sp_sinks_query(void *arg, struct sp_span *spans, size_t n)
 		spans[i].end_ns += s->wall_offset;
 	}
 	if (s->print_trees) {
-		sp_print_tree(stdout, spans, n);
+		sp_print_tree(stdout, spans, n, s->tree_flags);
 		fflush(stdout);
 	}
 	if (s->blocks) {

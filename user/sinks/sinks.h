@@ -31,6 +31,7 @@ struct sp_sinks {
 	FILE *blocks;           /* NULL: no block file */
 	const char *blocks_path;
 	bool print_trees;
+	unsigned tree_flags;    /* SP_TREE_* for the printed trees */
 	int64_t wall_offset;    /* added to monotonic times */
 	struct sp_block_header meta;
 	const uint64_t *dropped; /* live count of lost events */

@@ -629,7 +629,7 @@ int sp_prune_funcs_from_reports(const struct sp_pattern_list *pats,
 				const struct sp_sym_report *reports, size_t n,
 				struct sp_func_set *out)
 {
-	out->n = 0;
+	*out = (struct sp_func_set){ 0 };
 	out->v = calloc(n ? n : 1, sizeof(*out->v));
 	if (!out->v)
 		return -1;

@@ -216,7 +216,9 @@ int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
 	if (rv.n == 0) {
 		sp_set_err(err, errlen,
 			"%s: no symbols (.symtab and .dynsym are empty)", display);
-		goto fail;
+		free(rv.v);
+		sp_elf_close(o);
+		return SP_ELF_NO_FUNCS;
 	}
 	if (rv.n)
 		qsort(rv.v, rv.n, sizeof(*rv.v), cmp_raw);

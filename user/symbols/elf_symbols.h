@@ -33,7 +33,10 @@ struct sp_elf {
 /* Opens path and collects its defined, sized STT_FUNC / STT_GNU_IFUNC
  * symbols from .symtab and .dynsym. display names the file in errors:
  * "DISPLAY: No such file or directory", "DISPLAY: not an ELF file",
- * "DISPLAY: no symbols (.symtab and .dynsym are empty)". 0 or -1. */
+ * "DISPLAY: no symbols (.symtab and .dynsym are empty)". 0, -1, or SP_ELF_NO_FUNCS when
+ * the file is a good ELF object that defines no function (a data-only
+ * library such as libicudata, or a stripped one). */
+#define SP_ELF_NO_FUNCS (-2)
 int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
 		char *err, size_t errlen);
 void sp_elf_close(struct sp_elf *o);

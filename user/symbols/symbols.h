@@ -121,6 +121,11 @@ struct sp_func {
 struct sp_func_set {
 	struct sp_func *v;
 	size_t n;
+	/* Libraries skipped because they define no function (data-only,
+	 * like libicudata): nothing to trace there, so no warning; the
+	 * caller may name them (-v) or count them. */
+	char **no_funcs;
+	size_t n_no_funcs;
 };
 
 /* Demangles (C++, Rust legacy, Rust v0) and normalises: drops Rust's
