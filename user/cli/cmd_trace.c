@@ -36,7 +36,9 @@ static const struct option trace_options[] = {
 	{ "ring-buffer", required_argument, NULL, OPT_RING },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "prune-advice", no_argument, NULL, OPT_PRUNE },
-       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_REDACT };
+	{ "expand", no_argument, NULL, OPT_EXPAND },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "redact", no_argument, NULL, OPT_REDACT },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
