@@ -185,6 +185,7 @@ int sp_usdt_parse_notes(const void *buf, size_t len, uint64_t base_addr,
 	const uint8_t *b = buf;
 	size_t off = 0;
 
+	memset(out, 0, sizeof(*out));
 	while (len - off >= 12) {
 		uint32_t namesz = rd32(b + off), descsz = rd32(b + off + 4);
 		uint32_t type = rd32(b + off + 8);
@@ -200,6 +201,7 @@ int sp_usdt_parse_notes(const void *buf, size_t len, uint64_t base_addr,
 		}
 		if (why) {
 			sp_set_err(err, errlen, "note at byte %zu: %s", off, why);
+			sp_usdt_list_free(out);
 			return -1;
 		}
 		next = desc_off + align4(descsz);
@@ -210,6 +212,7 @@ int sp_usdt_parse_notes(const void *buf, size_t len, uint64_t base_addr,
 				add_probe(out, b + desc_off, descsz, base_addr, &why);
 			if (why) {
 				sp_set_err(err, errlen, "note at byte %zu: %s", off, why);
+				sp_usdt_list_free(out);
 				return -1;
 			}
 		}
@@ -276,10 +279,8 @@ int sp_usdt_read_elf(Elf *e, struct sp_usdt_list *out, char *err, size_t errlen)
 	}
 	if (sp_usdt_parse_notes(d->d_buf, d->d_size,
 				find_section(e, ".stapsdt.base", &bsh) ? bsh.sh_addr : 0,
-				out, err, errlen)) {
-		sp_usdt_list_free(out);
+				out, err, errlen))
 		return -1;
-	}
 	for (size_t i = 0; i < out->n; i++)
 		out->v[i].pc_offset = vaddr_to_offset(e, out->v[i].pc);
 	return 0;

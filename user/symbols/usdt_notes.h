@@ -49,8 +49,9 @@ struct sp_usdt_list {
  * it has none): a note records where that section was at link time, so
  * the difference is how far prelink (or any relinking) moved the probes.
  * Notes of other owners or types are skipped. A malformed stapsdt note
- * is an error ("note at byte N: REASON"); a malformed argument spec only
- * sets that probe's n_args to -1. 0 or -1. */
+ * is an error ("note at byte N: REASON"; out is then empty); a malformed
+ * argument spec only sets that probe's n_args to -1. out is initialised
+ * here. 0 or -1. */
 int sp_usdt_parse_notes(const void *buf, size_t len, uint64_t base_addr,
 			struct sp_usdt_list *out, char *err, size_t errlen);
 
