@@ -15,7 +15,9 @@ USER_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 # when a debug file is to be fetched (a host without it still runs).
 LDLIBS    := -Wl,-Bstatic -lbpf -Wl,-Bdynamic -lelf -lz -lzstd -lcapstone \
 	     -liberty -lm -lcurl -llz4 -lpthread -ldw
+# usdt.bpf.h includes <linux/errno.h>, which needs the multiarch asm/ headers
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Ibpf \
+	      -idirafter /usr/include/$(shell $(CC) -dumpmachine) \
 	      -Wall -Werror
 
 USER_SRCS := $(filter-out user/cli/main.c,$(wildcard user/*/*.c))
@@ -28,7 +30,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v7-follow
+DEPS_STAMP := /var/lib/spanprobe-deps.v8
 
 .SECONDARY:
 .PHONY: all deps test unit integration demo clean vmlinux fixtures check-layers
@@ -82,7 +84,7 @@ check-layers: $(BUILD)/user/cli/main.o $(LIB)
 
 # The DWARF tests read the rust-mini and rsqserver binaries; a missing one fails rather
 # than skips.
-unit: $(UNIT_BINS) rust-mini rust-fixtures
+unit: $(UNIT_BINS) rust-mini rust-fixtures fixtures
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; SP_REQUIRE_FIXTURES=1 $$t; done
 
 integration: $(BIN) fixtures rust-fixtures

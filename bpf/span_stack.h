@@ -34,7 +34,7 @@ static __always_inline void sp_close_top(void *ctx, struct sp_thread *st, __u64 
 	const struct sp_frame *f = &st->f[idx];
 	__u64 dur = end_ns > f->begin_ns ? end_ns - f->begin_ns : 0;
 
-	SP_ON_CLOSE(ctx, f->sym_id, dur, flags);
+	SP_ON_CLOSE(ctx, f->sym_id, dur, flags | (f->flags & SP_REC_ERROR));
 	if (f->flags & SP_FRAME_POLL)
 		SP_POLL_DONE(ctx, st, idx, end_ns, flags);
 	else if ((f->key == f->query_key || dur >= min_span) &&
@@ -152,6 +152,65 @@ static __always_inline void sp_stack_exit(void *ctx, struct sp_thread *st, __u32
 	top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
 	if (top->sp == sp && top->sym_id == sym_id)
 		sp_close_top(ctx, st, now, 0, min_span);
+}
+
+/*
+ * A USDT pair's done probe fires at stack pointer sp. Its start pushed a
+ * frame at the start probe's stack pointer; both usually lie in one
+ * function, so sp is the same or, if the function moved its stack
+ * pointer, close to it. Frames above the pair's own are calls that left
+ * without their exit probe (abnormal); a done with no matching frame
+ * (a start before attach) is ignored.
+ */
+static __always_inline void sp_stack_usdt_done(void *ctx, struct sp_thread *st, __u32 sym_id,
+					       __u64 sp, __u64 now, __u64 min_span)
+{
+	for (int k = 0; k < SP_MAX_DEPTH; k++) {
+		const struct sp_frame *top;
+
+		if (!st->n)
+			return;
+		top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+		if (top->sym_id == sym_id && (top->flags & SP_FRAME_USDT)) {
+			sp_close_top(ctx, st, now, 0, min_span);
+			return;
+		}
+		if (top->sp >= sp)
+			return; /* a live caller's frame: not ours to close */
+		sp_close_top(ctx, st, now, SP_REC_ABNORMAL, min_span);
+	}
+}
+
+/*
+ * A USDT error probe fires: the innermost open USDT span failed. It ends
+ * here, flagged error and abnormal (its done probe never came: PostgreSQL
+ * raises an ERROR with siglongjmp), with the calls still open above it.
+ */
+static __always_inline void sp_stack_usdt_error(void *ctx, struct sp_thread *st, __u64 sp,
+						__u64 now, __u64 min_span)
+{
+	int at = -1;
+
+	/* looked for before the dead frames go: the error path may run at a
+	 * stack pointer above the failed span's own */
+	for (int k = 0; k < SP_MAX_DEPTH; k++) {
+		if ((__u32)k >= st->n)
+			break;
+		if (st->f[(st->n - 1 - k) & SP_DEPTH_MASK].flags & SP_FRAME_USDT) {
+			at = (int)(st->n - 1 - k);
+			break;
+		}
+	}
+	if (at < 0) {
+		sp_pop_dead(ctx, st, sp, now, min_span);
+		return;
+	}
+	st->f[at & SP_DEPTH_MASK].flags |= SP_REC_ERROR;
+	for (int k = 0; k < SP_MAX_DEPTH; k++) {
+		if (st->n <= (__u32)at)
+			break;
+		sp_close_top(ctx, st, now, SP_REC_ABNORMAL, min_span);
+	}
 }
 
 #endif

@@ -26,6 +26,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
 #include "spanprobe.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -122,6 +123,24 @@ static __always_inline __u32 current_tgid(void)
 {
 	return (__u32)(bpf_get_current_pid_tgid() >> 32);
 }
+/* What each capturing function captures (SP_SYM_CAPS, SP_SYM_RET); sized
+ * and filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_cap_cfg);
+} cap_cfg SEC(".maps");
+
+/* Captured values of the open frames of a thread, by stack index: apart
+ * from the stacks so that functions without captures never pay for them,
+ * created at a thread's first capturing entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sp_thread_caps);
+} thread_caps SEC(".maps");
 
 #include "nested_reads.h"
 
@@ -143,6 +162,37 @@ static __always_inline bool is_trampoline(__u64 addr);
 	sp_poll_done((struct sp_thread *)(st), idx, end, flags)
 #include "span_stack.h"
 
+/* The captures of frame idx go out just before its span record, so
+ * userspace has them when the span arrives. A slot that another frame
+ * took over is not sent: the span then shows no values, never wrong ones. */
+static __always_inline void emit_caps(const struct sp_thread *st, __u32 idx)
+{
+	const struct sp_frame *f = &st->f[idx & SP_DEPTH_MASK];
+	struct sp_thread_caps *tc = bpf_task_storage_get(&thread_caps,
+							 bpf_get_current_task_btf(), 0, 0);
+	struct sp_cap_slot *slot;
+	struct sp_cap_rec *r;
+
+	if (!tc)
+		return;
+	slot = &tc->s[idx & SP_DEPTH_MASK];
+	if (slot->key != f->key)
+		return;
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&dropped_records, 1);
+		return;
+	}
+	r->kind = SP_RK_CAPS;
+	r->tgid = current_tgid();
+	r->pad = 0;
+	r->sym_id = f->sym_id;
+	r->key = f->key;
+	/* a plain copy: both are BPF memory, no kernel read is needed */
+	__builtin_memcpy(&r->v, &slot->v, sizeof(r->v));
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
 __noinline int sp_emit(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
 {
 	struct sp_span_rec *r;
@@ -150,6 +200,8 @@ __noinline int sp_emit(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flag
 
 	if (!st)
 		return -1;
+	if (st->f[idx & SP_DEPTH_MASK].flags & SP_FRAME_CAPS)
+		emit_caps(st, idx);
 	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
 	if (!r) {
 		__sync_fetch_and_add(&dropped_records, 1);
@@ -180,6 +232,8 @@ __noinline int sp_on_close(__u32 sym_id, __u64 dur, __u32 flags)
 		s->under_min_span++;
 	if (flags & SP_REC_ABNORMAL)
 		s->abnormal++;
+	if (flags & SP_REC_ERROR)
+		s->errors++;
 	if (b < SP_HIST_BUCKETS)
 		s->hist[b]++;
 	return 0;
@@ -408,6 +462,171 @@ skip:
 	return SP_SKIP_RETURN;
 }
 
+/* One string into the slot: its length, or truncated / unreadable. */
+static __always_inline void cap_str(struct sp_cap_vals *v, __u32 i, __u64 ptr)
+{
+	char *dst = v->str[i & (SP_CAP_MAX - 1)];
+	long n = bpf_probe_read_user_str(dst, SP_CAP_STR, (void *)ptr);
+	char more = 0;
+
+	if (n <= 0) {
+		v->status[i & (SP_CAP_MAX - 1)] = SP_CAPV_UNREADABLE;
+		return;
+	}
+	v->len[i & (SP_CAP_MAX - 1)] = (__u16)(n - 1);
+	v->status[i & (SP_CAP_MAX - 1)] = SP_CAPV_OK;
+	/* a full buffer may hold the whole string or its first 127 bytes */
+	if (n == SP_CAP_STR && !bpf_probe_read_user(&more, 1, (void *)(ptr + SP_CAP_STR - 1)) &&
+	    more)
+		v->status[i & (SP_CAP_MAX - 1)] = SP_CAPV_TRUNCATED;
+}
+
+static __always_inline void cap_value(struct sp_cap_vals *v, __u32 i, __u8 type, __u64 val)
+{
+	if (type == SP_CAP_STR_T) {
+		cap_str(v, i, val);
+		return;
+	}
+	if (type == SP_CAP_I32)
+		val = (__u64)(__s64)(__s32)val;
+	else if (type == SP_CAP_U32)
+		val = (__u32)val;
+	v->num[i & (SP_CAP_MAX - 1)] = val;
+	v->status[i & (SP_CAP_MAX - 1)] = SP_CAPV_OK;
+}
+
+/* The SysV argument registers; every one is read first because choosing
+ * a pt_regs field at run time makes the verifier reject the access. */
+static __always_inline __u64 reg_arg(struct pt_regs *ctx, __u32 index)
+{
+	__u64 a0 = PT_REGS_PARM1(ctx), a1 = PT_REGS_PARM2(ctx), a2 = PT_REGS_PARM3(ctx);
+	__u64 a3 = PT_REGS_PARM4(ctx), a4 = PT_REGS_PARM5(ctx), a5 = PT_REGS_PARM6(ctx);
+
+	barrier_var(a0); barrier_var(a1); barrier_var(a2);
+	barrier_var(a3); barrier_var(a4); barrier_var(a5);
+	switch (index) {
+	case 0: return a0;
+	case 1: return a1;
+	case 2: return a2;
+	case 3: return a3;
+	case 4: return a4;
+	default: return a5;
+	}
+}
+
+/* Entry of a capturing function or USDT start: its arguments into the
+ * slot of stack index idx. Only entries that asked for captures get
+ * here; the rest never touch thread_caps. */
+__noinline int sp_capture_entry(struct pt_regs *ctx, __u32 sym, __u32 idx, __u64 key, __u32 usdt)
+{
+	struct sp_cap_cfg *cfg = bpf_map_lookup_elem(&cap_cfg, &sym);
+	struct sp_thread_caps *tc;
+	struct sp_cap_slot *slot;
+
+	if (!cfg || !ctx)
+		return 0;
+	tc = bpf_task_storage_get(&thread_caps, bpf_get_current_task_btf(), 0,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc)
+		return 0;
+	slot = &tc->s[idx & SP_DEPTH_MASK];
+	slot->key = key;
+	for (__u32 i = 0; i < SP_CAP_MAX; i++) {
+		struct sp_cap_spec c = cfg->c[i];
+		long val = 0;
+
+		slot->v.status[i] = SP_CAPV_NONE;
+		slot->v.len[i] = 0;
+		if (i >= cfg->n || c.src != SP_CAP_ARG)
+			continue;
+		if (usdt) {
+			if (bpf_usdt_arg(ctx, c.index, &val)) {
+				slot->v.status[i] = SP_CAPV_UNREADABLE;
+				continue;
+			}
+		} else {
+			val = (long)reg_arg(ctx, c.index);
+		}
+		cap_value(&slot->v, i, c.type, (__u64)val);
+	}
+	return 1;
+}
+
+static __always_inline bool err_match(const struct sp_cap_cfg *cfg, __s64 rc)
+{
+	if (cfg->err_i32)
+		rc = (__s32)rc;
+	switch (cfg->err_cond) {
+	case SP_ERR_NEG: return rc < 0;
+	case SP_ERR_NULL: return rc == 0;
+	case SP_ERR_EQ: return rc == cfg->err_value;
+	default: return false;
+	}
+}
+
+/* A capturing function returns: its return-value captures, and whether
+ * the value meets its error condition (1). At a tail jump RAX is not the
+ * return value: the captures say unreadable and no error is decided. */
+#define SP_RET_UNREADABLE (1u << 31)
+__noinline int sp_capture_ret(__u32 sym, __u32 idx, __u64 key, __u64 rc, __u32 frame_flags)
+{
+	struct sp_cap_cfg *cfg = bpf_map_lookup_elem(&cap_cfg, &sym);
+	bool readable = !(frame_flags & SP_RET_UNREADABLE);
+	struct sp_thread_caps *tc;
+	struct sp_cap_slot *slot;
+
+	if (!cfg)
+		return 0;
+	if (!(frame_flags & SP_FRAME_CAPS))
+		return readable && err_match(cfg, (__s64)rc);
+	tc = bpf_task_storage_get(&thread_caps, bpf_get_current_task_btf(), 0, 0);
+	if (!tc)
+		return 0;
+	slot = &tc->s[idx & SP_DEPTH_MASK];
+	if (slot->key != key)
+		return 0;
+	for (__u32 i = 0; i < SP_CAP_MAX; i++) {
+		struct sp_cap_spec c = cfg->c[i];
+
+		if (i >= cfg->n || c.src != SP_CAP_RET)
+			continue;
+		if (!readable)
+			slot->v.status[i] = SP_CAPV_UNREADABLE;
+		else
+			cap_value(&slot->v, i, c.type, rc);
+	}
+	return readable && err_match(cfg, (__s64)rc);
+}
+
+/* After a capturing entry pushed its frame: fill the frame's slot. */
+static __always_inline void capture_entry(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
+					  __u32 usdt)
+{
+	struct sp_frame *f = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+
+	if (st->n && f->sym_id == sym &&
+	    sp_capture_entry(ctx, sym, st->n - 1, f->key, usdt))
+		f->flags |= SP_FRAME_CAPS;
+}
+
+/* Before the exit of a function that reads its return value closes its
+ * frame: captures, and the error flag. */
+static __always_inline void capture_exit(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
+					 __u32 flags, __u64 sp, __u64 now)
+{
+	struct sp_frame *f;
+
+	sp_pop_dead(ctx, st, sp, now, min_span_ns);
+	if (!st->n)
+		return;
+	f = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	if (f->sp != sp || f->sym_id != sym)
+		return;
+	if (sp_capture_ret(sym, st->n - 1, f->key, PT_REGS_RC(ctx),
+			   f->flags | ((flags & SP_SYM_TAILJMP) ? SP_RET_UNREADABLE : 0)))
+		f->flags |= SP_REC_ERROR;
+}
+
 static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
 				   __u32 flags, __u64 sp)
 {
@@ -431,6 +650,12 @@ static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __
 	verdict = sp_stack_entry(ctx, st, sym, is_root, sp, bpf_ktime_get_ns(), min_span_ns);
 	if (st->n == SP_MAX_DEPTH && verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
+	if (verdict == SP_TRACE_RETURN && (flags & (SP_SYM_CAPS | SP_SYM_USDT))) {
+		if (flags & SP_SYM_USDT)
+			st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_USDT;
+		if (flags & SP_SYM_CAPS)
+			capture_entry(ctx, st, sym, flags & SP_SYM_USDT);
+	}
 	count_open(n_before, st);
 	return verdict;
 }
@@ -471,11 +696,15 @@ static __always_inline bool other_process(void)
 static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 {
 	struct sp_thread *st = thread_of(bpf_get_current_task_btf());
+	__u64 cookie, now;
 
 	if (!st || !st->n)
 		return 0;
-	sp_stack_exit(ctx, st, (__u32)bpf_get_attach_cookie(ctx), sp, bpf_ktime_get_ns(),
-		      min_span_ns);
+	cookie = bpf_get_attach_cookie(ctx);
+	now = bpf_ktime_get_ns();
+	if ((cookie >> 32) & SP_SYM_RET)
+		capture_exit(ctx, st, (__u32)cookie, (__u32)(cookie >> 32), sp, now);
+	sp_stack_exit(ctx, st, (__u32)cookie, sp, now, min_span_ns);
 	if (!st->n)
 		__sync_fetch_and_add(&stacks_open, -1);
 	return 0;
@@ -514,6 +743,103 @@ SEC("uprobe")
 int sp_exit_site(struct pt_regs *ctx)
 {
 	return other_process() ? 0 : on_exit(ctx, PT_REGS_SP(ctx));
+}
+
+/* A single USDT probe fired inside a span: an instant event, its child.
+ * Its captures use the slot of the next stack index, free until a call
+ * pushes a frame there, which is after they have been sent. */
+static __always_inline void usdt_event(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
+				       __u32 flags, __u64 sp)
+{
+	__u64 now = bpf_ktime_get_ns(), key;
+	const struct sp_frame *top;
+	struct sp_span_rec *r;
+	__u32 n_before = st->n;
+
+	sp_pop_dead(ctx, st, sp, now, min_span_ns);
+	count_open(n_before, st);
+	if (!st->n)
+		return;
+	top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	key = new_key();
+	if ((flags & SP_SYM_CAPS) && st->n < SP_MAX_DEPTH &&
+	    sp_capture_entry(ctx, sym, st->n, key, 1)) {
+		struct sp_thread_caps *tc = bpf_task_storage_get(&thread_caps,
+								 bpf_get_current_task_btf(), 0, 0);
+		struct sp_cap_rec *cr;
+
+		if (tc && (cr = bpf_ringbuf_reserve(&records, sizeof(*cr), 0))) {
+			cr->kind = SP_RK_CAPS;
+			cr->tgid = current_tgid();
+			cr->pad = 0;
+			cr->sym_id = sym;
+			cr->key = key;
+			__builtin_memcpy(&cr->v, &tc->s[st->n & SP_DEPTH_MASK].v, sizeof(cr->v));
+			bpf_ringbuf_submit(cr, BPF_RB_NO_WAKEUP);
+		} else if (tc) {
+			__sync_fetch_and_add(&dropped_records, 1);
+		}
+	}
+	sp_on_close(sym, 0, 0);
+	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&dropped_records, 1);
+		st->flags |= SP_REC_INCOMPLETE;
+		return;
+	}
+	r->kind = SP_RK_SPAN;
+	r->tgid = target_tgid;
+	r->key = key;
+	r->parent_key = top->key;
+	r->query_key = top->query_key;
+	r->begin_ns = now;
+	r->end_ns = now;
+	r->obj = 0;
+	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->sym_id = sym;
+	r->polls = 0;
+	r->depth = top->depth + 1;
+	r->flags = SP_REC_EVENT;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * USDT probes, attached by libbpf (bpf_program__attach_usdt, which also
+ * raises the probe's semaphore while attached); the cookie is ours,
+ * through bpf_usdt_cookie. A pair's start opens a frame at the probe's
+ * stack pointer, like a call; its done closes it; an error probe fails
+ * the innermost open pair.
+ */
+SEC("usdt")
+int sp_usdt(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_usdt_cookie(ctx), sp = PT_REGS_SP(ctx);
+	__u32 sym = (__u32)cookie, flags = (__u32)(cookie >> 32);
+	struct sp_thread *st;
+
+	if (other_process())
+		return 0;
+	st = thread_of(bpf_get_current_task_btf());
+	if (flags & SP_SYM_USDT_EVENT) {
+		if (st && st->n)
+			usdt_event(ctx, st, sym, flags, sp);
+		return 0;
+	}
+	if (flags & (SP_SYM_USDT_DONE | SP_SYM_USDT_ERROR)) {
+		__u32 n_before;
+
+		if (!st || !st->n)
+			return 0;
+		n_before = st->n;
+		if (flags & SP_SYM_USDT_DONE)
+			sp_stack_usdt_done(ctx, st, sym, sp, bpf_ktime_get_ns(), min_span_ns);
+		else
+			sp_stack_usdt_error(ctx, st, sp, bpf_ktime_get_ns(), min_span_ns);
+		count_open(n_before, st);
+		return 0;
+	}
+	on_call(ctx, st, sym, flags, sp);
+	return 0;
 }
 
 /* A thread that exits inside a query never returns from its open calls:

@@ -23,6 +23,12 @@ enum sp_rec_flags {
 	SP_REC_INCOMPLETE = 1u << 2, /* the query lost records or depth */
 	SP_REC_PARTIAL = 1u << 3,    /* a future already running at attach:
 				      * begin_ns is its first poll seen */
+	SP_REC_ERROR = 1u << 4,      /* failed: its return value met the
+				      * entry's error condition, or a USDT
+				      * error probe fired inside it */
+	SP_REC_EVENT = 1u << 5,      /* an instant event (a single USDT probe):
+				      * begin_ns == end_ns, kept whatever
+				      * --min-span says */
 };
 
 /* Frame kinds, in sp_frame.flags beside the record flags. */
@@ -31,6 +37,8 @@ enum sp_rec_flags {
  * futures map only once a poll leaves it pending, so the many futures that
  * are ready at their first poll cost no map update and delete. */
 #define SP_FRAME_FRESH (1u << 9)
+#define SP_FRAME_CAPS (1u << 10) /* its captures are in thread_caps[idx] */
+#define SP_FRAME_USDT (1u << 11) /* a USDT start/done pair */
 
 enum sp_sym_flags {
 	SP_SYM_ROOT = 1u << 0,
@@ -43,6 +51,81 @@ enum sp_sym_flags {
 	SP_SYM_HELD = 1u << 4,     /* a query it roots is rebuilt by userspace
 				    * (nested spans, spawned-task links): its
 				    * keys carry SP_KEY_HELD */
+	SP_SYM_CAPS = 1u << 5,     /* captures values (cap_cfg): a slot in
+				    * thread_caps is filled at entry */
+	SP_SYM_RET = 1u << 6,      /* reads the return value at exit */
+	SP_SYM_USDT_DONE = 1u << 7,  /* a USDT pair's done probe */
+	SP_SYM_USDT_ERROR = 1u << 8, /* a USDT error probe */
+	SP_SYM_USDT = 1u << 9,     /* a USDT pair's start probe */
+	SP_SYM_TAILJMP = 1u << 10, /* an exit site that is a tail jump: RAX
+				    * is not the return value there */
+	SP_SYM_USDT_EVENT = 1u << 11, /* a single USDT probe: an instant event
+				       * inside the innermost open span */
+};
+
+/* Captures: at most SP_CAP_MAX values per span, strings cut at
+ * SP_CAP_STR bytes (NUL included). */
+#define SP_CAP_MAX 4
+#define SP_CAP_STR 128
+
+enum sp_cap_src { SP_CAP_ARG = 0, SP_CAP_RET = 1 };
+/* i32/u32: the low half of the register, extended (the upper half of a
+ * register holding an int is undefined in the SysV ABI). */
+enum sp_cap_type { SP_CAP_I64 = 0, SP_CAP_U64 = 1, SP_CAP_STR_T = 2, SP_CAP_I32 = 3,
+		   SP_CAP_U32 = 4 };
+enum sp_err_cond { SP_ERR_NONE = 0, SP_ERR_NEG = 1, SP_ERR_NULL = 2, SP_ERR_EQ = 3 };
+
+/* What one probed function captures, by sym_id (map cap_cfg). */
+struct sp_cap_spec {
+	__u8 src;   /* enum sp_cap_src */
+	__u8 type;  /* enum sp_cap_type */
+	__u8 index; /* argN: a SysV register (0..5) or a USDT argument */
+	__u8 pad;
+};
+
+struct sp_cap_cfg {
+	__u8 n;
+	__u8 err_cond; /* enum sp_err_cond, on the return value */
+	__u8 err_i32;  /* the return value is a 32-bit int */
+	__u8 pad[5];
+	__s64 err_value;
+	struct sp_cap_spec c[SP_CAP_MAX];
+};
+
+enum sp_cap_status {
+	SP_CAPV_NONE = 0,       /* never read (the exit was not seen) */
+	SP_CAPV_OK = 1,
+	SP_CAPV_UNREADABLE = 2, /* the memory or register could not be read */
+	SP_CAPV_TRUNCATED = 3,  /* a string longer than SP_CAP_STR - 1 */
+};
+
+struct sp_cap_vals {
+	__u8 status[SP_CAP_MAX];
+	__u16 len[SP_CAP_MAX];  /* string bytes, NUL excluded */
+	__u64 num[SP_CAP_MAX];
+	char str[SP_CAP_MAX][SP_CAP_STR];
+};
+
+/* One frame's captures; key tells whose they are. */
+struct sp_cap_slot {
+	__u64 key;
+	struct sp_cap_vals v;
+};
+
+/* A thread's capture slots, one per stack index: only threads that enter
+ * a capturing function have one. */
+struct sp_thread_caps {
+	struct sp_cap_slot s[32];
+};
+
+/* Sent just before the span record of a frame that captured values. */
+struct sp_cap_rec {
+	__u32 kind;   /* SP_RK_CAPS */
+	__u32 tgid;   /* like every record but nested ones: right after kind */
+	__u64 key;    /* the span's key */
+	__u32 sym_id;
+	__u32 pad;
+	struct sp_cap_vals v;
 };
 
 /* Marks the keys of queries rooted in a SP_SYM_HELD future; key bits:
@@ -55,6 +138,7 @@ enum sp_rec_kind {
 	SP_RK_NESTED = 2, /* struct sp_nested_rec */
 	SP_RK_MAPS = 3,   /* struct sp_maps_rec */
 	SP_RK_EXEC = 4,   /* struct sp_exec_rec */
+	SP_RK_CAPS = 5,   /* struct sp_cap_rec */
 };
 
 /* A traced process called exec (follow mode): what it runs now is another
@@ -239,6 +323,7 @@ struct sp_sym_stats {
 	__u64 outside_calls;  /* entries outside any query */
 	__u64 abnormal;
 	__u64 hist[SP_HIST_BUCKETS];
+	__u64 errors;         /* calls flagged error (SP_REC_ERROR) */
 };
 
 #define SP_DEPTH_MASK (SP_MAX_DEPTH - 1)

@@ -4,7 +4,7 @@
 # session links; bpftool >= 7.5 for skeletons). Idempotent; run as root.
 set -eu
 
-STAMP=${1:-/var/lib/spanprobe-deps.v7-follow}
+STAMP=${1:-/var/lib/spanprobe-deps.v8}
 [ -f "$STAMP" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
@@ -35,7 +35,7 @@ apt-get install -y -q --no-install-recommends \
 	zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev \
 	python3 libcurl4-openssl-dev liblz4-dev python3-cbor2 python3-lz4 \
 	libclang-rt-14-dev valgrind bpftrace \
-	groff-base mandoc postgresql-15 postgresql-client-15
+	groff-base mandoc systemtap-sdt-dev postgresql-15 postgresql-client-15
 # (postgresql-15 brings no running cluster: tests initdb their own)
 # linux-libc-dev: <linux/bpf.h> must know uprobe_multi links (6.6+);
 # bookworm's own headers are 6.1. elfutils 0.192: libdw reads split DWARF

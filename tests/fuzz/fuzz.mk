@@ -6,6 +6,8 @@
 #                     file reader with resynchronisation
 #   fuzz_elf          symbol resolution on a corrupted binary (sp_resolve)
 #   fuzz_async_dwarf  DWARF analysis of Rust async code (sp_async_analyze)
+#   fuzz_usdt         .note.stapsdt sections and argument specs
+#                     (sp_usdt_parse_notes)
 # Any crash, sanitizer report, leak, timeout or rejected input without a
 # clear error fails the target; the input is kept in $(FUZZ_DIR)/artifacts.
 # New corpus entries found go to $(FUZZ_DIR)/corpus (not checked in).
@@ -19,7 +21,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 		-Wno-unknown-warning-option $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
 		-I$(BUILD) -Ibpf -Iuser -I/usr/include/capstone
-FUZZ_HARNESSES := fuzz_symlist fuzz_block fuzz_elf fuzz_async_dwarf
+FUZZ_HARNESSES := fuzz_symlist fuzz_block fuzz_elf fuzz_async_dwarf fuzz_usdt
 FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_HARNESSES))
 FUZZ_OBJS    := $(patsubst user/%.c,$(FUZZ_DIR)/obj/%.o,$(USER_SRCS))
 FUZZ_LIB     := $(FUZZ_DIR)/libspanprobe-fuzz.a

@@ -504,6 +504,7 @@ EOF
 		__htab_map_lookup_elem htab_lru_map_update_elem htab_lru_map_delete_elem
 		bpf_map_update_elem bpf_map_delete_elem bpf_ktime_get_ns bpf_ringbuf_reserve
 		bpf_ringbuf_submit bpf_ringbuf_discard bpf_probe_read_user bpf_session_is_return
+		bpf_probe_read_user_str bpf_probe_read_kernel
 		bpf_get_current_task_btf bpf_task_storage_get_recur bpf_task_storage_delete_recur"
 	# shellcheck disable=SC2086
 	allowed=$(printf '%s ' $allowed)
@@ -513,6 +514,9 @@ EOF
 	if [ -n "$extra" ]; then
 		fail "spanprobe's programs call helpers beyond the expected set: $extra"; bad=1
 	fi
+	# (bpf_probe_read_user_str: strings captured on request, user memory too;
+	# bpf_probe_read_kernel: libbpf's bpf_usdt_arg (usdt.bpf.h) reading a
+	# USDT argument's register out of the probe's own pt_regs, its ctx)
 	reads=$(grep -c 'call bpf_probe_read_user' "$d/xlated.txt")
 	echo "   programs $progs call only: $used(user memory: $reads bpf_probe_read_user sites; nothing else is read or written)"
 	return $bad

@@ -978,10 +978,117 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
+# Captured arguments and return values (C, SysV registers), error
+# conditions, and a USDT pair with semaphores and an error probe, all
+# against capserver's own record of what each call got and returned.
+t_captures() {
+	d=$(newdir captures)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/capserver.syms" -o "$d/spans.bin" -- \
+		"$FX/capserver" -n 9 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" 2>"$d/dump.err" ||
+		{ fail "dump failed"; show "$d/dump.err"; return 1; }
+	python3 tests/integration/check_caps.py "$d/truth.jsonl" "$d/spans.jsonl" || return 1
+	# --stats counts the failed calls per function (truth: 9 queries, ids
+	# 10q+2 fail when divisible by 3, 10q+3/4 lookups of odd keys...)
+	want=$(python3 -c 'import json,sys
+n={}
+for l in open(sys.argv[1]):
+    t=json.loads(l)
+    if t.get("error"): n[t["fn"]]=n.get(t["fn"],0)+1
+print(n.get("open_part",0))' "$d/truth.jsonl")
+	run_sp "$d" 30 stats "$d/spans.bin" --json || return 1
+	got=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r=json.loads(l)
+    if r["name"]=="open_part": print(r["errors"])' "$d/sp.out")
+	[ "$got" = "$want" ] || { fail "stats: open_part errors $got, truth $want"; return 1; }
+	echo "   stats: open_part errors $got = truth"
+	# the same captures, the arguments named from DWARF (`args`)
+	d=$(newdir captures-args)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/capserver-args.syms" -o "$d/spans.bin" -- \
+		"$FX/capserver" -n 9 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run (args) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" || return 1
+	python3 tests/integration/check_caps.py "$d/truth.jsonl" "$d/spans.jsonl"
+}
+
+# PostgreSQL 15 from Debian, queries as USDT roots with their text: every
+# slow query found with its exact text, the one cancelled by
+# statement_timeout (an ERROR: siglongjmp, no query__done) flagged error,
+# fast ones (an ERROR among them) not kept.
+t_pg_usdt() {
+	d=$(newdir pg-usdt)
+	# the server runs as user postgres, which cannot enter $T (0700)
+	pg=$(mktemp -d "${TMPDIR:-/tmp}/spanprobe-pg.XXXXXX")
+	chmod 0755 "$pg"
+	if ! sh tests/integration/pg_cluster.sh start "$pg"; then
+		fail "cannot start PostgreSQL"
+		rm -rf "$pg"
+		return 1
+	fi
+	t_pg_usdt_run "$d" "$pg"
+	_rc=$?
+	sh tests/integration/pg_cluster.sh stop "$pg"
+	rm -rf "$pg"
+	return $_rc
+}
+
+t_pg_usdt_run() {
+	d=$1 pg=$2
+	S1="SELECT pg_sleep(1.2), 'slow one';"
+	S2="SELECT pg_sleep(1.1) AS \"x\", 42, 'it''s';"
+	E1="SELECT pg_sleep(3), 'timed out';"
+	F1="SELECT 1 + 1;"
+	F2="SELECT 1/0;"
+	cat >"$d/q.sql" <<SQL
+\\o $d/backend.pid
+SELECT pg_backend_pid();
+\\o
+\\! while [ ! -e $d/go ]; do sleep 0.1; done
+$S1
+$F1
+$S2
+SET statement_timeout = '1100ms';
+$E1
+RESET statement_timeout;
+$F2
+SQL
+	cat >"$d/pg.syms" <<'SYMS'
+root usdt postgresql:query__start postgresql:query__done query=arg0:str
+error usdt postgresql:transaction__abort
+span pg_sleep
+SYMS
+	bg psql -h "$pg" -U postgres -At -f "$d/q.sql" >"$d/psql.out" 2>&1
+	ps=$LAST
+	_n=300
+	until [ -s "$d/backend.pid" ]; do
+		[ "$_n" -gt 0 ] && alive "$ps" || { fail "psql wrote no backend pid"; show "$d/psql.out" psql; return 1; }
+		_n=$((_n - 1))
+		sleep 0.1
+	done
+	be=$(head -1 "$d/backend.pid")
+	attach_sp "$d" "$be" -s "$d/pg.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
+	touch "$d/go"
+	wait_exit "$ps" 120 || fail "psql still running after 120 s"
+	reap "$ps"
+	wait_exit "$sp" 30 || { fail "spanprobe still running after its backend exited"; kill -INT "$sp"; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q 'canceling statement due to statement timeout' "$d/psql.out" ||
+		{ fail "the timed-out query did not fail"; show "$d/psql.out" psql; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" || return 1
+	python3 tests/integration/check_pg.py "$d/spans.jsonl" "$S1" "$S2" -- "$E1" -- "$F1" "$F2" \
+		"SET statement_timeout = '1100ms';" "RESET statement_timeout;" ||
+		{ show "$d/sp.err" "spanprobe stderr"; return 1; }
+}
+
+
 ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures pg_usdt"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)

@@ -289,7 +289,7 @@ static void test_names_deduplicated(void **state)
 	assert_true(buf[SP_BLOCK_FRAME_SIZE + 4] & 0x04);
 	got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE);
 	assert_false(ZSTD_isError(got));
-	assert_int_equal(got, 64 + sizeof("/usr/bin/server") + 4 + 5 * 80);
+	assert_int_equal(got, 64 + sizeof("/usr/bin/server") + 4 + 5 * 88);
 	assert_int_equal(rd32(payload + 52), 3);  /* n_strings */
 	assert_int_equal(rd32(payload + 56), sizeof("/usr/bin/server") + 4);
 	assert_memory_equal(payload + 64, "/usr/bin/server\0a\0b\0", 20);
@@ -371,7 +371,7 @@ static void test_decode_version_mismatch(void **state)
 	le32(buf + 8, SP_BLOCK_VERSION + 1);
 	fix_header_crc(buf);
 	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "unsupported format version 3 (this build reads 1 to 2)"));
+	assert_non_null(strstr(err, "unsupported format version 4 (this build reads 1 to 3)"));
 	le32(buf + 8, 0);
 	fix_header_crc(buf);
 	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), -1);
@@ -442,7 +442,7 @@ static void test_stats_roundtrip(void **state)
 	in[3].est_cost_ns = UINT64_MAX;
 	assert_int_equal(sp_block_encode_stats(&h, in, 4, &buf, &len), 0);
 	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), 0);
-	assert_int_equal(b.hdr.version, 2);
+	assert_int_equal(b.hdr.version, 3);
 	assert_int_equal(b.hdr.pid, 31);
 	assert_int_equal(b.hdr.n_spans, 0);
 	assert_int_equal(b.n, 0);
@@ -475,8 +475,8 @@ static void test_stats_layout(void **state)
 	assert_int_equal(sp_block_encode_stats(&h, &r, 1, (void **)&buf, &len), 0);
 	got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE);
 	assert_false(ZSTD_isError(got));
-	assert_int_equal(got, 64 + 4 + 1432);
-	assert_int_equal(rd32(payload + 0), 2);
+	assert_int_equal(got, 64 + 4 + 1440);
+	assert_int_equal(rd32(payload + 0), 3);
 	assert_int_equal(rd32(payload + 52), 2);   /* "x", "f" */
 	assert_int_equal(rd32(payload + 60), 1);   /* n_stats */
 	assert_memory_equal(payload + 64, "x\0f\0", 4);
@@ -584,17 +584,18 @@ static void test_doc_example(void **state)
 	s[1] = mk(1, 2, 1, "f", T0 + 1, 5, 1, 0);
 	s[1].poll_count = 3;
 	assert_int_equal(sp_block_encode(&h, s, 2, (void **)&buf, &len), 0);
-	assert_memory_equal(buf, "\x89SPB\r\n\x1a\n\x02\0\0\0", 12);
-	assert_int_equal(rd32(buf + 16), 0xed);
+	assert_memory_equal(buf, "\x89SPB\r\n\x1a\n\x03\0\0\0", 12);
+	assert_int_equal(rd32(buf + 16), 0xfd);
 	got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE);
-	assert_int_equal(got, 237);
-	assert_memory_equal(payload + 0x00, "\x02\0\0\0\x92\x10\0\0", 8);
+	assert_int_equal(got, 253);
+	assert_memory_equal(payload + 0x00, "\x03\0\0\0\x92\x10\0\0", 8);
 	assert_memory_equal(payload + 0x20, "\x02\0\0\0\0\0\0\0", 8);
 	assert_memory_equal(payload + 0x34, "\x03\0\0\0\x0d\0\0\0\0\0\0\0", 12);
 	assert_memory_equal(payload + 0x40, "/bin/srv\0q\0f\0", 13);
 	assert_int_equal(rd32(payload + 0x4d + 40), 1);
-	assert_int_equal(rd32(payload + 0x9d + 40), 2);
-	assert_int_equal(rd32(payload + 0x9d + 60), 3); /* poll_count */
+	assert_int_equal(rd32(payload + 0xa5 + 40), 2);
+	assert_int_equal(rd32(payload + 0xa5 + 60), 3); /* poll_count */
+	assert_int_equal(rd32(payload + 0xa5 + 84), 0); /* no captures */
 	free(buf);
 
 	/* and its statistics block example */
@@ -609,7 +610,7 @@ static void test_doc_example(void **state)
 		assert_int_equal(sp_block_encode_stats(&h, &r, 1, (void **)&buf, &len), 0);
 		got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE,
 				      len - SP_BLOCK_FRAME_SIZE);
-		assert_int_equal(got, 1507);
+		assert_int_equal(got, 1515);
 		assert_int_equal(rd32(payload + 0x3c), 1);
 		assert_memory_equal(payload + 0x40, "/bin/srv\0f\0", 11);
 		assert_memory_equal(payload + 0x4b, "\1\0\0\0\1\0\0\0\0\0\0\0\0\0\0\0", 16);
@@ -646,17 +647,17 @@ static uint8_t *wrap_v(uint32_t version, const uint8_t *payload, size_t plen,
 
 static uint8_t *wrap(const uint8_t *payload, size_t plen, uint32_t ulen, size_t *len)
 {
-	return wrap_v(SP_BLOCK_VERSION, payload, plen, ulen, len);
+	return wrap_v(2, payload, plen, ulen, len);
 }
 
 #define REC2 80 /* span record, v2 */
 #define STAT2 1432 /* statistics entry, v2 */
 
-/* header + "exe\0f\0" + two v2 records naming "f" */
+/* header + "exe\0f\0" + two v2 records naming "f" (v2 is still read) */
 static size_t good_payload(uint8_t *p)
 {
 	memset(p, 0, 230);
-	le32(p + 0, SP_BLOCK_VERSION);
+	le32(p + 0, 2);
 	le32(p + 4, 77);
 	le64(p + 32, 2);      /* n_spans */
 	le32(p + 48, 0);      /* exe */
@@ -679,7 +680,7 @@ static size_t good_stats_payload(uint8_t *p)
 	size_t n = 64 + 8 + REC2 + 2 * STAT2;
 
 	memset(p, 0, n);
-	le32(p + 0, SP_BLOCK_VERSION);
+	le32(p + 0, 2);
 	le64(p + 32, 1);      /* n_spans */
 	le32(p + 52, 3);      /* n_strings */
 	le32(p + 56, 8);      /* strtab bytes */
@@ -729,6 +730,74 @@ static void expect_bad(const uint8_t *p, size_t plen, const char *what)
 	assert_int_equal(decode_payload(p, plen, (uint32_t)plen, err), -1);
 	if (!strstr(err, what))
 		fail_msg("error \"%s\" does not mention \"%s\"", err, what);
+}
+
+/* v3: captured values and the error flag survive a round trip; a record
+ * whose captures do not follow on from the previous one's is refused. */
+static void test_caps_roundtrip(void **state)
+{
+	struct sp_span_caps c0 = { 0 }, c2 = { 0 };
+	struct sp_span in[3];
+	struct sp_block b;
+	void *storage;
+	size_t len, got, cap = 8192;
+	uint8_t *buf, *payload = malloc(cap);
+	char err[256];
+
+	(void)state;
+	in[0] = mk(1, 1, 0, "q", T0, 10, 0, SP_SPAN_ROOT | SP_SPAN_ERROR);
+	in[1] = mk(1, 2, 1, "f", T0 + 1, 5, 1, 0);
+	in[2] = mk(1, 3, 1, "g", T0 + 2, 5, 1, 0);
+	c0.n = 2;
+	c0.v[0] = (struct sp_span_cap){ .name = "query", .type = SP_SPAN_CAP_STR_T,
+					.status = SP_SPAN_CAP_TRUNCATED };
+	memset(c0.v[0].str, 'x', SP_SPAN_CAP_STR);
+	c0.v[1] = (struct sp_span_cap){ .name = "rows", .type = SP_SPAN_CAP_I64,
+					.status = SP_SPAN_CAP_OK, .num = (uint64_t)-5 };
+	c2.n = 3;
+	c2.v[0] = (struct sp_span_cap){ .name = "ptr", .type = SP_SPAN_CAP_STR_T,
+					.status = SP_SPAN_CAP_UNREADABLE };
+	c2.v[1] = (struct sp_span_cap){ .name = "ret", .type = SP_SPAN_CAP_U64,
+					.status = SP_SPAN_CAP_MISSING };
+	c2.v[2] = (struct sp_span_cap){ .name = "query", .type = SP_SPAN_CAP_STR_T,
+					.status = SP_SPAN_CAP_OK };
+	strcpy(c2.v[2].str, "SELECT 1");
+	in[0].caps = &c0;
+	in[2].caps = &c2;
+	buf = encode(1, in, 3, &len);
+	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), 0);
+	assert_int_equal(b.n, 3);
+	assert_int_equal(b.spans[0].flags, SP_SPAN_ROOT | SP_SPAN_ERROR);
+	assert_null(b.spans[1].caps);
+	for (int i = 0; i < 3; i += 2) {
+		const struct sp_span_caps *w = in[i].caps, *g = b.spans[i].caps;
+
+		assert_non_null(g);
+		assert_int_equal(g->n, w->n);
+		for (uint32_t k = 0; k < w->n; k++) {
+			assert_string_equal(g->v[k].name, w->v[k].name);
+			assert_int_equal(g->v[k].type, w->v[k].type);
+			assert_int_equal(g->v[k].status, w->v[k].status);
+			assert_int_equal(g->v[k].num, w->v[k].num);
+			assert_string_equal(g->v[k].str, w->v[k].str);
+		}
+	}
+	free(storage);
+	/* payload: 3 records of 88 bytes, then 5 captures of 16 */
+	got = ZSTD_decompress(payload, cap, buf + SP_BLOCK_FRAME_SIZE, len - SP_BLOCK_FRAME_SIZE);
+	assert_false(ZSTD_isError(got));
+	size_t recs = 64 + rd32(payload + 56);
+
+	assert_int_equal(got, recs + 3 * 88 + 5 * 16);
+	assert_int_equal(rd32(payload + recs + 2 * 88 + 80), 2); /* first capture of g */
+	assert_int_equal(rd32(payload + recs + 2 * 88 + 84), 3);
+	le32(payload + recs + 2 * 88 + 80, 1); /* overlaps q's */
+	free(buf);
+	buf = wrap_v(3, payload, got, (uint32_t)got, &len);
+	assert_int_equal(sp_block_decode(buf, len, &b, &storage, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "out of order or range"));
+	free(buf);
+	free(payload);
 }
 
 static void test_crafted_payloads(void **state)
@@ -1244,19 +1313,19 @@ static void test_block_after_truncated_block(void **state)
 
 static void test_version_mismatch_in_file(void **state)
 {
-	const char *path = tmp_path("v3.blk");
+	const char *path = tmp_path("v4.blk");
 	size_t off[4];
 	uint8_t *all = three_blocks(off);
 
 	(void)state;
-	le32(all + off[1] + 8, 3);
+	le32(all + off[1] + 8, 4);
 	fix_header_crc(all + off[1]);
 	write_file(path, all, off[3]);
 	read_all(path);
 	assert_int_equal(seq.n, 4);
 	assert_int_equal(seq.pid[0], 101);
 	assert_int_equal(seq.rc[1], -1);
-	assert_true(err_has(1, "unsupported format version 3"));
+	assert_true(err_has(1, "unsupported format version 4"));
 	assert_int_equal(seq.pid[2], 103);
 	unlink(path);
 	free(all);
@@ -1584,6 +1653,7 @@ int main(void)
 		cmocka_unit_test(test_stats_in_file),
 		cmocka_unit_test(test_stats_frame_mutations),
 		cmocka_unit_test(test_doc_example),
+		cmocka_unit_test(test_caps_roundtrip),
 		cmocka_unit_test(test_crafted_payloads),
 		cmocka_unit_test(test_crafted_stats_payloads),
 		cmocka_unit_test(test_read_v1_block),

@@ -119,6 +119,48 @@ static void test_span_attrs_optional(void **state)
 	free(j);
 }
 
+/* Captured values: under their own names, unread ones marked, never
+ * invented; a failed span has OTLP status ERROR. */
+static void test_span_attrs_captures(void **state)
+{
+	struct sp_span s = mk(1, 0, 0, "postgresql:query", 1, 2);
+	struct sp_span_caps c = { 0 };
+	struct sp_span_attr a[SP_SPAN_ATTRS_MAX];
+	size_t n;
+	char *j;
+
+	(void)state;
+	c.n = 4;
+	c.v[0] = (struct sp_span_cap){ .name = "query", .type = SP_SPAN_CAP_STR_T,
+				       .status = SP_SPAN_CAP_TRUNCATED };
+	strcpy(c.v[0].str, "SELECT \"x\"");
+	c.v[1] = (struct sp_span_cap){ .name = "rows", .type = SP_SPAN_CAP_I64,
+				       .status = SP_SPAN_CAP_OK, .num = (uint64_t)-3 };
+	c.v[2] = (struct sp_span_cap){ .name = "ptr", .type = SP_SPAN_CAP_STR_T,
+				       .status = SP_SPAN_CAP_UNREADABLE };
+	c.v[3] = (struct sp_span_cap){ .name = "big", .type = SP_SPAN_CAP_U64,
+				       .status = SP_SPAN_CAP_OK, .num = UINT64_MAX };
+	s.caps = &c;
+	s.flags = SP_SPAN_ERROR;
+	n = sp_span_attrs(&s, a);
+	assert_int_equal(n, 7);
+	assert_string_equal(a[1].key, "spanprobe.error");
+	assert_string_equal(a[2].key, "query");
+	assert_string_equal(a[2].str, "SELECT \"x\"");
+	assert_int_equal(a[3].value, -3);
+	assert_string_equal(a[4].str, "<unreadable>");
+	assert_int_equal(a[5].type, SP_ATTR_UINT);
+	assert_string_equal(a[6].key, "spanprobe.truncated");
+	j = otlp(&s, 1);
+	assert_non_null(strstr(j, "{\"key\":\"query\",\"value\":{\"stringValue\":\"SELECT \\\"x\\\"\"}},"
+			       "{\"key\":\"rows\",\"value\":{\"intValue\":\"-3\"}},"
+			       "{\"key\":\"ptr\",\"value\":{\"stringValue\":\"<unreadable>\"}},"
+			       "{\"key\":\"big\",\"value\":{\"stringValue\":\"18446744073709551615\"}},"
+			       "{\"key\":\"spanprobe.truncated\",\"value\":{\"boolValue\":true}}],"
+			       "\"status\":{\"code\":2}"));
+	free(j);
+}
+
 static void test_otlp_headers(void **state)
 {
 	char **h, err[128];
@@ -262,6 +304,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_otlp_json),
 		cmocka_unit_test(test_span_attrs_optional),
+		cmocka_unit_test(test_span_attrs_captures),
 		cmocka_unit_test(test_otlp_headers),
 		cmocka_unit_test(test_perfetto_file),
 		cmocka_unit_test(test_perfetto_times_exact),

@@ -313,11 +313,11 @@ static void test_json_output(void **state)
 		"{\"name\":\"root_fn\",\"raw\":\"_Z7root_fnv\",\"object\":\"/bin/srv\",\"role\":\"root\","
 		"\"calls\":100,\"outside_calls\":0,\"total_ns\":100000,\"p50_ns\":947,\"p99_ns\":999,"
 		"\"max_ns\":1000,\"under_min_span\":0,\"min_span_ns\":5000000,\"abnormal\":2,"
-		"\"kept_in_slow\":1,\"est_probe_cost_ns\":120000}\n"
+		"\"kept_in_slow\":1,\"est_probe_cost_ns\":120000,\"errors\":0}\n"
 		"{\"name\":\"a\\\"b\",\"raw\":\"a\\\"b\",\"object\":\"/bin/srv\",\"role\":\"span\","
 		"\"calls\":4,\"outside_calls\":0,\"total_ns\":4000,\"p50_ns\":935,\"p99_ns\":1000,"
 		"\"max_ns\":1000,\"under_min_span\":0,\"min_span_ns\":5000000,\"abnormal\":0,"
-		"\"kept_in_slow\":0,\"est_probe_cost_ns\":4800}\n");
+		"\"kept_in_slow\":0,\"est_probe_cost_ns\":4800,\"errors\":0}\n");
 	free(text);
 	text = capture(sp_sym_stats_print_json, r, 0);
 	assert_string_equal(text, "");

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <linux/types.h>
+#include "spanprobe.h"
 #include "symbols/symbols.h"
 
 static int parse(const char *text, struct sp_pattern_list *l, char *err,
@@ -77,11 +79,11 @@ static void test_unknown_keyword(void **state)
 	const char *t3 = "Root foo\n";
 
 	expect_error(t1, strlen(t1),
-		     "t.syms:3: unknown keyword 'spam' (expected 'root' or 'span')");
+		     "t.syms:3: unknown keyword 'spam' (expected 'root', 'span', 'error' or 'event')");
 	expect_error(t2, strlen(t2),
-		     "t.syms:1: unknown keyword 'spanx' (expected 'root' or 'span')");
+		     "t.syms:1: unknown keyword 'spanx' (expected 'root', 'span', 'error' or 'event')");
 	expect_error(t3, strlen(t3),
-		     "t.syms:1: unknown keyword 'Root' (expected 'root' or 'span')");
+		     "t.syms:1: unknown keyword 'Root' (expected 'root', 'span', 'error' or 'event')");
 }
 
 /* A symbol file does not get to send escape sequences to the terminal
@@ -93,13 +95,13 @@ static void test_unknown_keyword_is_escaped(void **state)
 	char t2[128];
 
 	expect_error(t1, strlen(t1),
-		     "t.syms:2: unknown keyword '\\x1b[2Jspan' (expected 'root' or 'span')");
+		     "t.syms:2: unknown keyword '\\x1b[2Jspan' (expected 'root', 'span', 'error' or 'event')");
 	memset(t2, 'k', 100);
 	memcpy(t2 + 100, " x\n", 4);
 	expect_error(t2, strlen(t2),
 		     "t.syms:1: unknown keyword "
 		     "'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...'"
-		     " (expected 'root' or 'span')");
+		     " (expected 'root', 'span', 'error' or 'event')");
 }
 
 static void test_missing_pattern(void **state)
@@ -196,7 +198,7 @@ static void test_file_roundtrip(void **state)
 	char want[300];
 
 	snprintf(want, sizeof(want),
-		 "%s:2: unknown keyword 'bogus' (expected 'root' or 'span')", path);
+		 "%s:2: unknown keyword 'bogus' (expected 'root', 'span', 'error' or 'event')", path);
 	assert_string_equal(err, want);
 
 	fd = open(path, O_WRONLY | O_TRUNC);
@@ -211,6 +213,84 @@ static void test_file_roundtrip(void **state)
 	unlink(path);
 }
 
+static void test_usdt_and_captures(void **state)
+{
+	(void)state;
+	struct sp_pattern_list l;
+	char err[256];
+	const char *text =
+		"root usdt postgresql:query__start postgresql:query__done query=arg0:str\n"
+		"span process_block block_id=arg1:u64 rows=ret:i64 error=neg\n"
+		"span demo::A::operator=(demo::A const&)\n"
+		"error usdt postgresql:transaction__abort\n"
+		"span open_file error=null\n"
+		"span f error=-5\n"
+		"span g args rows=ret:i64\n";
+
+	assert_int_equal(parse(text, &l, err, sizeof(err)), 0);
+	assert_int_equal(l.n, 7);
+	assert_true(l.v[6].want_args);
+	assert_string_equal(l.v[6].glob, "g");
+	assert_int_equal(l.v[6].n_caps, 1);
+	assert_false(l.v[1].want_args);
+	assert_int_equal(l.v[0].source, SP_SRC_USDT_PAIR);
+	assert_int_equal(l.v[0].role, SP_ROLE_ROOT);
+	assert_string_equal(l.v[0].glob, "postgresql:query__start");
+	assert_string_equal(l.v[0].usdt_done, "postgresql:query__done");
+	assert_int_equal(l.v[0].n_caps, 1);
+	assert_string_equal(l.v[0].caps[0].name, "query");
+	assert_int_equal(l.v[0].caps[0].src, SP_CAP_ARG);
+	assert_int_equal(l.v[0].caps[0].index, 0);
+	assert_int_equal(l.v[0].caps[0].type, SP_CAP_STR_T);
+	assert_int_equal(l.v[1].source, SP_SRC_FUNC);
+	assert_string_equal(l.v[1].glob, "process_block");
+	assert_int_equal(l.v[1].n_caps, 2);
+	assert_string_equal(l.v[1].caps[0].name, "block_id");
+	assert_int_equal(l.v[1].caps[0].index, 1);
+	assert_int_equal(l.v[1].caps[0].type, SP_CAP_U64);
+	assert_string_equal(l.v[1].caps[1].name, "rows");
+	assert_int_equal(l.v[1].caps[1].src, SP_CAP_RET);
+	assert_int_equal(l.v[1].err_cond, SP_ERR_NEG);
+	assert_string_equal(l.v[2].glob, "demo::A::operator=(demo::A const&)");
+	assert_int_equal(l.v[2].n_caps, 0);
+	assert_int_equal(l.v[3].source, SP_SRC_USDT_ERROR);
+	assert_string_equal(l.v[3].glob, "postgresql:transaction__abort");
+	assert_int_equal(l.v[4].err_cond, SP_ERR_NULL);
+	assert_int_equal(l.v[5].err_cond, SP_ERR_EQ);
+	assert_int_equal(l.v[5].err_value, -5);
+	sp_symlist_free(&l);
+}
+
+static void test_usdt_and_capture_errors(void **state)
+{
+	(void)state;
+	const char *t;
+
+	t = "root usdt postgresql:query__start\n";
+	expect_error(t, strlen(t), "t.syms:1: expected 'usdt PROVIDER:START PROVIDER:DONE "
+		     "[NAME=argN:TYPE ...]'");
+	t = "root q\nspan f x=arg1:float\n";
+	expect_error(t, strlen(t), "t.syms:2: bad capture 'x=arg1:float': expected "
+		     "NAME=argN:TYPE or NAME=ret:TYPE, TYPE one of i64, u64, i32, u32, str");
+	t = "span f x=arg6:i64\n";
+	expect_error(t, strlen(t), "t.syms:1: capture 'x': only the register arguments "
+		     "arg0..arg5 can be read");
+	t = "span usdt p:a p:b r=ret:i64\n";
+	expect_error(t, strlen(t), "t.syms:1: capture 'r': a USDT probe has no return value");
+	t = "span f a=arg0:i64 b=arg1:i64 c=arg2:i64 d=arg3:i64 e=arg4:i64\n";
+	expect_error(t, strlen(t), "t.syms:1: more than 4 captures");
+	t = "span f a=arg0:i64 a=arg1:i64\n";
+	expect_error(t, strlen(t), "t.syms:1: capture 'a' given twice");
+	t = "error f\n";
+	expect_error(t, strlen(t), "t.syms:1: expected 'error usdt PROVIDER:NAME'");
+	t = "span usdt p:a p:b args\n";
+	expect_error(t, strlen(t), "t.syms:1: 'args' names a function's parameters from DWARF; "
+		     "a USDT probe has none (name its arguments: NAME=argN:TYPE)");
+	t = "span f error=maybe\n";
+	expect_error(t, strlen(t), "t.syms:1: bad 'error=maybe': expected error=neg, "
+		     "error=null or error=VALUE");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +303,8 @@ int main(void)
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_file_roundtrip),
+		cmocka_unit_test(test_usdt_and_captures),
+		cmocka_unit_test(test_usdt_and_capture_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

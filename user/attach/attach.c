@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,14 @@ static int attach_object(struct sp_attach *a, enum sp_attach_mode mode, pid_t pi
 	return err;
 }
 
+static bool has_ret_cap(const struct sp_func *f)
+{
+	for (unsigned i = 0; i < f->n_caps; i++)
+		if (f->caps[i].src == SP_CAP_RET)
+			return true;
+	return false;
+}
+
 /* What the BPF side must know of a function (enum sp_sym_flags). */
 static __u32 sym_flags(const struct sp_func *f)
 {
@@ -204,19 +213,38 @@ static __u32 sym_flags(const struct sp_func *f)
 	       /* carriers and spawned tasks are tracked with no frame under
 		* them: userspace decides later which query they belong to */
 	       (f->is_async && f->held ? SP_SYM_HELD | SP_SYM_ROOT : 0) |
-	       (f->is_async && f->nested ? SP_SYM_NESTED : 0);
+	       (f->is_async && f->nested ? SP_SYM_NESTED : 0) |
+	       (f->n_caps ? SP_SYM_CAPS : 0) |
+	       (f->err_cond || has_ret_cap(f) ? SP_SYM_RET : 0) |
+	       (f->source == SP_SRC_USDT_PAIR ? SP_SYM_USDT : 0);
+}
+
+/* At a tail jump RAX is not the return value. The first byte tells: ret
+ * is c3/c2 (after an optional f3 or f2 prefix), a jump is anything else.
+ * A site that cannot be read counts as a jump: no value is invented. */
+static bool is_tail_jump(int fd, uint64_t off)
+{
+	uint8_t b[2] = { 0 };
+
+	if (fd < 0 || pread(fd, b, sizeof(b), (off_t)off) != (ssize_t)sizeof(b))
+		return true;
+	if (b[0] == 0xf3 || b[0] == 0xf2)
+		b[0] = b[1];
+	return b[0] != 0xc3 && b[0] != 0xc2;
 }
 
 static int collect_object(const struct sp_func_set *fs, const char *path,
 			  struct object_batches *ob, bool *done)
 {
-	int err = 0;
+	int err = 0, fd = -1;
 
 	for (size_t i = 0; i < fs->n && !err; i++) {
 		const struct sp_func *f = &fs->v[i];
-		__u64 cookie = sp_probe_cookie((__u32)i, sym_flags(f));
+		__u32 flags = sym_flags(f);
+		__u64 cookie = sp_probe_cookie((__u32)i, flags);
 
-		if (done[i] || f->problem || strcmp(f->open_path, path) != 0)
+		if (done[i] || f->problem || f->source != SP_SRC_FUNC ||
+		    strcmp(f->open_path, path) != 0)
 			continue;
 		done[i] = true;
 		/* resolve.c moves a paired entry only where sp is unchanged */
@@ -224,11 +252,66 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 			err = batch_add(&ob->paired, f->offset + f->entry_shift, cookie);
 		else
 			err = batch_add(&ob->entry, f->offset + f->entry_shift,
-					sp_entry_cookie((__u32)i, sym_flags(f), f->entry_sp_delta));
-		for (size_t k = 0; k < f->n_exit && !err; k++)
-			err = batch_add(&ob->sites, f->exit_offsets[k], cookie);
+					sp_entry_cookie((__u32)i, flags, f->entry_sp_delta));
+		if ((flags & SP_SYM_RET) && f->n_exit && fd < 0)
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+		for (size_t k = 0; k < f->n_exit && !err; k++) {
+			__u64 c = (flags & SP_SYM_RET) && is_tail_jump(fd, f->exit_offsets[k]) ?
+				  sp_probe_cookie((__u32)i, flags | SP_SYM_TAILJMP) : cookie;
+
+			err = batch_add(&ob->sites, f->exit_offsets[k], c);
+		}
 	}
+	if (fd >= 0)
+		close(fd);
 	return err;
+}
+
+static int attach_one_usdt(struct sp_attach *a, pid_t pid, const struct sp_func *f,
+			   const char *name, __u64 cookie)
+{
+	LIBBPF_OPTS(bpf_usdt_opts, o, .usdt_cookie = cookie);
+	struct bpf_link *l = bpf_program__attach_usdt(a->skel->progs.sp_usdt, pid, f->open_path,
+						      f->usdt_provider, name, &o);
+
+	return l ? keep_link(a, l) : -errno;
+}
+
+/* USDT sources through libbpf, which reads the notes again, finds every
+ * site of the probe and passes its semaphore to the kernel (the uprobe's
+ * reference counter), so guarded probes fire only while attached. */
+static int attach_usdts(struct sp_attach *a, pid_t pid, const struct sp_func_set *fs,
+			size_t from, struct sp_attach_stats *st, char *err, size_t errlen)
+{
+	for (size_t i = from; i < fs->n; i++) {
+		const struct sp_func *f = &fs->v[i];
+		__u32 flags = sym_flags(f);
+		int rc;
+
+		if (f->problem || f->source == SP_SRC_FUNC)
+			continue;
+		if (f->source == SP_SRC_USDT_ERROR) {
+			rc = attach_one_usdt(a, pid, f, f->usdt_start,
+					     sp_probe_cookie((__u32)i, SP_SYM_USDT_ERROR));
+		} else if (f->source == SP_SRC_USDT_EVENT) {
+			rc = attach_one_usdt(a, pid, f, f->usdt_start,
+					     sp_probe_cookie((__u32)i, SP_SYM_USDT_EVENT |
+							     (f->n_caps ? SP_SYM_CAPS : 0)));
+		} else {
+			rc = attach_one_usdt(a, pid, f, f->usdt_start, sp_probe_cookie((__u32)i, flags));
+			if (!rc)
+				rc = attach_one_usdt(a, pid, f, f->usdt_done,
+						     sp_probe_cookie((__u32)i, SP_SYM_USDT_DONE));
+		}
+		if (rc) {
+			snprintf(err, errlen, "attaching USDT %s:%s in %s: %s", f->usdt_provider,
+				 f->usdt_start, f->object, strerror(-rc));
+			return rc;
+		}
+		st->functions++;
+		st->probes += f->source == SP_SRC_USDT_PAIR ? 2 : 1;
+	}
+	return 0;
 }
 
 /* Attaches the functions of fs from index `from` on (those before are
@@ -246,7 +329,7 @@ static int attach_all(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
 		struct object_batches ob = { 0 };
 		const char *path = fs->v[i].open_path;
 
-		if (done[i] || fs->v[i].problem)
+		if (done[i] || fs->v[i].problem || fs->v[i].source != SP_SRC_FUNC)
 			continue;
 		rc = collect_object(fs, path, &ob, done);
 		a->owner = path;
@@ -261,6 +344,8 @@ static int attach_all(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
 		batches_free(&ob);
 	}
 	free(done);
+	if (!rc)
+		rc = attach_usdts(a, pid, fs, from, st, err, errlen);
 	st->links = a->n_links;
 	st->mode = mode;
 	return rc;
@@ -293,6 +378,33 @@ static int fill_sym_info(struct sp_attach *a, const struct sp_func_set *fs, size
 		};
 
 		if (bpf_map_update_elem(fd, &i, &info, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+/* What each capturing function reads, by sym_id. */
+static int fill_cap_cfg(struct sp_attach *a, const struct sp_func_set *fs, size_t from)
+{
+	int fd = bpf_map__fd(a->skel->maps.cap_cfg);
+
+	for (__u32 i = (__u32)from; i < fs->n && i < a->cap_funcs; i++) {
+		const struct sp_func *f = &fs->v[i];
+		struct sp_cap_cfg c = { .n = f->n_caps, .err_cond = f->err_cond,
+					.err_value = f->err_value };
+
+		if (!f->n_caps && !f->err_cond)
+			continue;
+		for (unsigned k = 0; k < f->n_caps && k < SP_CAP_MAX; k++) {
+			c.c[k] = (struct sp_cap_spec){ .src = f->caps[k].src, .type = f->caps[k].type,
+						       .index = f->caps[k].index };
+			/* the error condition reads the return value as its
+			 * capture types it */
+			if (f->caps[k].src == SP_CAP_RET)
+				c.err_i32 = f->caps[k].type == SP_CAP_I32 ||
+					    f->caps[k].type == SP_CAP_U32;
+		}
+		if (bpf_map_update_elem(fd, &i, &c, BPF_ANY))
 			return -errno;
 	}
 	return 0;
@@ -350,6 +462,7 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.sym_stats, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_ranges, n);
+	bpf_map__set_max_entries(a->skel->maps.cap_cfg, n);
 	configure_programs(a->skel, mode);
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc && o->follow_children) {
@@ -363,6 +476,8 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 		rc = fill_sym_info(a, fs, 0);
 	if (!rc)
 		rc = fill_nested_reads(a, fs, 0);
+	if (!rc)
+		rc = fill_cap_cfg(a, fs, 0);
 	if (rc) {
 		snprintf(err, errlen, "loading BPF programs (%s): %s",
 			 sp_attach_mode_name(mode), strerror(-rc));
@@ -521,6 +636,7 @@ int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id, struct sp_sy
 		out->under_min_span += s->under_min_span;
 		out->outside_calls += s->outside_calls;
 		out->abnormal += s->abnormal;
+		out->errors += s->errors;
 		for (int b = 0; b < SP_HIST_BUCKETS; b++)
 			out->hist[b] += s->hist[b];
 	}
@@ -543,6 +659,8 @@ int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
 	rc = fill_sym_info(a, funcs, from);
 	if (!rc)
 		rc = fill_nested_reads(a, funcs, from);
+	if (!rc)
+		rc = fill_cap_cfg(a, funcs, from);
 	if (rc) {
 		snprintf(err, errlen, "describing new functions to BPF: %s", strerror(-rc));
 		return -1;

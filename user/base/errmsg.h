@@ -8,4 +8,9 @@
 void sp_set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* s[0..n) made fit for an error message: control bytes and DEL as \xNN
+ * (an input file is not trusted to drive the terminal), cut after 64
+ * bytes with "...". out is always terminated. */
+void sp_err_printable(char *out, size_t outlen, const char *s, size_t n);
+
 #endif

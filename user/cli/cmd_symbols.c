@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <elfutils/libdwfl.h>
+#include <linux/types.h>
+#include "spanprobe.h"
 #include "resolve/async_nested.h"
 #include "resolve/async_visibility.h"
 #include "cli/cli.h"
@@ -27,6 +29,7 @@ struct opts {
 	pid_t pid;
 	bool json;
 	bool strict;
+	bool usdt;
 	enum sp_exit_policy policy;
 };
 
@@ -35,9 +38,11 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: spanprobe symbols -s SYMBOLS (-p PID | BINARY) [--json] [--strict]\n"
 		"                         [--exit-probe auto|uretprobe|retsites] [--debuginfo PATH]\n"
+		"       spanprobe symbols --usdt (-p PID | BINARY) [--json]\n"
 		"  -s, --symbols FILE   symbol list: 'root PATTERN' / 'span PATTERN' lines\n"
 		"  -p, --pid PID        resolve in the objects PID has mapped\n"
 		"      --json           one JSON document on stdout\n"
+		"      --usdt           list the USDT probes the objects offer\n"
 		"      --strict         exit 1 when a pattern matches nothing\n"
 		"      --exit-probe M   how call ends are observed (default auto:\n"
 		"                       ret sites where exceptions/panics can unwind)\n"
@@ -91,6 +96,9 @@ static int take_opt(int c, const char *arg, const char *word, struct opts *o)
 	case 'S':
 		o->strict = true;
 		return 0;
+	case 'U':
+		o->usdt = true;
+		return 0;
 	case 'e':
 		if (parse_policy(arg, &o->policy) == 0)
 			return 0;
@@ -121,7 +129,7 @@ static int check_args(int argc, char **argv, struct opts *o)
 	if (optind < argc) {
 		fprintf(stderr, "spanprobe: symbols: unexpected argument '%s'\n",
 			argv[optind]);
-	} else if (!o->symbols) {
+	} else if (!o->symbols && !o->usdt) {
 		fprintf(stderr, "spanprobe: symbols: -s SYMBOLS is required\n");
 	} else if (!o->pid == !o->binary) {
 		fprintf(stderr, "spanprobe: symbols: give either -p PID or BINARY\n");
@@ -139,6 +147,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "pid", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "strict", no_argument, NULL, 'S' },
+		{ "usdt", no_argument, NULL, 'U' },
 		{ "exit-probe", required_argument, NULL, 'e' },
 		{ "debuginfo", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -322,8 +331,54 @@ static void func_costs(const struct sp_func_set *fs, struct func_cost *costs)
 		func_cost(&fs->v[k], &costs[k]);
 }
 
+static void text_caps(const struct sp_func *f)
+{
+	static const char *types[] = { "i64", "u64", "str", "i32", "u32" };
+
+	if (!f->n_caps && !f->err_cond)
+		return;
+	printf("      captures:");
+	for (unsigned i = 0; i < f->n_caps; i++) {
+		const struct sp_cap_decl *c = &f->caps[i];
+
+		if (c->src == SP_CAP_RET)
+			printf(" %s=ret:%s", c->name, types[c->type % 5]);
+		else
+			printf(" %s=arg%u:%s", c->name, c->index, types[c->type % 5]);
+	}
+	if (f->err_cond == SP_ERR_NEG)
+		printf(" error=neg");
+	else if (f->err_cond == SP_ERR_NULL)
+		printf(" error=null");
+	else if (f->err_cond == SP_ERR_EQ)
+		printf(" error=%lld", (long long)f->err_value);
+	putchar('\n');
+}
+
+/* A USDT source: where its probes are, instead of a function's extent. */
+static void text_usdt(const struct sp_func *f, const struct func_cost *c)
+{
+	printf("  %s\n", f->demangled);
+	if (f->source == SP_SRC_USDT_PAIR)
+		printf("      usdt %s:%s .. %s:%s in %s (first site at 0x%llx)\n", f->usdt_provider,
+		       f->usdt_start, f->usdt_provider, f->usdt_done ? f->usdt_done : "?",
+		       f->object, (unsigned long long)f->addr);
+	else
+		printf("      usdt %s %s:%s in %s (first site at 0x%llx)\n",
+		       f->source == SP_SRC_USDT_EVENT ? "event" : "error probe",
+		       f->usdt_provider, f->usdt_start, f->object, (unsigned long long)f->addr);
+	if (f->problem)
+		printf("      problem: %s\n", f->problem);
+	text_caps(f);
+	text_cost(f, c);
+}
+
 static void text_func(const struct sp_func *f, const struct func_cost *c)
 {
+	if (f->source != SP_SRC_FUNC) {
+		text_usdt(f, c);
+		return;
+	}
 	printf("  %s\n", f->demangled);
 	if (strcmp(f->raw, f->demangled) != 0)
 		printf("      mangled %s\n", f->raw);
@@ -341,6 +396,7 @@ static void text_func(const struct sp_func *f, const struct func_cost *c)
 	else if (f->exit_why)
 		printf("      exit %s: %s\n", f->exit_mode == SP_EXIT_URETPROBE ?
 		       "uretprobe" : "at ret sites", f->exit_why);
+	text_caps(f);
 	text_cost(f, c);
 }
 
@@ -639,6 +695,32 @@ static void json_func(const struct sp_func *f, const struct func_cost *c)
 	printf(",\"attachable\":%s,\"problem\":", f->problem ? "false" : "true");
 	json_str(f->problem);
 	json_cost(f, c);
+	if (f->source != SP_SRC_FUNC) {
+		fputs(",\"usdt\":{\"provider\":", stdout);
+		json_str(f->usdt_provider);
+		fputs(f->source == SP_SRC_USDT_PAIR ? ",\"start\":" :
+		      f->source == SP_SRC_USDT_EVENT ? ",\"event\":" : ",\"error\":", stdout);
+		json_str(f->usdt_start);
+		if (f->source == SP_SRC_USDT_PAIR) {
+			fputs(",\"done\":", stdout);
+			json_str(f->usdt_done);
+		}
+		putchar('}');
+	}
+	if (f->n_caps) {
+		fputs(",\"captures\":[", stdout);
+		for (unsigned i = 0; i < f->n_caps; i++) {
+			fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+			json_str(f->caps[i].name);
+			if (f->caps[i].src == SP_CAP_RET)
+				fputs(",\"source\":\"ret\"", stdout);
+			else
+				printf(",\"source\":\"arg%u\"", f->caps[i].index);
+			printf(",\"type\":\"%s\"}",
+			       (const char *[]){ "i64", "u64", "str", "i32", "u32" }[f->caps[i].type % 5]);
+		}
+		putchar(']');
+	}
 	putchar('}');
 }
 
@@ -767,6 +849,8 @@ int sp_cmd_symbols(int argc, char **argv)
 
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	if (o.usdt)
+		return sp_list_usdt(o.pid, o.binary, o.json);
 	if (sp_symlist_parse_file(o.symbols, &pats, err, sizeof(err))) {
 		fprintf(stderr, "spanprobe: %s\n", err);
 		return EXIT_USAGE;

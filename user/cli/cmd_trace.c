@@ -16,7 +16,8 @@
 enum { OPT_MIN_SPAN = 256, OPT_MIN_QUERY, OPT_DURATION, OPT_STRICT,
        OPT_EXIT_PROBE, OPT_NO_MULTI, OPT_ATTACH_MODE,
        OPT_MICROMEGAS, OPT_OTLP, OPT_OTLP_GZIP, OPT_PERFETTO, OPT_RING,
-       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_DEBUGINFO, OPT_EXE, OPT_FOLLOW, OPT_MAX_PROCS };
+       OPT_STATS, OPT_PRUNE, OPT_EXPAND, OPT_DEBUGINFO, OPT_EXE, OPT_FOLLOW, OPT_MAX_PROCS,
+       OPT_REDACT };
 
 /* attach --exe, repeatable */
 #define MAX_EXES 64
@@ -45,6 +46,7 @@ static const struct option trace_options[] = {
 	{ "exe", required_argument, NULL, OPT_EXE },
 	{ "follow", no_argument, NULL, OPT_FOLLOW },
 	{ "max-processes", required_argument, NULL, OPT_MAX_PROCS },
+	{ "redact", no_argument, NULL, OPT_REDACT },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -84,6 +86,8 @@ static void usage(FILE *f, const char *cmd)
 	      "  --stats               per-function figures at exit (stderr)\n"
 	      "  --prune-advice        at exit, the symbol list without the functions\n"
 	      "                        that never had a span kept in a slow query (stdout)\n"
+	      "  --redact              captured strings lose their literal values\n"
+	      "                        (SQL numbers and quoted strings become ?)\n"
 	      "  --ring-buffer SIZE    kernel-to-collector buffer, a power of two >= 4K\n"
 	      "                        (K or M suffix; default 8M)\n"
 	      "  --debuginfo PATH      a separate debug file, or a directory of them\n"
@@ -216,6 +220,7 @@ static int parse_one(int c, struct sp_trace_opts *o, pid_t *pid, const char *cmd
 	case OPT_DEBUGINFO: return sp_cli_debuginfo_add(optarg);
 	case OPT_EXPAND: o->expand = true; return 0;
 	case 'v': o->verbose = true; return 0;
+	case OPT_REDACT: o->redact = true; return 0;
 	case OPT_MICROMEGAS: o->exports.micromegas_url = optarg; return 0;
 	case OPT_OTLP: o->exports.otlp_url = optarg; return 0;
 	case OPT_OTLP_GZIP: o->exports.otlp_gzip = true; return 0;

@@ -441,6 +441,7 @@ static int build_pipeline(struct sp_session *s)
 		.syms = s->syms, .n_syms = s->n_syms, .funcs = &s->funcs,
 		.min_span_ns = s->o->min_span_ns, .min_query_ns = s->o->min_query_ns,
 		.spawn_hold_ns = SPAWN_HOLD_NS, .kept = on_kept_query, .arg = s,
+		.redact = s->o->redact,
 	};
 	return s->kept ? 0 : -1;
 }

@@ -25,6 +25,7 @@ struct sp_trace_opts {
 	bool verbose;           /* -v: every object without symbols named */
 	bool prune_advice;      /* --prune-advice: the symbol list without
 				 * what never mattered */
+	bool redact;            /* --redact: literals out of captured strings */
 	enum sp_exit_policy exit_policy;
 	struct sp_export_opts exports; /* --micromegas, --otlp, --perfetto */
 	const char **exes;      /* attach --exe FILE...: every process mapping them */

@@ -33,6 +33,10 @@ struct sp_traced_proc *sp_proc_new(const struct sp_proc_ctx *c, pid_t pid,
 	p->filter = sp_filter_new(c->min_span_ns, c->min_query_ns, on_kept, p);
 	p->asm_ = sp_asm_new(c->syms, c->n_syms, (uint32_t)pid, sp_filter_span,
 			     sp_filter_discard, p->filter);
+	if (p->asm_) {
+		sp_asm_set_caps(p->asm_, c->funcs);
+		sp_asm_set_redact(p->asm_, c->redact);
+	}
 	p->held = p->asm_ ? sp_held_new(c->funcs, p->asm_, c->spawn_hold_ns) : NULL;
 	if (!p->exe || !p->filter || !p->asm_ || !p->held) {
 		sp_proc_free(p);
@@ -49,6 +53,8 @@ void sp_proc_record(struct sp_traced_proc *p, const void *data, size_t len)
 		sp_held_span(p->held, data);
 	else if (kind == SP_RK_NESTED && len >= sizeof(struct sp_nested_rec))
 		sp_held_nested(p->held, data);
+	else if (kind == SP_RK_CAPS && len >= sizeof(struct sp_cap_rec))
+		sp_asm_caps(p->asm_, data);
 }
 
 #ifndef PIDFD_THREAD

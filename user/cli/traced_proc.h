@@ -32,6 +32,7 @@ struct sp_proc_ctx {
 	struct sp_attach *att;
 	uint64_t min_span_ns, min_query_ns;
 	uint64_t spawn_hold_ns;
+	bool redact;        /* --redact: literals of captured SQL replaced */
 	sp_proc_kept_fn kept;
 	void *arg;
 };

@@ -19,9 +19,12 @@
 #define FRAME_SIZE SP_BLOCK_FRAME_SIZE
 #define PHDR_SIZE 64u    /* block header at the start of the payload */
 #define REC_SIZE_V1 64u  /* one span record, version 1 */
-#define REC_SIZE 80u     /* one span record, version 2 */
+#define REC_SIZE_V2 80u  /* one span record, version 2 */
+#define REC_SIZE 88u     /* one span record, version 3 */
 #define HIST_OFF 88u     /* histogram inside a statistics entry */
-#define STAT_SIZE (HIST_OFF + 8u * SP_HIST_BUCKETS) /* one statistics entry */
+#define STAT_SIZE_V2 (HIST_OFF + 8u * SP_HIST_BUCKETS) /* statistics entry, v2 */
+#define STAT_SIZE (STAT_SIZE_V2 + 8u) /* v3: errors appended */
+#define CAP_SIZE 16u     /* one captured value (v3) */
 #define MAX_SPANS ((SP_BLOCK_MAX_PAYLOAD - PHDR_SIZE) / REC_SIZE)
 #define MAX_STATS ((SP_BLOCK_MAX_PAYLOAD - PHDR_SIZE) / STAT_SIZE)
 #define MAX_CLEN ZSTD_COMPRESSBOUND(SP_BLOCK_MAX_PAYLOAD)
@@ -31,7 +34,9 @@
  * (docs/block-format.md): changing either is a new format version. */
 _Static_assert(SP_HIST_BUCKETS == 168 && SP_HIST_SUB == 4,
 	       "histogram layout changed: bump SP_BLOCK_VERSION");
-_Static_assert(STAT_SIZE == 1432, "statistics entry size");
+_Static_assert(STAT_SIZE_V2 == 1432, "statistics entry size");
+_Static_assert(SP_SPAN_CAPS_MAX == 4 && SP_SPAN_CAP_STR == 127,
+	       "capture limits changed: bump SP_BLOCK_VERSION");
 
 /* Frame header field offsets. */
 enum { F_MAGIC = 0, F_VERSION = 8, F_CLEN = 12, F_ULEN = 16, F_PCRC = 20,
@@ -43,11 +48,14 @@ enum { H_VERSION = 0, H_PID = 4, H_START = 8, H_RBEGIN = 16, H_REND = 24,
 /* Span record field offsets; v1 records end at 64 (R_POLLS is reserved). */
 enum { R_QUERY = 0, R_SPAN = 8, R_PARENT = 16, R_BEGIN = 24, R_END = 32,
        R_NAME = 40, R_PID = 44, R_TID = 48, R_DEPTH = 52, R_FLAGS = 56,
-       R_POLLS = 60, R_UNC_LO = 64, R_UNC_HI = 72 };
+       R_POLLS = 60, R_UNC_LO = 64, R_UNC_HI = 72, R_CAPS = 80, R_NCAPS = 84 };
+/* Captured value field offsets (v3). */
+enum { C_NAME = 0, C_TYPE = 4, C_STATUS = 5, C_VALUE = 8 };
 /* Statistics entry field offsets (v2). */
 enum { S_NAME = 0, S_RAW = 4, S_OBJECT = 8, S_ROLE = 12, S_CALLS = 16,
        S_TOTAL = 24, S_MAX = 32, S_UNDER = 40, S_OUTSIDE = 48, S_ABNORMAL = 56,
-       S_KEPT = 64, S_COST = 72, S_MINSPAN = 80, S_HIST = HIST_OFF };
+       S_KEPT = 64, S_COST = 72, S_MINSPAN = 80, S_HIST = HIST_OFF,
+       S_ERRORS = STAT_SIZE_V2 };
 /* Largest role a v2 entry may hold (enum sp_role: span 0, root 1). */
 #define MAX_ROLE 1u
 
@@ -173,6 +181,8 @@ struct indices {
 	uint32_t exe;
 	uint32_t *span;  /* n */
 	uint32_t *stat;  /* 3 * n_stats */
+	uint32_t *cap;   /* per span, SP_SPAN_CAPS_MAX x (name, string value) */
+	size_t n_caps;   /* captured values in the block */
 };
 
 /* exe goes first so that even an empty block has one string. */
@@ -183,6 +193,20 @@ static int intern_all(struct strtab *t, const struct content *c, struct indices 
 	for (size_t i = 0; i < c->n; i++)
 		if (strtab_intern(t, c->spans[i].name, &ix->span[i]))
 			return -1;
+	ix->n_caps = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct sp_span_caps *cp = c->spans[i].caps;
+		uint32_t *slot = &ix->cap[i * 2 * SP_SPAN_CAPS_MAX];
+
+		for (uint32_t k = 0; cp && k < cp->n && k < SP_SPAN_CAPS_MAX; k++) {
+			const struct sp_span_cap *v = &cp->v[k];
+
+			if (strtab_intern(t, v->name, &slot[2 * k]) ||
+			    (v->type == SP_SPAN_CAP_STR_T && strtab_intern(t, v->str, &slot[2 * k + 1])))
+				return -1;
+			ix->n_caps++;
+		}
+	}
 	for (size_t i = 0; i < c->n_stats; i++) {
 		const struct sp_sym_report *r = &c->stats[i];
 
@@ -232,7 +256,30 @@ static void put_block_header(uint8_t *p, const struct content *c,
 	put32(p + H_NSTATS, (uint32_t)c->n_stats);
 }
 
-static void put_record(uint8_t *p, const struct sp_span *s, uint32_t name)
+static uint32_t n_caps_of(const struct sp_span *s)
+{
+	if (!s->caps)
+		return 0;
+	return s->caps->n < SP_SPAN_CAPS_MAX ? s->caps->n : SP_SPAN_CAPS_MAX;
+}
+
+/* idx: name and string-value indices of each captured value. */
+static void put_caps(uint8_t *p, const struct sp_span *s, const uint32_t *idx)
+{
+	for (uint32_t k = 0; k < n_caps_of(s); k++, p += CAP_SIZE) {
+		const struct sp_span_cap *v = &s->caps->v[k];
+		bool str = v->type == SP_SPAN_CAP_STR_T;
+		bool has = v->status == SP_SPAN_CAP_OK || v->status == SP_SPAN_CAP_TRUNCATED;
+
+		memset(p, 0, CAP_SIZE);
+		put32(p + C_NAME, idx[2 * k]);
+		p[C_TYPE] = v->type;
+		p[C_STATUS] = v->status;
+		put64(p + C_VALUE, !has ? 0 : str ? idx[2 * k + 1] : v->num);
+	}
+}
+
+static void put_record(uint8_t *p, const struct sp_span *s, uint32_t name, uint32_t first_cap)
 {
 	put64(p + R_QUERY, s->query_id);
 	put64(p + R_SPAN, s->span_id);
@@ -247,6 +294,8 @@ static void put_record(uint8_t *p, const struct sp_span *s, uint32_t name)
 	put32(p + R_POLLS, s->poll_count);
 	put64(p + R_UNC_LO, s->uncertainty_lo_ns);
 	put64(p + R_UNC_HI, s->uncertainty_hi_ns);
+	put32(p + R_CAPS, first_cap);
+	put32(p + R_NCAPS, n_caps_of(s));
 }
 
 /* idx: the entry's name, raw and object string indices. */
@@ -267,6 +316,7 @@ static void put_stat(uint8_t *p, const struct sp_sym_report *r, const uint32_t *
 	put64(p + S_MINSPAN, r->min_span_ns);
 	for (size_t b = 0; b < SP_HIST_BUCKETS; b++)
 		put64(p + S_HIST + 8 * b, r->s.hist[b]);
+	put64(p + S_ERRORS, r->s.errors);
 }
 
 static uint8_t *build_payload(const struct content *c, const struct strtab *t,
@@ -275,7 +325,8 @@ static uint8_t *build_payload(const struct content *c, const struct strtab *t,
 	uint8_t *p, *q;
 
 	/* n and n_stats were bounded by MAX_SPANS and MAX_STATS: no overflow */
-	*plen = PHDR_SIZE + t->bytes + c->n * REC_SIZE + c->n_stats * STAT_SIZE;
+	*plen = PHDR_SIZE + t->bytes + c->n * REC_SIZE + c->n_stats * STAT_SIZE +
+		ix->n_caps * CAP_SIZE;
 	if (*plen > SP_BLOCK_MAX_PAYLOAD) {
 		errno = EFBIG;
 		return NULL;
@@ -289,10 +340,18 @@ static uint8_t *build_payload(const struct content *c, const struct strtab *t,
 		memcpy(q, t->str[i], t->len[i] + 1);
 		q += t->len[i] + 1;
 	}
-	for (size_t i = 0; i < c->n; i++, q += REC_SIZE)
-		put_record(q, &c->spans[i], ix->span[i]);
+	uint32_t first_cap = 0;
+
+	for (size_t i = 0; i < c->n; i++, q += REC_SIZE) {
+		put_record(q, &c->spans[i], ix->span[i], first_cap);
+		first_cap += n_caps_of(&c->spans[i]);
+	}
 	for (size_t i = 0; i < c->n_stats; i++, q += STAT_SIZE)
 		put_stat(q, &c->stats[i], &ix->stat[3 * i]);
+	for (size_t i = 0; i < c->n; i++) {
+		put_caps(q, &c->spans[i], &ix->cap[i * 2 * SP_SPAN_CAPS_MAX]);
+		q += n_caps_of(&c->spans[i]) * CAP_SIZE;
+	}
 	return p;
 }
 
@@ -365,11 +424,16 @@ static int encode(const struct content *c, void **out, size_t *out_len)
 		errno = EFBIG;
 		return -1;
 	}
-	if (strtab_init(&t, 1 + c->n + 3 * c->n_stats))
+	size_t cap_strs = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		cap_strs += 2 * n_caps_of(&c->spans[i]);
+	if (strtab_init(&t, 1 + c->n + 3 * c->n_stats + cap_strs))
 		goto out;
 	ix.span = malloc((c->n ? c->n : 1) * sizeof(*ix.span));
 	ix.stat = malloc((c->n_stats ? 3 * c->n_stats : 1) * sizeof(*ix.stat));
-	if (!ix.span || !ix.stat)
+	ix.cap = calloc(c->n ? c->n * 2 * SP_SPAN_CAPS_MAX : 1, sizeof(*ix.cap));
+	if (!ix.span || !ix.stat || !ix.cap)
 		goto out;
 	if (intern_all(&t, c, &ix)) {
 		errno = EFBIG;
@@ -382,6 +446,7 @@ out:
 	free(payload);
 	free(ix.span);
 	free(ix.stat);
+	free(ix.cap);
 	strtab_free(&t);
 	return rc;
 }
@@ -523,14 +588,73 @@ static const char **strtab_parse(const uint8_t *p, size_t len, uint32_t n,
  * add up to its length. */
 struct layout {
 	size_t rec_size;           /* span record size of this version */
+	size_t stat_size;          /* statistics entry size of this version */
 	uint32_t exe, n_str, slen;
-	size_t n_spans, n_stats;
-	size_t spans_off, stats_off;
+	size_t n_spans, n_stats, n_caps;
+	size_t spans_off, stats_off, caps_off;
+	const uint8_t *caps_base;  /* set when parsing: payload + caps_off */
+	struct sp_span_caps *pool; /* room for the spans' captures */
 };
+
+/* Captured value i of the block into v; strings come from the table. */
+static int parse_cap(const uint8_t *p, size_t i, const struct layout *l, const char **str,
+		     struct sp_span_cap *v, char *err, size_t errlen)
+{
+	uint32_t name = get32(p + C_NAME);
+	uint64_t val = get64(p + C_VALUE);
+	bool has;
+
+	memset(v, 0, sizeof(*v));
+	v->type = p[C_TYPE];
+	v->status = p[C_STATUS];
+	if (name >= l->n_str || v->type > SP_SPAN_CAP_STR_T || v->status > SP_SPAN_CAP_TRUNCATED) {
+		sp_set_err(err, errlen, "captured value %zu: bad name, type or status", i);
+		return -1;
+	}
+	v->name = str[name];
+	has = v->status == SP_SPAN_CAP_OK || v->status == SP_SPAN_CAP_TRUNCATED;
+	if (v->type != SP_SPAN_CAP_STR_T) {
+		v->num = val;
+	} else if (has) {
+		if (val >= l->n_str || strlen(str[val]) > SP_SPAN_CAP_STR) {
+			sp_set_err(err, errlen, "captured value %zu: bad string", i);
+			return -1;
+		}
+		strcpy(v->str, str[val]);
+	}
+	return 0;
+}
+
+/* A v3 record's captures: consecutive entries of the captures section. */
+static int parse_span_caps(const uint8_t *rec, size_t i, const struct layout *l,
+			   const char **str, size_t *next, struct sp_span_caps **pool,
+			   struct sp_span *out, char *err, size_t errlen)
+{
+	uint32_t first = get32(rec + R_CAPS), n = get32(rec + R_NCAPS);
+
+	if (!n)
+		return 0;
+	if (n > SP_SPAN_CAPS_MAX || first != *next || n > l->n_caps - *next) {
+		sp_set_err(err, errlen, "span %zu: captures %u+%u out of order or range (%zu)",
+			i, first, n, l->n_caps);
+		return -1;
+	}
+	out->caps = (*pool)++;
+	out->caps->n = n;
+	*next += n;
+	for (uint32_t k = 0; k < n; k++)
+		if (parse_cap(l->caps_base + (size_t)(first + k) * CAP_SIZE, first + k, l, str,
+			      &out->caps->v[k], err, errlen))
+			return -1;
+	return 0;
+}
 
 static int parse_records(const uint8_t *p, const struct layout *l, const char **str,
 			 struct sp_span *out, char *err, size_t errlen)
 {
+	struct sp_span_caps *pool = l->pool;
+	size_t next = 0;
+
 	for (size_t i = 0; i < l->n_spans; i++, p += l->rec_size) {
 		uint32_t name = get32(p + R_NAME);
 
@@ -550,11 +674,18 @@ static int parse_records(const uint8_t *p, const struct layout *l, const char **
 		out[i].tid = get32(p + R_TID);
 		out[i].depth = get32(p + R_DEPTH);
 		out[i].flags = get32(p + R_FLAGS);
-		if (l->rec_size < REC_SIZE)
+		if (l->rec_size < REC_SIZE_V2)
 			continue; /* v1: no async facts, and word 60 is reserved */
 		out[i].poll_count = get32(p + R_POLLS);
 		out[i].uncertainty_lo_ns = get64(p + R_UNC_LO);
 		out[i].uncertainty_hi_ns = get64(p + R_UNC_HI);
+		if (l->rec_size >= REC_SIZE &&
+		    parse_span_caps(p, i, l, str, &next, &pool, &out[i], err, errlen))
+			return -1;
+	}
+	if (next != l->n_caps) {
+		sp_set_err(err, errlen, "%zu captured values belong to no span", l->n_caps - next);
+		return -1;
 	}
 	return 0;
 }
@@ -590,13 +721,15 @@ static int parse_stat(const uint8_t *p, size_t i, const struct layout *l,
 	r->min_span_ns = get64(p + S_MINSPAN);
 	for (size_t b = 0; b < SP_HIST_BUCKETS; b++)
 		r->s.hist[b] = get64(p + S_HIST + 8 * b);
+	if (l->stat_size >= STAT_SIZE)
+		r->s.errors = get64(p + S_ERRORS);
 	return 0;
 }
 
 static int parse_stats(const uint8_t *p, const struct layout *l, const char **str,
 		       struct sp_sym_report *out, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < l->n_stats; i++, p += STAT_SIZE)
+	for (size_t i = 0; i < l->n_stats; i++, p += l->stat_size)
 		if (parse_stat(p, i, l, str, &out[i], err, errlen))
 			return -1;
 	return 0;
@@ -629,7 +762,8 @@ static int check_layout(const uint8_t *p, size_t len, uint32_t version,
 			h->version);
 		return -1;
 	}
-	l->rec_size = version >= 2 ? REC_SIZE : REC_SIZE_V1;
+	l->rec_size = version >= 3 ? REC_SIZE : version == 2 ? REC_SIZE_V2 : REC_SIZE_V1;
+	l->stat_size = version >= 3 ? STAT_SIZE : STAT_SIZE_V2;
 	l->exe = get32(p + H_EXE);
 	l->n_str = get32(p + H_NSTR);
 	l->slen = get32(p + H_STRLEN);
@@ -639,12 +773,24 @@ static int check_layout(const uint8_t *p, size_t len, uint32_t version,
 		return -1;
 	}
 	rest = len - PHDR_SIZE - l->slen;
-	if (h->n_stats > rest / STAT_SIZE) {
+	if (h->n_stats > rest / l->stat_size) {
 		sp_set_err(err, errlen, "%u statistics entries overrun the %zu bytes left for them",
 			h->n_stats, rest);
 		return -1;
 	}
-	rest -= (size_t)h->n_stats * STAT_SIZE;
+	rest -= (size_t)h->n_stats * l->stat_size;
+	l->n_caps = 0;
+	if (version >= 3) {
+		/* v3: what the span records leave is the captures section */
+		if (h->n_spans > rest / l->rec_size ||
+		    (rest - (size_t)h->n_spans * l->rec_size) % CAP_SIZE) {
+			sp_set_err(err, errlen, "%llu spans and their captures do not fill the "
+				   "%zu bytes left for them", (unsigned long long)h->n_spans, rest);
+			return -1;
+		}
+		l->n_caps = (rest - (size_t)h->n_spans * l->rec_size) / CAP_SIZE;
+		rest = (size_t)h->n_spans * l->rec_size;
+	}
 	if (rest % l->rec_size || rest / l->rec_size != h->n_spans) {
 		sp_set_err(err, errlen, "%llu spans do not fill the %zu bytes left for them",
 			(unsigned long long)h->n_spans, rest);
@@ -654,12 +800,13 @@ static int check_layout(const uint8_t *p, size_t len, uint32_t version,
 	l->n_stats = h->n_stats;
 	l->spans_off = PHDR_SIZE + l->slen;
 	l->stats_off = l->spans_off + rest;
+	l->caps_off = l->stats_off + (size_t)h->n_stats * l->stat_size;
 	return 0;
 }
 
 /* Fills b from the payload p whose layout was checked; spans and stats
  * have room for l->n_spans and l->n_stats entries. */
-static int payload_parse(const uint8_t *p, const struct layout *l, struct sp_span *spans,
+static int payload_parse(const uint8_t *p, struct layout *l, struct sp_span *spans,
 			 struct sp_sym_report *stats, struct sp_block *b,
 			 char *err, size_t errlen)
 {
@@ -679,6 +826,7 @@ static int payload_parse(const uint8_t *p, const struct layout *l, struct sp_spa
 	b->n = l->n_spans;
 	b->stats = stats;
 	b->n_stats = l->n_stats;
+	l->caps_base = p + l->caps_off;
 	rc = parse_records(p + l->spans_off, l, str, spans, err, errlen);
 	if (!rc)
 		rc = parse_stats(p + l->stats_off, l, str, stats, err, errlen);
@@ -738,9 +886,14 @@ static int frame_decode(const struct frame *f, const uint8_t *z, struct sp_block
 		memset(b, 0, sizeof(*b));
 		return -1;
 	}
-	/* bounded by the payload: n_spans <= ulen / 64, n_stats <= ulen / 1432 */
+	/* bounded by the payload: n_spans <= ulen / 64, n_stats <= ulen / 1432,
+	 * spans with captures <= both n_spans and n_caps (<= ulen / 16) */
 	span_bytes = l.n_spans * sizeof(struct sp_span);
-	need = at + span_bytes + l.n_stats * sizeof(struct sp_sym_report);
+	size_t stats_bytes = l.n_stats * sizeof(struct sp_sym_report);
+	size_t cap_spans = l.n_caps < l.n_spans ? l.n_caps : l.n_spans;
+
+	stats_bytes = (stats_bytes + 15) & ~(size_t)15;
+	need = at + span_bytes + stats_bytes + cap_spans * sizeof(struct sp_span_caps);
 	mem = realloc(payload, need);
 	if (!mem) {
 		sp_set_err(err, errlen, "out of memory for a %u-byte block", f->ulen);
@@ -748,6 +901,7 @@ static int frame_decode(const struct frame *f, const uint8_t *z, struct sp_block
 		memset(b, 0, sizeof(*b));
 		return -1;
 	}
+	l.pool = (struct sp_span_caps *)(void *)(mem + at + span_bytes + stats_bytes);
 	if (payload_parse(mem, &l, (struct sp_span *)(void *)(mem + at),
 			  (struct sp_sym_report *)(void *)(mem + at + span_bytes), b,
 			  err, errlen)) {

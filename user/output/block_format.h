@@ -12,8 +12,9 @@
 #include "output/sym_stats.h"
 
 /* Written: SP_BLOCK_VERSION. Read: every version from SP_BLOCK_MIN_VERSION
- * (v1 has 64-byte span records and no statistics section). */
-#define SP_BLOCK_VERSION 2
+ * (v1 has 64-byte span records and no statistics section; v2 80-byte
+ * records, 1432-byte statistics entries and no captures section). */
+#define SP_BLOCK_VERSION 3
 #define SP_BLOCK_MIN_VERSION 1
 
 /* Frame header constants (docs/block-format.md has the byte layout). */

@@ -109,6 +109,8 @@ static void json_flags(FILE *out, uint32_t flags)
 		{ SP_SPAN_ABNORMAL, "abnormal" },
 		{ SP_SPAN_INCOMPLETE, "incomplete" },
 		{ SP_SPAN_PARTIAL, "partial" },
+		{ SP_SPAN_ERROR, "error" },
+		{ SP_SPAN_EVENT, "event" },
 	};
 	const char *sep = "";
 
@@ -129,6 +131,87 @@ static void json_flags(FILE *out, uint32_t flags)
 		}
 	}
 	putc(']', out);
+}
+
+/* "attrs":{NAME:value}: integers as numbers (i64 signed, u64 unsigned),
+ * strings as strings; a value that could not be read is null and named
+ * in "attrs_unreadable", one never read (the exit was not seen) is left
+ * out and named in "attrs_missing", a cut string is named in
+ * "attrs_truncated". */
+static void json_cap_names(FILE *out, const struct sp_span_caps *c, const char *key,
+			   uint8_t status)
+{
+	const char *sep = "";
+
+	for (uint32_t i = 0; i < c->n; i++) {
+		if (c->v[i].status != status)
+			continue;
+		if (!*sep)
+			fprintf(out, ",\"%s\":[", key);
+		fputs(sep, out);
+		sp_print_json_string(out, c->v[i].name);
+		sep = ",";
+	}
+	if (*sep)
+		putc(']', out);
+}
+
+static void json_caps(FILE *out, const struct sp_span_caps *c)
+{
+	const char *sep = "";
+
+	fputs(",\"attrs\":{", out);
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct sp_span_cap *v = &c->v[i];
+
+		if (v->status == SP_SPAN_CAP_MISSING)
+			continue;
+		fputs(sep, out);
+		sep = ",";
+		sp_print_json_string(out, v->name);
+		putc(':', out);
+		if (v->status == SP_SPAN_CAP_UNREADABLE)
+			fputs("null", out);
+		else if (v->type == SP_SPAN_CAP_STR_T)
+			sp_print_json_string(out, v->str);
+		else if (v->type == SP_SPAN_CAP_I64)
+			fprintf(out, "%" PRId64, (int64_t)v->num);
+		else
+			fprintf(out, "%" PRIu64, v->num);
+	}
+	putc('}', out);
+	json_cap_names(out, c, "attrs_unreadable", SP_SPAN_CAP_UNREADABLE);
+	json_cap_names(out, c, "attrs_missing", SP_SPAN_CAP_MISSING);
+	json_cap_names(out, c, "attrs_truncated", SP_SPAN_CAP_TRUNCATED);
+}
+
+void sp_print_caps(FILE *out, const struct sp_span_caps *c)
+{
+	if (!c || !c->n)
+		return;
+	putc('(', out);
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct sp_span_cap *v = &c->v[i];
+
+		if (i)
+			fputs(", ", out);
+		sp_print_text(out, v->name);
+		putc('=', out);
+		if (v->status == SP_SPAN_CAP_MISSING) {
+			fputs("<not seen>", out);
+		} else if (v->status == SP_SPAN_CAP_UNREADABLE) {
+			fputs("<unreadable>", out);
+		} else if (v->type == SP_SPAN_CAP_STR_T) {
+			putc('"', out);
+			sp_print_text(out, v->str);
+			fputs(v->status == SP_SPAN_CAP_TRUNCATED ? "\"…" : "\"", out);
+		} else if (v->type == SP_SPAN_CAP_I64) {
+			fprintf(out, "%" PRId64, (int64_t)v->num);
+		} else {
+			fprintf(out, "%" PRIu64, v->num);
+		}
+	}
+	putc(')', out);
 }
 
 void sp_print_json(FILE *out, const struct sp_span *spans, size_t n)
@@ -152,8 +235,13 @@ void sp_print_json(FILE *out, const struct sp_span *spans, size_t n)
 		if (s->uncertainty_lo_ns || s->uncertainty_hi_ns)
 			fprintf(out, ",\"uncertainty_lo_ns\":%" PRIu64 ",\"uncertainty_hi_ns\":%" PRIu64,
 				s->uncertainty_lo_ns, s->uncertainty_hi_ns);
-		fprintf(out, ",\"abnormal\":%s}\n",
-			s->flags & SP_SPAN_ABNORMAL ? "true" : "false");
+		if (s->caps && s->caps->n)
+			json_caps(out, s->caps);
+		/* "error" only on failed spans: absent is not false for a span
+		 * whose entry set no error condition */
+		fprintf(out, ",\"abnormal\":%s%s}\n",
+			s->flags & SP_SPAN_ABNORMAL ? "true" : "false",
+			s->flags & SP_SPAN_ERROR ? ",\"error\":true" : "");
 	}
 }
 
@@ -298,6 +386,14 @@ static void print_flags(FILE *out, uint32_t flags, bool orphan)
 		fprintf(out, "%s[partial]", sep);
 		sep = " ";
 	}
+	if (flags & SP_SPAN_ERROR) {
+		fprintf(out, "%s[error]", sep);
+		sep = " ";
+	}
+	if (flags & SP_SPAN_EVENT) {
+		fprintf(out, "%s[event]", sep);
+		sep = " ";
+	}
 	if (orphan)
 		fprintf(out, "%s[orphan]", sep);
 }
@@ -307,6 +403,7 @@ static void print_top_line(FILE *out, const struct sp_span *s)
 	fprintf(out, "query %" PRIu64 " pid %" PRIu32 " tid %" PRIu32 "  ",
 		s->query_id, s->pid, s->tid);
 	sp_print_text(out, s->name);
+	sp_print_caps(out, s->caps);
 	fputs("  ", out);
 	sp_print_duration(out, sp_span_duration(s));
 	fputs("  (", out);
@@ -338,6 +435,7 @@ static void print_child_line(FILE *out, const struct tree *t, size_t depth,
 
 	print_prefix(out, t, depth);
 	sp_print_text(out, s->name);
+	sp_print_caps(out, s->caps);
 	fputs("  ", out);
 	sp_print_duration(out, sp_span_duration(s));
 	if (s->tid != lv->owner->tid)

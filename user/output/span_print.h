@@ -31,5 +31,7 @@ void sp_print_time(FILE *out, uint64_t wall_ns);   /* ISO 8601 UTC, µs */
 void sp_print_duration(FILE *out, uint64_t ns);    /* "12.3 ms", "4.5 µs" */
 void sp_print_text(FILE *out, const char *s);      /* control chars as '?' */
 void sp_print_json_string(FILE *out, const char *s); /* quoted, escaped */
+/* "(block_id=42, query=\"SELECT …\")", nothing when c is NULL or empty. */
+void sp_print_caps(FILE *out, const struct sp_span_caps *c);
 
 #endif

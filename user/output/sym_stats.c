@@ -130,6 +130,7 @@ void sp_sym_stats_add(struct sp_sym_stats *a, const struct sp_sym_stats *b)
 	a->under_min_span = sat_add(a->under_min_span, b->under_min_span);
 	a->outside_calls = sat_add(a->outside_calls, b->outside_calls);
 	a->abnormal = sat_add(a->abnormal, b->abnormal);
+	a->errors = sat_add(a->errors, b->errors);
 	for (size_t i = 0; i < SP_HIST_BUCKETS; i++)
 		a->hist[i] = sat_add(a->hist[i], b->hist[i]);
 }
@@ -327,6 +328,9 @@ static void table_row(FILE *out, const struct sp_sym_report *r, int w_under, boo
 	}
 	if (r->role == SP_ROLE_ROOT)
 		fputs("  [root]", out);
+	if (r->s.errors)
+		fprintf(out, "  [%" PRIu64 " error%s]", (uint64_t)r->s.errors,
+			r->s.errors == 1 ? "" : "s");
 	putc('\n', out);
 }
 
@@ -385,12 +389,12 @@ static void json_row(FILE *out, const struct sp_sym_report *r)
 		",\"total_ns\":%" PRIu64 ",\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
 		",\"max_ns\":%" PRIu64 ",\"under_min_span\":%" PRIu64 ",\"min_span_ns\":%" PRIu64
 		",\"abnormal\":%" PRIu64 ",\"kept_in_slow\":%" PRIu64
-		",\"est_probe_cost_ns\":%" PRIu64 "}\n",
+		",\"est_probe_cost_ns\":%" PRIu64 ",\"errors\":%" PRIu64 "}\n",
 		r->role == SP_ROLE_ROOT ? "root" : "span", (uint64_t)r->s.calls,
 		(uint64_t)r->s.outside_calls, (uint64_t)r->s.total_ns,
 		sp_hist_quantile(&r->s, 0.50), sp_hist_quantile(&r->s, 0.99),
 		(uint64_t)r->s.max_ns, (uint64_t)r->s.under_min_span, r->min_span_ns,
-		(uint64_t)r->s.abnormal, r->kept_in_slow, r->est_cost_ns);
+		(uint64_t)r->s.abnormal, r->kept_in_slow, r->est_cost_ns, (uint64_t)r->s.errors);
 }
 
 int sp_sym_stats_print_json(FILE *out, const struct sp_sym_report *r, size_t n)

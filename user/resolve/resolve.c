@@ -8,6 +8,9 @@
 #include <string.h>
 #include "base/grow.h"
 #include "dwarf/async_disasm.h"
+#include "dwarf/func_params.h"
+#include <linux/types.h>
+#include "spanprobe.h"
 #include "resolve/async_nested.h"
 #include "resolve/async_resolve.h"
 #include "symbols/debuginfo.h"
@@ -19,6 +22,7 @@
 #include "symbols/symbols.h"
 #include "symbols/entry_place.h"
 #include "symbols/unwind_facts.h"
+#include "symbols/usdt_notes.h"
 #include "resolve/resolve.h"
 #include "base/errmsg.h"
 
@@ -383,6 +387,14 @@ static void choose_exit(struct obj *o, size_t fi, enum sp_exit_policy policy,
 		set_problem(out, "cannot decode for exit sites: %s", why);
 }
 
+static bool captures_args(const struct sp_func *f)
+{
+	for (unsigned i = 0; i < f->n_caps; i++)
+		if (f->caps[i].src == SP_CAP_ARG)
+			return true;
+	return false;
+}
+
 /* Past single-stepped first instructions (endbr64, `sub $N,%rsp`, mov,
  * lea...) to the first emulated one, when no branch of the function, its
  * cold parts included, comes back between the start and there. A
@@ -396,7 +408,8 @@ static void choose_entry(struct obj *o, size_t fi, struct sp_func *out)
 	size_t idx[MAX_PARTS], n;
 	struct sp_entry_place pl;
 	unsigned limits = (out->exit_mode == SP_EXIT_URETPROBE ? SP_ENTRY_KEEP_SP : 0) |
-			  (out->is_async ? SP_ENTRY_KEEP_ARGS : 0);
+			  (out->is_async ? SP_ENTRY_KEEP_ARGS : 0) |
+			  (captures_args(out) ? SP_ENTRY_KEEP_ALL_ARGS : 0);
 
 	out->entry_shift = 0;
 	out->entry_sp_delta = 0;
@@ -469,6 +482,54 @@ static int add_func(struct builder *b, struct obj *o, size_t fi, size_t name,
 		       0 : -1;
 }
 
+static bool has_cap(const struct sp_func *f, const char *name)
+{
+	for (unsigned i = 0; i < f->n_caps; i++)
+		if (!strcmp(f->caps[i].name, name))
+			return true;
+	return false;
+}
+
+/* `args`: the parameters DWARF names, after the entry's own captures, as
+ * many as fit. No DWARF is a warning: the function is traced all the
+ * same, without them. */
+static void take_dwarf_args(struct sp_func *f, const struct sp_pattern *p)
+{
+	struct sp_func_params fp;
+	char why[256];
+
+	if (sp_func_params(f->open_path, f->addr, &fp, why, sizeof(why))) {
+		fprintf(stderr, "spanprobe: warning: %s:%d: args of %s: %s\n", p->file, p->line,
+			f->demangled, why);
+		return;
+	}
+	for (size_t i = 0; i < fp.n && f->n_caps < 4; i++) {
+		unsigned k = f->n_caps;
+
+		if (has_cap(f, fp.v[i].name))
+			continue;
+		f->owned_names[k] = fp.v[i].name;
+		fp.v[i].name = NULL;
+		f->caps[k] = (struct sp_cap_decl){ .name = f->owned_names[k], .src = SP_CAP_ARG,
+						   .type = fp.v[i].type, .index = fp.v[i].index };
+		f->n_caps++;
+	}
+	sp_func_params_free(&fp);
+}
+
+static void take_caps(struct obj *o, size_t fi, struct sp_func *f, const struct sp_pattern *p)
+{
+	memcpy(f->caps, p->caps, sizeof(f->caps));
+	f->n_caps = p->n_caps;
+	f->err_cond = p->err_cond;
+	f->err_value = p->err_value;
+	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem)
+		take_dwarf_args(f, p);
+	/* the entry probe was placed before the captures were known */
+	if (f->entry_shift && captures_args(f))
+		choose_entry(o, fi, f);
+}
+
 /* Every pattern against every name of one function; the function is
  * added once, under the first pattern that matched it. */
 static int match_func(struct builder *b, struct obj *o, size_t fi,
@@ -482,6 +543,8 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	enum sp_role role = SP_ROLE_SPAN;
 
 	for (size_t p = 0; p < pats->n; p++) {
+		if (pats->v[p].source != SP_SRC_FUNC)
+			continue;
 		for (size_t k = 0; k < f->n_names; k++) {
 			if (!match(&pp[p], f->names[k], dem[k]))
 				continue;
@@ -497,7 +560,10 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	}
 	if (first < 0)
 		return 0;
-	return add_func(b, o, fi, first_name, first, role, policy);
+	if (add_func(b, o, fi, first_name, first, role, policy))
+		return -1;
+	take_caps(o, fi, &b->set->v[b->set->n - 1], &pats->v[first]);
+	return 0;
 }
 
 /* Poll functions of async code demangle as closures: an object without
@@ -643,6 +709,129 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 	return rc;
 }
 
+/* "P:START" and "P:DONE" -> "P:NAME" when both end in __start/__done (or
+ * _start/_done) after a common NAME, else "P:START..DONE". */
+static char *pair_name(const char *start, const char *done)
+{
+	const char *s = strchr(start, ':') + 1, *d = strchr(done, ':') + 1;
+	size_t sl = strlen(s), dl = strlen(d), pl = (size_t)(s - start);
+	char *out = NULL;
+
+	if (sl > 6 && dl > 5 && !strcmp(s + sl - 5, "start") && !strcmp(d + dl - 4, "done") &&
+	    sl - 5 == dl - 4 && !strncmp(s, d, sl - 5)) {
+		size_t n = sl - 5;
+
+		while (n && s[n - 1] == '_')
+			n--;
+		if (n && asprintf(&out, "%.*s%.*s", (int)pl, start, (int)n, s) < 0)
+			out = NULL;
+		if (n)
+			return out;
+	}
+	if (asprintf(&out, "%s..%s", start, d) < 0)
+		out = NULL;
+	return out;
+}
+
+static const struct sp_usdt_probe *find_probe(const struct sp_usdt_list *l, const char *spec)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (sp_usdt_matches(&l->v[i], spec))
+			return &l->v[i];
+	return NULL;
+}
+
+/* Why the captures of p cannot be read from every site of its start
+ * probe, or NULL. */
+static char *usdt_args_problem(const struct sp_usdt_list *l, const struct sp_pattern *p)
+{
+	char *why = NULL;
+
+	for (size_t i = 0; i < l->n && !why; i++) {
+		const struct sp_usdt_probe *pr = &l->v[i];
+
+		if (!sp_usdt_matches(pr, p->glob))
+			continue;
+		if (pr->n_args < 0 && p->n_caps) {
+			if (asprintf(&why, "argument specs '%s' of %s:%s at 0x%llx not understood",
+				     pr->args_text, pr->provider, pr->name,
+				     (unsigned long long)pr->pc) < 0)
+				why = NULL;
+			break;
+		}
+		for (unsigned k = 0; k < p->n_caps && !why; k++)
+			if (p->caps[k].index >= pr->n_args &&
+			    asprintf(&why, "capture '%s' reads arg%u, but %s:%s has %d argument%s",
+				     p->caps[k].name, p->caps[k].index, pr->provider, pr->name,
+				     pr->n_args, pr->n_args == 1 ? "" : "s") < 0)
+				why = NULL;
+	}
+	return why;
+}
+
+static int add_usdt(struct builder *b, struct obj *o, const struct sp_usdt_list *l,
+		    struct sp_pattern *p, int pi)
+{
+	const struct sp_usdt_probe *start = find_probe(l, p->glob);
+	struct sp_func *f;
+
+	if (!start)
+		return 0;
+	p->matches++;
+	if (!(f = new_func(b)))
+		return -1;
+	f->source = p->source;
+	f->role = p->role;
+	f->pattern = pi;
+	f->raw = strdup(p->glob);
+	f->demangled = p->usdt_done ? pair_name(p->glob, p->usdt_done) : strdup(p->glob);
+	f->object = strdup(o->path);
+	f->open_path = strdup(o->open_path);
+	f->addr = start->pc;
+	f->offset = start->pc_offset;
+	f->usdt_provider = strdup(start->provider);
+	f->usdt_start = strdup(start->name);
+	if (p->usdt_done) {
+		const struct sp_usdt_probe *done = find_probe(l, p->usdt_done);
+
+		if (!done)
+			set_problem(f, "done probe %s not in this object", p->usdt_done);
+		else if (strcmp(done->provider, start->provider))
+			set_problem(f, "done probe %s: another provider than the start's",
+				    p->usdt_done);
+		else
+			f->usdt_done = strdup(done->name);
+	}
+	if (!f->problem)
+		f->problem = usdt_args_problem(l, p);
+	take_caps(o, 0, f, p); /* no entry shift: a USDT site stays put */
+	return f->raw && f->demangled && f->object && f->open_path && f->usdt_provider &&
+	       f->usdt_start ? 0 : -1;
+}
+
+/* USDT entries against the object's .note.stapsdt. */
+static int resolve_usdt(struct builder *b, struct obj *o, struct sp_pattern_list *pats)
+{
+	struct sp_usdt_list l;
+	char err[256];
+	bool any = false;
+	int rc = 0;
+
+	for (size_t i = 0; i < pats->n; i++)
+		any |= pats->v[i].source != SP_SRC_FUNC;
+	if (!any)
+		return 0;
+	if (sp_usdt_read_elf(o->elf.elf, &l, err, sizeof(err))) {
+		fprintf(stderr, "spanprobe: warning: %s: %s\n", o->path, err);
+		return 0;
+	}
+	for (size_t i = 0; i < pats->n && !rc; i++)
+		if (pats->v[i].source != SP_SRC_FUNC)
+			rc = add_usdt(b, o, &l, &pats->v[i], (int)i);
+	sp_usdt_list_free(&l);
+	return rc;
+}
+
 static int resolve_obj(struct builder *b, const char *path, const char *open_path,
 		       bool exe, struct sp_pattern_list *pats, const struct prepped *pp,
 		       enum sp_exit_policy policy, char *err, size_t errlen)
@@ -666,6 +855,8 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 		rc = resolve_async(b, &o, first, pats, policy);
 	if (!rc)
 		replace_poll_entries(b, &o, first);
+	if (!rc)
+		rc = resolve_usdt(b, &o, pats);
 	close_obj(&o);
 	if (rc)
 		sp_set_err(err, errlen, "%s: out of memory", path);
@@ -897,6 +1088,11 @@ void sp_func_set_free(struct sp_func_set *s)
 		free(f->exit_offsets);
 		free(f->problem);
 		free(f->exit_why);
+		free(f->usdt_provider);
+		free(f->usdt_start);
+		free(f->usdt_done);
+		for (int k = 0; k < 4; k++)
+			free(f->owned_names[k]);
 		sp_nested_plan_free(f->nested);
 	}
 	free(s->v);

@@ -35,7 +35,9 @@ void sp_otlp_trace_id(uint8_t out[16], const uint8_t session[8], uint64_t query_
 /* {"key":"k","value":{"stringValue":"v"}} */
 static void attr_string(FILE *f, const char *key, const char *value, bool comma)
 {
-	fprintf(f, "%s{\"key\":\"%s\",\"value\":{\"stringValue\":", comma ? "," : "", key);
+	fprintf(f, "%s{\"key\":", comma ? "," : "");
+	sp_print_json_string(f, key);
+	fputs(",\"value\":{\"stringValue\":", f);
 	sp_print_json_string(f, value);
 	fputs("}}", f);
 }
@@ -45,6 +47,14 @@ static void attr_int(FILE *f, const char *key, int64_t v, bool comma)
 {
 	fprintf(f, "%s{\"key\":\"%s\",\"value\":{\"intValue\":\"%" PRId64 "\"}}",
 		comma ? "," : "", key, v);
+}
+
+/* A u64 past INT64_MAX has no intValue: its decimal text instead. */
+static void attr_uint_text(FILE *f, const char *key, uint64_t v, bool comma)
+{
+	fprintf(f, "%s{\"key\":", comma ? "," : "");
+	sp_print_json_string(f, key);
+	fprintf(f, ",\"value\":{\"stringValue\":\"%" PRIu64 "\"}}", v);
 }
 
 static void attr_bool(FILE *f, const char *key, bool v, bool comma)
@@ -87,10 +97,17 @@ static void span_attributes(FILE *f, const struct sp_span *s)
 	for (size_t i = 0; i < n; i++) {
 		if (a[i].type == SP_ATTR_BOOL)
 			attr_bool(f, a[i].key, a[i].value != 0, i > 0);
+		else if (a[i].type == SP_ATTR_STRING)
+			attr_string(f, a[i].key, a[i].str, i > 0);
+		else if (a[i].type == SP_ATTR_UINT && a[i].value < 0)
+			attr_uint_text(f, a[i].key, (uint64_t)a[i].value, i > 0);
 		else
 			attr_int(f, a[i].key, a[i].value, i > 0);
 	}
 	putc(']', f);
+	/* a failed span: STATUS_CODE_ERROR (2); the rest keep the default */
+	if (s->flags & SP_SPAN_ERROR)
+		fputs(",\"status\":{\"code\":2}", f);
 }
 
 static void span(FILE *f, const uint8_t trace_id[16], const struct sp_span *s)

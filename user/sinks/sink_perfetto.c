@@ -147,10 +147,17 @@ static void span_args(FILE *f, const struct sp_span *s)
 	fprintf(f, "\"args\":{\"span_id\":\"%" PRIu64 "\",\"parent_span_id\":\"%" PRIu64
 		"\",\"depth\":%" PRIu32, s->span_id, s->parent_span_id, s->depth);
 	for (size_t i = 0; i < n; i++) {
+		putc(',', f);
+		sp_print_json_string(f, a[i].key);
+		putc(':', f);
 		if (a[i].type == SP_ATTR_BOOL)
-			fprintf(f, ",\"%s\":%s", a[i].key, a[i].value ? "true" : "false");
+			fputs(a[i].value ? "true" : "false", f);
+		else if (a[i].type == SP_ATTR_STRING)
+			sp_print_json_string(f, a[i].str);
+		else if (a[i].type == SP_ATTR_UINT)
+			fprintf(f, "%" PRIu64, (uint64_t)a[i].value);
 		else
-			fprintf(f, ",\"%s\":%" PRId64, a[i].key, a[i].value);
+			fprintf(f, "%" PRId64, a[i].value);
 	}
 	putc('}', f);
 }

@@ -59,6 +59,8 @@ static struct query_buf *query_get(struct sp_filter *f, uint64_t qid)
 
 static void query_free(struct query_buf *q)
 {
+	for (size_t i = 0; i < q->n; i++)
+		free(q->kept[i].caps);
 	sp_idmap_free(&q->skip);
 	sp_idmap_free(&q->has_kept);
 	free(q->kept);
@@ -129,6 +131,7 @@ static void close_query(struct sp_filter *f, struct query_buf *q,
 		f->fn(f->arg, q->kept, q->n);
 	} else {
 		f->st.spans_dropped += q->n + 1;
+		free(root->caps);
 	}
 	query_free(q);
 }
@@ -141,19 +144,25 @@ void sp_filter_span(void *filter, const struct sp_span *s)
 
 	if (!s->query_id) {
 		f->st.spans_dropped++;
+		free(s->caps);
 		return;
 	}
 	q = query_get(f, s->query_id);
-	if (!q)
+	if (!q) {
+		free(s->caps);
 		return;
+	}
 	if (s->flags & SP_SPAN_ROOT) {
 		close_query(f, q, s);
 		return;
 	}
-	if (sp_span_duration(s) >= f->min_span && keep(q, s) == 0) {
+	/* an event has no duration to compare: it is kept with its query */
+	if ((sp_span_duration(s) >= f->min_span || (s->flags & SP_SPAN_EVENT)) &&
+	    keep(q, s) == 0) {
 		sp_idmap_put(&q->has_kept, parent, 1);
 	} else {
 		f->st.spans_dropped++;
+		free(s->caps);
 		if (sp_idmap_del(&q->has_kept, s->span_id)) {
 			sp_idmap_put(&q->skip, s->span_id, parent);
 			sp_idmap_put(&q->has_kept, parent, 1);

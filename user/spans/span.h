@@ -12,6 +12,37 @@ enum sp_span_flags {
 	SP_SPAN_INCOMPLETE = 1u << 2, /* query lost events (ring buffer full) */
 	SP_SPAN_PARTIAL = 1u << 3,  /* a future already running at attach:
 				     * begin_ns is the first poll seen */
+	SP_SPAN_ERROR = 1u << 4,    /* failed: its return value met the entry's
+				     * error condition, or a USDT error probe
+				     * fired inside it */
+	SP_SPAN_EVENT = 1u << 5,    /* an instant event: begin_ns == end_ns */
+};
+
+/* Values a span captured (opt-in per symbol-list entry): at most
+ * SP_SPAN_CAPS_MAX, strings at most SP_SPAN_CAP_STR bytes. */
+#define SP_SPAN_CAPS_MAX 4
+#define SP_SPAN_CAP_STR 127
+
+enum sp_span_cap_type { SP_SPAN_CAP_I64 = 0, SP_SPAN_CAP_U64 = 1, SP_SPAN_CAP_STR_T = 2 };
+
+enum sp_span_cap_status {
+	SP_SPAN_CAP_MISSING = 0,    /* never read: the call left without its exit */
+	SP_SPAN_CAP_OK = 1,
+	SP_SPAN_CAP_UNREADABLE = 2, /* the memory or register could not be read */
+	SP_SPAN_CAP_TRUNCATED = 3,  /* a string cut at SP_SPAN_CAP_STR bytes */
+};
+
+struct sp_span_cap {
+	const char *name;
+	uint8_t type;   /* enum sp_span_cap_type */
+	uint8_t status; /* enum sp_span_cap_status */
+	uint64_t num;   /* integers (i64 as two's complement) */
+	char str[SP_SPAN_CAP_STR + 1]; /* strings, NUL-terminated, valid UTF-8 */
+};
+
+struct sp_span_caps {
+	uint32_t n;
+	struct sp_span_cap v[SP_SPAN_CAPS_MAX];
 };
 
 struct sp_span {
@@ -31,6 +62,11 @@ struct sp_span {
 	uint32_t poll_count;        /* times the future was polled */
 	uint64_t uncertainty_lo_ns; /* width of the window the true begin */
 	uint64_t uncertainty_hi_ns; /* and the true end lie in */
+	/* Captured values, NULL when none. Heap-allocated by the assembler;
+	 * the query filter owns them from the moment a span is fed to it
+	 * (and frees them after its callback); a block reader's belong to
+	 * the block. Consumers never free them. */
+	struct sp_span_caps *caps;
 };
 
 static inline uint64_t sp_span_duration(const struct sp_span *s)

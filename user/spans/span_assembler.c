@@ -1,7 +1,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/idmap.h"
+#include "base/utf8_clean.h"
 #include "spans/span_assembler.h"
+#include "spans/sql_redact.h"
 
 /* At shutdown the open frames are closed by the kernel's own stack logic,
  * so a flushed query looks exactly like one the kernel would have sent. */
@@ -44,6 +46,10 @@ struct sp_assembler {
 	struct pending *pend;
 	size_t n_pend, cap_pend;
 	struct sp_asm_stats st;
+	/* kernel key -> struct sp_span_caps *, until the span's record */
+	struct sp_idmap caps;
+	const struct sp_func_set *funcs; /* capture names by sym_id */
+	bool redact;
 };
 
 struct sp_assembler *sp_asm_new(const struct sp_asm_sym *syms, size_t n_syms,
@@ -121,7 +127,9 @@ static uint32_t span_flags(uint16_t rf)
 	return ((rf & SP_REC_ROOT) ? SP_SPAN_ROOT : 0) |
 	       ((rf & SP_REC_ABNORMAL) ? SP_SPAN_ABNORMAL : 0) |
 	       ((rf & SP_REC_INCOMPLETE) ? SP_SPAN_INCOMPLETE : 0) |
-	       ((rf & SP_REC_PARTIAL) ? SP_SPAN_PARTIAL : 0);
+	       ((rf & SP_REC_PARTIAL) ? SP_SPAN_PARTIAL : 0) |
+	       ((rf & SP_REC_ERROR) ? SP_SPAN_ERROR : 0) |
+	       ((rf & SP_REC_EVENT) ? SP_SPAN_EVENT : 0);
 }
 
 static bool record_ok(const struct sp_assembler *a, const struct sp_span_rec *r)
@@ -166,11 +174,93 @@ void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
 	s.poll_count = r->polls;
 	s.uncertainty_lo_ns = unc_lo_ns;
 	s.uncertainty_hi_ns = unc_hi_ns;
+	{
+		uint64_t c;
+
+		if (sp_idmap_get(&a->caps, r->key, &c)) {
+			s.caps = (struct sp_span_caps *)(uintptr_t)c;
+			sp_idmap_del(&a->caps, r->key);
+		}
+	}
 	a->st.spans++;
 	a->st.abnormal += !!(r->flags & SP_REC_ABNORMAL);
 	if (r->flags & SP_REC_ROOT)
 		pending_drop(a, idx);
 	a->fn(a->arg, &s);
+}
+
+/* Bytes that are not well-formed UTF-8 become '?': the value keeps its
+ * length, and every sink can carry it. */
+static void clean_text(char *dst, const char *src, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t k = sp_utf8_seq_len((const unsigned char *)src + i);
+
+		if (k == 0 || i + k > len) {
+			dst[i++] = '?';
+			continue;
+		}
+		memcpy(dst + i, src + i, k);
+		i += k;
+	}
+	dst[len] = '\0';
+}
+
+static void convert_cap(struct sp_span_cap *c, const struct sp_cap_decl *d,
+			const struct sp_cap_vals *v, unsigned i, bool redact)
+{
+	size_t len = v->len[i];
+
+	c->name = d->name;
+	/* 32-bit values arrive extended to 64 bits */
+	c->type = d->type == SP_CAP_I32 ? SP_SPAN_CAP_I64 :
+		  d->type == SP_CAP_U32 ? SP_SPAN_CAP_U64 : d->type;
+	c->status = v->status[i];
+	if (c->status > SP_SPAN_CAP_TRUNCATED)
+		c->status = SP_SPAN_CAP_UNREADABLE;
+	if (c->status == SP_SPAN_CAP_OK || c->status == SP_SPAN_CAP_TRUNCATED) {
+		if (d->type == SP_CAP_STR_T) {
+			if (len > SP_SPAN_CAP_STR)
+				len = SP_SPAN_CAP_STR;
+			clean_text(c->str, v->str[i], len);
+			if (redact)
+				sp_sql_redact(c->str);
+		} else {
+			c->num = v->num[i];
+		}
+	}
+}
+
+void sp_asm_caps(struct sp_assembler *a, const struct sp_cap_rec *r)
+{
+	const struct sp_func *fn;
+	struct sp_span_caps *c;
+	uint64_t old;
+
+	if (!a->funcs || r->sym_id >= a->funcs->n || !r->key)
+		return;
+	fn = &a->funcs->v[r->sym_id];
+	if (!fn->n_caps || !(c = calloc(1, sizeof(*c))))
+		return;
+	c->n = fn->n_caps < SP_SPAN_CAPS_MAX ? fn->n_caps : SP_SPAN_CAPS_MAX;
+	for (unsigned i = 0; i < c->n; i++)
+		convert_cap(&c->v[i], &fn->caps[i], &r->v, i, a->redact);
+	if (sp_idmap_get(&a->caps, r->key, &old))
+		free((void *)(uintptr_t)old);
+	if (sp_idmap_put(&a->caps, r->key, (uintptr_t)c))
+		free(c);
+}
+
+void sp_asm_set_caps(struct sp_assembler *a, const struct sp_func_set *funcs)
+{
+	a->funcs = funcs;
+}
+
+void sp_asm_set_redact(struct sp_assembler *a, bool redact)
+{
+	a->redact = redact;
 }
 
 static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 end, __u32 flags)
@@ -243,6 +333,10 @@ void sp_asm_free(struct sp_assembler *a)
 		return;
 	while (a->n_pend)
 		pending_drop(a, a->n_pend - 1);
+	for (size_t i = 0; i < a->caps.cap; i++)
+		if (a->caps.keys[i])
+			free((void *)(uintptr_t)a->caps.vals[i]);
+	sp_idmap_free(&a->caps);
 	free(a->pend);
 	free(a);
 }

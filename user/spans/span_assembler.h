@@ -13,6 +13,7 @@
 #include <linux/types.h>
 #include "spanprobe.h"
 #include "spans/span.h"
+#include "symbols/symbols.h"
 
 struct sp_asm_sym {
 	const char *name;
@@ -45,6 +46,14 @@ void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r);
  * these widths (nested async spans). */
 void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
 		       uint64_t unc_lo_ns, uint64_t unc_hi_ns);
+/* The captures of a span whose record follows (SP_RK_CAPS): held until
+ * that record arrives, then handed on with the span. */
+void sp_asm_caps(struct sp_assembler *a, const struct sp_cap_rec *r);
+/* What the captures of the first funcs->n symbols (the probed
+ * functions, by sym_id) are called; funcs must outlive the assembler. */
+void sp_asm_set_caps(struct sp_assembler *a, const struct sp_func_set *funcs);
+/* --redact: literal values in captured strings become '?' (sql_redact.h). */
+void sp_asm_set_redact(struct sp_assembler *a, bool redact);
 /* At shutdown: the calls still open on a thread, closed as abnormal at
  * now_ns, their query marked incomplete, appended to *out (grown). */
 int sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid, const struct sp_thread *st,

@@ -121,7 +121,9 @@ static void initial_pruned(struct plan *pl)
 	for (size_t f = 0; f < pl->nf; f++) {
 		const struct sp_func *fn = &pl->in->funcs->v[f];
 
+		/* an error probe has no spans of its own: it marks others */
 		pl->pruned[f] = attachable(fn) && fn->role != SP_ROLE_ROOT && fn->pattern >= 0 &&
+				fn->source != SP_SRC_USDT_ERROR &&
 				pl->in->reports[f].kept_in_slow == 0;
 	}
 }

@@ -48,7 +48,7 @@ static bool is_reg(x86_reg r, x86_reg a, x86_reg b, x86_reg c, x86_reg d)
 
 /* Registers written, by family. */
 struct writes {
-	bool sp, args;
+	bool sp, args, more_args;
 };
 
 static int reg_writes(csh h, const cs_insn *in, struct writes *w)
@@ -65,6 +65,10 @@ static int reg_writes(csh h, const cs_insn *in, struct writes *w)
 		w->sp |= is_reg(r, X86_REG_RSP, X86_REG_ESP, X86_REG_SP, X86_REG_SPL);
 		w->args |= is_reg(r, X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL) ||
 			   is_reg(r, X86_REG_RSI, X86_REG_ESI, X86_REG_SI, X86_REG_SIL);
+		w->more_args |= is_reg(r, X86_REG_RDX, X86_REG_EDX, X86_REG_DX, X86_REG_DL) ||
+				is_reg(r, X86_REG_RCX, X86_REG_ECX, X86_REG_CX, X86_REG_CL) ||
+				is_reg(r, X86_REG_R8, X86_REG_R8D, X86_REG_R8W, X86_REG_R8B) ||
+				is_reg(r, X86_REG_R9, X86_REG_R9D, X86_REG_R9W, X86_REG_R9B);
 	}
 	return 0;
 }
@@ -110,6 +114,8 @@ static bool can_skip(csh h, const cs_insn *in, unsigned limits, unsigned long *d
 	if (transfers_control(in) || reg_writes(h, in, &w))
 		return false;
 	if ((limits & SP_ENTRY_KEEP_ARGS) && (w.args || writes_memory(in)))
+		return false;
+	if ((limits & SP_ENTRY_KEEP_ALL_ARGS) && (w.args || w.more_args || writes_memory(in)))
 		return false;
 	if (!w.sp)
 		return true;

@@ -20,6 +20,9 @@ enum sp_entry_limits {
 	/* a Rust poll: its `self` (RDI or RSI) and the memory it points to
 	 * are read at entry, so nothing may write them before the probe */
 	SP_ENTRY_KEEP_ARGS = 1u << 1,
+	/* captured arguments (argN): none of the six argument registers, nor
+	 * the memory they point to, may be written before the probe */
+	SP_ENTRY_KEEP_ALL_ARGS = 1u << 2,
 };
 
 struct sp_entry_place {

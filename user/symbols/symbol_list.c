@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "symbols/symbols.h"
+#include "symbols/symlist_entry.h"
 #include "base/errmsg.h"
 
 #define SP_SYMLIST_MAX_LINE 4096
@@ -24,43 +25,16 @@ static void trim(const char **s, const char **e)
 		(*e)--;
 }
 
-static int push_pattern(struct sp_pattern_list *l, const char *file, int line,
-			enum sp_role role, const char *glob, size_t glen)
+static int push_pattern(struct sp_pattern_list *l, const char *file, struct sp_pattern *p)
 {
 	struct sp_pattern *v = realloc(l->v, (l->n + 1) * sizeof(*v));
 
 	if (!v)
 		return -1;
 	l->v = v;
-	v[l->n] = (struct sp_pattern){ .role = role, .line = line };
-	v[l->n].glob = strndup(glob, glen);
-	v[l->n].file = strdup(file);
-	l->n++;
-	if (!v[l->n - 1].glob || !v[l->n - 1].file)
-		return -1;
-	return 0;
-}
-
-/* s[0..n) made fit for an error message: control bytes and DEL as \xNN
- * (a symbol file is not trusted to drive the terminal), cut after 64
- * bytes with "...". */
-static void printable(char *out, size_t outlen, const char *s, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n && o + 8 < outlen; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (i == 64) {
-			o += (size_t)snprintf(out + o, outlen - o, "...");
-			break;
-		}
-		if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
+	p->file = strdup(file);
+	v[l->n++] = *p;
+	return p->file ? 0 : -1;
 }
 
 /* One logical line, comment already cut off. 0 ok, -1 with err set. */
@@ -69,7 +43,9 @@ static int parse_line(const char *name, int lineno, const char *s,
 		      size_t errlen)
 {
 	const char *kw = s, *kw_end, *pat, *pat_end = e;
+	struct sp_pattern p = { .line = lineno };
 	enum sp_role role;
+	int kwk = SP_KW_SPAN;
 
 	trim(&kw, &pat_end);
 	if (kw == pat_end)
@@ -81,12 +57,18 @@ static int parse_line(const char *name, int lineno, const char *s,
 		role = SP_ROLE_ROOT;
 	} else if (kw_end - kw == 4 && memcmp(kw, "span", 4) == 0) {
 		role = SP_ROLE_SPAN;
+	} else if (kw_end - kw == 5 && memcmp(kw, "error", 5) == 0) {
+		role = SP_ROLE_SPAN;
+		kwk = SP_KW_ERROR;
+	} else if (kw_end - kw == 5 && memcmp(kw, "event", 5) == 0) {
+		role = SP_ROLE_SPAN;
+		kwk = SP_KW_EVENT;
 	} else {
 		char shown[300];
 
-		printable(shown, sizeof(shown), kw, (size_t)(kw_end - kw));
+		sp_err_printable(shown, sizeof(shown), kw, (size_t)(kw_end - kw));
 		sp_set_err(err, errlen,
-			"%s:%d: unknown keyword '%s' (expected 'root' or 'span')",
+			"%s:%d: unknown keyword '%s' (expected 'root', 'span', 'error' or 'event')",
 			name, lineno, shown);
 		return -1;
 	}
@@ -97,7 +79,13 @@ static int parse_line(const char *name, int lineno, const char *s,
 			name, lineno, (int)(kw_end - kw), kw);
 		return -1;
 	}
-	if (push_pattern(out, name, lineno, role, pat, (size_t)(pat_end - pat))) {
+	p.role = role;
+	if (sp_symlist_entry(name, lineno, kwk, pat, pat_end, &p, err, errlen)) {
+		sp_symlist_entry_free(&p);
+		free(p.glob);
+		return -1;
+	}
+	if (push_pattern(out, name, &p)) {
 		sp_set_err(err, errlen, "%s:%d: out of memory", name, lineno);
 		return -1;
 	}
@@ -232,6 +220,7 @@ void sp_symlist_free(struct sp_pattern_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].glob);
 		free(l->v[i].file);
+		sp_symlist_entry_free(&l->v[i]);
 	}
 	free(l->v);
 	l->v = NULL;

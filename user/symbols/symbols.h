@@ -13,12 +13,40 @@
 
 enum sp_role { SP_ROLE_SPAN = 0, SP_ROLE_ROOT = 1 };
 
+/* What a symbol-list entry probes. */
+enum sp_source {
+	SP_SRC_FUNC = 0,       /* functions matching glob */
+	SP_SRC_USDT_PAIR = 1,  /* "usdt P:START P:DONE": a span from start to done */
+	SP_SRC_USDT_ERROR = 2, /* "error usdt P:NAME": fails the innermost
+				* open USDT span, which ends there */
+	SP_SRC_USDT_EVENT = 3, /* "event usdt P:NAME": an instant event in
+				* the innermost open span */
+};
+
+/* Opt-in captures: "NAME=argN:TYPE", "NAME=ret:TYPE" (enums in
+ * bpf/spanprobe.h: SP_CAP_*), and "error=neg|null|VALUE". At most
+ * SP_CAP_MAX per entry. */
+struct sp_cap_decl {
+	char *name;
+	uint8_t src;   /* SP_CAP_ARG, SP_CAP_RET */
+	uint8_t type;  /* SP_CAP_I64, SP_CAP_U64, SP_CAP_STR */
+	uint8_t index; /* argN */
+};
+
 struct sp_pattern {
-	char *glob;
+	char *glob;            /* functions; for USDT, "P:START" or "P:NAME" */
 	enum sp_role role;
 	char *file;
 	int line;
 	unsigned matches; /* filled by resolution */
+	enum sp_source source;
+	char *usdt_done;       /* "P:DONE" of a pair */
+	struct sp_cap_decl caps[4];
+	uint8_t n_caps;
+	uint8_t err_cond;      /* SP_ERR_* */
+	int64_t err_value;     /* for SP_ERR_EQ */
+	char *text;            /* the entry as written after its keyword */
+	bool want_args;        /* a bare "args": every parameter DWARF names */
 };
 
 struct sp_pattern_list {
@@ -80,6 +108,17 @@ struct sp_func {
 	/* its queries are rebuilt by userspace (user/spans/async_queries.c):
 	 * carriers, and spawned tasks that may link to their spawner */
 	bool held;
+	/* A USDT source (pattern's source != SP_SRC_FUNC): probed through
+	 * libbpf by provider and name, not by offset. */
+	enum sp_source source;
+	char *usdt_provider, *usdt_start, *usdt_done;
+	/* Captures and error condition of its pattern (names borrowed from
+	 * the pattern list, which outlives the function set). */
+	struct sp_cap_decl caps[4];
+	uint8_t n_caps;
+	uint8_t err_cond;
+	int64_t err_value;
+	char *owned_names[4]; /* names `args` found in DWARF (caps point here) */
 };
 
 /* Where an object's function names come from. */
