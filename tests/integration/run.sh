@@ -124,6 +124,8 @@ check_dump() {
 		show "$_d/dump.err" "dump stderr"
 		return 1
 	fi
+	# the command, to re-check kept files (KEEP_TMP=1) by hand
+	echo "$CHECK --truth $_tr --spans $_d/dump.jsonl $*" >"$_d/check.cmd"
 	if ! $CHECK --truth "$_tr" --spans "$_d/dump.jsonl" "$@" >"$_d/check.out" 2>&1; then
 		fail "spans differ from the ground truth:"
 		sed 's/^/   /' "$_d/check.out"
@@ -666,12 +668,13 @@ start=$(date +%s)
 # shellcheck disable=SC2048,SC2086
 for name in ${*:-$ALL}; do
 	echo "== $name"
+	t0=$(date +%s)
 	if "t_$name"; then
 		PASSED=$((PASSED + 1))
-		echo "   ok: $name"
+		echo "   ok: $name ($(($(date +%s) - t0)) s)"
 	else
 		FAILED=$((FAILED + 1))
-		echo "   FAILED: $name"
+		echo "   FAILED: $name ($(($(date +%s) - t0)) s)"
 	fi
 	kill_kids
 done
