@@ -529,7 +529,7 @@ def mutate(spans, truth, kind, a, rng):
     if kind in ("outside", "short", "fast-query"):
         by_begin = {(s["tid"], s["name"], s["begin_ns"] // 100000): s for s in spans}
         if kind == "outside":
-            cands = [r for r in truth.recs if r["query"] is None]
+            cands = [r for r in truth.recs if r["query"] is None and not r["name"].startswith("(")]
         elif kind == "short":
             kept_q = {r["query"] for r in truth.roots if r["dur"] >= a.min_query}
             cands = [r for r in truth.recs if r["query"] in kept_q and r["parent_id"] is not None
