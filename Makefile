@@ -87,11 +87,13 @@ integration: $(BIN) fixtures rust-fixtures
 	sh tests/integration/run.sh
 
 # Each stage's duration is printed ("== make STAGE: N s"; test-repeat
-# collects them).
+# collects them). The builds and the unit tests under valgrind (CPU only,
+# nothing timed) run two at a time; the integration tests one at a time.
 TEST_STAGES := all check-layers unit integration test-asan test-valgrind
+TEST_JOBS   ?= -j2
 test: deps
 	@t0=$$(date +%s); for s in $(TEST_STAGES); do \
-		t=$$(date +%s); $(MAKE) $$s || exit 1; echo "== make $$s: $$(($$(date +%s) - t)) s"; \
+		t=$$(date +%s); $(MAKE) $(TEST_JOBS) $$s || exit 1; echo "== make $$s: $$(($$(date +%s) - t)) s"; \
 	done; echo "== make test: $$(($$(date +%s) - t0)) s"
 
 # `make test` N times from fresh clones of HEAD beside LOAD busy loops,

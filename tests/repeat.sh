@@ -28,6 +28,8 @@ if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]; then
 	echo "test-repeat: warning: uncommitted changes are not tested (the clones are of HEAD $HEAD)"
 fi
 W=$(mktemp -d "${REPEAT_DIR:-${TMPDIR:-/tmp}}/spanprobe-repeat.XXXXXX") || exit 2
+# searchable by all: the caps test runs the fixtures as uid 65534
+chmod 755 "$W"
 LOADPIDS=""
 
 stop_load() {
