@@ -107,13 +107,15 @@ def main():
     by_q = {}
     for s in out:
         by_q.setdefault(s["query_id"], []).append(s)
-    tby_q = {}
+    tby_qn, tby_q = {}, {}  # (query, name) -> truth spans; query -> truth spans
     for t in truth:
+        tby_qn.setdefault((t["query"], t["name"]), []).append(t)
         tby_q.setdefault(t["query"], []).append(t)
+    troot_of = {t["query"]: t for t in troots}
 
     def agree(t, s):
         return sum(1 for x in by_q.get(s["query_id"], []) if x["depth"] > 0 and any(
-            y["name"] == x["name"] and fits(x, y, a.tol) for y in tby_q.get(t["query"], [])))
+            fits(x, y, a.tol) for y in tby_qn.get((t["query"], x["name"]), [])))
 
     pairs = sorted(((-agree(t, s), s["tid"] != t["tid_first"],
                      abs(s["begin_ns"] - t["begin_ns"]) + abs(s["end_ns"] - t["end_ns"]), i, j)
@@ -143,7 +145,7 @@ def main():
     match = {}    # output span id -> truth span
     tmatch = {}   # truth id -> output span
     for q, s in qroot.items():
-        match[s["span_id"]] = [t for t in troots if t["query"] == q][0]
+        match[s["span_id"]] = troot_of[q]
         tmatch[match[s["span_id"]]["id"]] = s
     def under(t, s):
         """t's nearest ancestor already paired is paired with s's parent."""
@@ -157,8 +159,8 @@ def main():
         if q is None:
             E("span %d %s: its query matches no truth query" % (s["span_id"], s["name"]))
             continue
-        c = [t for t in truth if t["query"] == q and t["name"] == s["name"]
-             and t["id"] not in tmatch and fits(s, t, a.tol)]
+        c = [t for t in tby_qn.get((q, s["name"]), [])
+             if t["id"] not in tmatch and fits(s, t, a.tol)]
         if not c:
             E("span %d %s (query %d, %.3f ms): not in the truth (invented)"
               % (s["span_id"], s["name"], q, (s["end_ns"] - s["begin_ns"]) / 1e6))
@@ -172,11 +174,11 @@ def main():
     names = set(a.names.split(",")) if a.names else None
     required = complete = one_poll = 0
     for q, root in qroot.items():
-        tq = [t for t in troots if t["query"] == q][0]
+        tq = troot_of[q]
         if tq["end_ns"] - tq["begin_ns"] < a.min_query or partial(root) or cut(root):
             continue
         complete += 1
-        for t in truth:
+        for t in tby_q.get(q, []):
             if (t["query"] != q or t["depth"] == 0 or t["kind"] != "async"
                     or t["end_ns"] - t["begin_ns"] < a.min_span
                     or (names is not None and t["name"] not in names)):
