@@ -166,7 +166,12 @@ run_sp() {
 }
 
 newdir() { mkdir -p "$T/$1" && echo "$T/$1"; }
-pidfile() { cat "$1" 2>/dev/null || echo 0; }
+# pidfile FILE: the pid in FILE, or 0 (also while the fixture has created
+# it but not yet written it: an empty file)
+pidfile() {
+	_pf=$(cat "$1" 2>/dev/null) || :
+	echo "${_pf:-0}"
+}
 
 # bpftool_json WHAT: `bpftool WHAT show --json`, retried: a listing fails
 # when an object goes away while it is walked (another spanprobe on the
