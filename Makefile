@@ -33,7 +33,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 DEPS_STAMP := /var/lib/spanprobe-deps.v8
 
 .SECONDARY:
-.PHONY: all deps test unit integration demo clean vmlinux fixtures check-layers
+.PHONY: all deps test test-repeat unit integration demo clean vmlinux fixtures check-layers
 all: $(BIN)
 
 deps: $(DEPS_STAMP)
@@ -90,13 +90,22 @@ unit: $(UNIT_BINS) rust-mini rust-fixtures fixtures
 integration: $(BIN) fixtures rust-fixtures
 	sh tests/integration/run.sh
 
+# Each stage's duration is printed ("== make STAGE: N s"; test-repeat
+# collects them). The builds and the unit tests under valgrind (CPU only,
+# nothing timed) run two at a time; the integration tests one at a time.
+TEST_STAGES := all check-layers unit integration test-asan test-valgrind
+TEST_JOBS   ?= -j2
 test: deps
-	$(MAKE) all
-	$(MAKE) check-layers
-	$(MAKE) unit
-	$(MAKE) integration
-	$(MAKE) test-asan
-	$(MAKE) test-valgrind
+	@t0=$$(date +%s); for s in $(TEST_STAGES); do \
+		t=$$(date +%s); $(MAKE) $(TEST_JOBS) $$s || exit 1; echo "== make $$s: $$(($$(date +%s) - t)) s"; \
+	done; echo "== make test: $$(($$(date +%s) - t0)) s"
+
+# `make test` N times from fresh clones of HEAD beside LOAD busy loops,
+# stopping at the first failure (tests/repeat.sh).
+N    ?= 10
+LOAD ?= 2
+test-repeat:
+	sh tests/repeat.sh $(N) $(LOAD)
 
 demo: deps
 	$(MAKE) all fixtures rust-fixtures

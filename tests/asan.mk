@@ -66,6 +66,11 @@ test-asan: asan-build fixtures rust-fixtures
 		echo "== sanitizer report in $$r:"; grep -A12 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$$r" | head -n 40; st=1; done; \
 	[ $$st = 0 ] && echo "test-asan: 0 sanitizer reports" || { echo "test-asan: FAILED"; exit 1; }
 
-test-valgrind: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t (valgrind)"; \
-		valgrind $(VALGRIND_OPTS) $$t >/dev/null; echo "   0 errors"; done
+# One target per unit test, so that `make -j2` runs two at a time.
+VALGRIND_RUNS := $(addsuffix .valgrind,$(UNIT_BINS))
+.PHONY: $(VALGRIND_RUNS)
+test-valgrind: $(VALGRIND_RUNS)
+$(VALGRIND_RUNS): %.valgrind: %
+	@valgrind $(VALGRIND_OPTS) $< >/dev/null 2>$@.err || \
+		{ echo "== $< (valgrind): FAILED"; cat $@.err; exit 1; }
+	@cat $@.err; echo "== $< (valgrind): 0 errors"

@@ -16,8 +16,15 @@ qserver session traced with --min-span 0 --min-query 0:
 import argparse
 import json
 import re
+import os
 import sys
 from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_spans import Truth  # noqa: E402
+
+TOL_CLOCK = 100000      # check_spans.py's --tol-clock and --max-stall
+MAX_STALL = 50000000
 
 MIN_RUN = 3
 
@@ -130,15 +137,17 @@ def main():
     t_by_q = defaultdict(list)
     for s in truth:
         t_by_q[s["query"]].append(s)
-    # a truth query is the spanprobe query whose root has its tid and
-    # encloses its root's begin
+    # a truth query is the spanprobe query whose root begins in the entry
+    # gap of the truth's root call on its thread (check_spans.Truth: by
+    # identity, whatever preemption did between probe and clock read)
     t_roots = [s for s in truth if not s["parent_id"] and s["name"] == "handle_query"]
+    calls = Truth(truth) if a.spans else None
     bad, checked_runs = [], 0
     for qid, ss in sorted(by_q.items()):
         root = [s for s in ss if s["span_id"] == qid][0]
         if a.spans:
-            tr = [r for r in t_roots if r["tid"] == root["tid"]
-                  and root["begin_ns"] <= r["begin_ns"] <= root["end_ns"]]
+            r = calls.locate(root["tid"], root["name"], root["begin_ns"], TOL_CLOCK, MAX_STALL)
+            tr = [r] if r is not None and r["parent_id"] is None and r["query"] is not None else []
         else:
             # printed in completion order per thread: the i-th of its tid
             mine = sorted([q for q in by_q if by_q[q][0]["tid"] == root["tid"]])

@@ -10,8 +10,14 @@ The truth's queries are its depth-0 spans (execute_query); spanprobe's
 are its roots, named R (default: the truth's root name). A span's time is
 known within a window: spanprobe reports begin_ns (earliest) with
 uncertainty_lo_ns and end_ns (latest) with uncertainty_hi_ns, so a truth
-span matches an output span of the same name when
-  |begin diff| <= uncertainty_lo + tol  and  |end diff| <= uncertainty_hi + tol.
+span fits an output span of the same name when
+  |begin diff| <= uncertainty_lo + tol  and  |end diff| <= uncertainty_hi + tol,
+or when the output begins earlier (ends later) by up to the gap of the
+truth's thread before its first (after its last) statement more: the
+thread was preempted between the probe and the statement (spanjson.py,
+thread_gaps; at most --max-stall). Among the spans that fit, an output
+span is paired with the call under the truth call of its output parent
+(identity by nesting), then the nearest in time.
 
 Checks:
   - every truth query of at least --min-query has exactly one output
@@ -29,7 +35,7 @@ roots cannot be seen).
 import argparse
 import sys
 
-from spanjson import dur, load, tree_errors
+from spanjson import begin_fits, dur, end_fits, load, thread_gaps, tree_errors
 
 
 def partial(s):
@@ -50,12 +56,12 @@ def fits(s, t, tol):
     if partial(s):
         b = s["begin_ns"] >= t["begin_ns"] - tol
     else:
-        b = abs(s["begin_ns"] - t["begin_ns"]) <= s.get("uncertainty_lo_ns", 0) + tol
+        b = begin_fits(s, t, s.get("uncertainty_lo_ns", 0) + tol)
     if cut(s):
         e = (not s.get("uncertainty_hi_ns")
              or t["end_ns"] >= s["end_ns"] - s["uncertainty_hi_ns"] - tol)
     else:
-        e = abs(s["end_ns"] - t["end_ns"]) <= s.get("uncertainty_hi_ns", 0) + tol
+        e = end_fits(s, t, s.get("uncertainty_hi_ns", 0) + tol)
     return b and e
 
 
@@ -68,6 +74,8 @@ def main():
     ap.add_argument("--min-span", type=dur, default=dur("5ms"))
     ap.add_argument("--min-query", type=dur, default=dur("1s"))
     ap.add_argument("--tol", type=dur, default=dur("1ms"))
+    ap.add_argument("--max-stall", type=dur, default=dur("50ms"),
+                    help="the longest a thread may stall between a probe and the fixture's clock read")
     ap.add_argument("--expect-none", action="store_true")
     ap.add_argument("--attached", action="store_true",
                     help="attached mid-flight: queries already running (partial roots) or "
@@ -75,6 +83,7 @@ def main():
                          "one partial span and one complete query are")
     a = ap.parse_args()
     truth, out = load(a.truth), load(a.spans)
+    thread_gaps(truth, a.max_stall)
     errors = []
     E = errors.append
 
@@ -98,13 +107,15 @@ def main():
     by_q = {}
     for s in out:
         by_q.setdefault(s["query_id"], []).append(s)
-    tby_q = {}
+    tby_qn, tby_q = {}, {}  # (query, name) -> truth spans; query -> truth spans
     for t in truth:
+        tby_qn.setdefault((t["query"], t["name"]), []).append(t)
         tby_q.setdefault(t["query"], []).append(t)
+    troot_of = {t["query"]: t for t in troots}
 
     def agree(t, s):
         return sum(1 for x in by_q.get(s["query_id"], []) if x["depth"] > 0 and any(
-            y["name"] == x["name"] and fits(x, y, a.tol) for y in tby_q.get(t["query"], [])))
+            fits(x, y, a.tol) for y in tby_qn.get((t["query"], x["name"]), [])))
 
     pairs = sorted(((-agree(t, s), s["tid"] != t["tid_first"],
                      abs(s["begin_ns"] - t["begin_ns"]) + abs(s["end_ns"] - t["end_ns"]), i, j)
@@ -134,31 +145,40 @@ def main():
     match = {}    # output span id -> truth span
     tmatch = {}   # truth id -> output span
     for q, s in qroot.items():
-        match[s["span_id"]] = [t for t in troots if t["query"] == q][0]
+        match[s["span_id"]] = troot_of[q]
         tmatch[match[s["span_id"]]["id"]] = s
+    def under(t, s):
+        """t's nearest ancestor already paired is paired with s's parent."""
+        p = tby_id.get(t["parent_id"])
+        while p is not None and p["id"] not in tmatch:
+            p = tby_id.get(p["parent_id"])
+        return p is not None and tmatch[p["id"]]["span_id"] == s["parent_span_id"]
+
     for s in sorted((s for s in out if s["depth"] > 0), key=lambda s: s["begin_ns"]):
         q = out_query.get(s["query_id"])
         if q is None:
             E("span %d %s: its query matches no truth query" % (s["span_id"], s["name"]))
             continue
-        c = [t for t in truth if t["query"] == q and t["name"] == s["name"]
-             and t["id"] not in tmatch and fits(s, t, a.tol)]
+        c = [t for t in tby_qn.get((q, s["name"]), [])
+             if t["id"] not in tmatch and fits(s, t, a.tol)]
         if not c:
             E("span %d %s (query %d, %.3f ms): not in the truth (invented)"
               % (s["span_id"], s["name"], q, (s["end_ns"] - s["begin_ns"]) / 1e6))
             continue
-        t = min(c, key=lambda t: abs(t["begin_ns"] - s["begin_ns"]))
+        # identity: the call under the truth call of the output parent (its
+        # nearest ancestor in the output), then the nearest in time
+        t = min(c, key=lambda t: (not under(t, s), abs(t["begin_ns"] - s["begin_ns"])))
         match[s["span_id"]] = t
         tmatch[t["id"]] = s
 
     names = set(a.names.split(",")) if a.names else None
     required = complete = one_poll = 0
     for q, root in qroot.items():
-        tq = [t for t in troots if t["query"] == q][0]
+        tq = troot_of[q]
         if tq["end_ns"] - tq["begin_ns"] < a.min_query or partial(root) or cut(root):
             continue
         complete += 1
-        for t in truth:
+        for t in tby_q.get(q, []):
             if (t["query"] != q or t["depth"] == 0 or t["kind"] != "async"
                     or t["end_ns"] - t["begin_ns"] < a.min_span
                     or (names is not None and t["name"] not in names)):

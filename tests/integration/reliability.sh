@@ -534,6 +534,10 @@ t_caps() {
 	chmod 711 "$T"
 	chmod 777 "$d"
 	nb="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	# the checkout must be reachable by that uid (a clone in a 0700
+	# directory is not): say so rather than fail on "command not found"
+	$nb -- test -x "$SX/lifecycle" -a -x "$SP" -a -r "$SXSYMS/lifecycle.syms" ||
+		{ fail "uid 65534 cannot reach $(pwd)/$SX/lifecycle, $SP or $SXSYMS (a directory on the way is not world-searchable)"; return 1; }
 	two="--inh-caps=+bpf,+perfmon --ambient-caps=+bpf,+perfmon"
 	bad=0
 	# shellcheck disable=SC2086
@@ -602,7 +606,8 @@ t_caps() {
 				-o "$d/root2.bin" >"$d/root2.out" 2>"$d/root2.err" ||
 				{ fail "attach to a root process with CAP_SYS_PTRACE too failed"; show "$d/root2.err" stderr; bad=1; }
 		fi
-		kill -TERM "$fx" 2>/dev/null || :
+		# never `kill 0` (our whole process group) when no pid file came
+		[ "$fx" -gt 1 ] 2>/dev/null && kill -TERM "$fx" 2>/dev/null || :
 	done
 	echo "   attach: own process with CAP_BPF+CAP_PERFMON; another user's needs CAP_SYS_PTRACE too ($(head -n 1 "$d/root.err"))"
 

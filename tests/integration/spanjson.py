@@ -2,6 +2,7 @@
 command line, `spanprobe dump --json` / truth JSONL files, and the
 integrity of an output span tree."""
 import argparse
+import bisect
 import json
 import re
 
@@ -34,3 +35,41 @@ def tree_errors(out):
             errs.append("span %d: parent %d is not in the output"
                         % (s["span_id"], s["parent_span_id"]))
     return errs, by_id
+
+
+def thread_gaps(truth, max_stall):
+    """Sets each truth record's gap_before and gap_after: from its first
+    statement back to the previous clock read of the truth on that thread
+    (tid_first), and from its last statement on to the next one
+    (tid_last), at most max_stall. A probe at a future's first poll fires
+    in the gap before its first statement, the probe at the poll that
+    returns in the gap after its last: preemption between probe and
+    statement widens those gaps, but cannot move the probe out of them."""
+    first = {}
+    for t in truth:
+        first.setdefault(t["tid_first"], []).append(t["begin_ns"])
+        first.setdefault(t["tid_last"], []).append(t["end_ns"])
+    for ts in first.values():
+        ts.sort()
+    last = first  # one timeline per thread, begins and ends alike
+    for t in truth:
+        ts = first[t["tid_first"]]
+        i = bisect.bisect_left(ts, t["begin_ns"]) - 1
+        t["gap_before"] = min(max_stall, t["begin_ns"] - ts[i]) if i >= 0 else max_stall
+        ts = last[t["tid_last"]]
+        j = bisect.bisect_right(ts, t["end_ns"])
+        t["gap_after"] = min(max_stall, ts[j] - t["end_ns"]) if j < len(ts) else max_stall
+
+
+def begin_fits(s, t, slack):
+    """s began within slack of the truth t, or earlier by up to the gap
+    before t's first statement more (the probe, then preemption)."""
+    d = t["begin_ns"] - s["begin_ns"]
+    return -slack <= d <= slack + t["gap_before"]
+
+
+def end_fits(s, t, slack):
+    """s ended within slack of the truth t, or later by up to the gap after
+    t's last statement more."""
+    d = s["end_ns"] - t["end_ns"]
+    return -slack <= d <= slack + t["gap_after"]

@@ -34,6 +34,11 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from check_spans import Truth  # noqa: E402
+
+TOL_CLOCK = 100000      # check_spans.py's --tol-clock and --max-stall
+MAX_STALL = 50000000
 SUMMARY = re.compile(r"(\d+) span records from the kernel \((\d+) lost\)")
 STATUS = re.compile(r"\| (\d+) lost")
 HEADER = re.compile(r"^block: .* (\d+) spans\s+(\d+) dropped events$")
@@ -150,15 +155,17 @@ def check(a, run, status_lost):
     troots = sorted((t for t in inside if t["parent_id"] is None), key=lambda t: t["begin_ns"])
     incomplete_ids = set()
     flagged = missing = 0
-    # one-to-one, nearest root begin first (the same thread serves them all)
-    pairs = sorted((abs(r["begin_ns"] - t["begin_ns"]), i, j)
-                   for i, r in enumerate(roots) for j, t in enumerate(troots)
-                   if abs(r["begin_ns"] - t["begin_ns"]) <= 2000000)
+    # by identity: the truth's query whose root call begins in the gap of
+    # the fixture's thread that holds the output root's begin
+    # (check_spans.Truth), never by nearness in time
+    calls = Truth(truth)
+    index = {t["id"]: j for j, t in enumerate(troots)}
     match, used = {}, set()
-    for _, i, j in pairs:
-        if i not in used and j not in match:
+    for i, r in enumerate(roots):
+        t = calls.locate(r["tid"], r["name"], r["begin_ns"], TOL_CLOCK, MAX_STALL)
+        if t is not None and t["id"] in index and index[t["id"]] not in match:
             used.add(i)
-            match[j] = roots[i]
+            match[index[t["id"]]] = r
     if len(used) != len(roots):
         errs.append("%d queries in the output match no query of the truth" % (len(roots) - len(used)))
     for j, t in enumerate(troots):
