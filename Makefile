@@ -26,7 +26,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v4
+DEPS_STAMP := /var/lib/spanprobe-deps.v5
 
 .SECONDARY:
 .PHONY: all deps test unit integration demo clean vmlinux fixtures check-layers
@@ -64,6 +64,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 -include tests/fixtures/fixtures.mk
 -include tests/fixtures/rust/rust.mk
+-include tests/fixtures/hyper/hyper.mk
 -include tests/fixtures/rust-mini/rust-mini.mk
 -include tests/bench/bench.mk
 -include tests/stress/stress.mk

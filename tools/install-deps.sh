@@ -4,7 +4,7 @@
 # session links; bpftool >= 7.5 for skeletons). Idempotent; run as root.
 set -eu
 
-STAMP=${1:-/var/lib/spanprobe-deps.v4}
+STAMP=${1:-/var/lib/spanprobe-deps.v5}
 [ -f "$STAMP" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
@@ -21,7 +21,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	make gcc g++ clang llvm pkg-config binutils \
-	libelf-dev libdw-dev zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev \
+	libelf-dev libdw-dev zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev librust-hyper-dev librust-tower-dev \
 	python3 libcurl4-openssl-dev liblz4-dev python3-cbor2 python3-lz4 \
 	libclang-rt-14-dev valgrind bpftrace
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
