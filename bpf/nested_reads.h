@@ -37,15 +37,35 @@ struct {
 
 static const struct sp_nested_last empty_last;
 
-/* Reads obj's list into a reserved record; submits it when something
- * changed since the last read of this instance (fut_key), discards it
- * otherwise. exit_ns == 0: a read at poll entry. A lost record leaves the
- * previous values in place, so the next read reports the change again. */
+/* One value of the list: from the carrier's self, or through a pointer
+ * an earlier read of this record found (a hop). */
+static __always_inline __u64 sp_nested_value(const struct sp_nested_rec *r, __u64 obj,
+					     const struct sp_read *rd)
+{
+	__u32 size = rd->size, base = rd->base;
+	__u64 v = 0, from = obj;
+
+	if (base)
+		from = r->v[(base - 1) & SP_NESTED_MASK];
+	if (size > sizeof(v))
+		size = sizeof(v);
+	if (from)
+		bpf_probe_read_user(&v, size, (void *)(from + rd->off));
+	return v;
+}
+
+/* Reads obj's list into a reserved record at now (exit_ns, else
+ * entry_ns); submits it when something changed since the last read of
+ * this instance (fut_key), discards it otherwise. The record's window
+ * starts at the previous read of the instance, sent or not, when there
+ * was one. A lost record leaves the previous values in place, so the
+ * next read reports the change again. */
 __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entry_ns,
 			      __u64 exit_ns)
 {
 	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id };
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
+	__u64 now = exit_ns ? exit_ns : entry_ns, prev;
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
 	int changed;
@@ -67,16 +87,14 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 		return 0;
 	}
 	changed = last->fut_key != fut_key;
+	prev = changed ? 0 : last->read_ns;
+	last->read_ns = now;
 	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-		__u32 size;
-		__u64 v = 0;
+		__u64 v;
 
 		if (i >= n)
 			break;
-		size = rl->r[i].size;
-		if (size > sizeof(v))
-			size = sizeof(v);
-		bpf_probe_read_user(&v, size, (void *)(obj + rl->r[i].off));
+		v = sp_nested_value(r, obj, &rl->r[i]);
 		r->v[i] = v;
 		if (last->v[i] != v)
 			changed = 1;
@@ -94,12 +112,36 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 	r->kind = SP_RK_NESTED;
 	r->sym_id = sym_id;
 	r->fut_key = fut_key;
-	r->entry_ns = entry_ns;
-	r->exit_ns = exit_ns;
+	r->entry_ns = prev && prev <= now ? prev : entry_ns;
+	r->exit_ns = prev && prev <= now ? now : exit_ns;
 	r->n = n > SP_NESTED_MAX ? SP_NESTED_MAX : n;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
+}
+
+/* A probe hit on a thread where a carrier's poll is open (the innermost
+ * one): the carrier's futures are read now, so that what changed since
+ * its last read is placed before this hit (an await that ended before a
+ * sync call, the call's parent) rather than somewhere in the whole poll.
+ * skip_top: the top frame is the carrier being left, which reads itself. */
+static __always_inline void sp_nested_observe(const struct sp_thread *st, __u64 now,
+					      int skip_top)
+{
+	__u32 n = st->n;
+
+	for (int k = 0; k < SP_MAX_DEPTH; k++) {
+		const struct sp_frame *f;
+
+		if ((__u32)k >= n)
+			break;
+		f = &st->f[(n - 1 - k) & SP_DEPTH_MASK];
+		if (!(f->flags & SP_FRAME_CARRIER))
+			continue;
+		if (!(skip_top && k == 0))
+			sp_nested_snap(f->obj, f->sym_id, f->key, now, 0);
+		break;
+	}
 }
 
 /* The carrier future is over: its last read goes with it. */

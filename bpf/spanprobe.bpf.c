@@ -321,11 +321,14 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 		st = thread_create();
 	if (!st)
 		return SP_SKIP_RETURN;
+	sp_nested_observe(st, now, 0);
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
-	if (verdict == SP_SKIP_RETURN)
+	if (verdict == SP_SKIP_RETURN) {
 		__sync_fetch_and_add(&depth_overflows, 1);
-	else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD))
+	} else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD)) {
+		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER;
 		sp_nested_snap(self, sym, fu->key, now, 0);
+	}
 	count_open(n_before, st);
 	return verdict;
 skip:
@@ -339,6 +342,7 @@ static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __
 {
 	int is_root = flags & SP_SYM_ROOT, verdict;
 	__u32 n_before;
+	__u64 now;
 
 	if (!st || !st->n) {
 		if (!is_root) {
@@ -354,9 +358,12 @@ static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __
 			return SP_SKIP_RETURN;
 	}
 	n_before = st->n;
-	verdict = sp_stack_entry(ctx, st, sym, is_root, sp, bpf_ktime_get_ns(), min_span_ns);
+	now = bpf_ktime_get_ns();
+	verdict = sp_stack_entry(ctx, st, sym, is_root, sp, now, min_span_ns);
 	if (st->n == SP_MAX_DEPTH && verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
+	if (verdict == SP_TRACE_RETURN)
+		sp_nested_observe(st, now, 0);
 	count_open(n_before, st);
 	return verdict;
 }
@@ -389,11 +396,12 @@ static __always_inline bool other_process(void)
 static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 {
 	struct sp_thread *st = thread_of(bpf_get_current_task_btf());
+	__u64 now = bpf_ktime_get_ns();
 
 	if (!st || !st->n)
 		return 0;
-	sp_stack_exit(ctx, st, (__u32)bpf_get_attach_cookie(ctx), sp, bpf_ktime_get_ns(),
-		      min_span_ns);
+	sp_nested_observe(st, now, st->f[(st->n - 1) & SP_DEPTH_MASK].flags & SP_FRAME_CARRIER);
+	sp_stack_exit(ctx, st, (__u32)bpf_get_attach_cookie(ctx), sp, now, min_span_ns);
 	if (!st->n)
 		__sync_fetch_and_add(&stacks_open, -1);
 	return 0;

@@ -27,6 +27,9 @@ enum sp_rec_flags {
 
 /* Frame kinds, in sp_frame.flags beside the record flags. */
 #define SP_FRAME_POLL (1u << 8) /* one poll of an async fn's future */
+#define SP_FRAME_CARRIER (1u << 9) /* a poll whose nested futures are read
+				   * (a held carrier): hits above it on
+				   * its thread read them too */
 
 enum sp_sym_flags {
 	SP_SYM_ROOT = 1u << 0,
@@ -98,10 +101,14 @@ struct sp_span_rec {
 #define SP_NESTED_MAX 64
 #define SP_NESTED_MASK (SP_NESTED_MAX - 1)
 
-/* One read: size (1..8) bytes at self + off, little-endian. */
+/* One read: size (1..8) bytes, little-endian, at off from a base: the
+ * carrier's self (base == 0), or the pointer that read base - 1 of the
+ * same list found (an earlier read): futures behind a Box, several hops
+ * deep. A null base reads 0. */
 struct sp_read {
 	__u32 off;
-	__u32 size;
+	__u16 size;
+	__u16 base;
 };
 
 /* A carrier's read list, compiled by userspace
@@ -114,9 +121,12 @@ struct sp_read_list {
 
 /*
  * A carrier future's read list, sent when any value differs from the
- * previous read of the same future: at a poll's entry (exit_ns == 0:
- * changed while not polled, or first seen) or at its exit (the change
- * happened between entry_ns and exit_ns).
+ * previous read of the same future. A read happens at each entry and exit
+ * of the carrier's poll, and while that poll is open, at every other
+ * probe hit on its thread (entries and exits of probed calls and polls
+ * under it). The change happened between entry_ns and exit_ns: the
+ * previous read of this future (sent or not) and this one. The first read
+ * of an instance has exit_ns == 0 when made at a poll's entry.
  */
 struct sp_nested_rec {
 	__u32 kind;      /* SP_RK_NESTED */
@@ -132,6 +142,7 @@ struct sp_nested_rec {
 /* The previous values read from a carrier future. */
 struct sp_nested_last {
 	__u64 fut_key;   /* the instance they belong to */
+	__u64 read_ns;   /* when it was read last, sent or not */
 	__u64 v[SP_NESTED_MAX];
 };
 

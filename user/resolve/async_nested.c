@@ -62,7 +62,7 @@ static bool choose_nodes(const struct sp_async_poll *p, const int *role, bool wa
 
 static uint32_t add_read(struct sp_nested_plan *pl, uint32_t off, uint32_t size)
 {
-	pl->reads[pl->n_reads] = (struct sp_read){ off, size > 8 ? 8 : size };
+	pl->reads[pl->n_reads] = (struct sp_read){ .off = off, .size = size > 8 ? 8 : size };
 	return pl->n_reads++;
 }
 
