@@ -176,12 +176,17 @@ static __always_inline __u64 new_key(void)
 	return ((__u64)bpf_get_smp_processor_id() << 48) | ++*seq;
 }
 
-/* The future's coroutine state, 1 to 8 bytes little-endian. */
+/* The future's coroutine state, 1 to 8 bytes little-endian. A carrier
+ * that is not a coroutine (a hand-written Future such as hyper's
+ * connection task: state_size 0) has none: it reads as suspended, so
+ * its span begins when first seen and never ends by state. */
 static __always_inline __u64 read_state(__u64 obj, const struct sp_sym_info *info)
 {
 	__u32 size = info->state_size;
 	__u64 v = 0;
 
+	if (!size)
+		return 3;
 	if (size > sizeof(v))
 		size = sizeof(v);
 	bpf_probe_read_user(&v, size, (void *)(obj + info->state_off));
