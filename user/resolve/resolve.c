@@ -73,6 +73,28 @@ static bool match(const struct prepped *p, const char *raw, const char *dem)
 	return (dem && match_one(p, dem)) || match_one(p, raw);
 }
 
+/* An async fn named without "::{*}": the pattern matches its poll's name
+ * without the suffix (sp_async_name_matches reads names the same way).
+ * Whether the closure really is an async fn's poll is for the analysis
+ * to say (by_fn_name). */
+static bool match_fn_name(const struct prepped *p, const char *dem)
+{
+	static const char *const suffix[] = { "::{{closure}}", "::{closure#0}" };
+	char buf[4096];
+	size_t n = dem ? strlen(dem) : 0;
+
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		size_t k = strlen(suffix[i]);
+
+		if (n > k && n - k < sizeof(buf) && strcmp(dem + n - k, suffix[i]) == 0) {
+			memcpy(buf, dem, n - k);
+			buf[n - k] = '\0';
+			return match_one(p, buf);
+		}
+	}
+	return false;
+}
+
 static size_t name_index(const struct obj *o, const char *const *slot)
 {
 	return (size_t)(slot - o->elf.name_pool);
@@ -371,10 +393,13 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	int first = -1;
 	size_t first_name = 0;
 	enum sp_role role = SP_ROLE_SPAN;
+	bool by_fn_name = true;
 
 	for (size_t p = 0; p < pats->n; p++) {
 		for (size_t k = 0; k < f->n_names; k++) {
-			if (!match(&pp[p], f->names[k], dem[k]))
+			bool exact = match(&pp[p], f->names[k], dem[k]);
+
+			if (!exact && !match_fn_name(&pp[p], dem[k]))
 				continue;
 			if (first < 0) {
 				first = (int)p;
@@ -382,13 +407,57 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 			}
 			if (pats->v[p].role == SP_ROLE_ROOT)
 				role = SP_ROLE_ROOT;
-			pats->v[p].matches++;
+			/* counted once the analysis confirms an async poll */
+			if (exact)
+				pats->v[p].matches++;
+			by_fn_name &= !exact;
 			break;
 		}
 	}
 	if (first < 0)
 		return 0;
-	return add_func(b, o, fi, first_name, first, role, policy);
+	if (add_func(b, o, fi, first_name, first, role, policy))
+		return -1;
+	b->set->v[b->set->n - 1].by_fn_name = by_fn_name;
+	return 0;
+}
+
+static void func_free(struct sp_func *f)
+{
+	free(f->raw);
+	free(f->demangled);
+	free(f->object);
+	free(f->open_path);
+	free(f->exit_offsets);
+	free(f->problem);
+	sp_nested_plan_free(f->nested);
+}
+
+/* Functions matched only by an async fn's name: kept, and counted for
+ * the patterns that named them, when they are that fn's out-of-line
+ * poll; dropped otherwise (a plain closure of a fn the pattern names). */
+static void confirm_fn_names(struct builder *b, size_t first, struct sp_pattern_list *pats)
+{
+	size_t w = first;
+
+	for (size_t i = first; i < b->set->n; i++) {
+		struct sp_func *f = &b->set->v[i];
+		unsigned named = 0;
+
+		/* no pattern matched its own names: each that matches the
+		 * fn's name (demangled is now that name) matched it so; an
+		 * async block's poll is named after the block, not its fn */
+		for (size_t p = 0; f->by_fn_name && f->is_async && p < pats->n; p++)
+			named += sp_async_name_matches(pats->v[p].glob, f->demangled);
+		if (f->by_fn_name && !named) {
+			func_free(f);
+			continue;
+		}
+		for (size_t p = 0; f->by_fn_name && p < pats->n; p++)
+			pats->v[p].matches += sp_async_name_matches(pats->v[p].glob, f->demangled);
+		b->set->v[w++] = *f;
+	}
+	b->set->n = w;
 }
 
 /* Poll functions of async code demangle as closures: an object without
@@ -507,6 +576,8 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 			rc = match_func(b, &o, i, pats, pp, policy);
 	if (!rc)
 		rc = resolve_async(b, &o, first, pats, policy);
+	if (!rc)
+		confirm_fn_names(b, first, pats);
 	close_obj(&o);
 	if (rc)
 		sp_set_err(err, errlen, "%s: out of memory", path);
@@ -629,17 +700,8 @@ void sp_func_set_free(struct sp_func_set *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
-		struct sp_func *f = &s->v[i];
-
-		free(f->raw);
-		free(f->demangled);
-		free(f->object);
-		free(f->open_path);
-		free(f->exit_offsets);
-		free(f->problem);
-		sp_nested_plan_free(f->nested);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		func_free(&s->v[i]);
 	free(s->v);
 	s->v = NULL;
 	s->n = 0;

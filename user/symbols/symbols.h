@@ -77,6 +77,10 @@ struct sp_func {
 	/* its queries are rebuilt by userspace (user/spans/async_queries.c):
 	 * carriers, and spawned tasks that may link to their spawner */
 	bool held;
+	/* matched only as an async fn's name without its poll suffix
+	 * ("app::handler" for app::handler::{{closure}}): kept only if the
+	 * analysis finds it is that async fn's poll, as `symbols` says */
+	bool by_fn_name;
 };
 
 struct sp_func_set {
