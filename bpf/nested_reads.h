@@ -37,35 +37,19 @@ struct {
 
 static const struct sp_nested_last empty_last;
 
-/* One value of the list: from the carrier's self, or through a pointer
- * an earlier read of this record found (a hop). */
-static __always_inline __u64 sp_nested_value(const struct sp_nested_rec *r, __u64 obj,
-					     const struct sp_read *rd)
-{
-	__u32 size = rd->size, base = rd->base;
-	__u64 v = 0, from = obj;
-
-	if (base)
-		from = r->v[(base - 1) & SP_NESTED_MASK];
-	if (size > sizeof(v))
-		size = sizeof(v);
-	if (from)
-		bpf_probe_read_user(&v, size, (void *)(from + rd->off));
-	return v;
-}
-
-/* Reads obj's list into a reserved record at now (exit_ns, else
- * entry_ns); submits it when something changed since the last read of
- * this instance (fut_key), discards it otherwise. The record's window
- * starts at the previous read of the instance, sent or not, when there
- * was one. A lost record leaves the previous values in place, so the
- * next read reports the change again. */
-__noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entry_ns,
-			      __u64 exit_ns)
+/* Reads obj's list into a reserved record at now, during the carrier
+ * poll that began at poll_ns (now == poll_ns: at its entry); submits it
+ * when something changed since the last read of this instance (fut_key),
+ * discards it otherwise. The record's window starts at the previous read
+ * of the instance, sent or not, when there was one. A lost record leaves
+ * the previous values in place, so the next read reports the change
+ * again. */
+__noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 poll_ns,
+			      __u64 now)
 {
 	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id };
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
-	__u64 now = exit_ns ? exit_ns : entry_ns, prev;
+	__u64 prev;
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
 	int changed;
@@ -87,35 +71,43 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 		return 0;
 	}
 	changed = last->fut_key != fut_key;
-	prev = changed ? 0 : last->read_ns;
-	last->read_ns = now;
+	/* last->v takes the new values as they are read (a hop reads
+	 * through one of them); an unchanged read leaves them as they were */
 	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-		__u64 v;
+		__u32 size, base;
+		__u64 v = 0, from = obj;
 
 		if (i >= n)
 			break;
-		v = sp_nested_value(r, obj, &rl->r[i]);
+		size = rl->r[i].size;
+		base = rl->r[i].base;
+		if (size > sizeof(v))
+			size = sizeof(v);
+		if (base)
+			from = last->v[(base - 1) & SP_NESTED_MASK];
+		/* a null base reads at a small address: that fails, v is 0 */
+		bpf_probe_read_user(&v, size, (void *)(from + rl->r[i].off));
 		r->v[i] = v;
 		if (last->v[i] != v)
 			changed = 1;
+		last->v[i] = v;
 	}
+	prev = last->fut_key == fut_key ? last->read_ns : 0;
+	last->read_ns = now;
 	if (!changed) {
 		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return 0;
-	}
-	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-		if (i >= n)
-			break;
-		last->v[i] = r->v[i];
 	}
 	last->fut_key = fut_key;
 	r->kind = SP_RK_NESTED;
 	r->sym_id = sym_id;
 	r->fut_key = fut_key;
-	r->entry_ns = prev && prev <= now ? prev : entry_ns;
-	r->exit_ns = prev && prev <= now ? now : exit_ns;
+	r->entry_ns = prev && prev <= now ? prev : poll_ns;
+	r->exit_ns = prev && prev <= now ? now : (now == poll_ns ? 0 : now);
+	r->poll_ns = poll_ns;
 	r->n = n > SP_NESTED_MAX ? SP_NESTED_MAX : n;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->obj = obj;
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }
@@ -124,11 +116,15 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
  * one): the carrier's futures are read now, so that what changed since
  * its last read is placed before this hit (an await that ended before a
  * sync call, the call's parent) rather than somewhere in the whole poll.
- * skip_top: the top frame is the carrier being left, which reads itself. */
-static __always_inline void sp_nested_observe(const struct sp_thread *st, __u64 now,
-					      int skip_top)
+ * skip_top: the top frame is the carrier being left, which reads itself.
+ * A global function: the verifier checks it once, not at every caller. */
+__noinline int sp_nested_observe(struct sp_thread *st, __u64 now, __u32 skip_top)
 {
-	__u32 n = st->n;
+	__u32 n;
+
+	if (!st)
+		return 0;
+	n = st->n;
 
 	for (int k = 0; k < SP_MAX_DEPTH; k++) {
 		const struct sp_frame *f;
@@ -139,9 +135,10 @@ static __always_inline void sp_nested_observe(const struct sp_thread *st, __u64 
 		if (!(f->flags & SP_FRAME_CARRIER))
 			continue;
 		if (!(skip_top && k == 0))
-			sp_nested_snap(f->obj, f->sym_id, f->key, now, 0);
+			sp_nested_snap(f->obj, f->sym_id, f->key, f->begin_ns, now);
 		break;
 	}
+	return 0;
 }
 
 /* The carrier future is over: its last read goes with it. */

@@ -332,7 +332,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 		__sync_fetch_and_add(&depth_overflows, 1);
 	} else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD)) {
 		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER;
-		sp_nested_snap(self, sym, fu->key, now, 0);
+		sp_nested_snap(self, sym, fu->key, now, now);
 	}
 	count_open(n_before, st);
 	return verdict;
@@ -405,7 +405,8 @@ static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 
 	if (!st || !st->n)
 		return 0;
-	sp_nested_observe(st, now, st->f[(st->n - 1) & SP_DEPTH_MASK].flags & SP_FRAME_CARRIER);
+	sp_nested_observe(st, now,
+			  (st->f[(st->n - 1) & SP_DEPTH_MASK].flags & SP_FRAME_CARRIER) != 0);
 	sp_stack_exit(ctx, st, (__u32)bpf_get_attach_cookie(ctx), sp, now, min_span_ns);
 	if (!st->n)
 		__sync_fetch_and_add(&stacks_open, -1);

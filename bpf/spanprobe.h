@@ -136,6 +136,11 @@ struct sp_nested_rec {
 	__u64 exit_ns;   /* its exit; 0 for a read at entry */
 	__u32 n;         /* values in v */
 	__u32 tid;
+	__u64 obj;       /* the carrier future's self */
+	__u64 poll_ns;   /* entry of the carrier's poll this read is in: a
+			  * future inlined into it that is first seen here
+			  * began after that (its parent's state shows it
+			  * only once the parent suspends on it) */
 	__u64 v[SP_NESTED_MAX];
 };
 

@@ -52,7 +52,7 @@ struct scan {
 	Dwarf *dw;
 	Elf *elf;
 	struct sp_async_info *out;
-	size_t polls_cap, rejected_cap;
+	size_t polls_cap, rejected_cap, hand_cap; /* hand: out->plain */
 	/* per unit: coroutine type DIE -> index into ns_names */
 	struct offmap env_ns;
 	char **ns_names;

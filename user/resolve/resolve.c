@@ -4,6 +4,7 @@
  */
 #include <fnmatch.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/grow.h"
@@ -513,11 +514,156 @@ static int add_carrier(struct builder *b, struct obj *o, size_t first,
 		if (add_func(b, o, (size_t)fi, 0, -1, SP_ROLE_SPAN, policy))
 			return -1;
 		f = &b->set->v[b->set->n - 1];
-		sp_async_annotate_info(f, 1, info);
+		if (p->plain)
+			sp_async_mark_poll(f, p);
+		else
+			sp_async_annotate_info(f, 1, info);
+	} else if (p->plain && !f->is_async) {
+		sp_async_mark_poll(f, p);
 	}
 	f->nested = plan;
 	f->held = true;
 	return 0;
+}
+
+/* ------------------------------------------------------- plain carriers */
+
+static bool has_name(char *const *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Depth of plan node i (0: at the top of the carrier's future). */
+static int plan_depth(const struct sp_nested_plan *pl, size_t i)
+{
+	int d = 0;
+
+	for (int k = pl->nodes[i].parent; k >= 0 && d < SP_ASYNC_MAX_NODES; k = pl->nodes[k].parent)
+		d++;
+	return d;
+}
+
+/* Named async fns that no coroutine can show: no out-of-line poll of
+ * theirs, no coroutine carrier's plan names them. Only these need a
+ * hand-written future's poll as carrier. */
+static size_t orphans(const struct sp_async_info *info, struct sp_nested_plan *const *plans,
+		      struct sp_nested_plan *const *hand, char **out)
+{
+	size_t n = 0;
+
+	for (size_t c = 0; c < info->n_plain; c++) {
+		const struct sp_nested_plan *pl = hand[c];
+		bool covered;
+
+		for (size_t k = 0; pl && k < pl->n; k++) {
+			const char *name = pl->nodes[k].name;
+
+			if (pl->nodes[k].role < 0 || has_name(out, n, name))
+				continue;
+			covered = false;
+			for (size_t i = 0; i < info->n && !covered; i++) {
+				covered = info->polls[i].name && strcmp(info->polls[i].name, name) == 0;
+				for (size_t j = 0; plans[i] && j < plans[i]->n && !covered; j++)
+					covered = plans[i]->nodes[j].role >= 0 &&
+						  strcmp(plans[i]->nodes[j].name, name) == 0;
+			}
+			if (!covered && n < SP_ASYNC_MAX_NODES)
+				out[n++] = pl->nodes[k].name;
+		}
+	}
+	return n;
+}
+
+/* The closest the hand-written poll c holds name (its node's depth), or
+ * INT_MAX. */
+static int depth_of(const struct sp_nested_plan *pl, const char *name)
+{
+	int best = INT_MAX;
+
+	for (size_t k = 0; pl && k < pl->n; k++)
+		if (pl->nodes[k].role >= 0 && strcmp(pl->nodes[k].name, name) == 0 &&
+		    plan_depth(pl, k) < best)
+			best = plan_depth(pl, k);
+	return best;
+}
+
+/*
+ * Of the hand-written futures' polls that hold a named async fn no
+ * coroutine shows, only the innermost are carriers: hyper's handler
+ * future is held by tokio's task harness, hyper's NewSvcTask and its
+ * UpgradeableConnection, each polled inside the previous one; reading it
+ * from the innermost gives the narrowest windows and one span, not
+ * three. The others' plans are dropped (hand[c] = NULL).
+ */
+static void keep_innermost(const struct sp_async_info *info, struct sp_nested_plan *const *plans,
+			   struct sp_nested_plan **hand)
+{
+	char *need[SP_ASYNC_MAX_NODES]; /* names in hand[]'s plans */
+	size_t n_need = orphans(info, plans, hand, need);
+	bool *keep = calloc(info->n_plain ? info->n_plain : 1, sizeof(*keep));
+
+	for (size_t c = 0; keep && c < info->n_plain; c++) {
+		for (size_t k = 0; hand[c] && k < n_need && !keep[c]; k++) {
+			int d = depth_of(hand[c], need[k]), best = d;
+
+			for (size_t o = 0; o < info->n_plain; o++) {
+				int od = depth_of(hand[o], need[k]);
+
+				best = od < best ? od : best;
+			}
+			keep[c] = d != INT_MAX && d == best;
+		}
+	}
+	for (size_t c = 0; c < info->n_plain; c++) {
+		if (keep && keep[c])
+			continue;
+		sp_nested_plan_free(hand[c]);
+		hand[c] = NULL;
+	}
+	free(keep);
+}
+
+/* The polls whose futures hold named async fns become carriers:
+ * coroutines' polls, then the innermost hand-written futures' polls for
+ * what no coroutine shows. */
+static int add_carriers(struct builder *b, struct obj *o, size_t first,
+			const struct sp_async_info *info, struct sp_pattern_list *pats,
+			bool handles, enum sp_exit_policy policy)
+{
+	size_t np = info->n ? info->n : 1, nh = info->n_plain ? info->n_plain : 1;
+	struct sp_nested_plan **plans = calloc(np, sizeof(*plans));
+	struct sp_nested_plan **hand = calloc(nh, sizeof(*hand));
+	int rc = 0;
+
+	if (!plans || !hand) {
+		free(plans);
+		free(hand);
+		return -1;
+	}
+	for (size_t i = 0; i < info->n; i++)
+		plans[i] = sp_nested_plan_new(info, &info->polls[i], pats, handles);
+	for (size_t i = 0; i < info->n_plain; i++)
+		hand[i] = sp_nested_plan_new(info, &info->plain[i], pats, handles);
+	keep_innermost(info, plans, hand);
+	/* add_carrier owns the plan it is given */
+	for (size_t i = 0; i < info->n; i++) {
+		if (plans[i] && rc == 0)
+			rc = add_carrier(b, o, first, info, &info->polls[i], plans[i], policy);
+		else
+			sp_nested_plan_free(plans[i]);
+	}
+	for (size_t i = 0; i < info->n_plain; i++) {
+		if (hand[i] && rc == 0)
+			rc = add_carrier(b, o, first, info, &info->plain[i], hand[i], policy);
+		else
+			sp_nested_plan_free(hand[i]);
+	}
+	free(plans);
+	free(hand);
+	return rc;
 }
 
 /* Rust async code: the out-of-line polls matched get their future's
@@ -547,13 +693,7 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 
 		f->held |= f->spawned && f->pattern >= 0;
 	}
-	for (size_t i = 0; rc == 0 && i < info.n; i++) {
-		struct sp_nested_plan *plan = sp_nested_plan_new(&info, &info.polls[i], pats,
-								 handles);
-
-		if (plan)
-			rc = add_carrier(b, o, first, &info, &info.polls[i], plan, policy);
-	}
+	rc = add_carriers(b, o, first, &info, pats, handles, policy);
 	sp_async_info_free(&info);
 	return rc;
 }
