@@ -214,7 +214,8 @@ static int classify_polls(const char *glob, const char *object,
 		for (size_t k = 0; k < p->n_nodes; k++) {
 			const char *name = p->nodes[k].name;
 
-			if (p->nodes[k].kind == SP_ANODE_COROUTINE && name &&
+			/* "{impl#N}::f" spellings: see resolve.c, orphans */
+			if (p->nodes[k].kind == SP_ANODE_COROUTINE && name && !strstr(name, "{impl#") &&
 			    sp_async_name_matches(glob, name) && !names_poll_or_node(info, name) &&
 			    plain_carrier_of(info, i, name) && node_depth(p, k) == plain_depth(p, name) &&
 			    add_node(pat, object, info, p, k))
@@ -227,6 +228,8 @@ static int classify_polls(const char *glob, const char *object,
 /* Some hand-written future's poll carries name. */
 static bool plain_shown(const struct sp_async_info *info, const char *name)
 {
+	if (strstr(name, "{impl#"))
+		return false;
 	for (size_t i = 0; i < info->n_plain; i++)
 		if (plain_carrier_of(info, i, name))
 			return true;
