@@ -468,6 +468,24 @@ int BPF_PROG(sp_thread_exit, struct task_struct *task)
 	return 0;
 }
 
+/* A thread of the target leaves the CPU while a carrier's poll is open
+ * on it: the carrier's nested futures are read now, so that a wait for
+ * the CPU does not widen the window of what changed before it (a
+ * handler's end seen only at the poll's exit, 15 ms later). Loaded only
+ * when there are carriers; current is prev. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sp_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct sp_thread *st;
+
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) != target_tgid)
+		return 0;
+	st = thread_of(prev);
+	if (st && st->n)
+		sp_nested_observe(st, bpf_ktime_get_ns(), 0);
+	return 0;
+}
+
 /* After exec the probed code is gone from the process; userspace sees the
  * count change and ends the session. current has the target's tgid even
  * when a non-leader thread called exec. */

@@ -222,10 +222,21 @@ static int attach_all(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
 
 /* Programs a mode does not use are not loaded: on an old kernel the
  * session program would not even pass the verifier. */
-static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mode)
+static bool has_carriers(const struct sp_func_set *fs)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		if (fs->v[i].nested && !fs->v[i].problem)
+			return true;
+	return false;
+}
+
+static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mode,
+			       bool carriers)
 {
 	enum bpf_attach_type multi = mode == SP_ATTACH_CLASSIC ? 0 : BPF_TRACE_UPROBE_MULTI;
 
+	/* every context switch of the system runs it: only for carriers */
+	bpf_program__set_autoload(sk->progs.sp_switch, carriers);
 	bpf_program__set_autoload(sk->progs.sp_session, mode == SP_ATTACH_SESSION);
 	bpf_program__set_autoload(sk->progs.sp_exit_ret, mode != SP_ATTACH_SESSION);
 	bpf_program__set_expected_attach_type(sk->progs.sp_session, SP_TRACE_UPROBE_SESSION);
@@ -290,7 +301,7 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.sym_info, n);
 	bpf_map__set_max_entries(a->skel->maps.sym_stats, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
-	configure_programs(a->skel, mode);
+	configure_programs(a->skel, mode, has_carriers(fs));
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc)
 		rc = fill_sym_info(a, fs);
@@ -342,11 +353,15 @@ static int attach_hook(struct sp_attach *a, struct bpf_program *prog, const char
 }
 
 /* Thread exit frees the state of threads that die inside a query; exec
- * tells userspace that the probed code is gone. */
-static int attach_hooks(struct sp_attach *a, char *err, size_t errlen)
+ * tells userspace that the probed code is gone; with carriers, a context
+ * switch reads the nested futures of a carrier poll open on the thread. */
+static int attach_hooks(struct sp_attach *a, const struct sp_func_set *fs, char *err,
+			size_t errlen)
 {
 	return attach_hook(a, a->skel->progs.sp_thread_exit, "thread-exit", err, errlen) ||
-	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ? -1 : 0;
+	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ||
+	       (has_carriers(fs) &&
+		attach_hook(a, a->skel->progs.sp_switch, "context-switch", err, errlen)) ? -1 : 0;
 }
 
 static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
@@ -355,7 +370,7 @@ static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set 
 {
 	memset(st, 0, sizeof(*st));
 	if (load_skeleton(a, tgid, fs, o, mode, err, errlen) ||
-	    attach_hooks(a, err, errlen) ||
+	    attach_hooks(a, fs, err, errlen) ||
 	    attach_all(a, mode, tgid, fs, st, err, errlen)) {
 		detach_all(a);
 		return -1;
