@@ -38,15 +38,18 @@ struct {
 static const struct sp_nested_last empty_last;
 
 /* Reads obj's list into a reserved record at now, during the carrier
- * poll that began at poll_ns (now == poll_ns: at its entry); submits it
+ * poll that began at poll_ns (now == poll_ns: at its entry; mid: inside
+ * it, at another probe hit or a context switch); submits it
  * when something changed since the last read of this instance (fut_key),
  * discards it otherwise. The record's window starts at the previous read
  * of the instance, sent or not, when there was one. A lost record leaves
  * the previous values in place, so the next read reports the change
  * again. */
-__noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 poll_ns,
+__noinline int sp_nested_snap(__u64 obj, __u64 sym_mid, __u64 fut_key, __u64 poll_ns,
 			      __u64 now)
 {
+	/* five arguments at most: the carrier's sym_id | mid << 32 */
+	__u32 sym_id = (__u32)sym_mid, mid = (__u32)(sym_mid >> 32);
 	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id };
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
 	__u64 prev;
@@ -105,6 +108,7 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 poll
 	r->entry_ns = prev && prev <= now ? prev : poll_ns;
 	r->exit_ns = prev && prev <= now ? now : (now == poll_ns ? 0 : now);
 	r->poll_ns = poll_ns;
+	r->mid = mid;
 	r->n = n > SP_NESTED_MAX ? SP_NESTED_MAX : n;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->obj = obj;
@@ -135,7 +139,7 @@ __noinline int sp_nested_observe(struct sp_thread *st, __u64 now, __u32 skip_top
 		if (!(f->flags & SP_FRAME_CARRIER))
 			continue;
 		if (!(skip_top && k == 0))
-			sp_nested_snap(f->obj, f->sym_id, f->key, f->begin_ns, now);
+			sp_nested_snap(f->obj, f->sym_id | 1ull << 32, f->key, f->begin_ns, now);
 		break;
 	}
 	return 0;

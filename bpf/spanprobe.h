@@ -141,6 +141,10 @@ struct sp_nested_rec {
 			  * future inlined into it that is first seen here
 			  * began after that (its parent's state shows it
 			  * only once the parent suspends on it) */
+	__u32 mid;       /* 1: made inside the poll (another probe hit, a
+			  * context switch), where a parent's state may lag
+			  * behind its code; 0: at the poll's entry or exit */
+	__u32 pad;
 	__u64 v[SP_NESTED_MAX];
 };
 

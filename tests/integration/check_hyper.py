@@ -18,7 +18,15 @@ Checks, for every truth query whose root lasted at least --min-query:
     all) is present, under the output span of its truth parent (or the
     nearest truth ancestor in the output);
   - every begin and end is within --tol of the truth (a window no wider
-    than --tol that holds the truth is within --tol by construction);
+    than --tol that holds the truth is within --tol by construction),
+    unless the truth itself was preempted there: the fixture reads its
+    clock a few instructions after the probe fires (begin) or before it
+    fires (end), and the thread's involuntary context switch count
+    (iv_begin, iv_end) changed between that point and the fixture's
+    previous (begin) or next (end) record on that thread. Then the
+    difference, or the window, is a wait for the CPU, counted and
+    reported (--report), not an error of the tracer: on a loaded 2-CPU
+    machine it happens; a span outside its window never passes;
   - every output span is some truth span (nothing invented), and none is
     flagged merged.
 --report prints per name the worst begin/end differences and windows.
@@ -64,6 +72,50 @@ def align(outs, truths):
     return pairs
 
 
+class Preempt:
+    """Per thread, the truth's (time, involuntary switches) points."""
+
+    def __init__(self, truth):
+        self.pts = {}
+        for t in truth:
+            self.pts.setdefault(t["tid_first"], []).append((t["begin_ns"], t["iv_begin"]))
+            self.pts.setdefault(t["tid_last"], []).append((t["end_ns"], t["iv_end"]))
+        for v in self.pts.values():
+            v.sort()
+
+    def before(self, tid, when, count):
+        """Preempted since the previous point of tid before `when`."""
+        prev = [c for w, c in self.pts.get(tid, []) if w < when]
+        return not prev or count > prev[-1]
+
+    def after(self, tid, when, count):
+        """Preempted between `when` and the next point of tid."""
+        nxt = [c for w, c in self.pts.get(tid, []) if w > when]
+        return not nxt or nxt[0] > count
+
+
+# the longest wait for the CPU forgiven to an exact span (its truth read
+# the clock on the other side of the wait)
+MAX_WAIT = 100 * 10**6
+
+
+def within(s, t, which, tol, pre):
+    """s's begin or end against t's: within tol; or, where the truth's
+    thread was preempted, the truth inside the reported window (exact
+    spans: a difference of at most MAX_WAIT, the right way round)."""
+    if which == "begin":
+        d, unc = t["begin_ns"] - s["begin_ns"], s.get("uncertainty_lo_ns", 0)
+        if abs(d) <= tol:
+            return True, False
+        ok = pre.before(t["tid_first"], t["begin_ns"], t["iv_begin"])
+        return ok and -tol <= d <= (unc + tol if unc else MAX_WAIT), ok
+    d, unc = s["end_ns"] - t["end_ns"], s.get("uncertainty_hi_ns", 0)
+    if abs(d) <= tol:
+        return True, False
+    ok = pre.after(t["tid_last"], t["end_ns"], t["iv_end"])
+    return ok and -tol <= d <= (unc + tol if unc else MAX_WAIT), ok
+
+
 def by_name(spans):
     d = {}
     for s in sorted(spans, key=lambda s: s["begin_ns"]):
@@ -82,6 +134,8 @@ def main():
     ap.add_argument("--report", action="store_true")
     a = ap.parse_args()
     truth, out = load(a.truth), load(a.spans)
+    pre = Preempt(truth)
+    preempted = 0
     errors = []
     E = errors.append
     tree_errs, by_id = tree_errors(out)
@@ -99,10 +153,13 @@ def main():
     def agree(s, t):
         return sum(1 for x in okids.get(s["span_id"], []) for y in tkids.get(t["id"], [])
                    if x["name"] == y["name"] and fits(x, y, a.tol))
+
+    def root_fits(s, t):
+        return (within(s, t, "begin", a.tol, pre)[0] and within(s, t, "end", a.tol, pre)[0])
     cands = sorted((-agree(s, t), cost(s, t), i, j)
                    for i, t in enumerate(troots) for j, s in enumerate(oroots)
                    if s["tid"] == t["tid_first"] and s["name"] == t["name"]
-                   and fits(s, t, a.tol))
+                   and root_fits(s, t))
     match, tmatch = {}, {}
     for _, _, i, j in cands:
         t, s = troots[i], oroots[j]
@@ -131,7 +188,10 @@ def main():
                 w[2] = max(w[2], s.get("uncertainty_lo_ns", 0))
                 w[3] = max(w[3], s.get("uncertainty_hi_ns", 0))
                 w[4] += 1
-                if abs(db) > a.tol or abs(de) > a.tol:
+                okb, pb = within(s, tt, "begin", a.tol, pre)
+                oke, pe = within(s, tt, "end", a.tol, pre)
+                preempted += (pb and okb) + (pe and oke)
+                if not okb or not oke:
                     E("query %d: %s (call %d of its parent's) begins %+.3f ms, ends %+.3f ms "
                       "from the truth (windows %.3f / %.3f ms)"
                       % (tt["query"], name, outs.index(s), db / 1e6, de / 1e6,
@@ -173,6 +233,8 @@ def main():
     if not required and not errors:
         E("vacuous: no truth span had to be present")
     if a.report:
+        print("check_hyper: %d begins or ends off by more than %.1f ms where the truth's thread "
+              "was preempted (allowed)" % (preempted, a.tol / 1e6))
         for name, w in sorted(worst.items()):
             print("check_hyper: %-32s %3d spans, worst |begin| %.3f ms, |end| %.3f ms, "
                   "windows up to %.3f / %.3f ms" % (name, w[4], w[0] / 1e6, w[1] / 1e6,
@@ -183,8 +245,8 @@ def main():
         print("check_hyper: ... %d more" % (len(errors) - 40))
     if not errors:
         print("check_hyper: OK: %d slow queries, %d spans required and present, %d output "
-              "spans all in the truth, every begin and end within %.1f ms"
-              % (slow, required, len(out), a.tol / 1e6))
+              "spans all in the truth, every begin and end within %.1f ms (%d more where the "
+              "truth's thread was preempted)" % (slow, required, len(out), a.tol / 1e6, preempted))
     return 1 if errors else 0
 
 

@@ -714,6 +714,27 @@ t_rust_hyper() {
 			sed 's/^/   /'
 		python3 tests/integration/check_hyper.py --truth "$d/truth.jsonl" --spans "$d/spans.json" \
 			>/dev/null || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+		[ -n "$v" ] && continue
+		# the checker fails on a missing span, a late end, a merged one
+		for m in drop late merged; do
+			python3 - "$d/spans.json" "$m" > "$d/broken-$m.json" <<-'EOF'
+			import json, sys
+			out = [json.loads(l) for l in open(sys.argv[1])]
+			x = [s for s in out if s["name"].endswith("::load_user")][0]
+			if sys.argv[2] == "drop":
+			    out = [s for s in out if s is not x]
+			elif sys.argv[2] == "late":
+			    x["end_ns"] += 5000000
+			else:
+			    x["flags"].append("merged")
+			for s in out:
+			    print(json.dumps(s))
+			EOF
+			! python3 tests/integration/check_hyper.py --truth "$d/truth.jsonl" \
+				--spans "$d/broken-$m.json" >/dev/null ||
+				{ fail "check_hyper.py accepts a broken output ($m)"; return 1; }
+		done
+		echo "   check_hyper.py rejects a dropped, a late and a merged span"
 	done
 }
 
@@ -749,7 +770,7 @@ t_sinks() {
 
 # ------------------------------------------------------------------- main
 
-ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name sinks
+ALL="checker_selftest attach run thresholds cxx_exception longjmp dynsym cet bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"

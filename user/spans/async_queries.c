@@ -132,6 +132,7 @@ void sp_held_nested(struct sp_held *h, const struct sp_nested_rec *r)
 	run->nr.obj = r->obj;
 	run->nr.tid = r->tid;
 	run->nr.poll_ns = r->poll_ns;
+	run->nr.mid = r->mid != 0;
 	sp_nested_run_feed(&run->nr, r->entry_ns, r->exit_ns, (const uint64_t *)r->v,
 			   r->n < SP_NESTED_MAX ? r->n : SP_NESTED_MAX);
 	carrier_quiet(h, f, run, r->tid);
@@ -189,17 +190,23 @@ static int add_nested(struct sp_held *h, struct out *o, const struct sp_nested_r
 			.tid = s->tid ? s->tid : root->tid,
 			.sym_id = n->name_sym, .flags = (__u16)s->flags,
 		};
-		int i = out_add(o, &r, s->parent >= 0 ? 1 + s->parent : 0);
+		int parent = s->parent;
+		int i;
 
+		/* under a dropped span (async_nested.h): under its parent */
+		while (parent >= 0 && run->spans[parent].dropped)
+			parent = run->spans[parent].parent;
+		i = out_add(o, &r, parent >= 0 ? 1 + parent : 0);
 		if (i < 0)
 			return -1;
+		o->v[i].dropped = s->dropped;
 		o->v[i].unc_lo = s->unc_lo_ns;
 		o->v[i].unc_hi = s->unc_hi_ns;
 		o->v[i].can_root = n->role == SP_ROLE_ROOT;
-		o->v[i].ndepth = s->parent >= 0 ? o->v[1 + s->parent].ndepth + 1 : 0;
+		o->v[i].ndepth = parent >= 0 ? o->v[1 + parent].ndepth + 1 : 0;
 		o->v[i].addr = s->addr;
 		o->v[i].fn = n->name;
-		h->st.nested_spans++;
+		h->st.nested_spans += !s->dropped;
 	}
 	return 0;
 }
