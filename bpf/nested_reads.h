@@ -97,11 +97,14 @@ __noinline int sp_nested_snap(__u64 obj, __u64 sym_mid, __u64 fut_key, __u64 pol
 	}
 	prev = last->fut_key == fut_key ? last->read_ns : 0;
 	last->read_ns = now;
+	if (!mid && last->sent_mid)
+		changed = 1;
 	if (!changed) {
 		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
 	last->fut_key = fut_key;
+	last->sent_mid = mid;
 	r->kind = SP_RK_NESTED;
 	r->sym_id = sym_id;
 	r->fut_key = fut_key;

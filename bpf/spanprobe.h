@@ -152,6 +152,10 @@ struct sp_nested_rec {
 struct sp_nested_last {
 	__u64 fut_key;   /* the instance they belong to */
 	__u64 read_ns;   /* when it was read last, sent or not */
+	__u64 sent_mid;  /* the last record sent was a mid read: the next
+			  * read at a poll's entry or exit is sent even if
+			  * nothing changed (it confirms what the mid read
+			  * showed: async_nested.c, tentative instances) */
 	__u64 v[SP_NESTED_MAX];
 };
 

@@ -205,11 +205,9 @@ int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl)
 	r->value = calloc(n, sizeof(*r->value));
 	r->active = calloc(n, sizeof(*r->active));
 	r->live_ns = calloc(n, sizeof(*r->live_ns));
-	r->ended_pv = calloc(n, sizeof(*r->ended_pv));
-	r->had_end = calloc(n, sizeof(*r->had_end));
-	r->tent = calloc(n, sizeof(*r->tent));
+	r->ran = calloc(n, sizeof(*r->ran));
 	if (!r->cur || !r->last_ptr || !r->fp || !r->value || !r->active || !r->live_ns ||
-	    !r->ended_pv || !r->had_end || !r->tent) {
+	    !r->ran) {
 		sp_nested_run_free(r);
 		return -1;
 	}
@@ -228,9 +226,7 @@ void sp_nested_run_free(struct sp_nested_run *r)
 	free(r->value);
 	free(r->active);
 	free(r->live_ns);
-	free(r->ended_pv);
-	free(r->had_end);
-	free(r->tent);
+	free(r->ran);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -383,62 +379,31 @@ static uint64_t begin_lo(const struct sp_nested_run *r, int i, uint64_t lo)
  * is no longer live or is another instance (new fingerprint); a live one
  * without an open instance begins. */
 static int step_named(struct sp_nested_run *r, int i, const uint64_t *v, uint32_t nv,
-		      uint64_t lo, uint64_t hi, bool partial, uint64_t pv)
+		      uint64_t lo, uint64_t hi, bool partial)
 {
 	const struct sp_nested_node *n = &r->plan->nodes[i];
 	uint64_t st = r->value[i], fp = fingerprint(r, n, v, nv);
 	bool live = r->active[i] && st != 1 && st != 2;
+	/* Unresumed again after it ran: the slot holds a new future */
+	bool reborn = st == 0 && r->cur[i] >= 0 && r->ran[i];
 
-	if (r->cur[i] >= 0 && (!live || fp != r->fp[i])) {
-		/* a tentative instance the parent left without it returning
-		 * may be the parent's next await, built in the same place:
-		 * settled once every node has been read (settle_tentative) */
-		if (r->tent[i] && !r->active[i]) {
-			r->spans[r->cur[i]].dropped = true;
-			if (r->n_maybe < SP_NESTED_MAYBE)
-				r->maybe[r->n_maybe++] = r->cur[i];
-		}
+	if (r->cur[i] >= 0 && (!live || fp != r->fp[i] || reborn))
 		close_span(r, i, lo, hi, r->active[i] && st == 2 ? SP_REC_ABNORMAL : 0);
-		r->had_end[i] = true;
-		r->ended_pv[i] = pv;
-	}
-	if (live && r->cur[i] < 0) {
+	/* Inside a poll a parent's state lags its code: its next await's
+	 * future, or what it builds in a slot it left, would pass for this
+	 * node's. Instances begin only at a poll's entry or exit, where the
+	 * parent's state is up to date; inside a poll, reads only end them. */
+	if (live && r->cur[i] < 0 && !r->mid) {
 		if (open_span(r, i, begin_lo(r, i, lo), hi, partial))
 			return -1;
 		r->fp[i] = fp;
-		r->tent[i] = r->had_end[i] && r->ended_pv[i] == pv;
+		r->ran[i] = false;
 	}
-	/* seen live where the parent's state is up to date: ours */
-	if (live && !r->mid)
-		r->tent[i] = false;
-	if (live)
+	if (live && r->cur[i] >= 0 && st != 0)
+		r->ran[i] = true;
+	if (live && r->cur[i] >= 0)
 		r->live_ns[i] = hi;
 	return 0;
-}
-
-/* A tentative instance (dropped) that ended when its parent moved on,
- * while another node began at the same address in the same read: it was
- * that node's future all along (the parent had not yet recorded its new
- * await), and its begin window, seen first, is the other's. */
-static void settle_tentative(struct sp_nested_run *r, uint64_t hi)
-{
-	for (size_t m = 0; m < r->n_maybe; m++) {
-		struct sp_nested_span *t = &r->spans[r->maybe[m]];
-
-		for (size_t j = 0; j < r->plan->n; j++) {
-			struct sp_nested_span *o;
-
-			if (j == t->node || r->cur[j] < 0)
-				continue;
-			o = &r->spans[r->cur[j]];
-			if (o->addr != t->addr || o->begin_ns + o->unc_lo_ns != hi)
-				continue;
-			o->begin_ns = t->begin_ns;
-			o->unc_lo_ns = t->unc_lo_ns;
-			break;
-		}
-	}
-	r->n_maybe = 0;
 }
 
 int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit_ns,
@@ -464,12 +429,11 @@ int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit
 
 		r->value[i] = n->val < nv ? v[n->val] : 0;
 		r->active[i] = pa && guard_holds(n, pv);
-		if (n->role >= 0 && step_named(r, (int)i, v, nv, lo, hi, partial, pv))
+		if (n->role >= 0 && step_named(r, (int)i, v, nv, lo, hi, partial))
 			return -1;
 		if (is_ptr(n->kind) && see_ptr(r, (int)i, lo, hi))
 			return -1;
 	}
-	settle_tentative(r, hi);
 	r->last_ns = hi;
 	r->reads++;
 	return 0;

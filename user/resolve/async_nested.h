@@ -86,12 +86,6 @@ struct sp_nested_span {
 	uint64_t addr;       /* the future's address (its `self`, would its
 			      * poll run out of line); 0 if unknown */
 	uint32_t tid;        /* the thread of the read that saw it begin */
-	/* not a future of this node: its slot was refilled while the
-	 * parent still showed this node's await (the parent's next await
-	 * builds its future in the same place before it records that it
-	 * awaits it), and the parent then moved on without it returning.
-	 * Not emitted; async_queries.c puts its children under its parent */
-	bool dropped;
 };
 
 /* A pointer held by the carrier (JoinHandle raw task, Box<dyn Future>
@@ -104,8 +98,6 @@ struct sp_nested_ptr {
 	uint64_t first_ns, last_ns;
 	int owner;
 };
-
-#define SP_NESTED_MAYBE 16
 
 struct sp_nested_run {
 	const struct sp_nested_plan *plan;
@@ -132,16 +124,8 @@ struct sp_nested_run {
 	bool mid;            /* the read being fed was made inside the poll
 			      * (the caller sets it): parents' states may lag */
 	uint64_t *live_ns;   /* per node: the last read that saw it live */
-	/* per node: the parent's value when its last instance ended
-	 * (had_end[i]: there was one); an instance opened while the parent
-	 * still has that value is tentative (tent[i]) until a read at a
-	 * poll's entry or exit, where the parent's state is up to date,
-	 * still shows it (a loop's next iteration): one that ends before
-	 * was in a slot its parent had left (dropped) */
-	uint64_t *ended_pv;
-	bool *had_end, *tent;
-	int maybe[SP_NESTED_MAYBE]; /* spans ended tentative in this read */
-	size_t n_maybe;
+	bool *ran;           /* per node: its open instance was seen past
+			      * Unresumed (a later 0 is a new future) */
 };
 
 int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl);

@@ -191,22 +191,17 @@ static int add_nested(struct sp_held *h, struct out *o, const struct sp_nested_r
 			.sym_id = n->name_sym, .flags = (__u16)s->flags,
 		};
 		int parent = s->parent;
-		int i;
+		int i = out_add(o, &r, parent >= 0 ? 1 + parent : 0);
 
-		/* under a dropped span (async_nested.h): under its parent */
-		while (parent >= 0 && run->spans[parent].dropped)
-			parent = run->spans[parent].parent;
-		i = out_add(o, &r, parent >= 0 ? 1 + parent : 0);
 		if (i < 0)
 			return -1;
-		o->v[i].dropped = s->dropped;
 		o->v[i].unc_lo = s->unc_lo_ns;
 		o->v[i].unc_hi = s->unc_hi_ns;
 		o->v[i].can_root = n->role == SP_ROLE_ROOT;
 		o->v[i].ndepth = parent >= 0 ? o->v[1 + parent].ndepth + 1 : 0;
 		o->v[i].addr = s->addr;
 		o->v[i].fn = n->name;
-		h->st.nested_spans += !s->dropped;
+		h->st.nested_spans++;
 	}
 	return 0;
 }
