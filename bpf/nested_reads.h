@@ -141,7 +141,7 @@ __noinline int sp_nested_observe(struct sp_thread *st, __u64 now, __u32 skip_top
 		f = &st->f[(n - 1 - k) & SP_DEPTH_MASK];
 		if (!(f->flags & SP_FRAME_CARRIER))
 			continue;
-		if (!(skip_top && k == 0))
+		if (!(skip_top && k == 0) && (f->flags & SP_FRAME_OBSERVED))
 			sp_nested_snap(f->obj, f->sym_id | 1ull << 32, f->key, f->begin_ns, now);
 		break;
 	}

@@ -27,6 +27,9 @@ enum sp_rec_flags {
 
 /* Frame kinds, in sp_frame.flags beside the record flags. */
 #define SP_FRAME_POLL (1u << 8) /* one poll of an async fn's future */
+#define SP_FRAME_OBSERVED (1u << 10) /* a carrier read at other hits too
+				     * (for now hand-written futures' polls
+				     * only: see docs/hyper-async.md) */
 #define SP_FRAME_CARRIER (1u << 9) /* a poll whose nested futures are read
 				   * (a held carrier): hits above it on
 				   * its thread read them too */

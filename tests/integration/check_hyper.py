@@ -34,7 +34,7 @@ Checks, for every truth query whose root lasted at least --min-query:
 import argparse
 import sys
 
-from spanjson import dur, load, tree_errors
+from spanjson import MAX_WAIT, Preempt, dur, load, tree_errors
 
 SKIP = 10**15  # alignment cost of leaving a span unpaired
 
@@ -72,33 +72,6 @@ def align(outs, truths):
     return pairs
 
 
-class Preempt:
-    """Per thread, the truth's (time, involuntary switches) points."""
-
-    def __init__(self, truth):
-        self.pts = {}
-        for t in truth:
-            self.pts.setdefault(t["tid_first"], []).append((t["begin_ns"], t["iv_begin"]))
-            self.pts.setdefault(t["tid_last"], []).append((t["end_ns"], t["iv_end"]))
-        for v in self.pts.values():
-            v.sort()
-
-    def before(self, tid, when, count):
-        """Preempted since the previous point of tid before `when`."""
-        prev = [c for w, c in self.pts.get(tid, []) if w < when]
-        return not prev or count > prev[-1]
-
-    def after(self, tid, when, count):
-        """Preempted between `when` and the next point of tid."""
-        nxt = [c for w, c in self.pts.get(tid, []) if w > when]
-        return not nxt or nxt[0] > count
-
-
-# the longest wait for the CPU forgiven to an exact span (its truth read
-# the clock on the other side of the wait)
-MAX_WAIT = 100 * 10**6
-
-
 def within(s, t, which, tol, pre):
     """s's begin or end against t's: within tol; or, where the truth's
     thread was preempted, the truth inside the reported window (exact
@@ -107,12 +80,12 @@ def within(s, t, which, tol, pre):
         d, unc = t["begin_ns"] - s["begin_ns"], s.get("uncertainty_lo_ns", 0)
         if abs(d) <= tol:
             return True, False
-        ok = pre.before(t["tid_first"], t["begin_ns"], t["iv_begin"])
+        ok = pre.at_begin(t)
         return ok and -tol <= d <= (unc + tol if unc else MAX_WAIT), ok
     d, unc = s["end_ns"] - t["end_ns"], s.get("uncertainty_hi_ns", 0)
     if abs(d) <= tol:
         return True, False
-    ok = pre.after(t["tid_last"], t["end_ns"], t["iv_end"])
+    ok = pre.at_end(t)
     return ok and -tol <= d <= (unc + tol if unc else MAX_WAIT), ok
 
 
