@@ -30,7 +30,7 @@ BIN       := $(BUILD)/spanprobe
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DEPS_STAMP := /var/lib/spanprobe-deps.v8
+DEPS_STAMP := /var/lib/spanprobe-deps.v9
 
 .SECONDARY:
 .PHONY: all deps test test-repeat unit integration demo clean vmlinux fixtures check-layers
@@ -69,6 +69,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 -include tests/fixtures/fixtures.mk
 -include tests/fixtures/rust/rust.mk
 -include tests/fixtures/micromegas/micromegas.mk
+-include tests/fixtures/hyper/hyper.mk
 -include tests/fixtures/rust-mini/rust-mini.mk
 -include tests/bench/bench.mk
 -include tests/stress/stress.mk

@@ -69,11 +69,13 @@ struct {
 
 static const struct sp_nested_last empty_last;
 
-/* One bpf_probe_read_user per range of sym_id's list into this CPU's
+/* One bpf_probe_read_user per range of sym_id's list into this thread's
  * scratch buffer; 0 when there are copies to read values from. A range
  * that cannot be read leaves zeros, as a value read alone would. A global
  * function: the verifier checks its loop once, not once per state the
- * caller reaches it in. */
+ * caller reaches it in. Lists with hops (reads through a pointer another
+ * read found) have no ranges (nested_ranges.c): ranges are offsets from
+ * self only. */
 __noinline int sp_nested_copy(__u64 obj, __u32 sym_id)
 {
 	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
@@ -98,19 +100,56 @@ __noinline int sp_nested_copy(__u64 obj, __u32 sym_id)
 	return 0;
 }
 
-/* Reads obj's list into a reserved record; submits it when something
- * changed since the last read of this instance (fut_key), discards it
- * otherwise. exit_ns == 0: a read at poll entry. A lost record leaves the
- * previous values in place, so the next read reports the change again. */
-__noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entry_ns,
-			      __u64 exit_ns)
+/* Each value of the list read alone, hops included: at self + off, or at
+ * off from the pointer an earlier read of this list found. last->v takes
+ * the new values as they are read (a hop reads through one of them).
+ * Returns the bits that differ from the previous read. */
+static __always_inline __u64 sp_nested_read_each(__u64 obj, const struct sp_read_list *rl,
+						 struct sp_nested_last *last,
+						 struct sp_nested_rec *r, __u32 n)
 {
+	__u64 diff = 0;
+
+	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
+		__u32 size, base;
+		__u64 v = 0, from = obj;
+
+		if (i >= n)
+			break;
+		size = rl->r[i].size;
+		base = rl->r[i].base;
+		if (size > sizeof(v))
+			size = sizeof(v);
+		if (base)
+			from = last->v[(base - 1) & SP_NESTED_MASK];
+		/* a null base reads at a small address: that fails, v is 0 */
+		bpf_probe_read_user(&v, size, (void *)(from + rl->r[i].off));
+		r->v[i] = v;
+		diff |= v ^ last->v[i];
+		last->v[i] = v;
+	}
+	return diff;
+}
+
+/* Reads obj's list into a reserved record at now, during the carrier
+ * poll that began at poll_ns (now == poll_ns: at its entry; mid: inside
+ * it, at another probe hit or a context switch); submits it
+ * when something changed since the last read of this instance (fut_key),
+ * discards it otherwise. The record's window starts at the previous read
+ * of the instance, sent or not, when there was one. A lost record leaves
+ * the previous values in place, so the next read reports the change
+ * again. */
+__noinline int sp_nested_snap(__u64 obj, __u64 sym_mid, __u64 fut_key, __u64 poll_ns,
+			      __u64 now)
+{
+	/* five arguments at most: the carrier's sym_id | mid << 32 */
+	__u32 sym_id = (__u32)sym_mid, mid = (__u32)(sym_mid >> 32);
 	struct sp_future_key fk = { .obj = obj, .sym_id = sym_id,
 				    .tgid = (__u32)(bpf_get_current_pid_tgid() >> 32) };
 	struct sp_read_list *rl = bpf_map_lookup_elem(&nested_reads, &sym_id);
 	struct sp_read_ranges *rr = bpf_map_lookup_elem(&nested_ranges, &sym_id);
 	struct sp_nested_scratch *sc = NULL;
-	__u64 diff = 0;
+	__u64 diff = 0, prev;
 	struct sp_nested_last *last;
 	struct sp_nested_rec *r;
 	int changed;
@@ -147,43 +186,63 @@ __noinline int sp_nested_snap(__u64 obj, __u32 sym_id, __u64 fut_key, __u64 entr
 			v &= ~0ull >> ((64 - rl->r[i].size * 8) & 63);
 			r->v[i] = v;
 			diff |= v ^ last->v[i];
+			last->v[i] = v;
 		}
 	} else {
-		for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-			__u32 size;
-			__u64 v = 0;
-
-			if (i >= n)
-				break;
-			size = rl->r[i].size;
-			if (size > sizeof(v))
-				size = sizeof(v);
-			bpf_probe_read_user(&v, size, (void *)(obj + rl->r[i].off));
-			r->v[i] = v;
-			diff |= v ^ last->v[i];
-		}
+		diff = sp_nested_read_each(obj, rl, last, r, n);
 	}
 	changed |= diff != 0;
+	prev = last->fut_key == fut_key ? last->read_ns : 0;
+	last->read_ns = now;
+	if (!mid && last->sent_mid)
+		changed = 1;
 	if (!changed) {
 		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
-	for (__u32 i = 0; i < SP_NESTED_MAX; i++) {
-		if (i >= n)
-			break;
-		last->v[i] = r->v[i];
-	}
 	last->fut_key = fut_key;
+	last->sent_mid = mid;
 	r->kind = SP_RK_NESTED;
 	r->sym_id = sym_id;
 	r->fut_key = fut_key;
-	r->entry_ns = entry_ns;
-	r->exit_ns = exit_ns;
+	r->entry_ns = prev && prev <= now ? prev : poll_ns;
+	r->exit_ns = prev && prev <= now ? now : (now == poll_ns ? 0 : now);
+	r->poll_ns = poll_ns;
+	r->mid = mid;
 	r->n = n > SP_NESTED_MAX ? SP_NESTED_MAX : n;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
-	r->pad = 0;
+	r->obj = obj;
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* A probe hit on a thread where a carrier's poll is open (the innermost
+ * one): the carrier's futures are read now, so that what changed since
+ * its last read is placed before this hit (an await that ended before a
+ * sync call, the call's parent) rather than somewhere in the whole poll.
+ * skip_top: the top frame is the carrier being left, which reads itself.
+ * A global function: the verifier checks it once, not at every caller. */
+__noinline int sp_nested_observe(struct sp_thread *st, __u64 now, __u32 skip_top)
+{
+	__u32 n;
+
+	if (!st)
+		return 0;
+	n = st->n;
+
+	for (int k = 0; k < SP_MAX_DEPTH; k++) {
+		const struct sp_frame *f;
+
+		if ((__u32)k >= n)
+			break;
+		f = &st->f[(n - 1 - k) & SP_DEPTH_MASK];
+		if (!(f->flags & SP_FRAME_CARRIER))
+			continue;
+		if (!(skip_top && k == 0) && (f->flags & SP_FRAME_OBSERVED))
+			sp_nested_snap(f->obj, f->sym_id | 1ull << 32, f->key, f->begin_ns, now);
+		break;
+	}
 	return 0;
 }
 

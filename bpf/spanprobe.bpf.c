@@ -277,12 +277,17 @@ static __always_inline __u64 new_key(void)
 	return ((__u64)bpf_get_smp_processor_id() << 48) | ++*seq;
 }
 
-/* The future's coroutine state, 1 to 8 bytes little-endian. */
+/* The future's coroutine state, 1 to 8 bytes little-endian. A carrier
+ * that is not a coroutine (a hand-written Future such as hyper's
+ * connection task: state_size 0) has none: it reads as suspended, so
+ * its span begins when first seen and never ends by state. */
 static __always_inline __u64 read_state(__u64 obj, const struct sp_sym_info *info)
 {
 	__u32 size = info->state_size;
 	__u64 v = 0;
 
+	if (!size)
+		return 3;
 	if (size > sizeof(v))
 		size = sizeof(v);
 	bpf_probe_read_user(&v, size, (void *)(obj + info->state_off));
@@ -445,15 +450,19 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 			bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
 		return SP_SKIP_RETURN;
 	}
+	sp_nested_observe(st, now, 0);
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
 	if (verdict == SP_SKIP_RETURN && fresh)
 		bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
 	else if (fresh)
 		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_FRESH;
-	if (verdict == SP_SKIP_RETURN)
+	if (verdict == SP_SKIP_RETURN) {
 		__sync_fetch_and_add(&depth_overflows, 1);
-	else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD))
-		sp_nested_snap(self, sym, fu->key, now, 0);
+	} else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD)) {
+		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER |
+			(info->state_size ? 0 : SP_FRAME_OBSERVED);
+		sp_nested_snap(self, sym, fu->key, now, now);
+	}
 	count_open(n_before, st);
 	return verdict;
 skip:
@@ -632,6 +641,7 @@ static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __
 {
 	int is_root = flags & SP_SYM_ROOT, verdict;
 	__u32 n_before;
+	__u64 now;
 
 	if (!st || !st->n) {
 		if (!is_root) {
@@ -647,7 +657,8 @@ static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __
 			return SP_SKIP_RETURN;
 	}
 	n_before = st->n;
-	verdict = sp_stack_entry(ctx, st, sym, is_root, sp, bpf_ktime_get_ns(), min_span_ns);
+	now = bpf_ktime_get_ns();
+	verdict = sp_stack_entry(ctx, st, sym, is_root, sp, now, min_span_ns);
 	if (st->n == SP_MAX_DEPTH && verdict == SP_SKIP_RETURN)
 		__sync_fetch_and_add(&depth_overflows, 1);
 	if (verdict == SP_TRACE_RETURN && (flags & (SP_SYM_CAPS | SP_SYM_USDT))) {
@@ -656,6 +667,8 @@ static __always_inline int on_call(struct pt_regs *ctx, struct sp_thread *st, __
 		if (flags & SP_SYM_CAPS)
 			capture_entry(ctx, st, sym, flags & SP_SYM_USDT);
 	}
+	if (verdict == SP_TRACE_RETURN)
+		sp_nested_observe(st, now, 0);
 	count_open(n_before, st);
 	return verdict;
 }
@@ -704,6 +717,8 @@ static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 	now = bpf_ktime_get_ns();
 	if ((cookie >> 32) & SP_SYM_RET)
 		capture_exit(ctx, st, (__u32)cookie, (__u32)(cookie >> 32), sp, now);
+	sp_nested_observe(st, now,
+			  (st->f[(st->n - 1) & SP_DEPTH_MASK].flags & SP_FRAME_CARRIER) != 0);
 	sp_stack_exit(ctx, st, (__u32)cookie, sp, now, min_span_ns);
 	if (!st->n)
 		__sync_fetch_and_add(&stacks_open, -1);
@@ -868,6 +883,25 @@ int BPF_PROG(sp_thread_exit, struct task_struct *task)
 	}
 	if (!bpf_task_storage_delete(&threads, cur))
 		__sync_fetch_and_add(&stacks_alloc, -1);
+	return 0;
+}
+
+/* A thread of the target leaves the CPU while a carrier's poll is open
+ * on it: the carrier's nested futures are read now, so that a wait for
+ * the CPU does not widen the window of what changed before it (a
+ * handler's end seen only at the poll's exit, 15 ms later). Loaded only
+ * when there are carriers; current is prev. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sp_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct sp_thread *st;
+
+	/* current is still prev here; every traced process (--follow, --exe) */
+	if (other_process())
+		return 0;
+	st = thread_of(prev);
+	if (st && st->n)
+		sp_nested_observe(st, bpf_ktime_get_ns(), 0);
 	return 0;
 }
 

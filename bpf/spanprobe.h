@@ -39,6 +39,13 @@ enum sp_rec_flags {
 #define SP_FRAME_FRESH (1u << 9)
 #define SP_FRAME_CAPS (1u << 10) /* its captures are in thread_caps[idx] */
 #define SP_FRAME_USDT (1u << 11) /* a USDT start/done pair */
+/* Frame-only kinds (bits 8..15 never reach a record: records keep & 0xff). */
+#define SP_FRAME_OBSERVED (1u << 12) /* a carrier read at other hits too
+				     * (for now hand-written futures' polls
+				     * only: see docs/hyper-async.md) */
+#define SP_FRAME_CARRIER (1u << 13) /* a poll whose nested futures are read
+				    * (a held carrier): hits above it on
+				    * its thread read them too */
 
 enum sp_sym_flags {
 	SP_SYM_ROOT = 1u << 0,
@@ -218,10 +225,14 @@ struct sp_span_rec {
 #define SP_NESTED_MAX 64
 #define SP_NESTED_MASK (SP_NESTED_MAX - 1)
 
-/* One read: size (1..8) bytes at self + off, little-endian. */
+/* One read: size (1..8) bytes, little-endian, at off from a base: the
+ * carrier's self (base == 0), or the pointer that read base - 1 of the
+ * same list found (an earlier read): futures behind a Box, several hops
+ * deep. A null base reads 0. */
 struct sp_read {
 	__u32 off;
-	__u32 size;
+	__u16 size;
+	__u16 base;
 };
 
 /* A carrier's read list, compiled by userspace
@@ -250,9 +261,12 @@ struct sp_read_ranges {
 
 /*
  * A carrier future's read list, sent when any value differs from the
- * previous read of the same future: at a poll's entry (exit_ns == 0:
- * changed while not polled, or first seen) or at its exit (the change
- * happened between entry_ns and exit_ns).
+ * previous read of the same future. A read happens at each entry and exit
+ * of the carrier's poll, and while that poll is open, at every other
+ * probe hit on its thread (entries and exits of probed calls and polls
+ * under it). The change happened between entry_ns and exit_ns: the
+ * previous read of this future (sent or not) and this one. The first read
+ * of an instance has exit_ns == 0 when made at a poll's entry.
  */
 struct sp_nested_rec {
 	__u32 kind;      /* SP_RK_NESTED */
@@ -263,13 +277,25 @@ struct sp_nested_rec {
 	__u32 n;         /* values in v */
 	__u32 tid;
 	__u32 tgid;
-	__u32 pad;
+	__u32 mid;       /* 1: made inside the poll (another probe hit, a
+			  * context switch), where a parent's state may lag
+			  * behind its code; 0: at the poll's entry or exit */
+	__u64 obj;       /* the carrier future's self */
+	__u64 poll_ns;   /* entry of the carrier's poll this read is in: a
+			  * future inlined into it that is first seen here
+			  * began after that (its parent's state shows it
+			  * only once the parent suspends on it) */
 	__u64 v[SP_NESTED_MAX];
 };
 
 /* The previous values read from a carrier future. */
 struct sp_nested_last {
 	__u64 fut_key;   /* the instance they belong to */
+	__u64 read_ns;   /* when it was read last, sent or not */
+	__u64 sent_mid;  /* the last record sent was a mid read: the next
+			  * read at a poll's entry or exit is sent even if
+			  * nothing changed (it confirms what the mid read
+			  * showed: async_nested.c, tentative instances) */
 	__u64 v[SP_NESTED_MAX];
 };
 

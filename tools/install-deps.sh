@@ -4,7 +4,7 @@
 # session links; bpftool >= 7.5 for skeletons). Idempotent; run as root.
 set -eu
 
-STAMP=${1:-/var/lib/spanprobe-deps.v8}
+STAMP=${1:-/var/lib/spanprobe-deps.v9}
 [ -f "$STAMP" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
@@ -33,6 +33,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	make gcc g++ clang llvm pkg-config binutils \
 	zlib1g-dev libzstd-dev libcmocka-dev libiberty-dev libcapstone-dev librust-tokio-dev librust-libc-dev \
+	librust-hyper-dev librust-tower-dev \
 	python3 libcurl4-openssl-dev liblz4-dev python3-cbor2 python3-lz4 \
 	libclang-rt-14-dev valgrind bpftrace \
 	groff-base mandoc systemtap-sdt-dev postgresql-15 postgresql-client-15

@@ -73,3 +73,34 @@ def end_fits(s, t, slack):
     t's last statement more."""
     d = s["end_ns"] - t["end_ns"]
     return -slack <= d <= slack + t["gap_after"]
+
+
+# The longest wait for the CPU forgiven to a span's begin or end when the
+# fixture's own thread was preempted next to the point where it read its
+# clock (the probe fired on the other side of that wait).
+MAX_WAIT = 100 * 10**6
+
+
+class Preempt:
+    """Per thread, the truth's (time, involuntary context switches)
+    points. The fixture reads its clock, then its count: a count that grew
+    since its previous point on that thread (begins), or by its next point
+    or within the span (ends), means it may have waited for the CPU between
+    the probe and its clock read."""
+
+    def __init__(self, truth):
+        self.pts = {}
+        for t in truth:
+            self.pts.setdefault(t["tid_first"], []).append((t["begin_ns"], t["iv_begin"]))
+            self.pts.setdefault(t["tid_last"], []).append((t["end_ns"], t["iv_end"]))
+        for v in self.pts.values():
+            v.sort()
+
+    def at_begin(self, t):
+        prev = [c for w, c in self.pts.get(t["tid_first"], []) if w < t["begin_ns"]]
+        return not prev or t["iv_begin"] > prev[-1]
+
+    def at_end(self, t):
+        nxt = [c for w, c in self.pts.get(t["tid_last"], []) if w > t["end_ns"]]
+        return (not nxt or nxt[0] > t["iv_end"]
+                or (t["tid_first"] == t["tid_last"] and t["iv_end"] > t["iv_begin"]))

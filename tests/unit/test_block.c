@@ -1404,6 +1404,31 @@ static void test_tree_details(void **state)
 	free(text);
 }
 
+/* Nested async spans: a window over 1 ms is shown beside the duration
+ * (issue 10), one of 1 ms or less is not. */
+static void test_tree_windows(void **state)
+{
+	struct sp_span s[4];
+	char *text;
+
+	(void)state;
+	s[0] = mk(9, 9, 0, "handle", T0, 1200 * MS, 0, SP_SPAN_ROOT);
+	s[1] = mk(9, 10, 9, "load_user", T0 + 1, 700 * MS, 1, 0);
+	s[2] = mk(9, 11, 9, "query_db", T0 + 2, 200 * MS, 1, 0);
+	s[3] = mk(9, 12, 9, "audit", T0 + 3, 500 * MS, 1, 0);
+	s[1].uncertainty_hi_ns = 20200000;
+	s[2].uncertainty_lo_ns = 1500000;
+	s[2].uncertainty_hi_ns = 1000000;
+	s[3].uncertainty_lo_ns = 999999;
+	text = capture_tree(s, 4, false);
+	assert_string_equal(text,
+		"query 9 pid 1234 tid 1240  handle  1200.0 ms  (2026-11-25T22:01:02.123456Z)\n"
+		"├── load_user  700.0 ms  [end ≤ -20.2 ms]\n"
+		"├── query_db  200.0 ms  [begin ≤ +1.5 ms]\n"
+		"└── audit  500.0 ms\n");
+	free(text);
+}
+
 static size_t count_lines(const char *s)
 {
 	size_t n = 0;
@@ -1673,6 +1698,7 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_tree_known),
 		cmocka_unit_test(test_tree_details),
+		cmocka_unit_test(test_tree_windows),
 		cmocka_unit_test(test_tree_hostile),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_json_flags_and_lines),

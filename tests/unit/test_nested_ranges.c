@@ -49,8 +49,8 @@ static void check_all(const struct sp_read *r, size_t n, const struct sp_read_ra
 static void test_merges_close_values(void **state)
 {
 	static const struct sp_read r[] = {
-		{ 0x430, 1 }, { 0xd1, 1 }, { 0xd8, 8 }, { 0x5a4, 1 }, { 0xe0, 8 },
-		{ 0xd1, 1 }, { 0x1000, 4 }, { 0x110, 2 },
+		{ 0x430, 1, 0 }, { 0xd1, 1, 0 }, { 0xd8, 8, 0 }, { 0x5a4, 1, 0 }, { 0xe0, 8, 0 },
+		{ 0xd1, 1, 0 }, { 0x1000, 4, 0 }, { 0x110, 2, 0 },
 	};
 	struct sp_read_ranges rr;
 
@@ -72,7 +72,7 @@ static void test_scratch_full(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < SP_NESTED_MAX; i++)
-		r[i] = (struct sp_read){ (uint32_t)(i * 40), 8 }; /* 2.5 KiB, gaps of 32 */
+		r[i] = (struct sp_read){ (uint32_t)(i * 40), 8, 0 }; /* 2.5 KiB, gaps of 32 */
 	r[1].off = 8; /* touches r[0] */
 	sp_nested_ranges_build(r, SP_NESTED_MAX, &rr);
 	assert_int_equal(rr.n, SP_NESTED_MAX - 1);
@@ -84,12 +84,32 @@ static void test_scratch_full(void **state)
 /* A size BPF cannot load as one word: every value is read alone. */
 static void test_odd_size(void **state)
 {
-	static const struct sp_read r[] = { { 0x10, 1 }, { 0x20, 9 } };
+	static const struct sp_read r[] = { { 0x10, 1, 0 }, { 0x20, 9, 0 } };
 	struct sp_read_ranges rr;
 
 	(void)state;
 	sp_nested_ranges_build(r, 2, &rr);
 	assert_int_equal(rr.n, 0);
+}
+
+/* A read through a pointer (hyper's Box hops): its address is known only
+ * while reading, so the whole list is read value by value, even the
+ * values next to each other at self. */
+static void test_hops_read_alone(void **state)
+{
+	static const struct sp_read r[] = {
+		{ 0x10, 8, 0 }, { 0x18, 1, 0 }, { 0x0, 1, 1 }, { 0x8, 8, 1 },
+	};
+	struct sp_read_ranges rr;
+
+	(void)state;
+	sp_nested_ranges_build(r, 4, &rr);
+	assert_int_equal(rr.n, 0);
+	for (size_t i = 0; i < SP_NESTED_MAX; i++)
+		assert_int_equal(rr.pos[i], SP_NESTED_POS_NONE);
+	/* the same values without the hops merge into one range */
+	sp_nested_ranges_build(r, 2, &rr);
+	assert_int_equal(rr.n, 1);
 }
 
 static void test_empty(void **state)
@@ -108,6 +128,7 @@ int main(void)
 		cmocka_unit_test(test_merges_close_values),
 		cmocka_unit_test(test_scratch_full),
 		cmocka_unit_test(test_odd_size),
+		cmocka_unit_test(test_hops_read_alone),
 		cmocka_unit_test(test_empty),
 	};
 

@@ -353,10 +353,21 @@ static int attach_all(struct sp_attach *a, enum sp_attach_mode mode, pid_t pid,
 
 /* Programs a mode does not use are not loaded: on an old kernel the
  * session program would not even pass the verifier. */
-static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mode)
+static bool has_carriers(const struct sp_func_set *fs)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		if (fs->v[i].nested && !fs->v[i].problem)
+			return true;
+	return false;
+}
+
+static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mode,
+			       bool carriers)
 {
 	enum bpf_attach_type multi = mode == SP_ATTACH_CLASSIC ? 0 : BPF_TRACE_UPROBE_MULTI;
 
+	/* every context switch of the system runs it: only for carriers */
+	bpf_program__set_autoload(sk->progs.sp_switch, carriers);
 	bpf_program__set_autoload(sk->progs.sp_session, mode == SP_ATTACH_SESSION);
 	bpf_program__set_autoload(sk->progs.sp_exit_ret, mode != SP_ATTACH_SESSION);
 	bpf_program__set_expected_attach_type(sk->progs.sp_session, SP_TRACE_UPROBE_SESSION);
@@ -463,7 +474,7 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_ranges, n);
 	bpf_map__set_max_entries(a->skel->maps.cap_cfg, n);
-	configure_programs(a->skel, mode);
+	configure_programs(a->skel, mode, has_carriers(fs));
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc && o->follow_children) {
 		__u32 key = (__u32)tgid;
@@ -520,13 +531,18 @@ static int attach_hook(struct sp_attach *a, struct bpf_program *prog, const char
 }
 
 /* Thread exit frees the state of threads that die inside a query; exec
- * tells userspace that the probed code is gone. */
-static int attach_hooks(struct sp_attach *a, bool follow_children, char *err, size_t errlen)
+ * tells userspace that the probed code is gone; with carriers, a context
+ * switch reads the nested futures of a carrier poll open on the thread
+ * (carriers found only in a library mapped later get no such reads). */
+static int attach_hooks(struct sp_attach *a, const struct sp_func_set *fs,
+			bool follow_children, char *err, size_t errlen)
 {
 	return attach_hook(a, a->skel->progs.sp_thread_exit, "thread-exit", err, errlen) ||
 	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ||
 	       (follow_children &&
-		attach_hook(a, a->skel->progs.sp_fork, "fork", err, errlen)) ? -1 : 0;
+		attach_hook(a, a->skel->progs.sp_fork, "fork", err, errlen)) ||
+	       (has_carriers(fs) &&
+		attach_hook(a, a->skel->progs.sp_switch, "context-switch", err, errlen)) ? -1 : 0;
 }
 
 static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
@@ -536,7 +552,7 @@ static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set 
 	memset(st, 0, sizeof(*st));
 	a->link_pid = o->follow_children || tgid <= 0 ? -1 : tgid;
 	if (load_skeleton(a, tgid, fs, o, mode, err, errlen) ||
-	    attach_hooks(a, o->follow_children, err, errlen) ||
+	    attach_hooks(a, fs, o->follow_children, err, errlen) ||
 	    attach_all(a, mode, a->link_pid, fs, 0, st, err, errlen)) {
 		detach_all(a);
 		return -1;

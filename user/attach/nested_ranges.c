@@ -29,7 +29,7 @@ static void close_range(struct sp_read_ranges *out, struct cur *c)
 {
 	if (!c->open)
 		return;
-	out->r[out->n++] = (struct sp_read){ c->off, c->end - c->off };
+	out->r[out->n++] = (struct sp_read){ .off = c->off, .size = (__u16)(c->end - c->off) };
 	c->base += c->end - c->off;
 	c->open = false;
 }
@@ -72,6 +72,17 @@ static bool build(const struct by_off *v, size_t n, __u32 gap, struct sp_read_ra
 	return true;
 }
 
+/* A read through a pointer another read found (base != 0) is at an
+ * address known only while reading: ranges are offsets from self. Such a
+ * list is read value by value, hops and all. */
+static bool has_hops(const struct sp_read *reads, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (reads[i].base)
+			return true;
+	return false;
+}
+
 void sp_nested_ranges_build(const struct sp_read *reads, size_t n, struct sp_read_ranges *out)
 {
 	struct by_off v[SP_NESTED_MAX];
@@ -80,12 +91,14 @@ void sp_nested_ranges_build(const struct sp_read *reads, size_t n, struct sp_rea
 		n = SP_NESTED_MAX;
 	for (size_t i = 0; i < n; i++)
 		v[i] = (struct by_off){ &reads[i], i };
-	if (n)
-		qsort(v, n, sizeof(v[0]), cmp_off);
 	/* without gaps the copies hold at most the values themselves, 64 x 8
 	 * bytes: they always fit */
-	if (build(v, n, SP_NESTED_GAP, out) || build(v, n, 0, out))
-		return;
+	if (!has_hops(reads, n)) {
+		if (n)
+			qsort(v, n, sizeof(v[0]), cmp_off);
+		if (build(v, n, SP_NESTED_GAP, out) || build(v, n, 0, out))
+			return;
+	}
 	memset(out, 0, sizeof(*out)); /* n == 0: every value read alone */
 	for (size_t i = 0; i < SP_NESTED_MAX; i++)
 		out->pos[i] = SP_NESTED_POS_NONE;

@@ -20,7 +20,8 @@
  * never exceed SP_NESTED_SCRATCH - 8 bytes (a value is loaded as 8
  * bytes). Every value gets a position: ranges merge across gaps while the
  * copies fit, else only where values touch. n == 0 (values of a size
- * outside 1..8): BPF reads each value alone. */
+ * outside 1..8, or a list with hops: reads whose base is another read's
+ * pointer): BPF reads each value alone. */
 void sp_nested_ranges_build(const struct sp_read *reads, size_t n, struct sp_read_ranges *out);
 
 #endif

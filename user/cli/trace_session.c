@@ -105,30 +105,92 @@ static size_t count_unmatched(const struct sp_session *s)
 }
 
 /* A pattern that matched nothing may still name an async fn: the same
- * line as `spanprobe symbols` says what it is and why it gives nothing.
- * The analysis runs again only when some pattern matched nothing. */
-static void warn_unmatched(const struct sp_session *s, const char *binary, bool with_libs)
+ * line as `spanprobe symbols` says what it is and why it gives nothing
+ * (rep: the analysis of the target, run only when some pattern matched
+ * nothing). */
+static void why_unmatched(const struct sp_avis_report *rep, size_t i, char *why, size_t len)
 {
-	struct sp_avis_report rep = { 0 };
-	char err[512], why[2048];
+	why[0] = '\0';
+	if (i < rep->n)
+		sp_avis_pattern_text(&rep->v[i], why, len);
+}
 
-	if (count_unmatched(s) &&
-	    sp_avis_for_target(binary ? 0 : s->pid, binary, with_libs, &s->pats,
-			       &s->funcs, &rep, err, sizeof(err)))
-		fprintf(stderr, "spanprobe: warning: %s\n", err);
+static void warn_unmatched(const struct sp_session *s, const struct sp_avis_report *rep)
+{
+	char why[2048];
+
 	for (size_t i = 0; i < s->pats.n; i++) {
 		const struct sp_pattern *p = &s->pats.v[i];
 
 		if (p->matches)
 			continue;
-		why[0] = '\0';
-		if (i < rep.n)
-			sp_avis_pattern_text(&rep.v[i], why, sizeof(why));
+		why_unmatched(rep, i, why, sizeof(why));
 		fprintf(stderr, "spanprobe: %s: %s:%d: pattern '%s' matched nothing%s%s\n",
 			s->o->strict ? "error" : "warning", p->file, p->line, p->glob,
 			*why ? ": " : "", why);
 	}
-	sp_avis_free(&rep);
+}
+
+/* Something a root pattern named will be traced: an attachable probed
+ * function, or an async fn inlined into an attachable carrier. */
+static bool root_traced(const struct sp_session *s)
+{
+	for (size_t i = 0; i < s->funcs.n; i++) {
+		const struct sp_func *f = &s->funcs.v[i];
+
+		if (f->problem)
+			continue;
+		if (f->pattern >= 0 && f->role == SP_ROLE_ROOT)
+			return true;
+		for (size_t k = 0; f->nested && k < f->nested->n; k++)
+			if (f->nested->nodes[k].role == SP_ROLE_ROOT)
+				return true;
+	}
+	return false;
+}
+
+/* What root pattern i resolved to, for the error when no root is traced. */
+static void root_resolution(const struct sp_session *s, const struct sp_avis_report *rep,
+			    size_t i)
+{
+	const struct sp_pattern *p = &s->pats.v[i];
+	char why[2048];
+	size_t found = 0;
+
+	for (size_t k = 0; k < s->funcs.n; k++) {
+		const struct sp_func *f = &s->funcs.v[k];
+
+		if (f->pattern != (int)i)
+			continue;
+		fprintf(stderr, "  %s:%d: root '%s': %s: not attachable: %s\n", p->file, p->line,
+			p->glob, f->demangled, f->problem ? f->problem : "?");
+		found++;
+	}
+	if (found)
+		return;
+	if (p->matches) {
+		/* an inlined async fn whose carrier cannot be attached */
+		fprintf(stderr, "  %s:%d: root '%s': its carrier cannot be attached\n", p->file,
+			p->line, p->glob);
+		return;
+	}
+	why_unmatched(rep, i, why, sizeof(why));
+	fprintf(stderr, "  %s:%d: root '%s': matched nothing%s%s\n", p->file, p->line, p->glob,
+		*why ? ": " : "", why);
+}
+
+/* Without a traced root there is no query, so nothing would ever be
+ * kept: an error naming every root pattern and what it resolved to. */
+static int check_roots(const struct sp_session *s, const struct sp_avis_report *rep)
+{
+	if (root_traced(s))
+		return 0;
+	fprintf(stderr, "spanprobe: error: %s: no `root` pattern attached anything, so no query "
+		"can be seen:\n", s->o->symbols);
+	for (size_t i = 0; i < s->pats.n; i++)
+		if (s->pats.v[i].role == SP_ROLE_ROOT)
+			root_resolution(s, rep, i);
+	return -1;
 }
 
 static void warn_problems(const struct sp_session *s, size_t from)
@@ -190,8 +252,10 @@ static int snapshot_objects(struct sp_session *s, const char *binary)
 
 static int resolve(struct sp_session *s, const char *binary)
 {
+	struct sp_avis_report rep = { 0 };
 	char err[512];
 	size_t attachable = 0;
+	int rc;
 
 	if (snapshot_objects(s, binary))
 		return -1;
@@ -200,7 +264,13 @@ static int resolve(struct sp_session *s, const char *binary)
 		fprintf(stderr, "spanprobe: %s\n", err);
 		return -1;
 	}
-	warn_unmatched(s, s->o->n_exes ? s->o->exes[0] : binary, binary != NULL);
+	/* attach --exe: the analysis reads the first file named */
+	if (count_unmatched(s) &&
+	    sp_avis_for_target(binary || s->o->n_exes ? 0 : s->pid,
+			       s->o->n_exes ? s->o->exes[0] : binary, binary != NULL, &s->pats,
+			       &s->funcs, &rep, err, sizeof(err)))
+		fprintf(stderr, "spanprobe: warning: %s\n", err);
+	warn_unmatched(s, &rep);
 	warn_problems(s, 0);
 	for (size_t i = 0; s->o->verbose && i < s->funcs.n_no_funcs; i++)
 		fprintf(stderr, "spanprobe: %s: no function symbols (data only): nothing to trace there\n",
@@ -208,12 +278,15 @@ static int resolve(struct sp_session *s, const char *binary)
 	for (size_t i = 0; i < s->funcs.n; i++)
 		attachable += !s->funcs.v[i].problem;
 	if (s->o->strict && count_unmatched(s))
-		return -1;
-	if (!attachable) {
+		rc = -1;
+	else if (!attachable) {
 		fprintf(stderr, "spanprobe: %s: no attachable function matched\n", s->o->symbols);
-		return -1;
+		rc = -1;
+	} else {
+		rc = check_roots(s, &rep);
 	}
-	return 0;
+	sp_avis_free(&rep);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -49,6 +49,7 @@
 #include "dwarf/async_dwarf_types.h"
 #include "dwarf/dwarf_raw.h"
 #include "symbols/elf_symbols.h"
+#include "symbols/symbols.h"
 #include "base/errmsg.h"
 
 /* ------------------------------------------------------------------ */
@@ -166,6 +167,80 @@ static void typed_poll(struct scan *s, Dwarf_Die *sub, const char *ns,
 	sp_adw_build_tree(s, p, &e);
 }
 
+/* The T of a `poll(self: Pin<&mut T>, ..)` whose T is no coroutine:
+ * a hand-written future. */
+static bool pointee_struct(Dwarf_Die *t, Dwarf_Die *out)
+{
+	Dwarf_Die cur = *t, m;
+	struct env e;
+
+	for (int i = 0; i < 6; i++) {
+		if (!sp_adw_peel(&cur))
+			return false;
+		switch (dwarf_tag(&cur)) {
+		case DW_TAG_pointer_type:
+		case DW_TAG_reference_type:
+			if (!sp_adw_type_of(&cur, out) || !sp_adw_peel(out))
+				return false;
+			return dwarf_tag(out) == DW_TAG_structure_type && !coroutine_env(out, &e);
+		case DW_TAG_structure_type: /* Pin { pointer } */
+			if (!sp_adw_child_tag(&cur, DW_TAG_member, &m) || !sp_adw_type_of(&m, &cur))
+				return false;
+			break;
+		default:
+			return false;
+		}
+	}
+	return false;
+}
+
+static struct sp_async_poll *new_hand_poll(struct scan *s)
+{
+	struct sp_async_poll *v = sp_adw_grow(s->out->plain, s->out->n_plain, &s->hand_cap,
+					      sizeof(*v));
+
+	if (!v) {
+		s->oom = true;
+		return NULL;
+	}
+	s->out->plain = v;
+	memset(&v[s->out->n_plain], 0, sizeof(*v));
+	v[s->out->n_plain].task_cell_off = UINT32_MAX;
+	return &v[s->out->n_plain++];
+}
+
+/* `<T as Future>::poll` out of line, T holding futures (by value or
+ * behind Boxes): hyper's connection task keeps the handler's future in
+ * a Pin<Box<Option<F>>> and polls it inline. A carrier candidate
+ * (sp_async_poll.plain); most such polls hold nothing named and are
+ * dropped when plans are made. */
+static void hand_poll(struct scan *s, Dwarf_Die *sub, uint64_t low, uint64_t high)
+{
+	Dwarf_Die param, pt, self;
+	struct sp_async_poll *p;
+	Dwarf_Attribute a;
+	const char *ln;
+	uint64_t off;
+
+	if (!first_param(sub, &param) || !sp_adw_type_of(&param, &pt) ||
+	    !pointee_struct(&pt, &self) || !sp_adw_interesting(s, &self, 0) ||
+	    !dwarf_attr_integrate(sub, DW_AT_linkage_name, &a) || !(ln = dwarf_formstring(&a)) ||
+	    !sp_async_code_offset(s->elf, low, 1, &off) || !(p = new_hand_poll(s)))
+		return;
+	p->linkage_name = sp_adw_xstrdup(s, ln);
+	p->name = sp_demangle(ln);
+	p->low_pc = low;
+	p->size = high - low;
+	p->file_offset = off;
+	p->self_reg = self_register(sub, &param, low);
+	p->future_size = (uint32_t)sp_adw_type_size(&self);
+	p->from_dwarf = true;
+	p->plain = true;
+	if (!p->name)
+		s->oom = true;
+	sp_adw_build_plain_tree(s, p, &self);
+}
+
 /* ------------------------------------------------------------------ */
 /* The walk over units.                                                */
 
@@ -192,6 +267,10 @@ static void consider_subprogram(struct scan *s, Dwarf_Die *d, const char *ns)
 		return;
 	if (sp_adw_starts_with(n, "{closure#")) {
 		push_u64(s, &s->plain, &s->n_plain, &s->plain_cap, low);
+		return;
+	}
+	if (s->unit_typed && (strcmp(n, "poll") == 0 || sp_adw_starts_with(n, "poll<"))) {
+		hand_poll(s, d, low, high);
 		return;
 	}
 	if (!is_poll_name(n))
@@ -711,6 +790,9 @@ void sp_async_info_free(struct sp_async_info *info)
 	for (size_t i = 0; i < info->n; i++)
 		free_poll(&info->polls[i]);
 	free(info->polls);
+	for (size_t i = 0; i < info->n_plain; i++)
+		free_poll(&info->plain[i]);
+	free(info->plain);
 	for (size_t i = 0; i < info->n_rejected; i++) {
 		free(info->rejected[i].name);
 		free(info->rejected[i].why);

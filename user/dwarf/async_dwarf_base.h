@@ -56,7 +56,7 @@ struct scan {
 	Elf *elf;          /* the object: its code and load segments */
 	Elf *dwarf_elf;    /* where its DWARF is: itself or its debug file */
 	struct sp_async_info *out;
-	size_t polls_cap, rejected_cap;
+	size_t polls_cap, rejected_cap, hand_cap; /* hand: out->plain */
 	/* per unit: coroutine type DIE -> index into ns_names */
 	struct offmap env_ns;
 	char **ns_names;

@@ -20,6 +20,8 @@ static const char *kind_name(enum sp_async_node_kind k)
 		return "dyn-ptr";
 	case SP_ANODE_JOIN_HANDLE:
 		return "join-handle";
+	case SP_ANODE_BOX:
+		return "box";
 	}
 	return "?";
 }

@@ -15,6 +15,7 @@
 
 #define MAX_ARRAY 16      /* arrays of futures longer than this: skipped */
 #define PATH_LEN 512
+#define MAX_HOPS 4        /* Box pointers followed from the root future */
 
 /* ------------------------------------------------------------------ */
 /* The nested tree of one root future.                                 */
@@ -48,6 +49,8 @@ struct place {
 	bool mergeable; /* not an __awaitee: a local/upvar that keeps its
 	                 * identity across the suspend points it spans */
 	int depth;
+	int space;      /* the Box node whose pointee this is in, -1: root */
+	uint8_t hops;
 };
 
 static void descend(struct tree *t, Dwarf_Die *type, uint32_t abs,
@@ -91,7 +94,7 @@ static bool merged(struct tree *t, uint64_t die, uint32_t base,
 		struct sp_async_node *n = &t->p->nodes[i];
 
 		if (t->mergeable[i] && n->parent == pl->parent && n->kind == kind &&
-		    n->base == base && t->type_die[i] == die &&
+		    n->base == base && n->space == pl->space && t->type_die[i] == die &&
 		    strcmp(n->path, path) == 0 && same_guard_kind(n, pl)) {
 			add_ranges(t->s, n, pl->guard, pl->n_guard);
 			return true;
@@ -146,6 +149,8 @@ static int add_node(struct tree *t, Dwarf_Die *type, enum sp_async_node_kind kin
 	n->kind = kind;
 	n->parent = pl->parent;
 	n->guard_negate = pl->negate;
+	n->space = pl->space;
+	n->hops = pl->hops;
 	n->base = base;
 	n->obj_size = (uint32_t)sp_adw_type_size(type);
 	n->path = sp_adw_xstrdup(t->s, path);
@@ -160,6 +165,31 @@ static int add_node(struct tree *t, Dwarf_Die *type, enum sp_async_node_kind kin
 static void join_path(char *buf, const char *a, const char *b)
 {
 	snprintf(buf, PATH_LEN, "%s%s%s", a, *a ? "." : "", b ? b : "?");
+}
+
+/* A Box holding futures: a node for the pointer (a hop), and what it
+ * points to in a space of its own, valid while the pointer is not null
+ * (a changed pointer is another object: async_nested.c). */
+static void add_box(struct tree *t, Dwarf_Die *type, Dwarf_Die *pointee, uint32_t abs,
+		    const char *path, const struct place *pl)
+{
+	static const struct sp_async_range null_ptr = { 0, 0 };
+	struct place in = *pl;
+	int i;
+
+	if (pl->hops >= MAX_HOPS || (i = add_node(t, type, SP_ANODE_BOX, abs, path, pl)) < 0)
+		return;
+	t->p->nodes[i].name = sp_adw_xstrdup(t->s, "Box");
+	t->p->nodes[i].off = abs;
+	t->p->nodes[i].size = 8;
+	in.parent = i;
+	in.guard = &null_ptr;
+	in.n_guard = 1;
+	in.negate = true;
+	in.space = i;
+	in.hops = (uint8_t)(pl->hops + 1);
+	in.mergeable = true;
+	descend(t, pointee, 0, "", &in);
 }
 
 /* The fields of one variant structure, under the given place. */
@@ -200,8 +230,10 @@ static bool expand_suspend(void *p, struct variant *v)
 	    dwarf_child(&v->type, &f) != 0)
 		return true;
 	do {
+		const struct sp_async_node *me = c->self >= 0 ? &c->t->p->nodes[c->self] : NULL;
 		struct place pl = { .parent = c->self, .guard = v->v,
-				    .n_guard = v->n, .depth = c->depth + 1 };
+				    .n_guard = v->n, .depth = c->depth + 1,
+				    .space = me ? me->space : -1, .hops = me ? me->hops : 0 };
 		const char *fname = dwarf_diename(&f);
 		uint64_t off;
 
@@ -430,9 +462,46 @@ static void descend(struct tree *t, Dwarf_Die *type, uint32_t abs,
 	case DW_TAG_array_type:
 		descend_array(t, &p, abs, path, &deeper);
 		break;
+	case DW_TAG_pointer_type: {
+		Dwarf_Die pointee;
+
+		if (owning_box(&p, &pointee))
+			add_box(t, &p, &pointee, abs, path, &deeper);
+		break;
+	}
 	default:
 		break;
 	}
+}
+
+static void expand_queue(struct tree *t)
+{
+	struct scan *s = t->s;
+	struct sp_async_poll *p = t->p;
+
+	while (t->q_head < t->q_n && !s->oom && !p->truncated) {
+		struct todo td = t->q[t->q_head++];
+		Dwarf_Die env;
+		struct env ce;
+
+		if (dwarf_offdie(s->dw, td.env, &env) && coroutine_env(&env, &ce))
+			expand_coroutine(t, &ce, p->nodes[td.node].base, td.node,
+					 td.depth);
+	}
+	free(t->type_die);
+	free(t->mergeable);
+	free(t->q);
+}
+
+/* A hand-written future (sp_async_poll.plain): every field of its type,
+ * always valid at the top (it has no state), Boxes followed. */
+void sp_adw_build_plain_tree(struct scan *s, struct sp_async_poll *p, Dwarf_Die *type)
+{
+	struct tree t = { .s = s, .p = p };
+	struct place pl = { .parent = -1, .negate = true, .mergeable = true, .space = -1 };
+
+	descend(&t, type, 0, "", &pl);
+	expand_queue(&t);
 }
 
 void sp_adw_build_tree(struct scan *s, struct sp_async_poll *p, struct env *e)
@@ -440,18 +509,7 @@ void sp_adw_build_tree(struct scan *s, struct sp_async_poll *p, struct env *e)
 	struct tree t = { .s = s, .p = p };
 
 	expand_coroutine(&t, e, 0, -1, 0);
-	while (t.q_head < t.q_n && !s->oom && !p->truncated) {
-		struct todo td = t.q[t.q_head++];
-		Dwarf_Die env;
-		struct env ce;
-
-		if (dwarf_offdie(s->dw, td.env, &env) && coroutine_env(&env, &ce))
-			expand_coroutine(&t, &ce, p->nodes[td.node].base, td.node,
-					 td.depth);
-	}
-	free(t.type_die);
-	free(t.mergeable);
-	free(t.q);
+	expand_queue(&t);
 }
 
 /* ------------------------------------------------------------------ */

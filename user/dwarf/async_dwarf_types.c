@@ -167,6 +167,23 @@ bool join_handle(Dwarf_Die *t, uint32_t *raw_off)
 	return true;
 }
 
+/* alloc::boxed::Box<T, A> of a sized T: rustc describes it as a thin
+ * pointer type named after the Box (a Box<dyn ..> is a struct with a
+ * vtable: dyn_future_ptr). Only owning pointers are followed: what they
+ * point to belongs to the future that holds them, as a `&T` or an Arc's
+ * target does not. */
+bool owning_box(Dwarf_Die *t, Dwarf_Die *pointee)
+{
+	const char *n;
+
+	if (dwarf_tag(t) != DW_TAG_pointer_type || !(n = dwarf_diename(t)) ||
+	    !sp_adw_starts_with(n, "alloc::boxed::Box<") || !sp_adw_type_of(t, pointee) ||
+	    !sp_adw_peel(pointee))
+		return false;
+	return dwarf_tag(pointee) == DW_TAG_structure_type ||
+	       dwarf_tag(pointee) == DW_TAG_union_type;
+}
+
 static uint64_t uleb(const unsigned char **p, const unsigned char *end)
 {
 	uint64_t v = 0;
@@ -301,6 +318,8 @@ static bool compute_interest(struct scan *s, Dwarf_Die *t, int depth)
 		return members_interesting(s, t, depth);
 	case DW_TAG_array_type:
 		return sp_adw_type_of(t, &et) && sp_adw_interesting(s, &et, depth + 1);
+	case DW_TAG_pointer_type:
+		return owning_box(t, &et) && sp_adw_interesting(s, &et, depth + 1);
 	default:
 		return false;
 	}
@@ -319,9 +338,10 @@ bool sp_adw_interesting(struct scan *s, Dwarf_Die *t, int depth)
 	case DW_TAG_structure_type:
 	case DW_TAG_union_type:
 	case DW_TAG_array_type:
+	case DW_TAG_pointer_type: /* a Box: its pointee (owning_box) */
 		break;
 	default:
-		return false; /* scalars, pointers: nothing by value */
+		return false; /* scalars, other pointers: nothing held */
 	}
 	key = dwarf_dieoffset(&p);
 	if (offmap_get(&s->interest, key, &memo))

@@ -39,6 +39,7 @@ bool sp_adw_variant_part(Dwarf_Die *st, Dwarf_Die *vp, Dwarf_Die *discr,
 bool coroutine_env(Dwarf_Die *t, struct env *e);
 bool dyn_future_ptr(Dwarf_Die *t, uint32_t *ptr_off, const char **name);
 bool join_handle(Dwarf_Die *t, uint32_t *raw_off);
+bool owning_box(Dwarf_Die *t, Dwarf_Die *pointee);
 void for_each_variant(Dwarf_Die *vp, bool (*fn)(void *, struct variant *),
 		      void *ctx);
 bool sp_adw_interesting(struct scan *s, Dwarf_Die *t, int depth);

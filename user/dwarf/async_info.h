@@ -37,6 +37,11 @@ enum sp_async_node_kind {
 	SP_ANODE_DYN_BOX,
 	/* tokio's JoinHandle<T>: off = its `raw` task pointer; size = 8 */
 	SP_ANODE_JOIN_HANDLE,
+	/* an owning pointer to futures (Box<T>, Pin<Box<T>>, the Some of an
+	 * Option<Pin<Box<T>>>): off = the pointer, size = 8. A hop: the
+	 * nodes inside T have their offsets in T (their space is this
+	 * node), valid while the pointer is not null */
+	SP_ANODE_BOX,
 };
 
 /* [lo, hi], inclusive. */
@@ -65,9 +70,13 @@ struct sp_async_node {
 	struct sp_async_range *guard;
 	size_t n_guard;
 	bool guard_negate;
-	uint32_t base;       /* absolute offset of the object in the root */
+	/* the SP_ANODE_BOX node whose pointee holds it (its offsets are in
+	 * that pointee), -1: the root future itself */
+	int space;
+	uint8_t hops;        /* SP_ANODE_BOX nodes between the root and it */
+	uint32_t base;       /* offset of the object in its space */
 	uint32_t obj_size;   /* its byte size (future size for coroutines) */
-	uint32_t off;        /* absolute offset of the state/tag/pointer */
+	uint32_t off;        /* offset of the state/tag/pointer in its space */
 	uint8_t size;        /* its size in bytes: 1, 2, 4 or 8 */
 	bool is_block;       /* coroutine of an async block */
 	struct sp_async_field *args; /* coroutines: Unresumed fields,
@@ -102,6 +111,12 @@ struct sp_async_poll {
 	uint32_t task_cell_off;
 	bool is_block;
 	bool from_dwarf;     /* layout from DWARF types, not disassembly */
+	/* not a coroutine's poll: a hand-written Future's (`<T as
+	 * Future>::poll`, e.g. hyper's connection task), listed in
+	 * sp_async_info.plain because its future holds async fns a
+	 * pattern may name, by value or behind a Box; it has no state
+	 * (state_size 0) and no arguments */
+	bool plain;
 	struct sp_async_field *args; /* Unresumed fields, offsets in self */
 	size_t n_args;
 	struct sp_async_node *nodes; /* breadth first: parents come before
@@ -129,6 +144,10 @@ struct sp_async_known {
 struct sp_async_info {
 	struct sp_async_poll *polls; /* sorted by low_pc */
 	size_t n;
+	/* out-of-line polls of hand-written futures that hold coroutines
+	 * (sp_async_poll.plain): carriers only, never spans of their own */
+	struct sp_async_poll *plain;
+	size_t n_plain;
 	/* sorted by name, one entry per name (the most await points among
 	 * its instances); empty without DWARF types */
 	struct sp_async_known *known;

@@ -398,6 +398,26 @@ static void print_flags(FILE *out, uint32_t flags, bool orphan)
 		fprintf(out, "%s[orphan]", sep);
 }
 
+/* A nested async span is known within windows (README, "Rust async"):
+ * the true begin lies up to uncertainty_lo after begin_ns, the true end
+ * up to uncertainty_hi before end_ns. Windows over 1 ms are shown, so
+ * that the printed duration is not taken as exact. */
+#define SHOWN_WINDOW_NS 1000000ull
+
+static void print_windows(FILE *out, const struct sp_span *s)
+{
+	if (s->uncertainty_lo_ns > SHOWN_WINDOW_NS) {
+		fputs("  [begin ≤ +", out);
+		sp_print_duration(out, s->uncertainty_lo_ns);
+		putc(']', out);
+	}
+	if (s->uncertainty_hi_ns > SHOWN_WINDOW_NS) {
+		fputs("  [end ≤ -", out);
+		sp_print_duration(out, s->uncertainty_hi_ns);
+		putc(']', out);
+	}
+}
+
 static void print_top_line(FILE *out, const struct sp_span *s)
 {
 	fprintf(out, "query %" PRIu64 " pid %" PRIu32 " tid %" PRIu32 "  ",
@@ -406,6 +426,7 @@ static void print_top_line(FILE *out, const struct sp_span *s)
 	sp_print_caps(out, s->caps);
 	fputs("  ", out);
 	sp_print_duration(out, sp_span_duration(s));
+	print_windows(out, s);
 	fputs("  (", out);
 	sp_print_time(out, s->begin_ns);
 	putc(')', out);
@@ -438,6 +459,7 @@ static void print_child_line(FILE *out, const struct tree *t, size_t depth,
 	sp_print_caps(out, s->caps);
 	fputs("  ", out);
 	sp_print_duration(out, sp_span_duration(s));
+	print_windows(out, s);
 	if (s->tid != lv->owner->tid)
 		fprintf(out, "  tid %" PRIu32, s->tid);
 	print_flags(out, s->flags, false);

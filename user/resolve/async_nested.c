@@ -31,6 +31,7 @@ static bool is_ptr(enum sp_async_node_kind k)
 	return k == SP_ANODE_JOIN_HANDLE || k == SP_ANODE_DYN_BOX;
 }
 
+
 /* Which of p's nodes to read: the named coroutines and the pointers, and
  * every ancestor whose value their validity depends on. */
 static bool choose_nodes(const struct sp_async_poll *p, const int *role, bool want_handles,
@@ -60,10 +61,19 @@ static bool choose_nodes(const struct sp_async_poll *p, const int *role, bool wa
 	return true;
 }
 
-static uint32_t add_read(struct sp_nested_plan *pl, uint32_t off, uint32_t size)
+/* base: 0 for the carrier's self, else 1 + the read of the pointer
+ * (bpf/spanprobe.h, struct sp_read). */
+static uint32_t add_read(struct sp_nested_plan *pl, uint32_t off, uint32_t size, uint32_t base)
 {
-	pl->reads[pl->n_reads] = (struct sp_read){ off, size > 8 ? 8 : size };
+	pl->reads[pl->n_reads] = (struct sp_read){ .off = off, .size = size > 8 ? 8 : size,
+						   .base = (__u16)base };
 	return pl->n_reads++;
+}
+
+/* The read base of what lies in the pointee of plan node box - 1. */
+static uint32_t box_base(const struct sp_nested_plan *pl, uint32_t box)
+{
+	return box ? pl->nodes[box - 1].val + 1 : 0;
 }
 
 static int copy_node(struct sp_nested_node *d, const struct sp_async_node *s, int parent,
@@ -81,6 +91,7 @@ static int copy_node(struct sp_nested_node *d, const struct sp_async_node *s, in
 		memcpy(d->guard, s->guard, s->n_guard * sizeof(*d->guard));
 	d->val = val;
 	d->role = s->kind == SP_ANODE_COROUTINE ? role : -1;
+	d->base = s->base;
 	return 0;
 }
 
@@ -89,20 +100,26 @@ static int copy_node(struct sp_nested_node *d, const struct sp_async_node *s, in
 static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, const int *role,
 		     const bool *keep, int *map)
 {
-	add_read(pl, p->state_off, p->state_size);
+	add_read(pl, p->state_off, p->state_size, 0);
+	pl->plain = p->plain;
 	for (size_t i = 0; i < p->n_nodes; i++) {
 		const struct sp_async_node *n = &p->nodes[i];
 		int parent = n->parent >= 0 ? map[n->parent] : -1;
+		int space = n->space >= 0 ? map[n->space] : -1;
 
 		map[i] = -1;
 		if (!keep[i])
 			continue;
-		if (pl->n_reads == SP_NESTED_MAX || (n->parent >= 0 && parent < 0)) {
+		if (pl->n_reads == SP_NESTED_MAX || (n->parent >= 0 && parent < 0) ||
+		    (n->space >= 0 && space < 0)) {
 			pl->truncated = true;
 			continue;
 		}
-		if (copy_node(&pl->nodes[pl->n], n, parent, role[i], add_read(pl, n->off, n->size)))
+		if (copy_node(&pl->nodes[pl->n], n, parent, role[i],
+			      add_read(pl, n->off, n->size,
+				       space < 0 ? 0 : box_base(pl, (uint32_t)space + 1))))
 			return -1;
+		pl->nodes[pl->n].box = space < 0 ? 0 : (uint32_t)space + 1;
 		map[i] = (int)pl->n++;
 	}
 	for (size_t i = 0; i < p->n_nodes; i++) {
@@ -119,7 +136,7 @@ static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, c
 				pl->truncated = true;
 				break;
 			}
-			add_read(pl, n->args[k].off, n->args[k].size);
+			add_read(pl, n->args[k].off, n->args[k].size, box_base(pl, d->box));
 			d->n_args++;
 		}
 	}
@@ -136,7 +153,7 @@ struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
 	bool *keep = calloc(nn, sizeof(*keep));
 	struct sp_nested_plan *pl = NULL;
 
-	if (!role || !map || !keep || !p->n_nodes || !p->state_size)
+	if (!role || !map || !keep || !p->n_nodes || (!p->state_size && !p->plain))
 		goto out;
 	for (size_t i = 0; i < p->n_nodes; i++)
 		role[i] = node_role(info, &p->nodes[i], pats);
@@ -187,7 +204,10 @@ int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl)
 	r->fp = calloc(n, sizeof(*r->fp));
 	r->value = calloc(n, sizeof(*r->value));
 	r->active = calloc(n, sizeof(*r->active));
-	if (!r->cur || !r->last_ptr || !r->fp || !r->value || !r->active) {
+	r->live_ns = calloc(n, sizeof(*r->live_ns));
+	r->ran = calloc(n, sizeof(*r->ran));
+	if (!r->cur || !r->last_ptr || !r->fp || !r->value || !r->active || !r->live_ns ||
+	    !r->ran) {
 		sp_nested_run_free(r);
 		return -1;
 	}
@@ -205,6 +225,8 @@ void sp_nested_run_free(struct sp_nested_run *r)
 	free(r->last_ptr);
 	free(r->value);
 	free(r->active);
+	free(r->live_ns);
+	free(r->ran);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -224,17 +246,35 @@ static bool guard_holds(const struct sp_nested_node *n, uint64_t parent_value)
 	return sp_async_guard_holds(&tmp, parent_value);
 }
 
-static uint64_t fingerprint(const struct sp_nested_node *n, const uint64_t *v, uint32_t nv)
+static uint64_t mix(uint64_t h, uint64_t x)
+{
+	for (int b = 0; b < 8; b++)
+		h = (h ^ ((x >> (8 * b)) & 0xff)) * 1099511628211ull;
+	return h;
+}
+
+/* An instance's identity: its arguments, and the pointers it is reached
+ * through (a Box that now points elsewhere holds another future). */
+static uint64_t fingerprint(const struct sp_nested_run *r, const struct sp_nested_node *n,
+			    const uint64_t *v, uint32_t nv)
 {
 	uint64_t h = 1469598103934665603ull;
 
-	for (uint32_t k = 0; k < n->n_args; k++) {
-		uint64_t x = n->arg0 + k < nv ? v[n->arg0 + k] : 0;
-
-		for (int b = 0; b < 8; b++)
-			h = (h ^ ((x >> (8 * b)) & 0xff)) * 1099511628211ull;
-	}
+	for (uint32_t k = 0; k < n->n_args; k++)
+		h = mix(h, n->arg0 + k < nv ? v[n->arg0 + k] : 0);
+	for (uint32_t b = n->box; b; b = r->plan->nodes[b - 1].box)
+		h = mix(h, r->value[b - 1]);
 	return h;
+}
+
+/* Where node i's object is now: in the carrier's future, or behind the
+ * pointer of its space. */
+static uint64_t address_of(const struct sp_nested_run *r, int i)
+{
+	const struct sp_nested_node *n = &r->plan->nodes[i];
+	uint64_t from = n->box ? r->value[n->box - 1] : r->obj;
+
+	return from ? from + n->base : 0;
 }
 
 /* The open span of i's nearest named ancestor; -1: the carrier. */
@@ -268,6 +308,8 @@ static int open_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, b
 	s->unc_lo_ns = partial ? 0 : hi - lo;
 	s->flags = partial ? SP_REC_PARTIAL : 0;
 	s->open = true;
+	s->addr = address_of(r, i);
+	s->tid = r->tid;
 	r->cur[i] = (int)r->n_spans++;
 	return 0;
 }
@@ -312,6 +354,27 @@ static int see_ptr(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi)
 	return 0;
 }
 
+/* The earliest a future first seen live in this read can have begun.
+ * Its end shows in its own state (Returned) at the next read; its begin,
+ * when its parent is a coroutine, only once the parent suspends on it,
+ * which the parent records at the end of its poll: reads made in between
+ * (lo) still show the parent's previous state while the future already
+ * runs. It began in this carrier poll, after its slot's previous
+ * instance was last seen live. */
+static uint64_t begin_lo(const struct sp_nested_run *r, int i, uint64_t lo)
+{
+	int parent = r->plan->nodes[i].parent;
+	uint64_t b;
+
+	/* an enum's tag or a pointer (hyper's in_flight = Some(future)) is
+	 * written before the future is first polled: no lag */
+	if (!r->poll_ns || (parent < 0 && r->plan->plain) ||
+	    (parent >= 0 && r->plan->nodes[parent].kind != SP_ANODE_COROUTINE))
+		return lo;
+	b = r->poll_ns > r->live_ns[i] ? r->poll_ns : r->live_ns[i];
+	return b < lo ? b : lo;
+}
+
 /* One named future in one read: the open instance ends when the future
  * is no longer live or is another instance (new fingerprint); a live one
  * without an open instance begins. */
@@ -319,16 +382,27 @@ static int step_named(struct sp_nested_run *r, int i, const uint64_t *v, uint32_
 		      uint64_t lo, uint64_t hi, bool partial)
 {
 	const struct sp_nested_node *n = &r->plan->nodes[i];
-	uint64_t st = r->value[i], fp = fingerprint(n, v, nv);
+	uint64_t st = r->value[i], fp = fingerprint(r, n, v, nv);
 	bool live = r->active[i] && st != 1 && st != 2;
+	/* Unresumed again after it ran: the slot holds a new future */
+	bool reborn = st == 0 && r->cur[i] >= 0 && r->ran[i];
 
-	if (r->cur[i] >= 0 && (!live || fp != r->fp[i]))
+	if (r->cur[i] >= 0 && (!live || fp != r->fp[i] || reborn))
 		close_span(r, i, lo, hi, r->active[i] && st == 2 ? SP_REC_ABNORMAL : 0);
-	if (live && r->cur[i] < 0) {
-		if (open_span(r, i, lo, hi, partial))
+	/* Inside a poll a parent's state lags its code: its next await's
+	 * future, or what it builds in a slot it left, would pass for this
+	 * node's. Instances begin only at a poll's entry or exit, where the
+	 * parent's state is up to date; inside a poll, reads only end them. */
+	if (live && r->cur[i] < 0 && !r->mid) {
+		if (open_span(r, i, begin_lo(r, i, lo), hi, partial))
 			return -1;
 		r->fp[i] = fp;
+		r->ran[i] = false;
 	}
+	if (live && r->cur[i] >= 0 && st != 0)
+		r->ran[i] = true;
+	if (live && r->cur[i] >= 0)
+		r->live_ns[i] = hi;
 	return 0;
 }
 
@@ -342,7 +416,7 @@ int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit
 	uint64_t lo = exit_ns || !r->reads ? entry_ns : r->last_ns;
 	/* the first read of a future first polled before attach (its state
 	 * is not Unresumed): what is live then began earlier */
-	bool partial = !r->reads && (exit_ns || (nv && v[0] != 0));
+	bool partial = !r->reads && (exit_ns || (nv && v[0] != 0) || pl->plain);
 
 	if (r->ended)
 		return 0;

@@ -44,6 +44,10 @@ struct sp_nested_node {
 	int role;            /* -1: no pattern names it; else enum sp_role */
 	uint32_t name_sym;   /* the assembler's symbol for its spans (the
 			      * session sets it) */
+	uint32_t box;        /* 1 + the plan index of the SP_ANODE_BOX node
+			      * whose pointee holds it; 0: the carrier's
+			      * future */
+	uint32_t base;       /* its object's offset there */
 };
 
 struct sp_nested_plan {
@@ -53,6 +57,8 @@ struct sp_nested_plan {
 	uint32_t n_reads;
 	bool truncated;      /* nodes or fingerprints left out: the read
 			      * list is full */
+	bool plain;          /* the carrier is a hand-written future: no
+			      * state of its own (reads[0] reads nothing) */
 };
 
 /* The plan of poll p of info: NULL when nothing in it is worth reading
@@ -77,6 +83,9 @@ struct sp_nested_span {
 	uint64_t unc_lo_ns, unc_hi_ns;
 	uint32_t flags;      /* SP_REC_PARTIAL, SP_REC_ABNORMAL */
 	bool open;
+	uint64_t addr;       /* the future's address (its `self`, would its
+			      * poll run out of line); 0 if unknown */
+	uint32_t tid;        /* the thread of the read that saw it begin */
 };
 
 /* A pointer held by the carrier (JoinHandle raw task, Box<dyn Future>
@@ -104,6 +113,19 @@ struct sp_nested_run {
 	uint64_t last_ns;    /* time of the latest read */
 	size_t reads;
 	bool ended;
+	uint64_t obj;        /* the carrier future's self, 0 if unknown:
+			      * the caller sets it (spans' addresses) */
+	uint32_t tid;        /* the thread of the read being fed, 0 if
+			      * unknown: the caller sets it */
+	/* the entry of the carrier poll the read being fed was made in, 0
+	 * if unknown (the caller sets it): a future first seen live in
+	 * that read began after it and after it was last seen live */
+	uint64_t poll_ns;
+	bool mid;            /* the read being fed was made inside the poll
+			      * (the caller sets it): parents' states may lag */
+	uint64_t *live_ns;   /* per node: the last read that saw it live */
+	bool *ran;           /* per node: its open instance was seen past
+			      * Unresumed (a later 0 is a new future) */
 };
 
 int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl);

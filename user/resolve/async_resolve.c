@@ -23,7 +23,7 @@ static const struct sp_async_poll *poll_at(const struct sp_async_info *info, uin
 	return NULL;
 }
 
-static void mark(struct sp_func *f, const struct sp_async_poll *p)
+void sp_async_mark_poll(struct sp_func *f, const struct sp_async_poll *p)
 {
 	char *name = p->name ? strdup(p->name) : NULL;
 
@@ -76,6 +76,6 @@ void sp_async_annotate_info(struct sp_func *funcs, size_t n, const struct sp_asy
 		const struct sp_async_poll *p = poll_at(info, funcs[i].offset);
 
 		if (p && p->state_size >= 1 && p->state_size <= 8)
-			mark(&funcs[i], p);
+			sp_async_mark_poll(&funcs[i], p);
 	}
 }

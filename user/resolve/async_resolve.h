@@ -15,6 +15,9 @@
 void sp_async_annotate(struct sp_func *funcs, size_t n, const char *open_path);
 /* The same with an analysis already made. */
 void sp_async_annotate_info(struct sp_func *funcs, size_t n, const struct sp_async_info *info);
+/* f is poll p (a coroutine's, or a hand-written future's that is a
+ * carrier: no state, so it never begins or ends a span by state). */
+void sp_async_mark_poll(struct sp_func *f, const struct sp_async_poll *p);
 
 /* Whether a symbol-list glob names an async fn or block known by its
  * analysis name (struct sp_async_poll / sp_async_node .name, e.g.

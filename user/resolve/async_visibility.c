@@ -80,10 +80,26 @@ static void member_path(const struct sp_async_poll *p, size_t i, char *buf, size
 	for (int k = (int)i; k >= 0 && n < SP_ASYNC_MAX_NODES; k = p->nodes[k].parent)
 		chain[n++] = k;
 	while (n-- > 0 && at < len) {
-		int w = snprintf(buf + at, len - at, "%s%s", at ? "." : "",
-				 p->nodes[chain[n]].path ? p->nodes[chain[n]].path : "?");
+		const struct sp_async_node *nd = &p->nodes[chain[n]];
+		char part[PATH_MAX_LEN];
+		size_t pl;
+		int w;
 
-		at += w > 0 ? (size_t)w : 0;
+		snprintf(part, sizeof(part), "%s", nd->path ? nd->path : "?");
+		pl = strlen(part);
+		/* a Box's path names its pointer field: "in_flight.pointer" */
+		if (nd->kind == SP_ANODE_BOX && pl >= 7 && strcmp(part + pl - 7, "pointer") == 0)
+			part[pl - 7 - (pl > 7 && part[pl - 8] == '.')] = '\0';
+		if (*part) {
+			bool after_hop = at >= 2 && strcmp(buf + at - 2, "->") == 0;
+
+			w = snprintf(buf + at, len - at, "%s%s", at && !after_hop ? "." : "", part);
+			at += w > 0 ? (size_t)w : 0;
+		}
+		if (nd->kind == SP_ANODE_BOX && at < len) {
+			w = snprintf(buf + at, len - at, "->");
+			at += w > 0 ? (size_t)w : 0;
+		}
 	}
 }
 
@@ -117,8 +133,50 @@ static int add_node(struct sp_avis_pattern *pat, const char *object,
 	};
 
 	member_path(p, i, path, sizeof(path));
+	it.hops = n->hops;
 	it.cls = it.n_suspend ? SP_AVIS_INLINED : SP_AVIS_INVISIBLE;
 	return add_item(pat, &it);
+}
+
+/* Depth of node i in p's tree. */
+static int node_depth(const struct sp_async_poll *p, size_t i)
+{
+	int d = 0;
+
+	for (int k = p->nodes[i].parent; k >= 0 && d < SP_ASYNC_MAX_NODES; k = p->nodes[k].parent)
+		d++;
+	return d;
+}
+
+/* The shallowest depth at which hand-written poll p holds name, or -1. */
+static int plain_depth(const struct sp_async_poll *p, const char *name)
+{
+	int best = -1;
+
+	for (size_t k = 0; k < p->n_nodes; k++)
+		if (p->nodes[k].kind == SP_ANODE_COROUTINE && p->nodes[k].name &&
+		    strcmp(p->nodes[k].name, name) == 0 &&
+		    (best < 0 || node_depth(p, k) < best))
+			best = node_depth(p, k);
+	return best;
+}
+
+/* Whether hand-written poll c is a carrier for name, as resolution
+ * chooses (resolve.c, keep_innermost): no coroutine shows name, and no
+ * other hand-written poll holds it closer to its top. */
+static bool plain_carrier_of(const struct sp_async_info *info, size_t c, const char *name)
+{
+	int d = plain_depth(&info->plain[c], name);
+
+	if (d < 0)
+		return false;
+	for (size_t o = 0; o < info->n_plain; o++) {
+		int od = plain_depth(&info->plain[o], name);
+
+		if (od >= 0 && od < d)
+			return false;
+	}
+	return true;
 }
 
 static bool names_poll_or_node(const struct sp_async_info *info, const char *name)
@@ -150,7 +208,33 @@ static int classify_polls(const char *glob, const char *object,
 			    add_node(pat, object, info, p, k))
 				return -1;
 	}
+	/* hand-written futures' polls, for what no coroutine shows */
+	for (size_t i = 0; i < info->n_plain; i++) {
+		const struct sp_async_poll *p = &info->plain[i];
+
+		for (size_t k = 0; k < p->n_nodes; k++) {
+			const char *name = p->nodes[k].name;
+
+			/* "{impl#N}::f" spellings: see resolve.c, orphans */
+			if (p->nodes[k].kind == SP_ANODE_COROUTINE && name && !strstr(name, "{impl#") &&
+			    sp_async_name_matches(glob, name) && !names_poll_or_node(info, name) &&
+			    plain_carrier_of(info, i, name) && node_depth(p, k) == plain_depth(p, name) &&
+			    add_node(pat, object, info, p, k))
+				return -1;
+		}
+	}
 	return 0;
+}
+
+/* Some hand-written future's poll carries name. */
+static bool plain_shown(const struct sp_async_info *info, const char *name)
+{
+	if (strstr(name, "{impl#"))
+		return false;
+	for (size_t i = 0; i < info->n_plain; i++)
+		if (plain_carrier_of(info, i, name))
+			return true;
+	return false;
 }
 
 /* Async fns the DWARF types describe but no root holds by value: their
@@ -165,7 +249,7 @@ static int classify_known(const char *glob, const char *object,
 					   .n_suspend = k->n_suspend };
 
 		if (!sp_async_name_matches(glob, k->name) ||
-		    names_poll_or_node(info, k->name))
+		    names_poll_or_node(info, k->name) || plain_shown(info, k->name))
 			continue;
 		if (add_item(pat, &it))
 			return -1;
@@ -321,8 +405,13 @@ void sp_avis_item_text(const struct sp_avis_item *it, char *buf, size_t len)
 			 it->state_size, it->from_dwarf ? "DWARF types" : "its code");
 		break;
 	case SP_AVIS_INLINED:
-		snprintf(buf, len, "inlined, seen through root %s (member %s, state at "
-			 "root+%#x/%u)", it->root, it->path, it->state_off, it->state_size);
+		if (it->hops)
+			snprintf(buf, len, "inlined, seen through root %s via %s (%u hop%s: Box), "
+				 "state at +%#x/%u behind the last hop", it->root, it->path,
+				 it->hops, it->hops == 1 ? "" : "s", it->state_off, it->state_size);
+		else
+			snprintf(buf, len, "inlined, seen through root %s (member %s, state at "
+				 "root+%#x/%u)", it->root, it->path, it->state_off, it->state_size);
 		break;
 	case SP_AVIS_INVISIBLE:
 		invisible_text(it, buf, len);

@@ -39,6 +39,8 @@ struct sp_avis_item {
 	uint8_t state_size;
 	uint32_t n_suspend;  /* await points; INVISIBLE: 0 = never suspends */
 	bool from_dwarf;     /* OUT_OF_LINE: layout from DWARF, else code */
+	uint8_t hops;        /* INLINED: Box pointers followed from the root
+			      * (state_off is then in the last pointee) */
 };
 
 /* Per pattern (parallel to the pattern list): its items, all objects. */

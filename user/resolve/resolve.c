@@ -4,6 +4,7 @@
  */
 #include <fnmatch.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/grow.h"
@@ -91,6 +92,28 @@ static bool match_one(const struct prepped *p, const char *s)
 static bool match(const struct prepped *p, const char *raw, const char *dem)
 {
 	return (dem && match_one(p, dem)) || match_one(p, raw);
+}
+
+/* An async fn named without "::{*}": the pattern matches its poll's name
+ * without the suffix (sp_async_name_matches reads names the same way).
+ * Whether the closure really is an async fn's poll is for the analysis
+ * to say (by_fn_name). */
+static bool match_fn_name(const struct prepped *p, const char *dem)
+{
+	static const char *const suffix[] = { "::{{closure}}", "::{closure#0}" };
+	char buf[4096];
+	size_t n = dem ? strlen(dem) : 0;
+
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		size_t k = strlen(suffix[i]);
+
+		if (n > k && n - k < sizeof(buf) && strcmp(dem + n - k, suffix[i]) == 0) {
+			memcpy(buf, dem, n - k);
+			buf[n - k] = '\0';
+			return match_one(p, buf);
+		}
+	}
+	return false;
 }
 
 static size_t name_index(const struct obj *o, const char *const *slot)
@@ -541,12 +564,15 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	int first = -1;
 	size_t first_name = 0;
 	enum sp_role role = SP_ROLE_SPAN;
+	bool by_fn_name = true;
 
 	for (size_t p = 0; p < pats->n; p++) {
 		if (pats->v[p].source != SP_SRC_FUNC)
 			continue;
 		for (size_t k = 0; k < f->n_names; k++) {
-			if (!match(&pp[p], f->names[k], dem[k]))
+			bool exact = match(&pp[p], f->names[k], dem[k]);
+
+			if (!exact && !match_fn_name(&pp[p], dem[k]))
 				continue;
 			if (first < 0) {
 				first = (int)p;
@@ -554,7 +580,10 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 			}
 			if (pats->v[p].role == SP_ROLE_ROOT)
 				role = SP_ROLE_ROOT;
-			pats->v[p].matches++;
+			/* counted once the analysis confirms an async poll */
+			if (exact)
+				pats->v[p].matches++;
+			by_fn_name &= !exact;
 			break;
 		}
 	}
@@ -563,7 +592,54 @@ static int match_func(struct builder *b, struct obj *o, size_t fi,
 	if (add_func(b, o, fi, first_name, first, role, policy))
 		return -1;
 	take_caps(o, fi, &b->set->v[b->set->n - 1], &pats->v[first]);
+	b->set->v[b->set->n - 1].by_fn_name = by_fn_name;
 	return 0;
+}
+
+static void func_free(struct sp_func *f)
+{
+	free(f->raw);
+	free(f->demangled);
+	free(f->object);
+	free(f->open_path);
+	free(f->exit_offsets);
+	free(f->problem);
+	free(f->exit_why);
+	free(f->usdt_provider);
+	free(f->usdt_start);
+	free(f->usdt_done);
+	for (int k = 0; k < 4; k++)
+		free(f->owned_names[k]);
+	sp_nested_plan_free(f->nested);
+}
+
+/* Functions matched only by an async fn's name: kept, and counted for
+ * the patterns that named them, when they are that fn's out-of-line
+ * poll; dropped otherwise (a plain closure of a fn the pattern names). */
+static void confirm_fn_names(struct builder *b, size_t first, struct sp_pattern_list *pats)
+{
+	size_t w = first;
+
+	for (size_t i = first; i < b->set->n; i++) {
+		struct sp_func *f = &b->set->v[i];
+		unsigned named = 0;
+
+		/* no pattern matched its own names: each that matches the
+		 * fn's name (demangled is now that name) matched it so; an
+		 * async block's poll is named after the block, not its fn */
+		for (size_t p = 0; f->by_fn_name && f->is_async && p < pats->n; p++)
+			named += pats->v[p].source == SP_SRC_FUNC &&
+				 sp_async_name_matches(pats->v[p].glob, f->demangled);
+		if (f->by_fn_name && !named) {
+			func_free(f);
+			continue;
+		}
+		for (size_t p = 0; f->by_fn_name && p < pats->n; p++)
+			pats->v[p].matches += pats->v[p].source == SP_SRC_FUNC &&
+					      sp_async_name_matches(pats->v[p].glob, f->demangled);
+		b->set->v[w++] = *f;
+	}
+	b->set->n = w;
 }
 
 /* Poll functions of async code demangle as closures: an object without
@@ -619,7 +695,12 @@ static int add_carrier(struct builder *b, struct obj *o, size_t first,
 		if (add_func(b, o, (size_t)fi, 0, -1, SP_ROLE_SPAN, policy))
 			return -1;
 		f = &b->set->v[b->set->n - 1];
-		sp_async_annotate_info(f, 1, info);
+		if (p->plain)
+			sp_async_mark_poll(f, p);
+		else
+			sp_async_annotate_info(f, 1, info);
+	} else if (p->plain && !f->is_async) {
+		sp_async_mark_poll(f, p);
 	}
 	f->nested = plan;
 	f->held = true;
@@ -670,6 +751,149 @@ static void note_types(struct builder *b, const struct obj *o,
 	r->split_missing = info->split_missing;
 }
 
+/* ------------------------------------------------------- plain carriers */
+
+static bool has_name(char *const *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Depth of plan node i (0: at the top of the carrier's future). */
+static int plan_depth(const struct sp_nested_plan *pl, size_t i)
+{
+	int d = 0;
+
+	for (int k = pl->nodes[i].parent; k >= 0 && d < SP_ASYNC_MAX_NODES; k = pl->nodes[k].parent)
+		d++;
+	return d;
+}
+
+/* Named async fns that no coroutine can show: no out-of-line poll of
+ * theirs, no coroutine carrier's plan names them. Only these need a
+ * hand-written future's poll as carrier. */
+static size_t orphans(const struct sp_async_info *info, struct sp_nested_plan *const *plans,
+		      struct sp_nested_plan *const *hand, char **out)
+{
+	size_t n = 0;
+
+	for (size_t c = 0; c < info->n_plain; c++) {
+		const struct sp_nested_plan *pl = hand[c];
+		bool covered;
+
+		for (size_t k = 0; pl && k < pl->n; k++) {
+			const char *name = pl->nodes[k].name;
+
+			/* "{impl#N}::f": a spelling of a trait method's async fn
+			 * in a unit that lacks its poll; named properly where
+			 * its coroutine carrier is (a known limit: issue 10) */
+			if (pl->nodes[k].role < 0 || has_name(out, n, name) || strstr(name, "{impl#"))
+				continue;
+			covered = false;
+			for (size_t i = 0; i < info->n && !covered; i++) {
+				covered = info->polls[i].name && strcmp(info->polls[i].name, name) == 0;
+				for (size_t j = 0; plans[i] && j < plans[i]->n && !covered; j++)
+					covered = plans[i]->nodes[j].role >= 0 &&
+						  strcmp(plans[i]->nodes[j].name, name) == 0;
+			}
+			if (!covered && n < SP_ASYNC_MAX_NODES)
+				out[n++] = pl->nodes[k].name;
+		}
+	}
+	return n;
+}
+
+/* The closest the hand-written poll c holds name (its node's depth), or
+ * INT_MAX. */
+static int depth_of(const struct sp_nested_plan *pl, const char *name)
+{
+	int best = INT_MAX;
+
+	for (size_t k = 0; pl && k < pl->n; k++)
+		if (pl->nodes[k].role >= 0 && strcmp(pl->nodes[k].name, name) == 0 &&
+		    plan_depth(pl, k) < best)
+			best = plan_depth(pl, k);
+	return best;
+}
+
+/*
+ * Of the hand-written futures' polls that hold a named async fn no
+ * coroutine shows, only the innermost are carriers: hyper's handler
+ * future is held by tokio's task harness, hyper's NewSvcTask and its
+ * UpgradeableConnection, each polled inside the previous one; reading it
+ * from the innermost gives the narrowest windows and one span, not
+ * three. The others' plans are dropped (hand[c] = NULL).
+ */
+static void keep_innermost(const struct sp_async_info *info, struct sp_nested_plan *const *plans,
+			   struct sp_nested_plan **hand)
+{
+	char *need[SP_ASYNC_MAX_NODES]; /* names in hand[]'s plans */
+	size_t n_need = orphans(info, plans, hand, need);
+	bool *keep = calloc(info->n_plain ? info->n_plain : 1, sizeof(*keep));
+
+	for (size_t c = 0; keep && c < info->n_plain; c++) {
+		for (size_t k = 0; hand[c] && k < n_need && !keep[c]; k++) {
+			int d = depth_of(hand[c], need[k]), best = d;
+
+			for (size_t o = 0; o < info->n_plain; o++) {
+				int od = depth_of(hand[o], need[k]);
+
+				best = od < best ? od : best;
+			}
+			keep[c] = d != INT_MAX && d == best;
+		}
+	}
+	for (size_t c = 0; c < info->n_plain; c++) {
+		if (keep && keep[c])
+			continue;
+		sp_nested_plan_free(hand[c]);
+		hand[c] = NULL;
+	}
+	free(keep);
+}
+
+/* The polls whose futures hold named async fns become carriers:
+ * coroutines' polls, then the innermost hand-written futures' polls for
+ * what no coroutine shows. */
+static int add_carriers(struct builder *b, struct obj *o, size_t first,
+			const struct sp_async_info *info, struct sp_pattern_list *pats,
+			bool handles, enum sp_exit_policy policy)
+{
+	size_t np = info->n ? info->n : 1, nh = info->n_plain ? info->n_plain : 1;
+	struct sp_nested_plan **plans = calloc(np, sizeof(*plans));
+	struct sp_nested_plan **hand = calloc(nh, sizeof(*hand));
+	int rc = 0;
+
+	if (!plans || !hand) {
+		free(plans);
+		free(hand);
+		return -1;
+	}
+	for (size_t i = 0; i < info->n; i++)
+		plans[i] = sp_nested_plan_new(info, &info->polls[i], pats, handles);
+	for (size_t i = 0; i < info->n_plain; i++)
+		hand[i] = sp_nested_plan_new(info, &info->plain[i], pats, handles);
+	keep_innermost(info, plans, hand);
+	/* add_carrier owns the plan it is given */
+	for (size_t i = 0; i < info->n; i++) {
+		if (plans[i] && rc == 0)
+			rc = add_carrier(b, o, first, info, &info->polls[i], plans[i], policy);
+		else
+			sp_nested_plan_free(plans[i]);
+	}
+	for (size_t i = 0; i < info->n_plain; i++) {
+		if (hand[i] && rc == 0)
+			rc = add_carrier(b, o, first, info, &info->plain[i], hand[i], policy);
+		else
+			sp_nested_plan_free(hand[i]);
+	}
+	free(plans);
+	free(hand);
+	return rc;
+}
+
 /* Rust async code: the out-of-line polls matched get their future's
  * layout; polls whose future holds named async fns inlined become
  * carriers; spawned tasks that a pattern names are held for linking to
@@ -698,13 +922,7 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 
 		f->held |= f->spawned && f->pattern >= 0;
 	}
-	for (size_t i = 0; rc == 0 && i < info.n; i++) {
-		struct sp_nested_plan *plan = sp_nested_plan_new(&info, &info.polls[i], pats,
-								 handles);
-
-		if (plan)
-			rc = add_carrier(b, o, first, &info, &info.polls[i], plan, policy);
-	}
+	rc = add_carriers(b, o, first, &info, pats, handles, policy);
 	sp_async_info_free(&info);
 	return rc;
 }
@@ -855,6 +1073,8 @@ static int resolve_obj(struct builder *b, const char *path, const char *open_pat
 		rc = resolve_async(b, &o, first, pats, policy);
 	if (!rc)
 		replace_poll_entries(b, &o, first);
+	if (!rc)
+		confirm_fn_names(b, first, pats);
 	if (!rc)
 		rc = resolve_usdt(b, &o, pats);
 	close_obj(&o);
@@ -1078,23 +1298,8 @@ void sp_func_set_free(struct sp_func_set *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
-		struct sp_func *f = &s->v[i];
-
-		free(f->raw);
-		free(f->demangled);
-		free(f->object);
-		free(f->open_path);
-		free(f->exit_offsets);
-		free(f->problem);
-		free(f->exit_why);
-		free(f->usdt_provider);
-		free(f->usdt_start);
-		free(f->usdt_done);
-		for (int k = 0; k < 4; k++)
-			free(f->owned_names[k]);
-		sp_nested_plan_free(f->nested);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		func_free(&s->v[i]);
 	free(s->v);
 	for (size_t i = 0; i < s->n_no_funcs; i++)
 		free(s->no_funcs[i]);

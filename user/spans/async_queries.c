@@ -44,6 +44,10 @@ struct onode {
 	uint64_t unc_lo, unc_hi;
 	bool can_root;
 	int ndepth;   /* nested spans: depth among them, for containment */
+	uint64_t addr; /* nested spans: the future's address, 0 if unknown */
+	const char *fn; /* nested spans: the async fn */
+	bool dropped; /* a nested span that is an out-of-line poll's span
+		       * (the same future): that one, exact, replaces it */
 };
 
 struct out {
@@ -125,6 +129,10 @@ void sp_held_nested(struct sp_held *h, const struct sp_nested_rec *r)
 		run->fut_key = r->fut_key;
 		h->n_runs++;
 	}
+	run->nr.obj = r->obj;
+	run->nr.tid = r->tid;
+	run->nr.poll_ns = r->poll_ns;
+	run->nr.mid = r->mid != 0;
 	sp_nested_run_feed(&run->nr, r->entry_ns, r->exit_ns, (const uint64_t *)r->v,
 			   r->n < SP_NESTED_MAX ? r->n : SP_NESTED_MAX);
 	carrier_quiet(h, f, run, r->tid);
@@ -160,7 +168,8 @@ static int enclosing(const struct out *o, size_t n_nested, uint64_t b, uint64_t 
 	for (size_t i = 1; i <= n_nested; i++) {
 		const struct onode *s = &o->v[i];
 
-		if (s->rec.begin_ns <= b && e <= s->rec.end_ns && s->ndepth > depth) {
+		if (!s->dropped && s->rec.begin_ns <= b && e <= s->rec.end_ns &&
+		    s->ndepth > depth) {
 			best = (int)i;
 			depth = s->ndepth;
 		}
@@ -177,17 +186,21 @@ static int add_nested(struct sp_held *h, struct out *o, const struct sp_nested_r
 		const struct sp_nested_node *n = &run->plan->nodes[s->node];
 		struct sp_span_rec r = {
 			.kind = SP_RK_SPAN, .tgid = root->tgid, .key = SYNTH_KEY | ++h->next_key,
-			.begin_ns = s->begin_ns, .end_ns = s->end_ns, .tid = root->tid,
+			.begin_ns = s->begin_ns, .end_ns = s->end_ns,
+			.tid = s->tid ? s->tid : root->tid,
 			.sym_id = n->name_sym, .flags = (__u16)s->flags,
 		};
-		int i = out_add(o, &r, s->parent >= 0 ? 1 + s->parent : 0);
+		int parent = s->parent;
+		int i = out_add(o, &r, parent >= 0 ? 1 + parent : 0);
 
 		if (i < 0)
 			return -1;
 		o->v[i].unc_lo = s->unc_lo_ns;
 		o->v[i].unc_hi = s->unc_hi_ns;
 		o->v[i].can_root = n->role == SP_ROLE_ROOT;
-		o->v[i].ndepth = s->parent >= 0 ? o->v[1 + s->parent].ndepth + 1 : 0;
+		o->v[i].ndepth = parent >= 0 ? o->v[1 + parent].ndepth + 1 : 0;
+		o->v[i].addr = s->addr;
+		o->v[i].fn = n->name;
 		h->st.nested_spans++;
 	}
 	return 0;
@@ -209,12 +222,43 @@ static int reparent(const struct sp_held *h, const struct out *o, size_t n_neste
 	return enclosing(o, n_nested, r->begin_ns, r->end_ns);
 }
 
+/* An out-of-line poll's future that the carrier also holds (its poll
+ * was not inlined everywhere: query_db awaited from three places): the
+ * nested span at the same address, of the same fn, over the same time,
+ * is the same future. That nested span gives way to the exact one: x
+ * takes its place, its children come along. Returns x's parent, -2 if
+ * there is no such span. */
+static int same_future(struct sp_held *h, struct out *o, size_t n_nested, int x)
+{
+	const struct sp_span_rec *r = &o->v[x].rec;
+	const struct sp_func *f = func_of(h, r->sym_id);
+
+	if (!f || !f->is_async || !r->obj)
+		return -2;
+	for (size_t k = 1; k <= n_nested; k++) {
+		struct onode *s = &o->v[k];
+
+		if (s->dropped || s->addr != r->obj || !s->fn || strcmp(s->fn, f->demangled) != 0 ||
+		    s->rec.begin_ns > r->begin_ns || r->end_ns > s->rec.end_ns)
+			continue;
+		s->dropped = true;
+		o->v[x].ndepth = s->ndepth;
+		for (size_t i = 1; i <= n_nested; i++)
+			if (o->v[i].parent == (int)k)
+				o->v[i].parent = x;
+		h->st.nested_spans--;
+		return s->parent;
+	}
+	return -2;
+}
+
 /* The records of a group (kernel keys), the first under `top`. */
-static int add_group(const struct sp_held *h, struct out *o, const struct group *g,
+static int add_group(struct sp_held *h, struct out *o, const struct group *g,
 		     uint64_t carrier_key, size_t n_nested, const struct sp_nested_run *run,
 		     int top_parent)
 {
 	size_t from = o->n;
+	int same;
 
 	for (size_t i = 0; i < g->n; i++)
 		if (out_add(o, &g->recs[i], -1) < 0)
@@ -224,6 +268,9 @@ static int add_group(const struct sp_held *h, struct out *o, const struct group 
 
 		if (x->rec.key == g->qkey)
 			x->parent = top_parent;
+		else if (x->rec.parent_key == carrier_key &&
+			 (same = same_future(h, o, n_nested, (int)i)) != -2)
+			x->parent = same;
 		else if (x->rec.parent_key == carrier_key)
 			x->parent = reparent(h, o, n_nested, run, &x->rec);
 		else if ((x->parent = out_find_key(o, from, o->n, x->rec.parent_key)) < 0)
@@ -277,7 +324,7 @@ static void assign_queries(struct out *o)
 		for (int k = (int)i; k >= 0 && guard++ < 4096; k = o->v[k].parent)
 			if (o->v[k].can_root)
 				q = k;
-		o->v[i].query = q;
+		o->v[i].query = o->v[i].dropped ? -1 : q;
 	}
 }
 
@@ -318,6 +365,8 @@ static void emit_all(struct sp_held *h, struct out *o, uint16_t root_flags)
 {
 	assign_queries(o);
 	for (size_t i = 0; i < o->n; i++) {
+		if (o->v[i].dropped)
+			continue;
 		if (o->v[i].query < 0)
 			h->st.outside++;
 		else if (o->v[i].query == (int)i)

@@ -119,6 +119,10 @@ struct sp_func {
 	uint8_t err_cond;
 	int64_t err_value;
 	char *owned_names[4]; /* names `args` found in DWARF (caps point here) */
+	/* matched only as an async fn's name without its poll suffix
+	 * ("app::handler" for app::handler::{{closure}}): kept only if the
+	 * analysis finds it is that async fn's poll, as `symbols` says */
+	bool by_fn_name;
 };
 
 /* Where an object's function names come from. */
