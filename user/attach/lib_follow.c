@@ -110,49 +110,29 @@ int sp_lib_follow_hook(struct sp_attach *a, pid_t pid, const struct sp_mapped_ob
 	return sp_attach_dl_hook(a, pid, objs->v[i].open_path, off, err, errlen);
 }
 
-static int push(struct sp_mapped_objects *m, pid_t pid, const char *path)
-{
-	struct sp_mapped_object *v = realloc(m->v, (m->n + 1) * sizeof(*v));
-
-	if (!v)
-		return -1;
-	m->v = v;
-	v[m->n].path = strdup(path);
-	if (asprintf(&v[m->n].open_path, "/proc/%d/root%s", (int)pid, path) < 0)
-		v[m->n].open_path = NULL;
-	m->n++;
-	return v[m->n - 1].path && v[m->n - 1].open_path ? 0 : -1;
-}
-
 /* One line of /proc/PID/maps: an executable file mapping is an object.
  * A deleted file still mapped stays known (its probes still fire) but is
  * never resolved anew: the file at its path is another one. */
 static int scan_line(struct sp_lib_follow *lf, char *line, struct sp_mapped_objects *fresh)
 {
-	unsigned maj, min;
-	unsigned long long ino;
-	char perms[8], *p, *nl;
-	int pos = 0;
+	struct sp_map_key mk;
+	char *p = sp_maps_exec_file(line, &mk);
 	struct known *k;
 
-	if (sscanf(line, "%*x-%*x %7s %*x %x:%x %llu %n", perms, &maj, &min, &ino, &pos) != 4 ||
-	    !pos || strlen(perms) < 3 || perms[2] != 'x' || !ino || line[pos] != '/')
+	if (!p)
 		return 0;
-	p = line + pos;
-	if ((nl = strchr(p, '\n')))
-		*nl = '\0';
-	k = find(lf, makedev(maj, min), (ino_t)ino);
+	k = find(lf, makedev(mk.maj, mk.min), (ino_t)mk.ino);
 	if (k) {
 		k->mapped_now = k->seen_mapped = true;
 		return 0;
 	}
 	if (strstr(p, " (deleted)"))
 		return 0;
-	k = add(lf, makedev(maj, min), (ino_t)ino);
+	k = add(lf, makedev(mk.maj, mk.min), (ino_t)mk.ino);
 	if (!k)
 		return -1;
 	k->mapped_now = k->seen_mapped = true;
-	return push(fresh, lf->pid, p);
+	return sp_mapped_objects_push(fresh, lf->pid, p);
 }
 
 /* 1 when the process is gone. */

@@ -14,15 +14,8 @@
 
 #define DELETED_TAG " (deleted)"
 
-/* A file is the same object however many times (and under whatever
- * path) it is mapped: key it by device and inode. */
-struct map_key {
-	unsigned maj, min;
-	unsigned long long ino;
-};
-
 struct seen {
-	struct map_key *v;
+	struct sp_map_key *v;
 	size_t n;
 };
 
@@ -37,8 +30,7 @@ static void proc_err(pid_t pid, const char *what, int e, char *err,
 			(int)pid, what, strerror(e));
 }
 
-/* Returns the path of an executable, file-backed mapping, else NULL. */
-static char *exec_file_of(char *line, struct map_key *k)
+char *sp_maps_exec_file(char *line, struct sp_map_key *k)
 {
 	char perms[8];
 	int pos = 0;
@@ -59,13 +51,13 @@ static char *exec_file_of(char *line, struct map_key *k)
 	return p;
 }
 
-static bool seen_add(struct seen *s, const struct map_key *k)
+static bool seen_add(struct seen *s, const struct sp_map_key *k)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i].maj == k->maj && s->v[i].min == k->min &&
 		    s->v[i].ino == k->ino)
 			return false;
-	struct map_key *v = realloc(s->v, (s->n + 1) * sizeof(*v));
+	struct sp_map_key *v = realloc(s->v, (s->n + 1) * sizeof(*v));
 
 	if (!v)
 		return false;
@@ -81,8 +73,7 @@ static bool is_deleted(const char *path)
 	return n > t && strcmp(path + n - t, DELETED_TAG) == 0;
 }
 
-static int push_object(struct sp_mapped_objects *m, pid_t pid,
-		       const char *path)
+int sp_mapped_objects_push(struct sp_mapped_objects *m, pid_t pid, const char *path)
 {
 	struct sp_mapped_object *v = realloc(m->v, (m->n + 1) * sizeof(*v));
 
@@ -104,8 +95,8 @@ static int read_maps(FILE *f, pid_t pid, struct sp_mapped_objects *m)
 	int rc = 0;
 
 	while (rc == 0 && getline(&line, &cap, f) > 0) {
-		struct map_key k;
-		char *path = exec_file_of(line, &k);
+		struct sp_map_key k;
+		char *path = sp_maps_exec_file(line, &k);
 
 		if (!path || !seen_add(&seen, &k))
 			continue;
@@ -117,7 +108,7 @@ static int read_maps(FILE *f, pid_t pid, struct sp_mapped_objects *m)
 				(int)pid, path);
 			continue;
 		}
-		rc = push_object(m, pid, path);
+		rc = sp_mapped_objects_push(m, pid, path);
 	}
 	free(line);
 	free(seen.v);

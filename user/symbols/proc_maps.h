@@ -16,6 +16,20 @@ struct sp_mapped_objects {
 	size_t n;
 };
 
+/* A file is the same object however many times (and under whatever
+ * path) it is mapped: it is known by device and inode. */
+struct sp_map_key {
+	unsigned maj, min;
+	unsigned long long ino;
+};
+
+/* One line of /proc/PID/maps: the path of an executable, file-backed
+ * mapping (the line is cut at its newline), with its key; else NULL. */
+char *sp_maps_exec_file(char *line, struct sp_map_key *k);
+
+/* Appends PATH, and its open path through /proc/PID/root. 0 or -1. */
+int sp_mapped_objects_push(struct sp_mapped_objects *m, pid_t pid, const char *path);
+
 /* The distinct files mapped with execute permission, the executable
  * first. Pseudo mappings ([vdso], anonymous) are skipped; deleted files
  * are skipped with a warning on stderr. 0, or -1 with err set:
