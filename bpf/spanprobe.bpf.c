@@ -375,13 +375,33 @@ static __always_inline struct sp_thread *thread_of(struct task_struct *task)
 	return bpf_task_storage_get(&threads, task, 0, 0);
 }
 
+/* Follow mode: which process (pid and start time) this new stack is in,
+ * before any of its records. */
+static __always_inline void emit_proc(struct task_struct *task)
+{
+	struct sp_proc_rec *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+
+	if (!r) {
+		__sync_fetch_and_add(&dropped_records, 1);
+		return;
+	}
+	r->kind = SP_RK_PROC;
+	r->tgid = current_tgid();
+	r->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	bpf_ringbuf_submit(r, 0);
+}
+
 static __always_inline struct sp_thread *thread_create(void)
 {
-	struct sp_thread *st = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sp_thread *st = bpf_task_storage_get(&threads, task, 0,
 						    BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	if (st)
+	if (st) {
 		__sync_fetch_and_add(&stacks_alloc, 1);
+		if (!target_tgid)
+			emit_proc(task);
+	}
 	return st;
 }
 

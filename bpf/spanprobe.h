@@ -146,6 +146,7 @@ enum sp_rec_kind {
 	SP_RK_MAPS = 3,   /* struct sp_maps_rec */
 	SP_RK_EXEC = 4,   /* struct sp_exec_rec */
 	SP_RK_CAPS = 5,   /* struct sp_cap_rec */
+	SP_RK_PROC = 9,   /* struct sp_proc_rec */
 };
 
 /* A traced process called exec (follow mode): what it runs now is another
@@ -153,6 +154,16 @@ enum sp_rec_kind {
 struct sp_exec_rec {
 	__u32 kind;      /* SP_RK_EXEC */
 	__u32 tgid;
+};
+
+/* Follow mode: a thread of a process took its first stack (its first
+ * root call, after attach or after an exec). The process's start time
+ * tells a pid reused by a new process from the old one, and names a
+ * process that is gone before userspace read its first record. */
+struct sp_proc_rec {
+	__u32 kind;      /* SP_RK_PROC */
+	__u32 tgid;
+	__u64 start_boottime_ns; /* the thread-group leader's */
 };
 
 /* A process's dynamic linker reached its debugger rendezvous

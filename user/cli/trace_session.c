@@ -348,7 +348,7 @@ static void purge_skipped(struct sp_session *s, uint64_t now)
 
 /* A process first seen; past --max-processes it is counted, not traced. */
 static struct sp_traced_proc *add_proc(struct sp_session *s, pid_t pid, const char *exe_hint,
-				       bool read_exe)
+				       bool read_exe, uint64_t start_boot)
 {
 	struct sp_traced_proc *p, **v;
 
@@ -356,7 +356,7 @@ static struct sp_traced_proc *add_proc(struct sp_session *s, pid_t pid, const ch
 		skip(s, pid);
 		return NULL;
 	}
-	p = sp_proc_new(&s->ctx, pid, exe_hint, read_exe);
+	p = sp_proc_new(&s->ctx, pid, exe_hint, read_exe, start_boot);
 	if (!p)
 		return NULL;
 	if (s->n_procs == s->cap_procs) {
@@ -398,6 +398,16 @@ static void retire_pid(struct sp_session *s, pid_t pid, uint64_t now)
 		}
 }
 
+/* By life, not pid: the pid may be a new process's already. */
+static void retire_serial(struct sp_session *s, uint64_t serial, uint64_t now)
+{
+	for (size_t i = 0; i < s->n_procs; i++)
+		if (s->procs[i]->serial == serial) {
+			retire_proc(s, i, now);
+			return;
+		}
+}
+
 static void all_totals(const struct sp_session *s, struct sp_proc_totals *t)
 {
 	*t = s->gone;
@@ -434,6 +444,28 @@ static void exec_record(struct sp_session *s, pid_t tgid)
 		retire_pid(s, tgid, sp_now_mono());
 }
 
+/* A thread's first stack (follow mode): the process's start time. A
+ * pid known under another start time is a new process that reused it:
+ * the old one (gone, its records all read before this one) is retired
+ * first, so nothing of it is mixed into the new one. */
+static void proc_record(struct sp_session *s, pid_t tgid, const void *data, size_t len)
+{
+	const struct sp_proc_rec *r = data;
+	struct sp_traced_proc *p;
+
+	if (len < sizeof(*r) || !s->many)
+		return;
+	p = find_proc(s, tgid);
+	if (p && sp_proc_other_life(p, r->start_boottime_ns)) {
+		retire_pid(s, tgid, sp_now_mono());
+		p = NULL;
+	}
+	if (!p)
+		add_proc(s, tgid, s->exe, true, r->start_boottime_ns);
+	else if (!p->start_boot)
+		p->start_boot = r->start_boottime_ns;
+}
+
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct sp_session *s = ctx;
@@ -451,6 +483,10 @@ static int handle_event(void *ctx, void *data, size_t len)
 		exec_record(s, tgid);
 		return 0;
 	}
+	if (kind == SP_RK_PROC) {
+		proc_record(s, tgid, data, len);
+		return 0;
+	}
 	/* one target: every record is its own (a future's carries its tgid) */
 	p = s->many ? find_proc(s, tgid) : s->procs[0];
 	if (kind == SP_RK_MAPS) {
@@ -459,7 +495,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 		return 0;
 	}
 	if (!p)
-		p = add_proc(s, tgid, s->exe, true);
+		p = add_proc(s, tgid, s->exe, true, 0);
 	if (p)
 		sp_proc_record(p, data, len);
 	return 0;
@@ -651,7 +687,7 @@ static int add_target(struct sp_session *s, const char *binary)
 
 	if (!s->pid)
 		return 0;
-	p = add_proc(s, s->pid, binary, binary == NULL);
+	p = add_proc(s, s->pid, binary, binary == NULL, 0);
 	if (!p)
 		return -1;
 	if (p->pidfd < 0) {
@@ -792,8 +828,8 @@ static void rescan_libs(struct sp_session *s)
 }
 
 /* Waits at most one drain interval for an exit or a record that wakes
- * the loader (a dlopen); *gone gets the pids that exited. */
-static size_t wait_exits(struct sp_session *s, pid_t *gone)
+ * the loader (a dlopen); *gone gets the lives (serials) that exited. */
+static size_t wait_exits(struct sp_session *s, uint64_t *gone)
 {
 	struct pollfd p[1 + s->n_procs];
 	size_t n = 0, k = 0;
@@ -805,17 +841,17 @@ static size_t wait_exits(struct sp_session *s, pid_t *gone)
 		return 0;
 	for (size_t i = 1; i < n; i++)
 		if (p[i].revents & (POLLIN | POLLHUP))
-			gone[k++] = s->procs[i - 1]->pid;
+			gone[k++] = s->procs[i - 1]->serial;
 	return k;
 }
 
 /* Processes that exited (their records are in: consumed after the exit
  * was seen) are flushed and forgotten; so are those gone before their
  * first record was read. */
-static void retire_exited(struct sp_session *s, const pid_t *gone, size_t k, uint64_t now)
+static void retire_exited(struct sp_session *s, const uint64_t *gone, size_t k, uint64_t now)
 {
 	for (size_t i = 0; i < k; i++)
-		retire_pid(s, gone[i], now);
+		retire_serial(s, gone[i], now);
 	for (size_t i = 0; i < s->n_procs;)
 		if (s->procs[i]->pidfd < 0)
 			retire_proc(s, i, now); /* the last one moves to i */
@@ -865,7 +901,7 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 	uint64_t last = s->start_mono, last_events = 0;
 
 	for (;;) {
-		pid_t *gone_pids = calloc(s->n_procs + 1, sizeof(*gone_pids));
+		uint64_t *gone_pids = calloc(s->n_procs + 1, sizeof(*gone_pids));
 		size_t gone = gone_pids ? wait_exits(s, gone_pids) : 0;
 		uint64_t now = sp_now_mono();
 

@@ -17,19 +17,52 @@ static void on_kept(void *arg, struct sp_span *spans, size_t n)
 	p->ctx->kept(p->ctx->arg, p, spans, n);
 }
 
-struct sp_traced_proc *sp_proc_new(const struct sp_proc_ctx *c, pid_t pid,
-				   const char *exe_hint, bool read_exe)
+/* Its identity: /proc, read after the pidfd was opened, says which
+ * process the pidfd is; BPF's start time, when known, says whether that
+ * is the process the records came from. */
+static void read_identity(struct sp_traced_proc *p, const char *exe_hint, bool read_exe)
 {
+	uint64_t bpf_start = sp_boottime_to_wall(p->start_boot);
+
+	if (sp_proc_info(p->pid, read_exe ? &p->exe : NULL, &p->start_ns, NULL, 0))
+		p->start_ns = 0;
+	if (bpf_start && p->start_ns != bpf_start) {
+		/* gone, and its pid maybe someone else's already */
+		if (p->pidfd >= 0)
+			close(p->pidfd);
+		p->pidfd = -1;
+		free(p->exe);
+		p->exe = NULL;
+		p->start_ns = bpf_start;
+	}
+	if (!p->exe)
+		p->exe = strdup(exe_hint ? exe_hint : "?");
+}
+
+bool sp_proc_other_life(const struct sp_traced_proc *p, uint64_t start_boot)
+{
+	if (!start_boot)
+		return false;
+	if (p->start_boot)
+		return p->start_boot != start_boot;
+	return p->start_ns && p->start_ns != sp_boottime_to_wall(start_boot);
+}
+
+struct sp_traced_proc *sp_proc_new(const struct sp_proc_ctx *c, pid_t pid,
+				   const char *exe_hint, bool read_exe, uint64_t start_boot)
+{
+	static uint64_t serials;
 	struct sp_traced_proc *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
 	p->pid = pid;
 	p->ctx = c;
+	p->start_boot = start_boot;
+	p->serial = ++serials;
 	/* opened first, so that a pid reused later is never mistaken */
 	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (sp_proc_info(pid, read_exe ? &p->exe : NULL, &p->start_ns, NULL, 0) || !p->exe)
-		p->exe = strdup(exe_hint ? exe_hint : "?");
+	read_identity(p, exe_hint, read_exe);
 	p->filter = sp_filter_new(c->min_span_ns, c->min_query_ns, on_kept, p);
 	p->asm_ = sp_asm_new(c->syms, c->n_syms, (uint32_t)pid, sp_filter_span,
 			     sp_filter_discard, p->filter);

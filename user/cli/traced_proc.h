@@ -42,6 +42,8 @@ struct sp_traced_proc {
 	int pidfd;          /* -1: gone before it was seen */
 	char *exe;
 	uint64_t start_ns;  /* wall-clock Unix ns */
+	uint64_t start_boot; /* BPF's start_boottime; 0: not known from BPF */
+	uint64_t serial;    /* this life of the pid, unique in the session */
 	struct sp_assembler *asm_;
 	struct sp_held *held;
 	struct sp_filter *filter;
@@ -59,10 +61,15 @@ struct sp_proc_totals {
 };
 
 /* A process first seen now. Its identity is read from /proc; exe_hint
- * names it when it is gone already (or about to exec: run). NULL when
- * out of memory. */
+ * names it when it is gone already (or about to exec: run). start_boot
+ * (0: unknown) is its start time as BPF read it: it names a process gone
+ * already, and a pid that /proc shows started at another time is someone
+ * else's now (pidfd -1: gone). NULL when out of memory. */
 struct sp_traced_proc *sp_proc_new(const struct sp_proc_ctx *c, pid_t pid,
-				   const char *exe_hint, bool read_exe);
+				   const char *exe_hint, bool read_exe, uint64_t start_boot);
+/* Whether a process that started at start_boot (BPF's clock) is another
+ * life than p's: a reused pid. */
+bool sp_proc_other_life(const struct sp_traced_proc *p, uint64_t start_boot);
 /* One ring-buffer record of this process. */
 void sp_proc_record(struct sp_traced_proc *p, const void *data, size_t len);
 /* The calls and futures it still has open, cut off at now and flagged

@@ -255,6 +255,15 @@ static int read_btime(unsigned long long *btime, char *err, size_t errlen)
 	return rc;
 }
 
+/* Clock ticks since boot as wall-clock ns: split to keep ticks * 1e9
+ * from overflowing. */
+static uint64_t ticks_to_wall(unsigned long long ticks, unsigned long long btime,
+			      unsigned long long hz)
+{
+	return btime * 1000000000ull + ticks / hz * 1000000000ull +
+	       ticks % hz * 1000000000ull / hz;
+}
+
 int sp_proc_info(pid_t pid, char **exe, uint64_t *start_wall_ns, char *err,
 		 size_t errlen)
 {
@@ -281,12 +290,20 @@ int sp_proc_info(pid_t pid, char **exe, uint64_t *start_wall_ns, char *err,
 		}
 		return -1;
 	}
-	/* split to keep ticks * 1e9 from overflowing */
-	*start_wall_ns = btime * 1000000000ull +
-			 ticks / (unsigned long long)hz * 1000000000ull +
-			 ticks % (unsigned long long)hz * 1000000000ull /
-				 (unsigned long long)hz;
+	*start_wall_ns = ticks_to_wall(ticks, btime, (unsigned long long)hz);
 	return 0;
+}
+
+uint64_t sp_boottime_to_wall(uint64_t boottime_ns)
+{
+	unsigned long long btime;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	if (!boottime_ns || hz <= 0 || read_btime(&btime, NULL, 0))
+		return 0;
+	/* the kernel's own rounding for /proc/PID/stat (nsec_to_clock_t) */
+	return ticks_to_wall(boottime_ns / (1000000000ull / (unsigned long long)hz), btime,
+			     (unsigned long long)hz);
 }
 
 int sp_proc_special_mapping(pid_t pid, const char *name, uint64_t *lo,

@@ -43,6 +43,9 @@ void sp_proc_objects_free(struct sp_mapped_objects *m);
  * btime's one second). Either output may be NULL. 0 or -1 with err. */
 int sp_proc_info(pid_t pid, char **exe, uint64_t *start_wall_ns, char *err,
 		 size_t errlen);
+/* A task's start_boottime (ns since boot, as BPF reads it) as the same
+ * wall-clock ns sp_proc_info gives for it; 0 when unknown. */
+uint64_t sp_boottime_to_wall(uint64_t boottime_ns);
 
 /* The address range of a kernel-provided mapping such as "[uprobes]".
  * 0 when found, -1 when the process has no such mapping (yet). */
