@@ -1009,6 +1009,54 @@ t_exe_restarts() {
 	[ "$n" = 3 ] || { fail "spans of $n processes, 3 lives ran"; return 1; }
 }
 
+# A pid reused by a new process of the traced binary (issue 13): life A
+# exits inside a query, life B is started with A's pid (clone3 set_tid,
+# tests/fixtures/with_pid.c) 50 ms later. spanprobe is stopped (SIGSTOP)
+# through both lives, so it reads the records of both in one go, after
+# both are gone: the worst case of its 20 ms drain. Each life's queries
+# must be under a block header with that life's start time (as its
+# /proc/PID/stat said), checked against that life's truth.
+t_pid_reuse() {
+	d=$(newdir pid-reuse)
+	bg "$SP" attach --exe "$SX/lifecycle" --min-span 0 --min-query 0 \
+		-s "$SXSYMS/lifecycle.syms" -o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	kill -STOP "$sp"
+	"$FX/with_pid" 0 "$d/a.start" "$SX/lifecycle" -n 3 --end exit --truth "$d/truthA.jsonl" \
+		>"$d/a.out" 2>&1
+	rc=$?
+	sleep 0.05
+	pid=$(cut -d' ' -f1 "$d/a.start")
+	"$FX/with_pid" "$pid" "$d/b.start" "$SX/lifecycle" -n 3 --end return \
+		--truth "$d/truthB.jsonl" >"$d/b.out" 2>&1 ||
+		{ kill -CONT "$sp"; fail "life B could not run as pid $pid"; show "$d/b.out"; return 1; }
+	kill -CONT "$sp"
+	[ "$rc" = 3 ] || { fail "life A exited $rc, not 3"; show "$d/a.out"; return 1; }
+	[ "$(cut -d' ' -f1 "$d/b.start")" = "$pid" ] || { fail "life B did not get pid $pid"; return 1; }
+	sleep 0.5
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running after SIGINT"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach --exe exited $RC"; show "$d/sp.err"; return 1; }
+	grep -q ': 2 processes seen, 2 exited, 0 still running:' "$d/sp.err" ||
+		{ fail "the summary does not count 2 lives, both exited"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	"$SP" dump "$d/spans.bin" >"$d/dump.txt" || { fail "dump failed"; return 1; }
+	(cd tests/integration && python3 split_lives.py "$d/dump.txt" "$d/dump.jsonl" "$d" \
+		"A:$pid:$(cut -d' ' -f2 "$d/a.start")" "B:$pid:$(cut -d' ' -f2 "$d/b.start")") \
+		>"$d/split" 2>&1 || { fail "$(cat "$d/split")"; return 1; }
+	for life in A B; do
+		extra="--expect-queries 3"
+		[ $life = A ] && extra="--expect-queries 4 --abnormal-roots"
+		# shellcheck disable=SC2086
+		$CHECK --truth "$d/truth$life.jsonl" --spans "$d/$life.jsonl" --min-span 0 \
+			--min-query 0 --margin 0 --min-checked-queries 3 --pid "$pid" $extra >"$d/check$life" 2>&1 ||
+			{ fail "life $life (pid $pid) differs from its truth:"; sed 's/^/   /' "$d/check$life"; return 1; }
+		echo "   life $life (pid $pid): $(cat "$d/check$life")"
+	done
+}
+
 # 1,000 short-lived processes of the traced binary (one in ten exits
 # inside its query): each child's query under its own pid, then the BPF
 # stacks and spanprobe's per-process state back to nothing. Then the same
@@ -1236,7 +1284,7 @@ SYMS
 }
 
 
-ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
+ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures pg_usdt"
