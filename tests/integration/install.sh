@@ -287,4 +287,46 @@ t_second_tracer() {
 	reap "$sp2"
 	! grep -q 'already traced' "$d/2/sp.err" || { fail "warned about a SIGKILLed tracer"; show "$d/2/sp.err"; return 1; }
 	echo "   after SIGKILL of the first: no warning"
+	second_exe
+}
+
+# attach --exe probes the file for every process: a tracer of one of its
+# processes (-p) and another --exe tracer of the file are named; what
+# each tracer wrote still matches the truth.
+second_exe() {
+	d=$(newdir second-exe)
+	bg "$FX/qserver" -n 2 -k F --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
+	qs=$LAST
+	wait_pidfile "$d/qs.pid" "$qs" || return 1
+	mkdir -p "$d/1" "$d/2" "$d/3"
+	attach_sp "$d/1" "$qs" -s "$SYMS/qserver.syms" --min-query 0 -o "$d/1/spans.bin" || return 1
+	sp1=$SPPID
+	for n in 2 3; do
+		bg "$SP" attach --exe "$FX/qserver" -s "$SYMS/qserver.syms" --min-query 0 \
+			-o "$d/$n/spans.bin" >"$d/$n/sp.out" 2>"$d/$n/sp.err"
+		eval "sp$n=\$LAST"
+		wait_attached "$d/$n/sp.err" "$LAST" 30 || { show "$d/$n/sp.err"; return 1; }
+	done
+	kill -USR1 "$qs"
+	wait_exit "$qs" 60 || { fail "qserver still running after 60 s"; return 1; }
+	wait_exit "$sp1" 15 || { fail "spanprobe -p still running after its target exited"; return 1; }
+	reap "$sp1"
+	kill -INT "$sp2" "$sp3"
+	for p in $sp2 $sp3; do
+		wait_exit "$p" 15 || { fail "spanprobe --exe $p still running after SIGINT"; return 1; }
+		reap "$p"
+		[ "$RC" = 0 ] || { fail "spanprobe --exe $p exited $RC"; return 1; }
+	done
+	exe=$(realpath "$FX/qserver")
+	what="may already be traced: [0-9]* uprobe links\{0,1\} of pid"
+	grep -q "^spanprobe: warning: $exe $what $sp1 (spanprobe) sit on the same functions of the same file; every probe will fire twice" "$d/2/sp.err" ||
+		{ fail "--exe did not name the -p tracer (pid $sp1)"; show "$d/2/sp.err"; return 1; }
+	for p in $sp1 $sp2; do
+		grep -q "^spanprobe: warning: $exe $what $p (spanprobe) sit on the same functions" "$d/3/sp.err" ||
+			{ fail "the second --exe did not name pid $p"; show "$d/3/sp.err"; return 1; }
+	done
+	echo "   --exe: $(grep -c 'may already be traced' "$d/3/sp.err") tracers named by the second --exe"
+	for n in 1 2 3; do
+		check_dump "$d/$n/spans.bin" "$d/truth.jsonl" "$d/$n" --min-query 0 --expect-queries 2 --pid "$qs" || return 1
+	done
 }

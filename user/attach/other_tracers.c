@@ -34,8 +34,37 @@ static bool on_our_entry(const struct sp_func_set *fs, const char *file, __u32 o
 	return false;
 }
 
-/* 1: a link for tgid's pid, 2: a perf-event uprobe on one of our entry
- * points, 0: neither. */
+/* A uprobe_multi (or session) link without a pid filter, or one for
+ * another process while we probe a whole file (tgid 0): on our entry
+ * points of the same file, it fires where ours do. */
+static bool multi_on_our_entry(int fd, __u32 count, const struct sp_func_set *fs)
+{
+	struct bpf_link_info info;
+	char file[4096];
+	__u64 *offs = calloc(count ? count : 1, sizeof(*offs));
+	__u32 len = sizeof(info);
+	bool hit = false;
+
+	if (!offs)
+		return false;
+	memset(&info, 0, sizeof(info));
+	info.uprobe_multi.path = (__u64)(uintptr_t)file;
+	info.uprobe_multi.path_size = sizeof(file);
+	info.uprobe_multi.offsets = (__u64)(uintptr_t)offs;
+	info.uprobe_multi.count = count;
+	if (!bpf_link_get_info_by_fd(fd, &info, &len)) {
+		file[sizeof(file) - 1] = 0;
+		for (__u32 i = 0; !hit && i < count; i++)
+			hit = on_our_entry(fs, file, (__u32)offs[i]);
+	}
+	free(offs);
+	return hit;
+}
+
+/* 1: a link for tgid's pid, 2: a probe on one of our entry points that
+ * fires where ours do (a perf-event uprobe, whose pid filter is not
+ * shown, or a uprobe_multi link for every process, or for any process
+ * while tgid is 0: we probe the file for all), 0: neither. */
 static int probes_target(int fd, pid_t tgid, const struct sp_func_set *fs)
 {
 	struct bpf_link_info info;
@@ -45,8 +74,14 @@ static int probes_target(int fd, pid_t tgid, const struct sp_func_set *fs)
 	memset(&info, 0, sizeof(info));
 	if (bpf_link_get_info_by_fd(fd, &info, &len))
 		return 0;
-	if (info.type == BPF_LINK_TYPE_UPROBE_MULTI)
-		return info.uprobe_multi.pid == (__u32)tgid;
+	if (info.type == BPF_LINK_TYPE_UPROBE_MULTI) {
+		if (tgid && info.uprobe_multi.pid == (__u32)tgid)
+			return 1;
+		if ((!tgid || !info.uprobe_multi.pid) &&
+		    multi_on_our_entry(fd, info.uprobe_multi.count, fs))
+			return 2;
+		return 0;
+	}
 	if (info.type != BPF_LINK_TYPE_PERF_EVENT)
 		return 0;
 	/* again, with room for the file name */

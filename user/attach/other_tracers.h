@@ -23,9 +23,11 @@ struct sp_other_tracer {
 };
 
 /* Uprobe links that probe tgid: uprobe_multi (and session) links created
- * for it, and perf-event uprobes on an entry point of funcs (such a link
- * does not say which process it filters on: it may be another process
- * running the same binary). Grouped by owning process, at most max of
+ * for it, and perf-event uprobes and uprobe_multi links for every process
+ * on an entry point of funcs (a perf-event link does not say which process
+ * it filters on: it may be another process running the same binary).
+ * tgid 0: we probe the files of funcs for every process (attach --exe),
+ * so any link on one of our entry points counts, whatever its pid. Grouped by owning process, at most max of
  * them in out; returns how many owners were found, or -1 (err set) when
  * the links cannot be listed. */
 int sp_find_other_tracers(pid_t tgid, const struct sp_func_set *funcs,

@@ -606,20 +606,33 @@ static int follow_libs(struct sp_session *s)
 	return 0;
 }
 
+/* Who is probed: a pid, or (--exe) every process of the files named. */
+static void traced_what(const struct sp_session *s, char *what, size_t len)
+{
+	if (s->pid) {
+		snprintf(what, len, "pid %d", s->pid);
+		return;
+	}
+	snprintf(what, len, "%s%s", s->before.n ? s->before.v[0].path : "?",
+		 s->o->n_exes > 1 ? " (or another --exe file)" : "");
+}
+
 /* A second tracer doubles every probe hit; say so before adding ours.
- * (--exe: the other tracers are looked for by pid, so not there.) */
+ * --exe: any uprobe on our entry points of the files fires in processes
+ * we trace, whatever process it was made for. */
 static void warn_other_tracers(const struct sp_session *s)
 {
 	struct sp_other_tracer t[8];
-	char err[256];
+	char err[256], what[512];
 	int n;
 
-	if (!s->pid)
+	if (!s->pid && !s->o->n_exes)
 		return;
+	traced_what(s, what, sizeof(what));
 	n = sp_find_other_tracers(s->pid, &s->funcs, t, 8, err, sizeof(err));
 	if (n < 0 && s->o->verbose)
-		fprintf(stderr, "spanprobe: cannot tell whether another tracer probes pid %d: %s\n",
-			s->pid, err);
+		fprintf(stderr, "spanprobe: cannot tell whether another tracer probes %s: %s\n",
+			what, err);
 	for (int i = 0; i < n; i++) {
 		char who[64];
 
@@ -628,9 +641,9 @@ static void warn_other_tracers(const struct sp_session *s)
 		else
 			snprintf(who, sizeof(who), "held by no process (pinned?)");
 		/* a perf-event uprobe does not say which process it filters on */
-		fprintf(stderr, "spanprobe: warning: pid %d %s: %zu uprobe link%s %s %s; "
+		fprintf(stderr, "spanprobe: warning: %s %s: %zu uprobe link%s %s %s; "
 			"every probe will fire twice (the target pays twice, and each "
-			"tracer sees all calls)\n", s->pid,
+			"tracer sees all calls)\n", what,
 			t[i].by_pid ? "is already traced" : "may already be traced",
 			t[i].links, t[i].links == 1 ? "" : "s", who,
 			t[i].by_pid ? "probe it" : "sit on the same functions of the same file");

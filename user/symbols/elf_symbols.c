@@ -3,6 +3,8 @@
  * per function and one entry per address, whatever the number of names.
  */
 #include <errno.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +195,26 @@ static void locate(Elf *e, struct sp_elf_func *f, size_t n)
 	}
 }
 
+/* The file mapped shared, not private as libelf maps it: the kernel
+ * inserts every active uprobe of a file (ours of an earlier rescan,
+ * another tracer's, one made for every process by attach --exe) into each
+ * private mapping of it that may execute, read-only ones included, and the
+ * code read here would show their int3s. A shared mapping gets none. */
+static Elf *begin_shared(struct sp_elf *o)
+{
+	struct stat st;
+	void *m;
+
+	if (fstat(o->fd, &st) || st.st_size <= 0)
+		return NULL;
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, o->fd, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	o->map = m;
+	o->map_size = (size_t)st.st_size;
+	return elf_memory(m, o->map_size);
+}
+
 static int open_image(struct sp_elf *o, const char *path, const char *display,
 		      char *err, size_t errlen)
 {
@@ -203,7 +225,7 @@ static int open_image(struct sp_elf *o, const char *path, const char *display,
 		sp_set_err(err, errlen, "%s: %s", display, strerror(errno));
 		return -1;
 	}
-	o->elf = elf_begin(o->fd, ELF_C_READ_MMAP, NULL);
+	o->elf = begin_shared(o);
 	if (!o->elf || elf_kind(o->elf) != ELF_K_ELF || !gelf_getehdr(o->elf, &eh)) {
 		sp_set_err(err, errlen, "%s: not an ELF file", display);
 		return -1;
@@ -267,6 +289,8 @@ void sp_elf_close(struct sp_elf *o)
 {
 	if (o->elf)
 		elf_end(o->elf);
+	if (o->map)
+		munmap(o->map, o->map_size);
 	if (o->fd >= 0)
 		close(o->fd);
 	if (o->dbg_elf)

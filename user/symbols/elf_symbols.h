@@ -29,8 +29,10 @@ struct sp_elf {
 	Elf *dbg_elf;
 	bool own_symtab;       /* the object has a .symtab of its own */
 	bool symtab_from_debug; /* .symtab came from dbg_elf */
-	const uint8_t *image; /* the whole file, mapped by libelf */
+	const uint8_t *image; /* the whole file (map) */
 	size_t image_size;
+	void *map;            /* shared mapping of fd: see begin_shared */
+	size_t map_size;
 	struct sp_elf_func *funcs; /* sorted by addr */
 	size_t n;
 	const char **name_pool; /* backing store of every funcs[i].names */
