@@ -879,6 +879,46 @@ t_rust_attach() {
 		--spans "$d/spans.json" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
 }
 
+# Rust async across processes (issue 13): attach --exe on rsqserver, three
+# servers running at once (same binary, same future addresses), each
+# one's nested async spans under its own pid and checked against its own
+# truth like rust_async's; nothing of one process in another's.
+t_rust_exe() {
+	d=$(newdir rust-exe)
+	bg "$SP" attach --exe "$FX/rsqserver" -s "$SYMS/rsqserver.syms" -o "$d/spans.bin" \
+		>"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	rs=""
+	for i in 1 2 3; do
+		bg "$FX/rsqserver" -n 8 --truth "$d/truth$i.jsonl" >"$d/rs$i.out" 2>&1
+		rs="$rs $LAST"
+		echo "$LAST" >"$d/rs$i.pid"
+	done
+	for p in $rs; do
+		wait_exit "$p" 120 || { fail "rsqserver $p still running"; return 1; }
+		reap "$p"
+		[ "$RC" = 0 ] || { fail "rsqserver $p exited $RC"; return 1; }
+	done
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running after SIGINT"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach --exe exited $RC"; show "$d/sp.err"; return 1; }
+	grep -q ': 3 processes seen, 3 exited, 0 still running:' "$d/sp.err" ||
+		{ fail "the summary does not count 3 processes, all exited"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	split_pids "$d/dump.jsonl" "$d"
+	for i in 1 2 3; do
+		p=$(pidfile "$d/rs$i.pid")
+		[ -s "$d/pid-$p.jsonl" ] || { fail "no span of server $i (pid $p)"; return 1; }
+		echo "   server $i (pid $p):"
+		python3 tests/integration/check_nested.py --truth "$d/truth$i.jsonl" \
+			--spans "$d/pid-$p.jsonl" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	done
+	n=$(ls "$d"/pid-*.jsonl | wc -l)
+	[ "$n" = 3 ] || { fail "spans of $n processes, 3 servers ran"; return 1; }
+}
+
 # Libraries opened after attach (issue 13): dlserver dlopens a plugin,
 # dlcloses it and opens it again; each phase starts once spanprobe said
 # it probed (or released) the plugin. Every call, the plugin's included,
@@ -965,7 +1005,11 @@ out = {}
 for line in open(sys.argv[1]):
     if line.strip():
         pid = json.loads(line)["pid"]
-        out.setdefault(pid, open("%s/pid-%d.jsonl" % (sys.argv[2], pid), "w")).write(line)
+        if pid not in out:  # (setdefault would reopen, truncating, per line)
+            out[pid] = open("%s/pid-%d.jsonl" % (sys.argv[2], pid), "w")
+        out[pid].write(line)
+for f in out.values():
+    f.close()
 ' "$1" "$2"
 }
 
@@ -1284,7 +1328,7 @@ SYMS
 }
 
 
-ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
+ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach rust_exe async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures pg_usdt"
