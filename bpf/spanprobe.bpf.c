@@ -35,7 +35,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * process mapping the probed files), where each record names its own. */
 const volatile __u32 target_tgid = 0;
 /* -p PID --follow: only PID and the processes it forks, listed in
- * `followed` by the fork hook. */
+ * `followed` by the fork hook. attach --exe: the processes userspace
+ * traces, listed by userspace (the rendezvous hook's filter). */
 const volatile bool follow_children = false;
 const volatile __u64 min_span_ns = 0;
 
@@ -986,8 +987,14 @@ int sp_dl_change(struct pt_regs *ctx)
 	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 	struct sp_maps_rec *r;
 
-	if (other_process())
+	/* attach --exe hooks every process's dynamic linker: only those
+	 * userspace traces (listed in `followed`) are worth a record */
+	if (!target_tgid && !follow_children) {
+		if (!bpf_map_lookup_elem(&followed, &tgid))
+			return 0;
+	} else if (other_process()) {
 		return 0;
+	}
 	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
 	if (!r) {
 		__sync_fetch_and_add(&maps_lost, 1);

@@ -1,6 +1,7 @@
 # `make bench` (included by the top-level Makefile): spanprobe's cost per
 # call against the kernel's floor and bpftrace, its collector under load,
-# its attach time, all in one run (~3 min). `make bench BENCH_ARGS=--quick`
+# its attach time, all in one run (~3 min), then pgbench on PostgreSQL 15
+# with every backend traced (~3 min). `make bench BENCH_ARGS=--quick`
 # for a shorter run (fewer repetitions, 10 s instead of 60 s under load).
 # Figures: stdout and $(BUILD)/bench/results.json; docs/performance.md
 # records one run.
@@ -11,12 +12,16 @@ BENCH_DIR     := $(BUILD)/bench
 BENCH_CFLAGS  := -O2 -g -fno-omit-frame-pointer -std=c11 -Wall -Wextra -Werror
 BENCH_BPFTRACE := $(BENCH_DIR)/.bpftrace
 BENCH_ARGS    ?=
+# pgbench side by side (tests/bench/pg_bench.py): plain, attach --exe
+# postgres, bpftrace, and an untraced other binary; ~3 min.
+PG_BENCH_ARGS ?=
 
 .PHONY: bench
 bench: $(BIN) $(BENCH_DIR)/floor $(BENCH_DIR)/verify_cost $(BENCH_DIR)/target \
        $(BENCH_DIR)/rust_target $(BENCH_DIR)/rust_target_abort $(BENCH_DIR)/cxx_target \
        $(BENCH_DIR)/many $(BENCH_BPFTRACE) $(BUILD)/spanprobe.bpf.o
 	python3 tests/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
+	python3 tests/bench/pg_bench.py --spanprobe $(BIN) --json $(BENCH_DIR)/pg_bench.json $(PG_BENCH_ARGS)
 
 $(BENCH_DIR)/target: tests/bench/target.c
 	@mkdir -p $(@D)

@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
 """`pgbench -S` on PostgreSQL 15 with every backend traced: plain, under
-`spanprobe attach --exe postgres` and under bpftrace's binary-wide uprobes
-on the same functions, interleaved in one run (issue 13).
+`spanprobe attach --exe postgres` (the 8 functions of
+tests/fixtures/postgres.syms, and the root PortalRun alone: the filter a
+backend pays outside any query that will be kept, since no pgbench query
+nears --min-query's 1 s) and under bpftrace's binary-wide uprobes on the
+same 8 functions, interleaved in one run (issue 13). Then what another
+binary pays while `attach --exe postgres` runs: an untraced program
+(/bin/true, 1,000 fork+exec+exit from sh: the kind of work spanprobe's
+system-wide exec/exit hooks see) timed with and without spanprobe
+attached, interleaved.
 
-  pg_bench.py [--spanprobe BIN] [--rounds 3] [--secs 8] [--clients 4]
+  pg_bench.py [--spanprobe BIN] [--rounds 3] [--secs 8] [--clients 4] [--json OUT]
 
 A private cluster (tests/integration/pg_follow.py's) with a pgbench
 database of scale 2; each round runs the three configurations in turn
@@ -12,6 +19,7 @@ attached before and detached after its run. Prints tps per round and the
 median ratio to plain. Speed is information, never pass/fail.
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -73,16 +81,23 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--secs", type=int, default=8)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--json", help="write the figures here too")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="spanprobe-pgbench.")
     pgdir = tempfile.mkdtemp(prefix="spanprobe-pg.")
     data = os.path.join(pgdir, "data")
     syms = os.path.abspath("tests/fixtures/postgres.syms")
+    root_syms = os.path.join(work, "root.syms")
+    with open(root_syms, "w") as f:
+        f.write("root PortalRun\n")
     configs = {
         "plain": None,
         "spanprobe": lambda: Tracer([a.spanprobe, "attach", "--exe", POSTGRES, "-s", syms],
                                     lambda t: "spanprobe: attached" in t,
                                     os.path.join(work, "sp.err")),
+        "sp-root": lambda: Tracer([a.spanprobe, "attach", "--exe", POSTGRES, "-s", root_syms],
+                                  lambda t: "spanprobe: attached" in t,
+                                  os.path.join(work, "sp-root.err")),
         "bpftrace": lambda: Tracer(["bpftrace", "-e", bpftrace_prog()],
                                    lambda t: "Attaching" in t, os.path.join(work, "bt.err")),
     }
@@ -103,6 +118,7 @@ def main():
                         t.stop()
                 print("round %d %-10s %8.0f tps" % (r + 1, name, tps[name][-1]), flush=True)
         print(open(os.path.join(work, "sp.err")).read().strip().splitlines()[-1][:400])
+        other = other_binary(a, work, syms)
     finally:
         if os.path.exists(data):
             pg_follow.stop_cluster(pgdir, data, work)
@@ -112,7 +128,43 @@ def main():
         print("%-10s median %8.0f tps  %.3f x plain  rounds %s"
               % (name, statistics.median(v), statistics.median(v) / plain,
                  " ".join("%.0f" % x for x in v)))
+    oplain = statistics.median(other["plain"])
+    for name, v in other.items():
+        print("other binary, %-9s median %6.3f s per 1000 runs  %.3f x plain  rounds %s"
+              % (name, statistics.median(v), statistics.median(v) / oplain,
+                 " ".join("%.3f" % x for x in v)))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"pgbench_tps": tps, "other_binary_s_per_1000": other,
+                       "kernel": os.uname().release, "loadavg": os.getloadavg()}, f, indent=2)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def spawn_loop(n=1000):
+    """Seconds for n runs of an untraced binary, fork+exec+exit each."""
+    t0 = time.monotonic()
+    subprocess.run(["sh", "-c", "i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done" % n],
+                   check=True)
+    return time.monotonic() - t0
+
+
+def other_binary(a, work, syms):
+    """The untraced binary timed plain and with attach --exe postgres
+    running, interleaved (rotated each round)."""
+    out = {"plain": [], "spanprobe": []}
+    for r in range(a.rounds):
+        for name in ("plain", "spanprobe")[::1 if r % 2 == 0 else -1]:
+            t = None
+            if name == "spanprobe":
+                t = Tracer([a.spanprobe, "attach", "--exe", POSTGRES, "-s", syms],
+                           lambda x: "spanprobe: attached" in x, os.path.join(work, "sp-other.err"))
+            try:
+                out[name].append(spawn_loop())
+            finally:
+                if t:
+                    t.stop()
+            print("other binary round %d %-10s %.3f s" % (r + 1, name, out[name][-1]), flush=True)
+    return out
 
 
 if __name__ == "__main__":

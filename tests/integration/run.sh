@@ -993,7 +993,70 @@ t_dlopen() {
 	reap "$sp"
 	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
-		--expect-queries 9 --tol-dur 3ms --pid "$ds"
+		--expect-queries 9 --tol-dur 3ms --pid "$ds" || return 1
+	dl_exe
+}
+
+# attach --exe: two dlservers started after attach each dlopen the plugin;
+# it is probed once, for every process of the binary (the first to map it
+# says so), and stays probed through dlclose and the second dlopen (the
+# links are every process's: another may still map it). Each server's
+# calls, the plugin's included, are checked against its own truth.
+t_dlopen_exe() { dl_exe; } # (alone, while working on it)
+dl_exe() {
+	d=$(newdir dlopen-exe)
+	bg "$SP" attach --exe "$FX/dlserver" --min-span 0 --min-query 0 -s "$SYMS/dlserver.syms" \
+		-o "$d/spans.bin" >"$d/sp.out" 2>"$d/sp.err"
+	sp=$LAST
+	wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+	ds=""
+	for i in 1 2; do
+		bg "$FX/dlserver" --plugin "$FXABS/libdlplugin.so" --truth "$d/truth$i.jsonl" \
+			--pid-file "$d/ds$i.pid" >"$d/ds$i.out" 2>&1
+		ds="$ds $LAST"
+		wait_pidfile "$d/ds$i.pid" "$LAST" || return 1
+	done
+	_mapped='^spanprobe: pid [0-9]* mapped .*libdlplugin.so: 2 functions probed$'
+	# shellcheck disable=SC2086
+	kill -USR1 $ds
+	for i in 1 2; do
+		dl_wait "$d/ds$i.out" '^dlserver: plugin loaded$' 1 "$sp" || return 1
+	done
+	dl_wait "$d/sp.err" "$_mapped" 1 "$sp" || { show "$d/sp.err"; return 1; }
+	# shellcheck disable=SC2086
+	kill -USR1 $ds
+	for i in 1 2; do
+		dl_wait "$d/ds$i.out" '^dlserver: plugin closed$' 1 "$sp" || return 1
+	done
+	# shellcheck disable=SC2086
+	kill -USR1 $ds
+	for i in 1 2; do
+		dl_wait "$d/ds$i.out" '^dlserver: plugin loaded$' 2 "$sp" || return 1
+	done
+	# shellcheck disable=SC2086
+	kill -USR1 $ds
+	for p in $ds; do
+		wait_exit "$p" 30 || { fail "dlserver $p still running"; return 1; }
+		reap "$p"
+		[ "$RC" = 0 ] || { fail "dlserver $p exited $RC under spanprobe"; return 1; }
+	done
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running after SIGINT"; return 1; }
+	reap "$sp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach --exe exited $RC"; show "$d/sp.err"; return 1; }
+	[ "$(dl_count "$d/sp.err" "$_mapped")" = 1 ] ||
+		{ fail "the plugin was not probed exactly once"; show "$d/sp.err"; return 1; }
+	grep -q 'objects mapped after attach: 1 probed (2 functions), 0 unmapped' "$d/sp.err" ||
+		{ fail "the summary does not count the plugin once"; show "$d/sp.err"; return 1; }
+	"$SP" dump "$d/spans.bin" --json >"$d/dump.jsonl" || { fail "dump failed"; return 1; }
+	split_pids "$d/dump.jsonl" "$d"
+	for i in 1 2; do
+		p=$(pidfile "$d/ds$i.pid")
+		$CHECK --truth "$d/truth$i.jsonl" --spans "$d/pid-$p.jsonl" --min-span 0 --min-query 0 \
+			--expect-queries 9 --tol-dur 3ms --pid "$p" >"$d/check$i" 2>&1 ||
+			{ fail "server $i (pid $p) differs from its truth:"; sed 's/^/   /' "$d/check$i"; show "$d/sp.err"; return 1; }
+		echo "   --exe, server $i (pid $p): $(cat "$d/check$i")"
+	done
 }
 
 # attach --exe (issue 13): every process of a binary, one pipeline each.

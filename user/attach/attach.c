@@ -464,7 +464,8 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	}
 	a->skel->rodata->target_tgid = o->follow_children || tgid < 0 ? 0 : tgid;
 	a->skel->rodata->follow_children = o->follow_children;
-	if (!o->follow_children)
+	/* --exe (no tgid) lists its traced processes there too */
+	if (!o->follow_children && tgid > 0)
 		bpf_map__set_max_entries(a->skel->maps.followed, 1);
 	a->skel->rodata->min_span_ns = o->min_span_ns;
 	if (o->ring_bytes)
@@ -712,6 +713,15 @@ int sp_attach_dl_hook(struct sp_attach *a, pid_t tgid, const char *open_path,
 		snprintf(err, errlen, "probing the dynamic linker's rendezvous in %s: %s",
 			 open_path, strerror(-rc));
 	return rc ? -1 : 0;
+}
+
+int sp_attach_follow_pid(struct sp_attach *a, pid_t tgid, bool on)
+{
+	int fd = bpf_map__fd(a->skel->maps.followed);
+	__u32 key = (__u32)tgid;
+	__u8 one = 1;
+
+	return on ? bpf_map_update_elem(fd, &key, &one, BPF_ANY) : bpf_map_delete_elem(fd, &key);
 }
 
 size_t sp_attach_capacity(const struct sp_attach *a)

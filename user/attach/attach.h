@@ -52,6 +52,9 @@ int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
 /* Removes the probes in one object (an open_path given to attach): it
  * was unmapped. Returns the number of kernel links removed. */
 size_t sp_attach_release(struct sp_attach *a, const char *open_path);
+/* attach --exe: the rendezvous hook (on every process's dynamic linker)
+ * sends records for the processes listed here only: those traced. */
+int sp_attach_follow_pid(struct sp_attach *a, pid_t tgid, bool on);
 /* Probes the dynamic linker's rendezvous (_dl_debug_state, at file
  * offset `offset` of open_path): every dlopen and dlclose then sends an
  * SP_RK_MAPS record. tgid 0: every process mapping the file. */

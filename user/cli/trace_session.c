@@ -371,6 +371,12 @@ static struct sp_traced_proc *add_proc(struct sp_session *s, pid_t pid, const ch
 	}
 	s->procs[s->n_procs++] = p;
 	s->procs_seen++;
+	/* --exe: its rendezvous is heard from now on, and what it opened
+	 * before it was seen is looked for at once */
+	if (s->o->n_exes && s->att && p->pidfd >= 0) {
+		sp_attach_follow_pid(s->att, pid, true);
+		p->rescan = true;
+	}
 	return s->last = p;
 }
 
@@ -380,6 +386,8 @@ static void retire_proc(struct sp_session *s, size_t i, uint64_t now)
 {
 	struct sp_traced_proc *p = s->procs[i];
 
+	if (s->o->n_exes)
+		sp_attach_follow_pid(s->att, p->pid, false);
 	sp_proc_flush(p, now, false);
 	sp_proc_add_totals(p, &s->gone);
 	if (s->last == p)
@@ -582,16 +590,66 @@ static int open_sinks(struct sp_session *s, const char *binary)
 	return 0;
 }
 
+/* --exe: what the files named map at start (their dynamic loader's list)
+ * is not followed, only what their processes open later. */
+static int exe_startup_objects(const struct sp_session *s, struct sp_mapped_objects *out)
+{
+	char err[512];
+
+	for (size_t i = 0; i < s->before.n; i++) {
+		struct sp_mapped_objects one = { 0 };
+		struct sp_mapped_object *v;
+
+		if (sp_program_objects(s->before.v[i].open_path, &one, err, sizeof(err))) {
+			if (s->o->verbose)
+				fprintf(stderr, "spanprobe: %s\n", err);
+			continue;
+		}
+		v = realloc(out->v, (out->n + one.n) * sizeof(*v));
+		if (!v) {
+			sp_proc_objects_free(&one);
+			return -1;
+		}
+		out->v = v;
+		memcpy(&v[out->n], one.v, one.n * sizeof(*v));
+		out->n += one.n;
+		free(one.v);
+	}
+	return 0;
+}
+
+/* --exe: one follower for every process (the links are for all of them:
+ * an object is probed once, never released while another may map it),
+ * woken by the rendezvous of the loader the files use. */
+static int follow_exe_libs(struct sp_session *s)
+{
+	struct sp_mapped_objects start = { 0 };
+	char err[512];
+	int rc = exe_startup_objects(s, &start);
+
+	if (!rc && !(s->family_libs = sp_lib_follow_new(0, &start, &s->funcs, false)))
+		rc = -1;
+	if (rc) {
+		sp_proc_objects_free(&start);
+		fprintf(stderr, "spanprobe: out of memory\n");
+		return -1;
+	}
+	if (sp_lib_follow_hook(s->att, 0, &start, err, sizeof(err)) < 0)
+		fprintf(stderr, "spanprobe: warning: %s: libraries opened later are not probed\n", err);
+	sp_proc_objects_free(&start);
+	return 0;
+}
+
 /* Libraries mapped later (dlopen) are probed when the dynamic linker's
  * rendezvous fires. Without one (a static executable) nothing is lost
- * but that. --exe probes the files named and nothing else. */
+ * but that. */
 static int follow_libs(struct sp_session *s)
 {
 	struct sp_lib_follow *lf;
 	char err[512];
 
 	if (s->o->n_exes)
-		return 0;
+		return follow_exe_libs(s);
 	lf = sp_lib_follow_new(s->pid, &s->before, &s->funcs, !s->many);
 	if (!lf) {
 		fprintf(stderr, "spanprobe: out of memory\n");
