@@ -52,9 +52,22 @@ $(ASAN_BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< $(ASAN_LIB) $(LDLIBS) -lcmocka
 
+# ASAN_UNITS_DONE=1: the unit tests ran already (`make asan-units`, which
+# `make test` runs beside the integration tests: they attach nothing).
+.PHONY: asan-units
+asan-units: asan-build
+	@rm -rf $(ASAN_REPORTS)-units && mkdir -p $(ASAN_REPORTS)-units
+	@st=0; for t in $(ASAN_UNITS); do echo "== $$t (ASan+UBSan)"; \
+		$(subst $(ASAN_REPORTS),$(ASAN_REPORTS)-units,$(ASAN_ENV)) $$t >$(ASAN_REPORTS)-units/.out 2>&1 || \
+			{ cat $(ASAN_REPORTS)-units/.out; st=1; }; \
+	done; rm -f $(ASAN_REPORTS)-units/.out; \
+	for r in $(ASAN_REPORTS)-units/*; do [ -e "$$r" ] || continue; \
+		echo "== sanitizer report $$r:"; head -n 40 "$$r"; st=1; done; \
+	[ $$st = 0 ] && echo "asan-units: 0 sanitizer reports" || { echo "asan-units: FAILED"; exit 1; }
+
 test-asan: asan-build fixtures rust-fixtures
 	@rm -rf $(ASAN_REPORTS) $(ASAN_BUILD)/it && mkdir -p $(ASAN_REPORTS) $(ASAN_BUILD)/it
-	@st=0; for t in $(ASAN_UNITS); do echo "== $$t (ASan+UBSan)"; \
+	@st=0; [ "$(ASAN_UNITS_DONE)" = 1 ] || for t in $(ASAN_UNITS); do echo "== $$t (ASan+UBSan)"; \
 		$(ASAN_ENV) $$t >$(ASAN_REPORTS)/.out 2>&1 || { cat $(ASAN_REPORTS)/.out; st=1; }; \
 	done; \
 	$(ASAN_ENV) SPANPROBE=$(ASAN_BIN) STRESS_DIV=10 KEEP_TMP=1 TMPDIR=$(CURDIR)/$(ASAN_BUILD)/it \

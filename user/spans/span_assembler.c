@@ -32,6 +32,7 @@ static int flush_emit(void *ctx, const struct sp_thread *st, __u32 idx, __u64 en
 struct pending {
 	uint64_t query_key;
 	struct sp_idmap ids; /* kernel key -> span id */
+	size_t pos;          /* in sp_assembler.pend */
 };
 
 struct sp_assembler {
@@ -42,9 +43,15 @@ struct sp_assembler {
 	sp_span_fn fn;
 	sp_query_lost_fn lost;
 	void *arg;
-	/* oldest first; few: one per query in flight */
-	struct pending *pend;
-	size_t n_pend, cap_pend;
+	/* One per query in flight, oldest first: up to SP_ASM_MAX_PENDING when
+	 * roots are lost, so a query is found through pend_of (query key ->
+	 * struct pending *) and a finished one leaves a NULL behind (slots
+	 * [pend_head, n_slots) hold every one; compacted when half are NULL),
+	 * rather than scanned for and moved up on every record. */
+	struct pending **pend;
+	size_t n_slots, cap_pend, pend_head;
+	size_t n_pend;
+	struct sp_idmap pend_of;
 	struct sp_asm_stats st;
 	/* kernel key -> struct sp_span_caps *, until the span's record */
 	struct sp_idmap caps;
@@ -69,46 +76,89 @@ struct sp_assembler *sp_asm_new(const struct sp_asm_sym *syms, size_t n_syms,
 	return a;
 }
 
-static void pending_drop(struct sp_assembler *a, size_t i)
+static void pending_drop(struct sp_assembler *a, struct pending *p)
 {
-	sp_idmap_free(&a->pend[i].ids);
-	memmove(&a->pend[i], &a->pend[i + 1], (a->n_pend - i - 1) * sizeof(*a->pend));
+	a->pend[p->pos] = NULL;
+	sp_idmap_del(&a->pend_of, p->query_key);
+	sp_idmap_free(&p->ids);
+	free(p);
 	a->n_pend--;
+	while (a->pend_head < a->n_slots && !a->pend[a->pend_head])
+		a->pend_head++;
+	if (a->pend_head == a->n_slots)
+		a->pend_head = a->n_slots = 0;
 }
 
 static void give_up_oldest(struct sp_assembler *a)
 {
+	struct pending *p = a->pend[a->pend_head];
 	uint64_t qid;
 
-	if (sp_idmap_get(&a->pend[0].ids, a->pend[0].query_key, &qid) && a->lost)
+	if (sp_idmap_get(&p->ids, p->query_key, &qid) && a->lost)
 		a->lost(a->arg, qid);
 	a->st.lost_queries++;
-	pending_drop(a, 0);
+	pending_drop(a, p);
 }
 
-static struct pending *pending_get(struct sp_assembler *a, uint64_t query_key, size_t *idx)
+/* Moves the queries to the front of pend, in order. */
+static void pending_compact(struct sp_assembler *a)
 {
-	for (size_t i = a->n_pend; i-- > 0;) {
-		if (a->pend[i].query_key == query_key) {
-			*idx = i;
-			return &a->pend[i];
-		}
+	size_t n = 0;
+
+	for (size_t i = a->pend_head; i < a->n_slots; i++) {
+		if (!a->pend[i])
+			continue;
+		a->pend[n] = a->pend[i];
+		a->pend[n]->pos = n;
+		n++;
 	}
+	a->pend_head = 0;
+	a->n_slots = n;
+}
+
+static int pending_make_room(struct sp_assembler *a)
+{
+	struct pending **v;
+	size_t cap;
+
+	if (a->n_slots < a->cap_pend)
+		return 0;
+	if (a->n_slots - a->n_pend > a->n_slots / 2)
+		pending_compact(a);
+	if (a->n_slots < a->cap_pend)
+		return 0;
+	cap = a->cap_pend ? a->cap_pend * 2 : 16;
+	v = realloc(a->pend, cap * sizeof(*v));
+	if (!v)
+		return -1;
+	a->pend = v;
+	a->cap_pend = cap;
+	return 0;
+}
+
+static struct pending *pending_get(struct sp_assembler *a, uint64_t query_key)
+{
+	struct pending *p;
+	uint64_t v;
+
+	if (sp_idmap_get(&a->pend_of, query_key, &v))
+		return (struct pending *)(uintptr_t)v;
 	if (a->n_pend == SP_ASM_MAX_PENDING)
 		give_up_oldest(a);
-	if (a->n_pend == a->cap_pend) {
-		size_t cap = a->cap_pend ? a->cap_pend * 2 : 16;
-		struct pending *v = realloc(a->pend, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		a->pend = v;
-		a->cap_pend = cap;
+	if (pending_make_room(a))
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	if (sp_idmap_put(&a->pend_of, query_key, (uintptr_t)p)) {
+		free(p);
+		return NULL;
 	}
-	*idx = a->n_pend;
-	memset(&a->pend[a->n_pend], 0, sizeof(*a->pend));
-	a->pend[a->n_pend].query_key = query_key;
-	return &a->pend[a->n_pend++];
+	p->query_key = query_key;
+	p->pos = a->n_slots;
+	a->pend[a->n_slots++] = p;
+	a->n_pend++;
+	return p;
 }
 
 static uint64_t id_for(struct sp_assembler *a, struct pending *p, uint64_t key)
@@ -151,14 +201,13 @@ void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
 {
 	struct sp_span s = { 0 };
 	struct pending *p;
-	size_t idx;
 
 	a->st.records++;
 	if (!record_ok(a, r)) {
 		a->st.bad_records++;
 		return;
 	}
-	p = pending_get(a, r->query_key, &idx);
+	p = pending_get(a, r->query_key);
 	if (!p)
 		return;
 	s.query_id = id_for(a, p, r->query_key);
@@ -185,7 +234,7 @@ void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
 	a->st.spans++;
 	a->st.abnormal += !!(r->flags & SP_REC_ABNORMAL);
 	if (r->flags & SP_REC_ROOT)
-		pending_drop(a, idx);
+		pending_drop(a, p);
 	a->fn(a->arg, &s);
 }
 
@@ -332,7 +381,8 @@ void sp_asm_free(struct sp_assembler *a)
 	if (!a)
 		return;
 	while (a->n_pend)
-		pending_drop(a, a->n_pend - 1);
+		pending_drop(a, a->pend[a->pend_head]);
+	sp_idmap_free(&a->pend_of);
 	for (size_t i = 0; i < a->caps.cap; i++)
 		if (a->caps.keys[i])
 			free((void *)(uintptr_t)a->caps.vals[i]);
