@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -678,7 +679,9 @@ static void free_scan(struct scan *s)
 	free(s->plain);
 }
 
-static int open_elf(const char *path, int *fd, Elf **elf, char *err, size_t errlen)
+/* Code is disassembled from it: mapped shared, never with uprobes' int3s. */
+static int open_elf(const char *path, int *fd, Elf **elf, void **map, size_t *map_size,
+		    char *err, size_t errlen)
 {
 	GElf_Ehdr eh;
 
@@ -691,7 +694,7 @@ static int open_elf(const char *path, int *fd, Elf **elf, char *err, size_t errl
 		sp_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	*elf = elf_begin(*fd, ELF_C_READ_MMAP, NULL);
+	*elf = sp_elf_begin_shared(*fd, map, map_size);
 	if (!*elf || elf_kind(*elf) != ELF_K_ELF || !gelf_getehdr(*elf, &eh)) {
 		sp_set_err(err, errlen, "%s: not an ELF file", path);
 		return -1;
@@ -757,9 +760,11 @@ int sp_async_analyze_debug(const char *path, const char *debug_path,
 {
 	struct scan s = { .out = out };
 	int fd = -1, dfd = -1, rc = -1;
+	void *map = NULL;
+	size_t map_size = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (open_elf(path, &fd, &s.elf, err, errlen) ||
+	if (open_elf(path, &fd, &s.elf, &map, &map_size, err, errlen) ||
 	    open_dwarf_elf(&s, debug_path, &dfd, err, errlen))
 		goto done;
 	analyze(&s, path, debug_path);
@@ -778,6 +783,8 @@ done:
 		elf_end(s.dwarf_elf);
 	if (s.elf)
 		elf_end(s.elf);
+	if (map)
+		munmap(map, map_size);
 	if (dfd >= 0)
 		close(dfd);
 	if (fd >= 0)

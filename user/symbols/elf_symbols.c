@@ -200,19 +200,21 @@ static void locate(Elf *e, struct sp_elf_func *f, size_t n)
  * another tracer's, one made for every process by attach --exe) into each
  * private mapping of it that may execute, read-only ones included, and the
  * code read here would show their int3s. A shared mapping gets none. */
-static Elf *begin_shared(struct sp_elf *o)
+Elf *sp_elf_begin_shared(int fd, void **map, size_t *size)
 {
 	struct stat st;
 	void *m;
 
-	if (fstat(o->fd, &st) || st.st_size <= 0)
+	*map = NULL;
+	*size = 0;
+	if (fstat(fd, &st) || st.st_size <= 0)
 		return NULL;
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, o->fd, 0);
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
 		return NULL;
-	o->map = m;
-	o->map_size = (size_t)st.st_size;
-	return elf_memory(m, o->map_size);
+	*map = m;
+	*size = (size_t)st.st_size;
+	return elf_memory(m, *size);
 }
 
 static int open_image(struct sp_elf *o, const char *path, const char *display,
@@ -225,7 +227,7 @@ static int open_image(struct sp_elf *o, const char *path, const char *display,
 		sp_set_err(err, errlen, "%s: %s", display, strerror(errno));
 		return -1;
 	}
-	o->elf = begin_shared(o);
+	o->elf = sp_elf_begin_shared(o->fd, &o->map, &o->map_size);
 	if (!o->elf || elf_kind(o->elf) != ELF_K_ELF || !gelf_getehdr(o->elf, &eh)) {
 		sp_set_err(err, errlen, "%s: not an ELF file", display);
 		return -1;

@@ -31,7 +31,7 @@ struct sp_elf {
 	bool symtab_from_debug; /* .symtab came from dbg_elf */
 	const uint8_t *image; /* the whole file (map) */
 	size_t image_size;
-	void *map;            /* shared mapping of fd: see begin_shared */
+	void *map;            /* shared mapping of fd: see sp_elf_begin_shared */
 	size_t map_size;
 	struct sp_elf_func *funcs; /* sorted by addr */
 	size_t n;
@@ -55,6 +55,13 @@ int sp_elf_open(struct sp_elf *o, const char *path, const char *display,
 int sp_elf_open_debug(struct sp_elf *o, const char *path, const char *debug_path,
 		      const char *display, char *err, size_t errlen);
 void sp_elf_close(struct sp_elf *o);
+/* fd's file as an Elf over a shared mapping of it (munmap *map after
+ * elf_end): the kernel inserts every active uprobe of a file (ours of an
+ * earlier rescan, another tracer's, one made for every process by attach
+ * --exe) into each private mapping of it that may execute, read-only ones
+ * included, so code read through libelf's own private mapping would show
+ * their int3s. A shared mapping gets none. */
+Elf *sp_elf_begin_shared(int fd, void **map, size_t *size);
 
 
 /* Bytes of [offset, offset+size) in the file, or NULL if out of range. */
