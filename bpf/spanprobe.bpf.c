@@ -459,8 +459,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	if (verdict == SP_SKIP_RETURN) {
 		__sync_fetch_and_add(&depth_overflows, 1);
 	} else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD)) {
-		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER |
-			(info->state_size ? 0 : SP_FRAME_OBSERVED);
+		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER | SP_FRAME_OBSERVED;
 		sp_nested_snap(self, sym, fu->key, now, now);
 	}
 	count_open(n_before, st);

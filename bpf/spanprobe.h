@@ -29,6 +29,10 @@ enum sp_rec_flags {
 	SP_REC_EVENT = 1u << 5,      /* an instant event (a single USDT probe):
 				      * begin_ns == end_ns, kept whatever
 				      * --min-span says */
+	SP_REC_MERGED = 1u << 6,     /* a nested async span that may stand for
+				      * several back-to-back instances of its
+				      * future that nothing read told apart
+				      * (user/resolve/async_nested.c) */
 };
 
 /* Frame kinds, in sp_frame.flags beside the record flags. */

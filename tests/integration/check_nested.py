@@ -31,7 +31,11 @@ Checks:
     instances the fixture marks one_poll (they never suspend: inlined,
     they finish inside one poll and cannot be seen);
   - every output span matches a truth span of its query (nothing is
-    invented); span ids are unique, parents present.
+    invented); span ids are unique, parents present;
+  - no span is flagged merged: every instance of the fixture's async fns
+    differs from the one before it in its slot by its arguments or by
+    the locals its parent holds across the await, so none may be merged,
+    flagged or not (an unflagged merge shows as a missing instance).
 With --expect-none the output must be empty (a degraded build whose
 roots cannot be seen).
 """
@@ -107,6 +111,10 @@ def main():
 
     tree_errs, by_id = tree_errors(out)
     errors.extend(tree_errs)
+    for s in out:
+        if "merged" in s["flags"]:
+            E("span %d %s is flagged merged: the fixture's instances can be told apart"
+              % (s["span_id"], s["name"]))
     tby_id = {t["id"]: t for t in truth}
     troots = [t for t in truth if t["depth"] == 0]
     root_name = a.root_name or (troots[0]["name"] if troots else None)
