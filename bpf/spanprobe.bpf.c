@@ -38,6 +38,10 @@ const volatile __u32 target_tgid = 0;
  * `followed` by the fork hook. */
 const volatile bool follow_children = false;
 const volatile __u64 min_span_ns = 0;
+/* Carriers' futures are read at every other probe hit and context switch
+ * under their polls (observation points); off only to measure what they
+ * cost (SPANPROBE_NO_OBSERVE, docs/performance.md). */
+const volatile bool observe_points = true;
 
 /* The [uprobes] mapping that holds the return trampoline; userspace
  * fills it in once the kernel has created it. */
@@ -459,7 +463,8 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	if (verdict == SP_SKIP_RETURN) {
 		__sync_fetch_and_add(&depth_overflows, 1);
 	} else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD)) {
-		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER | SP_FRAME_OBSERVED;
+		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER |
+			(observe_points ? SP_FRAME_OBSERVED : 0);
 		sp_nested_snap(self, sym, fu->key, now, now);
 	}
 	count_open(n_before, st);

@@ -45,8 +45,7 @@ enum sp_rec_flags {
 #define SP_FRAME_USDT (1u << 11) /* a USDT start/done pair */
 /* Frame-only kinds (bits 8..15 never reach a record: records keep & 0xff). */
 #define SP_FRAME_OBSERVED (1u << 12) /* a carrier read at other hits too
-				     * (for now hand-written futures' polls
-				     * only: see docs/hyper-async.md) */
+				     * (observation points) */
 #define SP_FRAME_CARRIER (1u << 13) /* a poll whose nested futures are read
 				    * (a held carrier): hits above it on
 				    * its thread read them too */

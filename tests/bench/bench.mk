@@ -15,7 +15,7 @@ BENCH_ARGS    ?=
 .PHONY: bench
 bench: $(BIN) $(BENCH_DIR)/floor $(BENCH_DIR)/verify_cost $(BENCH_DIR)/target \
        $(BENCH_DIR)/rust_target $(BENCH_DIR)/rust_target_abort $(BENCH_DIR)/cxx_target \
-       $(BENCH_DIR)/many $(BENCH_BPFTRACE) $(BUILD)/spanprobe.bpf.o
+       $(BENCH_DIR)/many $(BENCH_BPFTRACE) $(BUILD)/spanprobe.bpf.o $(BUILD)/fixtures/hsrv
 	python3 tests/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
 
 $(BENCH_DIR)/target: tests/bench/target.c
