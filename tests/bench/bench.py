@@ -1006,7 +1006,7 @@ def main():
     if want("attach"):
         res["attach_1000"] = phase(res, "attach", lambda: attach_times(a))
     if want("hyper"):
-        res["hyper"] = phase(res, "hyper", lambda: hyper_bench.run(a, log))
+        res["hyper"] = phase(res, "hyper", lambda: hyper_bench.run(a, log, prog_runs))
     if a.phases == set(PHASES):
         res["targets"] = targets(res)
     res["bench_seconds"] = round(time.monotonic() - t_start, 1)
