@@ -39,6 +39,10 @@ const volatile __u32 target_tgid = 0;
  * traces, listed by userspace (the rendezvous hook's filter). */
 const volatile bool follow_children = false;
 const volatile __u64 min_span_ns = 0;
+/* Carriers' futures are read at every other probe hit and context switch
+ * under their polls (observation points); off only to measure what they
+ * cost (SPANPROBE_NO_OBSERVE, docs/performance.md). */
+const volatile bool observe_points = true;
 
 /* The [uprobes] mapping that holds the return trampoline; userspace
  * fills it in once the kernel has created it. */
@@ -481,7 +485,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 		__sync_fetch_and_add(&depth_overflows, 1);
 	} else if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD)) {
 		st->f[(st->n - 1) & SP_DEPTH_MASK].flags |= SP_FRAME_CARRIER |
-			(info->state_size ? 0 : SP_FRAME_OBSERVED);
+			(observe_points ? SP_FRAME_OBSERVED : 0);
 		sp_nested_snap(self, sym, fu->key, now, now);
 	}
 	count_open(n_before, st);

@@ -29,6 +29,10 @@ enum sp_rec_flags {
 	SP_REC_EVENT = 1u << 5,      /* an instant event (a single USDT probe):
 				      * begin_ns == end_ns, kept whatever
 				      * --min-span says */
+	SP_REC_MERGED = 1u << 6,     /* a nested async span that may stand for
+				      * several back-to-back instances of its
+				      * future that nothing read told apart
+				      * (user/resolve/async_nested.c) */
 };
 
 /* Frame kinds, in sp_frame.flags beside the record flags. */
@@ -41,8 +45,7 @@ enum sp_rec_flags {
 #define SP_FRAME_USDT (1u << 11) /* a USDT start/done pair */
 /* Frame-only kinds (bits 8..15 never reach a record: records keep & 0xff). */
 #define SP_FRAME_OBSERVED (1u << 12) /* a carrier read at other hits too
-				     * (for now hand-written futures' polls
-				     * only: see docs/hyper-async.md) */
+				     * (observation points) */
 #define SP_FRAME_CARRIER (1u << 13) /* a poll whose nested futures are read
 				    * (a held carrier): hits above it on
 				    * its thread read them too */

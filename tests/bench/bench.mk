@@ -19,7 +19,7 @@ PG_BENCH_ARGS ?=
 .PHONY: bench
 bench: $(BIN) $(BENCH_DIR)/floor $(BENCH_DIR)/verify_cost $(BENCH_DIR)/target \
        $(BENCH_DIR)/rust_target $(BENCH_DIR)/rust_target_abort $(BENCH_DIR)/cxx_target \
-       $(BENCH_DIR)/many $(BENCH_BPFTRACE) $(BUILD)/spanprobe.bpf.o
+       $(BENCH_DIR)/many $(BENCH_BPFTRACE) $(BUILD)/spanprobe.bpf.o $(BUILD)/fixtures/hsrv
 	python3 tests/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
 	python3 tests/bench/pg_bench.py --spanprobe $(BIN) --json $(BENCH_DIR)/pg_bench.json $(PG_BENCH_ARGS)
 

@@ -17,7 +17,10 @@ like on a shared and noisy machine:
   verifier     the verifier's time per spanprobe program;
   load         span records per second without a drop, collector CPU and
                RSS at 100k calls/s, 200k calls/s for 60 s;
-  attach       attach and detach times, 1,000 functions.
+  attach       attach and detach times, 1,000 functions;
+  hyper        a Rust async server's throughput untraced, traced, traced
+               without observation points, and what the context-switch
+               hook costs the rest of the machine (hyper_bench.py).
 
 Output: a table on stdout, the same figures in BUILD/bench/results.json.
 Timed target loops run on the last CPU at SCHED_FIFO priority 10 (other
@@ -37,6 +40,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import hyper_bench
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
@@ -802,6 +807,8 @@ def print_report(res):
                   f"{v['insns_processed']:>8d} insns processed (limit 1000000)")
     if "load" in res:
         print_load(res["load"])
+    if "hyper" in res:
+        hyper_bench.report(res["hyper"])
     print_tail(res)
 
 
@@ -916,7 +923,8 @@ def print_tail(res):
 
 # ---------------------------------------------------------------- main
 
-PHASES = ["per_call", "bpf_prog_stats", "first_instruction", "verifier", "load", "attach"]
+PHASES = ["per_call", "bpf_prog_stats", "first_instruction", "verifier", "load", "attach",
+          "hyper"]
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -997,6 +1005,8 @@ def main():
         res["load"] = phase(res, "load", lambda: load(a))
     if want("attach"):
         res["attach_1000"] = phase(res, "attach", lambda: attach_times(a))
+    if want("hyper"):
+        res["hyper"] = phase(res, "hyper", lambda: hyper_bench.run(a, log, prog_runs))
     if a.phases == set(PHASES):
         res["targets"] = targets(res)
     res["bench_seconds"] = round(time.monotonic() - t_start, 1)

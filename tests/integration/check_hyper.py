@@ -28,7 +28,13 @@ Checks, for every truth query whose root lasted at least --min-query:
     reported (--report), not an error of the tracer: on a loaded 2-CPU
     machine it happens; a span outside its window never passes;
   - every output span is some truth span (nothing invented), and none is
-    flagged merged.
+    flagged merged (the fixture's instances always differ in what spanprobe
+    reads: arguments, or the locals their parent holds across the await);
+  - a span that ended in truth before a sync sibling began (load_user,
+    then render in the same poll) ends in the output no later than that
+    sibling's entry: the probe hit there reads the carrier's futures
+    (observation points), so the end is bounded by it, not by the poll's
+    end.
 --report prints per name the worst begin/end differences and windows.
 """
 import argparse
@@ -181,6 +187,19 @@ def main():
                                 p.get("name")))
 
     tby_id = {t["id"]: t for t in truth}
+    tkids_all = {}
+    for t in truth:
+        tkids_all.setdefault(t["parent_id"], []).append(t)
+    for sibs in tkids_all.values():
+        for x in sibs:
+            for y in sibs:
+                if (y.get("kind") != "sync" or x is y or x["end_ns"] > y["begin_ns"]
+                        or x["id"] not in tmatch or y["id"] not in tmatch):
+                    continue
+                sx, sy = tmatch[x["id"]], tmatch[y["id"]]
+                if sx["end_ns"] > sy["begin_ns"]:
+                    E("query %d: %s ends %.3f ms after the entry of %s, which followed it"
+                      % (x["query"], x["name"], (sx["end_ns"] - sy["begin_ns"]) / 1e6, y["name"]))
     names = set(a.names.split(",")) if a.names else None
     slow = required = 0
     for t in troots:

@@ -31,7 +31,11 @@ Checks:
     instances the fixture marks one_poll (they never suspend: inlined,
     they finish inside one poll and cannot be seen);
   - every output span matches a truth span of its query (nothing is
-    invented); span ids are unique, parents present.
+    invented); span ids are unique, parents present;
+  - no span is flagged merged: every instance of the fixture's async fns
+    differs from the one before it in its slot by its arguments or by
+    the locals its parent holds across the await, so none may be merged,
+    flagged or not (an unflagged merge shows as a missing instance).
 With --expect-none the output must be empty (a degraded build whose
 roots cannot be seen).
 """
@@ -107,6 +111,10 @@ def main():
 
     tree_errs, by_id = tree_errors(out)
     errors.extend(tree_errs)
+    for s in out:
+        if "merged" in s["flags"]:
+            E("span %d %s is flagged merged: the fixture's instances can be told apart"
+              % (s["span_id"], s["name"]))
     tby_id = {t["id"]: t for t in truth}
     troots = [t for t in truth if t["depth"] == 0]
     root_name = a.root_name or (troots[0]["name"] if troots else None)
@@ -167,16 +175,37 @@ def main():
             p = tby_id.get(p["parent_id"])
         return p is not None and tmatch[p["id"]]["span_id"] == s["parent_span_id"]
 
+    fitting = {}  # output span id -> the truth spans it fits (same query, name)
+
+    def reassign(s, seen):
+        """Kuhn's augmenting path: s takes a truth span it fits, moving
+        the span that holds it to another it fits, if any. Wide windows
+        (a loop instance seen only inside a poll) can fit two neighbours;
+        the nearest-first choice alone could leave one of them unpaired
+        though a pairing of every span exists."""
+        for t in fitting[s["span_id"]]:
+            if t["id"] in seen:
+                continue
+            seen.add(t["id"])
+            h = tmatch.get(t["id"])
+            if h is None or (h["span_id"] in fitting and reassign(h, seen)):
+                match[s["span_id"]] = t
+                tmatch[t["id"]] = s
+                return True
+        return False
+
     for s in sorted((s for s in out if s["depth"] > 0), key=lambda s: s["begin_ns"]):
         q = out_query.get(s["query_id"])
         if q is None:
             E("span %d %s: its query matches no truth query" % (s["span_id"], s["name"]))
             continue
-        c = [t for t in tby_qn.get((q, s["name"]), [])
-             if t["id"] not in tmatch and fits(s, t, a.tol)]
+        fitting[s["span_id"]] = [t for t in tby_qn.get((q, s["name"]), [])
+                                 if fits(s, t, a.tol)]
+        c = [t for t in fitting[s["span_id"]] if t["id"] not in tmatch]
         if not c:
-            E("span %d %s (query %d, %.3f ms): not in the truth (invented)"
-              % (s["span_id"], s["name"], q, (s["end_ns"] - s["begin_ns"]) / 1e6))
+            if not reassign(s, set()):
+                E("span %d %s (query %d, %.3f ms): not in the truth (invented)"
+                  % (s["span_id"], s["name"], q, (s["end_ns"] - s["begin_ns"]) / 1e6))
             continue
         # identity: the call under the truth call of the output parent (its
         # nearest ancestor in the output), then the nearest in time
@@ -185,6 +214,33 @@ def main():
         tmatch[t["id"]] = s
 
     names = set(a.names.split(",")) if a.names else None
+    fit_by = {}  # truth id -> the output spans that fit it
+    for sid, ts in fitting.items():
+        for t in ts:
+            fit_by.setdefault(t["id"], []).append(by_id[sid])
+
+    def needed(t):
+        return (t["depth"] > 0 and t["kind"] == "async" and not t.get("one_poll")
+                and t["end_ns"] - t["begin_ns"] >= a.min_span
+                and (names is None or t["name"] in names))
+
+    def pull(t, seen):
+        """A required truth span nobody took: an output span that fits it
+        comes over if what it holds is not required, or can itself be
+        taken by another span that fits it."""
+        for s in fit_by.get(t["id"], []):
+            if s["span_id"] in seen:
+                continue
+            seen.add(s["span_id"])
+            t2 = match.get(s["span_id"])
+            if t2 is None or not needed(t2) or pull(t2, seen):
+                if t2 is not None and tmatch.get(t2["id"]) is s:
+                    del tmatch[t2["id"]]
+                match[s["span_id"]] = t
+                tmatch[t["id"]] = s
+                return True
+        return False
+
     required = complete = one_poll = 0
     for q, root in qroot.items():
         tq = troot_of[q]
@@ -205,6 +261,8 @@ def main():
                 one_poll += 1
                 continue
             required += 1
+            if t["id"] not in tmatch:
+                pull(t, set())
             s = tmatch.get(t["id"])
             if s is None:
                 E("query %d: missing %s (%.3f ms, begin %d)"

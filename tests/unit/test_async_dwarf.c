@@ -728,6 +728,69 @@ static void test_no_debug_info(void **state)
 	sp_async_info_free(&info);
 }
 
+/* The first node of kind named name under parent (any parent: -2). */
+static int node_named(const struct sp_async_poll *p, enum sp_async_node_kind kind,
+		      const char *name, int parent)
+{
+	for (size_t i = 0; i < p->n_nodes; i++)
+		if (p->nodes[i].kind == kind && p->nodes[i].name &&
+		    strcmp(p->nodes[i].name, name) == 0 && (parent == -2 || p->nodes[i].parent == parent))
+			return (int)i;
+	return -1;
+}
+
+/* hyper 0.14 (hsrv, release): the handler's future is behind hyper's
+ * in_flight: Pin<Box<Option<F>>>, one pointer hop from the connection's
+ * hand-written future. The tree records the hop (a Box node, the nodes
+ * behind it in its space, one hop deep), and load_user's query_db knows
+ * what load_user holds across that await (its loop's iterator) to tell
+ * the loop's two instances with equal arguments apart. */
+static void test_hyper_pointer_hops(void **state)
+{
+	struct sp_async_info info;
+	const struct sp_async_poll *p = NULL;
+	int box = -1, h, lu, qd;
+
+	(void)state;
+	analyze("hsrv", &info);
+	for (size_t i = 0; i < info.n_plain; i++)
+		if (strstr(info.plain[i].name, "UpgradeableConnection"))
+			p = &info.plain[i];
+	assert_non_null(p);
+	assert_true(p->plain);
+	for (size_t i = 0; i < p->n_nodes; i++)
+		if (p->nodes[i].kind == SP_ANODE_BOX && strstr(p->nodes[i].path, "in_flight"))
+			box = (int)i;
+	assert_true(box >= 0);
+	assert_int_equal(p->nodes[box].hops, 0);
+	assert_int_equal(p->nodes[box].space, -1);
+	assert_int_equal(p->nodes[box].size, 8);
+	h = node_named(p, SP_ANODE_COROUTINE, "hsrv::handlers::handle", -2);
+	assert_true(h >= 0);
+	assert_int_equal(p->nodes[h].space, box);
+	assert_int_equal(p->nodes[h].hops, 1);
+	/* valid while the pointer is not null */
+	for (int a = h; a != box; a = p->nodes[a].parent)
+		assert_true(a >= 0);
+	lu = node_named(p, SP_ANODE_COROUTINE, "hsrv::handlers::load_user", h);
+	assert_true(lu >= 0);
+	assert_int_equal(p->nodes[lu].space, box);
+	assert_true(p->nodes[lu].n_args >= 2); /* key, ms */
+	qd = node_named(p, SP_ANODE_COROUTINE, "hsrv::handlers::query_db", lu);
+	assert_true(qd >= 0);
+	assert_true(p->nodes[qd].n_held >= 1);
+	for (size_t k = 0; k < p->nodes[qd].n_held; k++) {
+		const struct sp_async_field *f = &p->nodes[qd].held[k];
+
+		/* inside load_user's future, never one of its arguments */
+		assert_true(f->off >= p->nodes[lu].base);
+		assert_true(f->off + f->size <= p->nodes[lu].base + p->nodes[lu].obj_size);
+		for (size_t a = 0; a < p->nodes[lu].n_args; a++)
+			assert_string_not_equal(f->name, p->nodes[lu].args[a].name);
+	}
+	sp_async_info_free(&info);
+}
+
 static void locate_fixtures(const char *argv0)
 {
 	const char *env = getenv("SP_FIXTURES_DIR");
@@ -762,6 +825,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_closures_not_found),
 		cmocka_unit_test(test_line_tables_only),
 		cmocka_unit_test(test_no_debug_info),
+		cmocka_unit_test(test_hyper_pointer_hops),
 	};
 
 	(void)argc;

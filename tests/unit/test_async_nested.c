@@ -26,11 +26,11 @@ static struct sp_async_range g3 = { 3, 3 }, g4 = { 4, 4 }, g5 = { 5, 5 }, g0 = {
 			     g45 = { 4, 5 };
 
 static struct sp_nested_node nodes[N_NODES] = {
-	[EQ] = { "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, 0, 0, 0 },
-	[PB] = { "pb", EQ, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, R_ARG_I, 1, SP_ROLE_SPAN, 0, 0, 0 },
-	[MD] = { "md", EQ, SP_ANODE_MAYBE_DONE, &g5, 1, false, R_MD, 0, 0, -1, 0, 0, 0 },
-	[FS] = { "fs", MD, SP_ANODE_COROUTINE, &g0, 1, false, R_FS, 0, 0, SP_ROLE_SPAN, 0, 0, 0 },
-	[JH] = { "jh", EQ, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0 },
+	[EQ] = { "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, 0, 0, 0, 0, 0, false },
+	[PB] = { "pb", EQ, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, R_ARG_I, 1, SP_ROLE_SPAN, 0, 0, 0, 0, 0, false },
+	[MD] = { "md", EQ, SP_ANODE_MAYBE_DONE, &g5, 1, false, R_MD, 0, 0, -1, 0, 0, 0, 0, 0, false },
+	[FS] = { "fs", MD, SP_ANODE_COROUTINE, &g0, 1, false, R_FS, 0, 0, SP_ROLE_SPAN, 0, 0, 0, 0, 0, false },
+	[JH] = { "jh", EQ, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0, 0, 0, false },
 };
 
 static struct sp_nested_plan plan = { .nodes = nodes, .n = N_NODES, .n_reads = N_READS };
@@ -217,6 +217,150 @@ static void test_join_handle_holder(void **state)
 	sp_nested_run_free(&r);
 }
 
+/* The same instance, but the read was made inside the poll (a probe hit
+ * or a context switch): r.mid, r.poll_ns as the session sets them. */
+#define MID_READ(r, poll, entry, exit, ...)                                        \
+	do {                                                                       \
+		(r)->mid = true;                                                   \
+		(r)->poll_ns = (poll);                                             \
+		READ(r, entry, exit, __VA_ARGS__);                                 \
+		(r)->mid = false;                                                  \
+	} while (0)
+
+/* A loop instance that exists only inside one poll (its thread was
+ * preempted past the timer's deadline): seen by a read inside the poll,
+ * between the previous instance and the next, it is kept when the read at
+ * the poll's exit still finds the node valid (eq still in 4). */
+static void test_instance_seen_only_inside_a_poll(void **state)
+{
+	struct sp_nested_run r;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);
+	READ(&r, 10, 20, 3, 4, 3, 0, 0, 0, 1);           /* pb(1) */
+	r.poll_ns = 30;
+	READ(&r, 30, 0, 3, 4, 3, 0, 0, 0, 1);            /* next poll's entry */
+	MID_READ(&r, 30, 30, 35, 3, 4, 3, 0, 0, 0, 2);   /* pb(2) inside it */
+	READ(&r, 35, 50, 3, 4, 3, 0, 0, 0, 3);           /* exit: pb(3) */
+	r.poll_ns = 0;
+	READ(&r, 60, 70, 1, 1, 0, 0, 0, 0, 0);
+	sp_nested_run_end(&r, 70, false);
+	assert_int_equal(count(&r, PB), 3);
+	assert_false(only(&r, PB, 1)->gone);
+	assert_int_equal(only(&r, PB, 0)->end_ns, 35);
+	assert_int_equal(only(&r, PB, 1)->begin_ns, 30);
+	assert_int_equal(only(&r, PB, 1)->end_ns, 50);
+	/* pb(3) came after pb(2) was seen */
+	assert_int_equal(only(&r, PB, 2)->begin_ns, 35);
+	sp_nested_run_free(&r);
+}
+
+/* Bytes read inside a poll as pb's, while eq's state lagged its code:
+ * at the poll's exit eq is elsewhere (5), so they were not pb's. */
+static void test_lagging_parent_invents_nothing(void **state)
+{
+	struct sp_nested_run r;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &plan), 0);
+	READ(&r, 10, 0, 0);
+	READ(&r, 10, 20, 3, 4, 3, 0, 0, 0, 1);
+	r.poll_ns = 30;
+	READ(&r, 30, 0, 3, 4, 3, 0, 0, 0, 1);
+	MID_READ(&r, 30, 30, 35, 3, 4, 3, 0, 0, 0, 99); /* join!'s bytes */
+	READ(&r, 35, 50, 3, 5, 0, 0, 3, 0, 99);
+	READ(&r, 60, 70, 1, 1, 0, 0, 0, 0, 0);
+	sp_nested_run_end(&r, 70, false);
+	assert_int_equal(count(&r, PB), 2);
+	assert_false(only(&r, PB, 0)->gone);
+	assert_true(only(&r, PB, 1)->gone);
+	sp_nested_run_free(&r);
+}
+
+/* Futures behind a pointer (hyper's in_flight: Pin<Box<Option<F>>>): a
+ * plain carrier, a Box node whose pointee holds h. A null pointer ends
+ * the chain (h's instance ends); another pointer is another object, so
+ * another instance even when everything read behind it is equal. */
+enum { B_PTR, B_H, B_ARG, B_N };
+
+static void test_pointer_hops(void **state)
+{
+	static struct sp_async_range nonnull = { 0, 0 };
+	struct sp_nested_node bn[] = {
+		{ "Box", -1, SP_ANODE_BOX, NULL, 0, true, B_PTR, 0, 0, -1, 0, 0, 0, 0, 0, false },
+		{ "h", 0, SP_ANODE_COROUTINE, &nonnull, 1, true, B_H, B_ARG, 1, SP_ROLE_ROOT, 0,
+		  1, 0, 0, 0, false },
+	};
+	struct sp_nested_plan bp = { .nodes = bn, .n = 2, .n_reads = B_N, .plain = true };
+	struct sp_nested_run r;
+	const struct sp_nested_span *s;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &bp), 0);
+#define BREAD(entry, exit, ptr, st, arg)                                             \
+	do {                                                                         \
+		uint64_t v_[B_N] = { ptr, st, arg };                                 \
+		assert_int_equal(sp_nested_run_feed(&r, entry, exit, v_, B_N), 0);   \
+	} while (0)
+	BREAD(10, 20, 0, 0, 0);            /* no request: in_flight None */
+	BREAD(30, 40, 0x5000, 3, 7);       /* a handler behind 0x5000 */
+	BREAD(50, 60, 0x5000, 4, 7);       /* the same one, further on */
+	BREAD(70, 80, 0, 0, 0);            /* null: it is over */
+	BREAD(90, 100, 0x6000, 3, 7);      /* another object, equal bytes */
+	BREAD(110, 120, 0x7000, 3, 7);     /* and another, within one poll */
+	BREAD(130, 140, 0, 0, 0);
+#undef BREAD
+	sp_nested_run_end(&r, 140, false);
+	assert_int_equal(r.n_spans, 3);
+	s = &r.spans[0];
+	assert_int_equal(s->begin_ns, 30);
+	assert_int_equal(s->end_ns, 80);
+	assert_int_equal(s->addr, 0x5000);
+	assert_int_equal(r.spans[1].addr, 0x6000);
+	assert_int_equal(r.spans[1].end_ns, 120);
+	assert_int_equal(r.spans[2].addr, 0x7000);
+	assert_int_equal(r.spans[2].begin_ns, 110);
+	for (size_t k = 0; k < r.n_spans; k++)
+		assert_false(r.spans[k].flags & SP_REC_MERGED);
+	sp_nested_run_free(&r);
+}
+
+/* Equal arguments, told apart by a local the parent holds across the
+ * await (a loop's iterator); with nothing to tell them apart, the span is
+ * flagged merged, never plain. */
+static void test_held_local_and_merged(void **state)
+{
+	struct sp_nested_node hn[] = {
+		{ "p", -1, SP_ANODE_COROUTINE, &g3, 1, false, 1, 0, 0, -1, 0, 0, 0, 0, 0, false },
+		{ "c", 0, SP_ANODE_COROUTINE, &g4, 1, false, 2, 3, 1, SP_ROLE_SPAN, 0, 0, 0, 4, 1,
+		  false },
+	};
+	struct sp_nested_plan hp = { .nodes = hn, .n = 2, .n_reads = 5 };
+	struct sp_nested_run r;
+
+	(void)state;
+	for (int weak = 0; weak < 2; weak++) {
+		hn[1].weak_id = weak;
+		hn[1].n_held = weak ? 0 : 1;
+		assert_int_equal(sp_nested_run_init(&r, &hp), 0);
+		READ(&r, 10, 0, 0);
+		READ(&r, 10, 20, 3, 4, 3, 1, 0);   /* c(key 1), iteration 0 */
+		READ(&r, 30, 40, 3, 4, 3, 1, 1);   /* c(key 1), iteration 1 */
+		READ(&r, 50, 60, 1, 1, 0, 0, 0);
+		sp_nested_run_end(&r, 60, false);
+		if (weak) {
+			assert_int_equal(count(&r, 1), 1);
+			assert_true(only(&r, 1, 0)->flags & SP_REC_MERGED);
+		} else {
+			assert_int_equal(count(&r, 1), 2);
+			assert_int_equal(only(&r, 1, 0)->end_ns, 40);
+			assert_false(only(&r, 1, 0)->flags & SP_REC_MERGED);
+		}
+		sp_nested_run_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +371,10 @@ int main(void)
 		cmocka_unit_test(test_panicked),
 		cmocka_unit_test(test_change_seen_at_entry),
 		cmocka_unit_test(test_join_handle_holder),
+		cmocka_unit_test(test_instance_seen_only_inside_a_poll),
+		cmocka_unit_test(test_lagging_parent_invents_nothing),
+		cmocka_unit_test(test_pointer_hops),
+		cmocka_unit_test(test_held_local_and_merged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,6 +117,15 @@ static void test_span_attrs_optional(void **state)
 			       "{\"key\":\"spanprobe.uncertainty_hi_ns\",\"value\":{\"intValue\":\"10000\"}},"
 			       "{\"key\":\"spanprobe.incomplete\",\"value\":{\"boolValue\":true}}"));
 	free(j);
+	/* a nested async span that may stand for several instances says so */
+	s.flags = SP_SPAN_MERGED;
+	n = sp_span_attrs(&s, a);
+	assert_int_equal(n, 5);
+	assert_string_equal(a[4].key, "spanprobe.merged");
+	assert_int_equal(a[4].type, SP_ATTR_BOOL);
+	j = otlp(&s, 1);
+	assert_non_null(strstr(j, "{\"key\":\"spanprobe.merged\",\"value\":{\"boolValue\":true}}"));
+	free(j);
 }
 
 /* Captured values: under their own names, unread ones marked, never

@@ -475,7 +475,11 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_ranges, n);
 	bpf_map__set_max_entries(a->skel->maps.cap_cfg, n);
-	configure_programs(a->skel, mode, has_carriers(fs));
+	/* a measurement knob (make bench): reads at poll entries and exits
+	 * only, as before observation points; the context-switch hook stays
+	 * out */
+	a->skel->rodata->observe_points = !getenv("SPANPROBE_NO_OBSERVE");
+	configure_programs(a->skel, mode, has_carriers(fs) && a->skel->rodata->observe_points);
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc && o->follow_children) {
 		__u32 key = (__u32)tgid;
@@ -542,7 +546,7 @@ static int attach_hooks(struct sp_attach *a, const struct sp_func_set *fs,
 	       attach_hook(a, a->skel->progs.sp_exec, "exec", err, errlen) ||
 	       (follow_children &&
 		attach_hook(a, a->skel->progs.sp_fork, "fork", err, errlen)) ||
-	       (has_carriers(fs) &&
+	       (has_carriers(fs) && a->skel->rodata->observe_points &&
 		attach_hook(a, a->skel->progs.sp_switch, "context-switch", err, errlen)) ? -1 : 0;
 }
 

@@ -604,6 +604,7 @@ static void free_poll(struct sp_async_poll *p)
 		free(p->nodes[k].path);
 		free(p->nodes[k].guard);
 		free_fields(p->nodes[k].args, p->nodes[k].n_args);
+		free_fields(p->nodes[k].held, p->nodes[k].n_held);
 	}
 	free(p->nodes);
 }

@@ -26,11 +26,11 @@ static const char *kind_name(enum sp_async_node_kind k)
 	return "?";
 }
 
-static void print_fields(FILE *f, const struct sp_async_field *a, size_t n)
+static void print_fields(FILE *f, const char *what, const struct sp_async_field *a, size_t n)
 {
 	if (!n)
 		return;
-	fprintf(f, " args:");
+	fprintf(f, " %s:", what);
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, " %s@%#x/%u", a[i].name, a[i].off, a[i].size);
 }
@@ -61,7 +61,10 @@ static void print_node(FILE *f, const struct sp_async_poll *p, size_t i, int dep
 		n->kind == SP_ANODE_COROUTINE   ? "state" :
 		n->kind == SP_ANODE_MAYBE_DONE ? "tag" : "ptr",
 		n->off, n->size);
-	print_fields(f, n->args, n->n_args);
+	print_fields(f, "args", n->args, n->n_args);
+	print_fields(f, "held", n->held, n->n_held);
+	if (n->space >= 0)
+		fprintf(f, " behind [%d] (%u hop%s)", n->space, n->hops, n->hops == 1 ? "" : "s");
 	fputc('\n', f);
 }
 
@@ -91,7 +94,7 @@ static void print_poll(FILE *f, const struct sp_async_poll *p)
 		fprintf(f, "  symbol %s\n", p->symbol);
 	if (p->n_args) {
 		fprintf(f, " ");
-		print_fields(f, p->args, p->n_args);
+		print_fields(f, "args", p->args, p->n_args);
 		fputc('\n', f);
 	}
 	if (p->n_nodes)
@@ -108,6 +111,10 @@ void sp_async_info_print(FILE *f, const struct sp_async_info *info)
 		info->n_rejected);
 	for (size_t i = 0; i < info->n; i++)
 		print_poll(f, &info->polls[i]);
+	for (size_t i = 0; i < info->n_plain; i++) {
+		fprintf(f, "hand-written future's poll, a carrier only:\n");
+		print_poll(f, &info->plain[i]);
+	}
 	for (size_t i = 0; i < info->n_rejected; i++)
 		fprintf(f, "not a coroutine: %s at %#" PRIx64 ": %s\n",
 			info->rejected[i].name, info->rejected[i].low_pc,

@@ -219,16 +219,92 @@ struct suspend_ctx {
 	int depth;
 };
 
+/* Held locals kept per awaited future: enough for a loop's iterator and
+ * an accumulator, within the read list's budget. */
+#define MAX_HELD 3
+#define MAX_HELD_SIZE 16
+
+/* Whether name is one of the arguments of the coroutine that holds it
+ * (they are moved into locals of the same name, and do not change
+ * between iterations). */
+static bool is_arg_of(const struct tree *t, int self, const char *name)
+{
+	const struct sp_async_field *a = self >= 0 ? t->p->nodes[self].args : t->p->args;
+	size_t n = self >= 0 ? t->p->nodes[self].n_args : t->p->n_args;
+
+	for (size_t i = 0; name && i < n; i++)
+		if (a[i].name && strcmp(a[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* The locals a Suspend variant keeps beside its __awaitee: what the
+ * awaited future's instances are told apart by when their arguments are
+ * equal (the parent cannot change them while suspended on it). */
+static void held_locals(struct tree *t, struct suspend_ctx *c, struct variant *v,
+			struct sp_async_field *out, size_t *n)
+{
+	Dwarf_Die f, ft;
+
+	*n = 0;
+	if (dwarf_child(&v->type, &f) != 0)
+		return;
+	do {
+		const char *fname = dwarf_diename(&f);
+		uint64_t off, size;
+
+		if (*n == MAX_HELD)
+			return;
+		if (dwarf_tag(&f) != DW_TAG_member || !fname || strcmp(fname, "__awaitee") == 0 ||
+		    !sp_adw_member_offset(&f, &off) || !sp_adw_type_of(&f, &ft) ||
+		    is_arg_of(t, c->self, fname))
+			continue;
+		size = sp_adw_type_size(&ft);
+		if (size == 0 || size > MAX_HELD_SIZE)
+			continue;
+		out[*n].name = (char *)fname; /* borrowed until copied */
+		out[*n].off = c->base + (uint32_t)(v->off + off);
+		out[*n].size = (uint32_t)size;
+		(*n)++;
+	} while (dwarf_siblingof(&f, &f) == 0);
+}
+
+/* Gives the coroutines just added for an __awaitee (nodes from..) the
+ * locals their parent holds across that await. */
+static void set_held(struct tree *t, int self, size_t from, const struct sp_async_field *h,
+		     size_t nh)
+{
+	for (size_t i = from; nh && i < t->p->n_nodes; i++) {
+		struct sp_async_node *n = &t->p->nodes[i];
+
+		if (n->parent != self || n->kind != SP_ANODE_COROUTINE || n->n_held)
+			continue;
+		n->held = calloc(nh, sizeof(*n->held));
+		if (!n->held) {
+			t->s->oom = true;
+			return;
+		}
+		for (size_t k = 0; k < nh; k++) {
+			n->held[k] = h[k];
+			n->held[k].name = sp_adw_xstrdup(t->s, h[k].name);
+		}
+		n->n_held = nh;
+	}
+}
+
 /* A Suspend variant of a coroutine: everything it keeps by value. */
 static bool expand_suspend(void *p, struct variant *v)
 {
 	struct suspend_ctx *c = p;
+	struct sp_async_field held[MAX_HELD];
+	size_t n_held;
 	Dwarf_Die f, ft;
 	const char *tn = dwarf_diename(&v->type);
 
 	if (v->is_default || !sp_adw_starts_with(tn, "Suspend") ||
 	    dwarf_child(&v->type, &f) != 0)
 		return true;
+	held_locals(c->t, c, v, held, &n_held);
 	do {
 		const struct sp_async_node *me = c->self >= 0 ? &c->t->p->nodes[c->self] : NULL;
 		struct place pl = { .parent = c->self, .guard = v->v,
@@ -240,9 +316,13 @@ static bool expand_suspend(void *p, struct variant *v)
 		if (dwarf_tag(&f) != DW_TAG_member || !sp_adw_member_offset(&f, &off) ||
 		    !sp_adw_type_of(&f, &ft) || !sp_adw_interesting(c->t->s, &ft, 0))
 			continue;
+		size_t from = c->t->p->n_nodes;
+
 		pl.mergeable = !fname || strcmp(fname, "__awaitee") != 0;
 		descend(c->t, &ft, c->base + (uint32_t)(v->off + off),
 			fname ? fname : "?", &pl);
+		if (!pl.mergeable)
+			set_held(c->t, c->self, from, held, n_held);
 	} while (dwarf_siblingof(&f, &f) == 0);
 	return true;
 }

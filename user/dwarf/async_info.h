@@ -82,6 +82,14 @@ struct sp_async_node {
 	struct sp_async_field *args; /* coroutines: Unresumed fields,
 	                              * absolute offsets */
 	size_t n_args;
+	/* coroutines awaited directly (a parent's __awaitee): locals the
+	 * parent holds across that await (a loop's iterator, an
+	 * accumulator), in the parent's space. They cannot change while
+	 * the parent is suspended on this future, so a change means the
+	 * parent ran past the await: one instance from the next when a
+	 * loop awaits equal arguments in the same slot. */
+	struct sp_async_field *held;
+	size_t n_held;
 };
 
 enum sp_async_reg { SP_AREG_RDI = 0, SP_AREG_RSI = 1 };

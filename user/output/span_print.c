@@ -111,6 +111,7 @@ static void json_flags(FILE *out, uint32_t flags)
 		{ SP_SPAN_PARTIAL, "partial" },
 		{ SP_SPAN_ERROR, "error" },
 		{ SP_SPAN_EVENT, "event" },
+		{ SP_SPAN_MERGED, "merged" },
 	};
 	const char *sep = "";
 
@@ -392,6 +393,10 @@ static void print_flags(FILE *out, uint32_t flags, bool orphan)
 	}
 	if (flags & SP_SPAN_EVENT) {
 		fprintf(out, "%s[event]", sep);
+		sep = " ";
+	}
+	if (flags & SP_SPAN_MERGED) {
+		fprintf(out, "%s[merged]", sep);
 		sep = " ";
 	}
 	if (orphan)

@@ -95,6 +95,27 @@ static int copy_node(struct sp_nested_node *d, const struct sp_async_node *s, in
 	return 0;
 }
 
+/* The locals d's parent holds across its await, 8 bytes a read, in the
+ * parent's space (its own may be behind a Box the parent holds). */
+static void add_held(struct sp_nested_plan *pl, const struct sp_async_node *n,
+		     struct sp_nested_node *d)
+{
+	uint32_t box = d->parent >= 0 ? pl->nodes[d->parent].box : 0;
+
+	d->held0 = pl->n_reads;
+	for (size_t k = 0; k < n->n_held; k++) {
+		for (uint32_t o = 0; o < n->held[k].size; o += 8) {
+			if (pl->n_reads == SP_NESTED_MAX) {
+				pl->truncated = true;
+				d->weak_id = true;
+				return;
+			}
+			add_read(pl, n->held[k].off + o, n->held[k].size - o, box_base(pl, box));
+			d->n_held++;
+		}
+	}
+}
+
 /* Nodes first (they are what the spans are made of), fingerprints with
  * the room left. */
 static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, const int *role,
@@ -134,11 +155,14 @@ static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, c
 				continue;
 			if (pl->n_reads == SP_NESTED_MAX) {
 				pl->truncated = true;
+				d->weak_id = true;
 				break;
 			}
 			add_read(pl, n->args[k].off, n->args[k].size, box_base(pl, d->box));
 			d->n_args++;
 		}
+		add_held(pl, n, d);
+		d->weak_id |= !d->n_args && !d->n_held && !d->box;
 	}
 	return 0;
 }
@@ -206,8 +230,10 @@ int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl)
 	r->active = calloc(n, sizeof(*r->active));
 	r->live_ns = calloc(n, sizeof(*r->live_ns));
 	r->ran = calloc(n, sizeof(*r->ran));
+	r->seen_ns = calloc(n, sizeof(*r->seen_ns));
+	r->seen_fp = calloc(n, sizeof(*r->seen_fp));
 	if (!r->cur || !r->last_ptr || !r->fp || !r->value || !r->active || !r->live_ns ||
-	    !r->ran) {
+	    !r->ran || !r->seen_ns || !r->seen_fp) {
 		sp_nested_run_free(r);
 		return -1;
 	}
@@ -227,6 +253,8 @@ void sp_nested_run_free(struct sp_nested_run *r)
 	free(r->active);
 	free(r->live_ns);
 	free(r->ran);
+	free(r->seen_ns);
+	free(r->seen_fp);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -234,6 +262,7 @@ void sp_nested_run_reset(struct sp_nested_run *r)
 {
 	r->n_spans = 0;
 	r->n_ptrs = 0;
+	r->n_tentative = 0;
 	for (size_t i = 0; i < r->plan->n; i++)
 		r->last_ptr[i] = -1;
 }
@@ -253,7 +282,8 @@ static uint64_t mix(uint64_t h, uint64_t x)
 	return h;
 }
 
-/* An instance's identity: its arguments, and the pointers it is reached
+/* An instance's identity: its arguments, the locals its parent holds
+ * across its await (a loop's iterator), and the pointers it is reached
  * through (a Box that now points elsewhere holds another future). */
 static uint64_t fingerprint(const struct sp_nested_run *r, const struct sp_nested_node *n,
 			    const uint64_t *v, uint32_t nv)
@@ -262,6 +292,8 @@ static uint64_t fingerprint(const struct sp_nested_run *r, const struct sp_neste
 
 	for (uint32_t k = 0; k < n->n_args; k++)
 		h = mix(h, n->arg0 + k < nv ? v[n->arg0 + k] : 0);
+	for (uint32_t k = 0; k < n->n_held; k++)
+		h = mix(h, n->held0 + k < nv ? v[n->held0 + k] : 0);
 	for (uint32_t b = n->box; b; b = r->plan->nodes[b - 1].box)
 		h = mix(h, r->value[b - 1]);
 	return h;
@@ -307,6 +339,9 @@ static int open_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, b
 	s->begin_ns = partial ? hi : lo;
 	s->unc_lo_ns = partial ? 0 : hi - lo;
 	s->flags = partial ? SP_REC_PARTIAL : 0;
+	/* never a plain span for what may be several instances */
+	if (r->plan->nodes[i].weak_id)
+		s->flags |= SP_REC_MERGED;
 	s->open = true;
 	s->addr = address_of(r, i);
 	s->tid = r->tid;
@@ -334,7 +369,12 @@ static int see_ptr(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi)
 		return 0;
 	}
 	if (r->last_ptr[i] >= 0 && r->ptrs[r->last_ptr[i]].value == r->value[i]) {
-		r->ptrs[r->last_ptr[i]].last_ns = hi;
+		p = &r->ptrs[r->last_ptr[i]];
+		p->last_ns = hi;
+		if (p->mid_owner && !r->mid) {
+			p->owner = owner_of(r, i);
+			p->mid_owner = false;
+		}
 		return 0;
 	}
 	if (r->n_ptrs == r->cap_ptrs) {
@@ -348,7 +388,7 @@ static int see_ptr(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi)
 	}
 	r->ptrs[r->n_ptrs] = (struct sp_nested_ptr){
 		.node = (uint32_t)i, .kind = r->plan->nodes[i].kind, .value = r->value[i],
-		.first_ns = lo, .last_ns = hi, .owner = owner_of(r, i),
+		.first_ns = lo, .last_ns = hi, .owner = owner_of(r, i), .mid_owner = r->mid,
 	};
 	r->last_ptr[i] = (int)r->n_ptrs++;
 	return 0;
@@ -361,17 +401,28 @@ static int see_ptr(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi)
  * (lo) still show the parent's previous state while the future already
  * runs. It began in this carrier poll, after its slot's previous
  * instance was last seen live. */
-static uint64_t begin_lo(const struct sp_nested_run *r, int i, uint64_t lo)
+static bool may_lag(const struct sp_nested_run *r, int i)
 {
-	int parent = r->plan->nodes[i].parent;
+	/* an enum's tag or a pointer (hyper's in_flight = Some(future)) is
+	 * written before the future is first polled: no lag of its own; but
+	 * a coroutine further up (query_execution above join!'s MaybeDone)
+	 * shows the enum only once it suspends on it */
+	for (int p = r->plan->nodes[i].parent; p >= 0; p = r->plan->nodes[p].parent)
+		if (r->plan->nodes[p].kind == SP_ANODE_COROUTINE)
+			return true;
+	return !r->plan->plain;
+}
+
+static uint64_t begin_lo(const struct sp_nested_run *r, int i, uint64_t lo, uint64_t fp)
+{
 	uint64_t b;
 
-	/* an enum's tag or a pointer (hyper's in_flight = Some(future)) is
-	 * written before the future is first polled: no lag */
-	if (!r->poll_ns || (parent < 0 && r->plan->plain) ||
-	    (parent >= 0 && r->plan->nodes[parent].kind != SP_ANODE_COROUTINE))
+	if (!r->poll_ns || !may_lag(r, i))
 		return lo;
 	b = r->poll_ns > r->live_ns[i] ? r->poll_ns : r->live_ns[i];
+	/* a read that saw another instance in the slot: this one came after */
+	if (r->seen_fp[i] != fp && r->seen_ns[i] > b)
+		b = r->seen_ns[i];
 	return b < lo ? b : lo;
 }
 
@@ -391,19 +442,67 @@ static int step_named(struct sp_nested_run *r, int i, const uint64_t *v, uint32_
 		close_span(r, i, lo, hi, r->active[i] && st == 2 ? SP_REC_ABNORMAL : 0);
 	/* Inside a poll a parent's state lags its code: its next await's
 	 * future, or what it builds in a slot it left, would pass for this
-	 * node's. Instances begin only at a poll's entry or exit, where the
-	 * parent's state is up to date; inside a poll, reads only end them. */
-	if (live && r->cur[i] < 0 && !r->mid) {
-		if (open_span(r, i, begin_lo(r, i, lo), hi, partial))
+	 * node's. Instances begin for sure only at a poll's entry or exit,
+	 * where the parent's state is up to date. Inside a poll, another
+	 * instance than the last (a loop's next iteration, which may also
+	 * end before the poll does: a thread preempted inside the poll past
+	 * a timer's deadline) begins tentatively: the next read at the
+	 * poll's entry or exit keeps it if the node is still valid there
+	 * (decide_tentative). */
+	if (live && r->cur[i] < 0 && (!r->mid || fp != r->fp[i])) {
+		if (open_span(r, i, begin_lo(r, i, lo, fp), hi, partial && !r->mid))
 			return -1;
 		r->fp[i] = fp;
 		r->ran[i] = false;
+		if (r->mid) {
+			r->spans[r->cur[i]].tentative = true;
+			r->n_tentative++;
+		}
+	}
+	if (live) {
+		r->seen_ns[i] = hi;
+		r->seen_fp[i] = fp;
 	}
 	if (live && r->cur[i] >= 0 && st != 0)
 		r->ran[i] = true;
 	if (live && r->cur[i] >= 0)
 		r->live_ns[i] = hi;
 	return 0;
+}
+
+/* A tentative span that was other bytes: its children go to its parent,
+ * and it is never emitted. */
+static void drop_span(struct sp_nested_run *r, int k)
+{
+	struct sp_nested_span *s = &r->spans[k];
+
+	if (s->open)
+		r->cur[s->node] = -1;
+	s->open = false;
+	s->gone = true;
+	for (size_t j = 0; j < r->n_spans; j++)
+		if (r->spans[j].parent == k)
+			r->spans[j].parent = s->parent;
+	for (size_t j = 0; j < r->n_ptrs; j++)
+		if (r->ptrs[j].owner == k)
+			r->ptrs[j].owner = s->parent;
+}
+
+/* At a read at a poll's entry or exit (states up to date): a tentative
+ * instance is real when its node is valid, its parent still at that
+ * await; else the read inside the poll saw another future's bytes. */
+static void decide_tentative(struct sp_nested_run *r)
+{
+	for (size_t k = 0; r->n_tentative && k < r->n_spans; k++) {
+		struct sp_nested_span *s = &r->spans[k];
+
+		if (!s->tentative)
+			continue;
+		s->tentative = false;
+		r->n_tentative--;
+		if (!r->active[s->node])
+			drop_span(r, (int)k);
+	}
 }
 
 int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit_ns,
@@ -434,6 +533,8 @@ int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit
 		if (is_ptr(n->kind) && see_ptr(r, (int)i, lo, hi))
 			return -1;
 	}
+	if (!r->mid)
+		decide_tentative(r);
 	r->last_ns = hi;
 	r->reads++;
 	return 0;

@@ -48,6 +48,15 @@ struct sp_nested_node {
 			      * whose pointee holds it; 0: the carrier's
 			      * future */
 	uint32_t base;       /* its object's offset there */
+	uint32_t held0, n_held; /* read indices of the locals its parent
+				 * holds across its await (part of the
+				 * fingerprint) */
+	bool weak_id;        /* nothing read tells one instance from the
+			      * next (no argument, held local or pointer,
+			      * or the read list had no room for them):
+			      * back-to-back instances in one poll would
+			      * be one span, so its spans are flagged
+			      * SP_REC_MERGED */
 };
 
 struct sp_nested_plan {
@@ -81,11 +90,18 @@ struct sp_nested_span {
 	int parent;
 	uint64_t begin_ns, end_ns;
 	uint64_t unc_lo_ns, unc_hi_ns;
-	uint32_t flags;      /* SP_REC_PARTIAL, SP_REC_ABNORMAL */
+	uint32_t flags;      /* SP_REC_PARTIAL, SP_REC_ABNORMAL, SP_REC_MERGED */
 	bool open;
 	uint64_t addr;       /* the future's address (its `self`, would its
 			      * poll run out of line); 0 if unknown */
 	uint32_t tid;        /* the thread of the read that saw it begin */
+	/* first seen by a read inside a poll (a probe hit or a context
+	 * switch), where a parent's state may lag its code: real if the
+	 * next read at a poll's entry or exit finds the node valid (its
+	 * parent still at that await), else it was other bytes read as
+	 * this node and is gone (never emitted) */
+	bool tentative;
+	bool gone;
 };
 
 /* A pointer held by the carrier (JoinHandle raw task, Box<dyn Future>
@@ -97,6 +113,10 @@ struct sp_nested_ptr {
 	uint64_t value;
 	uint64_t first_ns, last_ns;
 	int owner;
+	bool mid_owner;      /* owner found at a read inside a poll, where the
+			      * instance that holds it may not be open yet:
+			      * the next read at a poll's entry or exit
+			      * settles it */
 };
 
 struct sp_nested_run {
@@ -126,6 +146,10 @@ struct sp_nested_run {
 	uint64_t *live_ns;   /* per node: the last read that saw it live */
 	bool *ran;           /* per node: its open instance was seen past
 			      * Unresumed (a later 0 is a new future) */
+	uint64_t *seen_ns;   /* per node: the last read that saw it live, */
+	uint64_t *seen_fp;   /* and with which fingerprint: another
+			      * instance began after that */
+	size_t n_tentative;  /* tentative spans not yet decided */
 };
 
 int sp_nested_run_init(struct sp_nested_run *r, const struct sp_nested_plan *pl);

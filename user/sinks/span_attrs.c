@@ -54,6 +54,8 @@ size_t sp_span_attrs(const struct sp_span *s, struct sp_span_attr out[SP_SPAN_AT
 		add(out, &n, "spanprobe.incomplete", SP_ATTR_BOOL, true);
 	if (s->flags & SP_SPAN_ERROR)
 		add(out, &n, "spanprobe.error", SP_ATTR_BOOL, true);
+	if (s->flags & SP_SPAN_MERGED)
+		add(out, &n, "spanprobe.merged", SP_ATTR_BOOL, true);
 	if (s->caps)
 		add_caps(s->caps, out, &n);
 	return n;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include "spans/span.h"
 
-#define SP_SPAN_ATTRS_MAX (8 + SP_SPAN_CAPS_MAX)
+#define SP_SPAN_ATTRS_MAX (9 + SP_SPAN_CAPS_MAX)
 
 enum sp_attr_type { SP_ATTR_INT, SP_ATTR_BOOL, SP_ATTR_STRING, SP_ATTR_UINT };
 

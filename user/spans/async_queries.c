@@ -201,7 +201,10 @@ static int add_nested(struct sp_held *h, struct out *o, const struct sp_nested_r
 		o->v[i].ndepth = parent >= 0 ? o->v[1 + parent].ndepth + 1 : 0;
 		o->v[i].addr = s->addr;
 		o->v[i].fn = n->name;
-		h->st.nested_spans++;
+		/* a tentative instance that was other bytes (async_nested.c):
+		 * its children already hang from its parent */
+		o->v[i].dropped = s->gone;
+		h->st.nested_spans += !s->gone;
 	}
 	return 0;
 }

@@ -16,6 +16,10 @@ enum sp_span_flags {
 				     * error condition, or a USDT error probe
 				     * fired inside it */
 	SP_SPAN_EVENT = 1u << 5,    /* an instant event: begin_ns == end_ns */
+	SP_SPAN_MERGED = 1u << 6,   /* a nested async span that may stand for
+				     * several back-to-back instances of its
+				     * future, which nothing read told apart:
+				     * begin of the first, end of the last */
 };
 
 /* Values a span captured (opt-in per symbol-list entry): at most

@@ -179,7 +179,8 @@ static uint32_t span_flags(uint16_t rf)
 	       ((rf & SP_REC_INCOMPLETE) ? SP_SPAN_INCOMPLETE : 0) |
 	       ((rf & SP_REC_PARTIAL) ? SP_SPAN_PARTIAL : 0) |
 	       ((rf & SP_REC_ERROR) ? SP_SPAN_ERROR : 0) |
-	       ((rf & SP_REC_EVENT) ? SP_SPAN_EVENT : 0);
+	       ((rf & SP_REC_EVENT) ? SP_SPAN_EVENT : 0) |
+	       ((rf & SP_REC_MERGED) ? SP_SPAN_MERGED : 0);
 }
 
 static bool record_ok(const struct sp_assembler *a, const struct sp_span_rec *r)
