@@ -1163,6 +1163,63 @@ for l in open(sys.argv[1]):
 	python3 tests/integration/check_caps.py "$d/truth.jsonl" "$d/spans.jsonl"
 }
 
+# Captures of calls still open when tracing stops (SIGINT): capserver's
+# query 2 blocks inside process_block; its handle_query and process_block
+# spans are written abnormal, their values named and marked never read
+# (attrs_missing), none invented; the finished calls keep their truth.
+t_captures_open() {
+	d=$(newdir captures-open)
+	bg "$FX/capserver" -n 2 --stuck --wait "$d/go" --truth "$d/truth.jsonl" >"$d/cs.out" 2>&1
+	cs=$LAST
+	attach_sp "$d" "$cs" --min-span 0 --min-query 0 -s "$SYMS/capserver.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
+	touch "$d/go"
+	_n=600
+	until grep -q '"fn":"stuck"' "$d/truth.jsonl" 2>/dev/null; do
+		[ $_n -gt 0 ] && alive "$cs" || { fail "capserver never reached its stuck call"; kill -KILL "$cs"; return 1; }
+		_n=$((_n - 1)); sleep 0.1
+	done
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running 30 s after SIGINT"; show "$d/sp.err"; return 1; }
+	reap "$sp"
+	kill -KILL "$cs"
+	wait "$cs" 2>/dev/null || :
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" 2>"$d/dump.err" ||
+		{ fail "dump failed"; show "$d/dump.err"; return 1; }
+	python3 - "$d/truth.jsonl" "$d/spans.jsonl" <<'PYEOF'
+import json, subprocess, sys
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+truth, spans = load(sys.argv[1]), load(sys.argv[2])
+declared = {"handle_query": ["qid", "sql", "ret"], "process_block": ["block_id", "table", "delta", "rows"]}
+errs = []
+open_spans = [s for s in spans if "abnormal" in s["flags"]]
+names = sorted(s["name"] for s in open_spans)
+if names != ["handle_query", "process_block"]:
+    errs.append("open spans %s, expected handle_query and process_block" % names)
+for s in open_spans:
+    if s.get("attrs") or s.get("attrs_missing") != declared.get(s["name"]):
+        errs.append("%s: attrs %s, attrs_missing %s: expected none read, %s missing"
+                    % (s["name"], s.get("attrs"), s.get("attrs_missing"), declared.get(s["name"])))
+# the finished calls are exactly the truth (check_caps.py), the stuck ones aside
+done_t = [t for t in truth if t["fn"] != "stuck"]
+if len(done_t) < 10:
+    errs.append("only %d finished calls in the truth" % len(done_t))
+done_s = [s for s in spans if "abnormal" not in s["flags"]]
+open("%s.done" % sys.argv[1], "w").write("".join(json.dumps(t) + "\n" for t in done_t))
+open("%s.done" % sys.argv[2], "w").write("".join(json.dumps(s) + "\n" for s in done_s))
+r = subprocess.run(["python3", "tests/integration/check_caps.py", sys.argv[1] + ".done",
+                    sys.argv[2] + ".done"], capture_output=True, text=True)
+print("   " + (r.stdout + r.stderr).strip().replace("\n", "\n   "))
+if r.returncode:
+    errs.append("finished calls differ from the truth")
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   open at SIGINT: %s, every value marked never read" % ", ".join(names))
+sys.exit(1 if errs else 0)
+PYEOF
+}
+
 # PostgreSQL 15 from Debian, queries as USDT roots with their text: every
 # slow query found with its exact text, the one cancelled by
 # statement_timeout (an ERROR: siglongjmp, no query__done) flagged error,
@@ -1238,7 +1295,7 @@ SYMS
 ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures pg_usdt"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open pg_usdt"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)
