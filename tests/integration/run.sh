@@ -1154,6 +1154,26 @@ for l in open(sys.argv[1]):
     if r["name"]=="open_part": print(r["errors"])' "$d/sp.out")
 	[ "$got" = "$want" ] || { fail "stats: open_part errors $got, truth $want"; return 1; }
 	echo "   stats: open_part errors $got = truth"
+	# pruning advice: with --min-span 10s no call is kept, yet a function
+	# that failed stays, listed with its error count (the truth's)
+	run_sp "$d" 60 run --min-span 10s --min-query 0 -s "$SYMS/capserver.syms" -o "$d/prune.bin" -- \
+		"$FX/capserver" -n 9 --truth "$d/truth-prune.jsonl" || return 1
+	run_sp "$d" 30 stats "$d/prune.bin" --prune-advice -s "$SYMS/capserver.syms" || return 1
+	python3 - "$d/truth-prune.jsonl" "$d/sp.out" <<'PYEOF' || { show "$d/sp.out" advice; return 1; }
+import collections, json, re, sys
+truth = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+advice = open(sys.argv[2]).read()
+errs = collections.Counter(t["fn"] for t in truth if t.get("error") and t["fn"] in
+                           ("process_block", "open_part", "lookup", "check_status"))
+listed = {m.group(2): int(m.group(1)) for m in
+          re.finditer(r"^#   (\d+) errors? in \d+ calls  (\S+) ", advice, re.M)}
+pruned = sorted(re.findall(r"^# pruned: (\S+) ", advice, re.M))
+want_pruned = sorted({"process_block", "open_part", "lookup", "check_status"} - set(errs))
+ok = listed == dict(errs) and pruned == want_pruned and "\nerror usdt capserver:req__fail" in advice
+print("   prune advice: kept for their errors %s (truth %s), pruned %s, error probe kept%s"
+      % (listed, dict(errs), pruned, "" if ok else ": FAIL"))
+sys.exit(0 if ok else 1)
+PYEOF
 	# the same captures, the arguments named from DWARF (`args`)
 	d=$(newdir captures-args)
 	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/capserver-args.syms" -o "$d/spans.bin" -- \
