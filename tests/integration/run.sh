@@ -1183,6 +1183,36 @@ PYEOF
 	python3 tests/integration/check_caps.py "$d/truth.jsonl" "$d/spans.jsonl"
 }
 
+# `args` named from a separate debug file: capserver stripped of
+# everything (--strip-all) with a .gnu_debuglink to its debug file, and
+# stripped of its DWARF with the debug file given by --debuginfo; the
+# captured values must still be the truth.
+t_captures_debuginfo() {
+	d=$(newdir captures-debuginfo)
+	mkdir -p "$d/link" "$d/opt"
+	objcopy --only-keep-debug "$FX/capserver" "$d/link/capserver.debug" &&
+	objcopy --strip-all --add-gnu-debuglink="$d/link/capserver.debug" "$FX/capserver" "$d/link/capserver" &&
+	objcopy --strip-debug "$FX/capserver" "$d/opt/capserver" &&
+	cp "$d/link/capserver.debug" "$d/opt/capserver.dbg" || { fail "objcopy failed"; return 1; }
+	if readelf -S "$d/link/capserver" | grep -q '\.debug_info'; then
+		fail "the stripped capserver still has .debug_info"; return 1
+	fi
+	for how in link opt; do
+		opt=""
+		[ $how = opt ] && opt="--debuginfo $d/opt/capserver.dbg"
+		# shellcheck disable=SC2086
+		run_sp "$d" 60 run --min-span 0 --min-query 0 $opt -s "$SYMS/capserver-args.syms" \
+			-o "$d/$how.bin" -- "$d/$how/capserver" -n 9 --truth "$d/$how.truth" || return 1
+		[ "$RC" = 0 ] || { fail "spanprobe run ($how) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		if grep -q "warning: .*args of" "$d/sp.err"; then
+			fail "$how: args not taken"; show "$d/sp.err" "spanprobe stderr"; return 1
+		fi
+		"$SP" dump --json "$d/$how.bin" >"$d/$how.jsonl" || return 1
+		printf '   %s: ' "$how"
+		python3 tests/integration/check_caps.py "$d/$how.truth" "$d/$how.jsonl" || return 1
+	done
+}
+
 # Captures of calls still open when tracing stops (SIGINT): capserver's
 # query 2 blocks inside process_block; its handle_query and process_block
 # spans are written abnormal, their values named and marked never read
@@ -1315,7 +1345,7 @@ SYMS
 ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open pg_usdt"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo pg_usdt"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)

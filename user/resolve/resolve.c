@@ -514,14 +514,16 @@ static bool has_cap(const struct sp_func *f, const char *name)
 }
 
 /* `args`: the parameters DWARF names, after the entry's own captures, as
- * many as fit. No DWARF is a warning: the function is traced all the
- * same, without them. */
-static void take_dwarf_args(struct sp_func *f, const struct sp_pattern *p)
+ * many as fit. The DWARF is the separate debug file's when the object
+ * has one (a stripped binary; its addresses are the object's). No DWARF
+ * is a warning: the function is traced all the same, without them. */
+static void take_dwarf_args(const struct obj *o, struct sp_func *f, const struct sp_pattern *p)
 {
+	const char *dwarf = o->dbg && o->dbg->path ? o->dbg->path : f->open_path;
 	struct sp_func_params fp;
 	char why[256];
 
-	if (sp_func_params(f->open_path, f->addr, &fp, why, sizeof(why))) {
+	if (sp_func_params(dwarf, f->addr, &fp, why, sizeof(why))) {
 		fprintf(stderr, "spanprobe: warning: %s:%d: args of %s: %s\n", p->file, p->line,
 			f->demangled, why);
 		return;
@@ -547,7 +549,7 @@ static void take_caps(struct obj *o, size_t fi, struct sp_func *f, const struct 
 	f->err_cond = p->err_cond;
 	f->err_value = p->err_value;
 	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem)
-		take_dwarf_args(f, p);
+		take_dwarf_args(o, f, p);
 	/* the entry probe was placed before the captures were known */
 	if (f->entry_shift && captures_args(f))
 		choose_entry(o, fi, f);
