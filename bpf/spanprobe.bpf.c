@@ -132,6 +132,15 @@ struct {
 	__type(value, struct sp_cap_cfg);
 } cap_cfg SEC(".maps");
 
+/* What makes a Rust poll's return value an error (SP_SYM_POLL_ERR);
+ * sized and filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_poll_err_cfg);
+} poll_err_cfg SEC(".maps");
+
 /* Captured values of the open frames of a thread, by stack index: apart
  * from the stacks so that functions without captures never pay for them,
  * created at a thread's first capturing entry. */
@@ -359,7 +368,8 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 				bpf_map_update_elem(&futures, &fk, fu, BPF_ANY);
 			return 0;
 		}
-		flags = state == 2 ? SP_REC_ABNORMAL : 0;
+		/* Returned: an Err the poll returned fails the future */
+		flags = state == 2 ? SP_REC_ABNORMAL : (f->flags & SP_REC_ERROR);
 	}
 	if (fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns)
 		emit_future(fu, fk.sym_id, fk.obj, end_ns, flags);
@@ -607,6 +617,70 @@ __noinline int sp_capture_ret(__u32 sym, __u32 idx, __u64 key, __u64 rc, __u32 f
 	return readable && err_match(cfg, (__s64)rc);
 }
 
+static __always_inline bool discr_holds(const struct sp_discr_test *t, const __u8 *val,
+					__u32 len, __u64 ptr)
+{
+	__u64 v = 0;
+	bool in = false;
+	__u32 size = t->size, off = t->off;
+
+	if (size > sizeof(v))
+		size = sizeof(v);
+	if (ptr) {
+		if (bpf_probe_read_user(&v, size & 15, (void *)(ptr + off)))
+			return false;
+	} else {
+		if (off >= len)
+			return false; /* val has 8 bytes of room past len */
+		__builtin_memcpy(&v, val + (off & 15), sizeof(v));
+		if (size < sizeof(v))
+			v &= (1ull << (size * 8)) - 1;
+	}
+	for (__u32 i = 0; i < SP_PERR_RANGES; i++)
+		if (i < t->n && v >= t->lo[i] && v <= t->hi[i])
+			in = true;
+	return in != (t->negate != 0);
+}
+
+/* A poll returns: whether its value is Poll::Ready(Err(_)). In RAX:RDX
+ * when it fits in 16 bytes, else RAX holds the hidden return pointer. */
+__noinline int sp_poll_err(__u32 sym, __u64 rax, __u64 rdx)
+{
+	struct sp_poll_err_cfg *cfg = bpf_map_lookup_elem(&poll_err_cfg, &sym);
+	__u8 val[24] = { 0 };
+	__u64 ptr;
+
+	if (!cfg || !cfg->n)
+		return 0;
+	ptr = cfg->via_ptr ? rax : 0;
+	if (cfg->via_ptr && !rax)
+		return 0;
+	__builtin_memcpy(val, &rax, 8);
+	__builtin_memcpy(val + 8, &rdx, 8);
+	for (__u32 i = 0; i < SP_PERR_TESTS; i++)
+		if (i < cfg->n && !discr_holds(&cfg->t[i], val, 16, ptr))
+			return 0;
+	return 1;
+}
+
+static __always_inline void poll_err_exit(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
+					  __u32 flags, __u64 sp, __u64 now)
+{
+	struct sp_frame *f;
+	__u64 rax = PT_REGS_RC(ctx), rdx = ctx->dx;
+
+	if (flags & SP_SYM_TAILJMP)
+		return; /* RAX is not the return value there: nothing decided */
+	sp_pop_dead(ctx, st, sp, now, min_span_ns);
+	if (!st->n)
+		return;
+	f = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	if (f->sp != sp || f->sym_id != sym)
+		return;
+	if (sp_poll_err(sym, rax, rdx))
+		f->flags |= SP_REC_ERROR;
+}
+
 /* After a capturing entry pushed its frame: fill the frame's slot. */
 static __always_inline void capture_entry(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
 					  __u32 usdt)
@@ -717,6 +791,8 @@ static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 	now = bpf_ktime_get_ns();
 	if ((cookie >> 32) & SP_SYM_RET)
 		capture_exit(ctx, st, (__u32)cookie, (__u32)(cookie >> 32), sp, now);
+	if ((cookie >> 32) & SP_SYM_POLL_ERR)
+		poll_err_exit(ctx, st, (__u32)cookie, (__u32)(cookie >> 32), sp, now);
 	sp_nested_observe(st, now,
 			  (st->f[(st->n - 1) & SP_DEPTH_MASK].flags & SP_FRAME_CARRIER) != 0);
 	sp_stack_exit(ctx, st, (__u32)cookie, sp, now, min_span_ns);

@@ -68,6 +68,32 @@ enum sp_sym_flags {
 				    * is not the return value there */
 	SP_SYM_USDT_EVENT = 1u << 11, /* a single USDT probe: an instant event
 				       * inside the innermost open span */
+	SP_SYM_POLL_ERR = 1u << 14, /* a Rust poll whose Poll::Ready(Err(_))
+				     * fails its future (poll_err_cfg) */
+};
+
+/* How a poll's return value says Poll::Ready(Err(_)): every test holds.
+ * A test reads size bytes at off in the returned Poll<T> (in RAX:RDX,
+ * or through the pointer RAX holds at return when via_ptr: the hidden
+ * return pointer, SP_SYM_SELF_RSI) and holds when the value lies in one
+ * of its ranges, or, with negate, in none of them (the untagged variant
+ * of a niche-encoded enum). */
+#define SP_PERR_TESTS 2
+#define SP_PERR_RANGES 4
+struct sp_discr_test {
+	__u32 off;
+	__u8 size;   /* 1, 2, 4 or 8 */
+	__u8 negate;
+	__u8 n;      /* ranges used */
+	__u8 pad;
+	__u64 lo[SP_PERR_RANGES], hi[SP_PERR_RANGES]; /* inclusive */
+};
+
+struct sp_poll_err_cfg {
+	__u8 n;       /* tests used */
+	__u8 via_ptr;
+	__u8 pad[6];
+	struct sp_discr_test t[SP_PERR_TESTS];
 };
 
 /* Captures: at most SP_CAP_MAX values per span, strings cut at

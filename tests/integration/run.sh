@@ -1213,6 +1213,49 @@ t_captures_debuginfo() {
 	done
 }
 
+# error=err on Rust polls (rust-err): a future whose out-of-line poll
+# returns Poll::Ready(Err(_)) is flagged error, exactly the calls the
+# fixture's truth says failed: load_part's Poll<Result<u64, String>> and
+# check_part's Poll<Result<u64, u32>> both come back through the hidden
+# pointer (niche-encoded discriminants); --stats counts them per function.
+t_rust_err() {
+	d=$(newdir rust-err)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/rust-err.syms" -o "$d/spans.bin" -- \
+		"$FX/rust-err" -n 12 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" 2>"$d/dump.err" ||
+		{ fail "dump failed"; show "$d/dump.err"; return 1; }
+	run_sp "$d" 30 stats "$d/spans.bin" --json || return 1
+	python3 - "$d/truth.jsonl" "$d/spans.jsonl" "$d/sp.out" <<'PYEOF'
+import collections, json, sys
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+truth, spans, stats = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+errs = []
+roots = sorted((s for s in spans if s["depth"] == 0), key=lambda s: s["begin_ns"])
+want_q = sorted({t["q"] for t in truth})
+if len(roots) != len(want_q):
+    errs.append("%d queries, truth %d" % (len(roots), len(want_q)))
+for q, root in zip(want_q, roots):
+    kids = {s["name"].split("::")[-1]: s for s in spans if s["parent_span_id"] == root["span_id"]}
+    for t in (t for t in truth if t["q"] == q):
+        s = kids.get(t["fn"])
+        if not s:
+            errs.append("query %d: no %s span" % (q, t["fn"]))
+        elif ("error" in s["flags"]) != t["error"]:
+            errs.append("query %d: %s flags %s, truth error=%s" % (q, t["fn"], s["flags"], t["error"]))
+want = collections.Counter(t["fn"] for t in truth if t["error"])
+got = {r["name"].split("::")[-1]: r["errors"] for r in stats if r["role"] == "span"}
+if got != dict(want):
+    errs.append("stats errors %s, truth %s" % (got, dict(want)))
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   %d queries: failed futures flagged as the truth says (%s), --stats errors %s"
+          % (len(roots), dict(want), got))
+sys.exit(1 if errs else 0)
+PYEOF
+}
+
 # Captures of calls still open when tracing stops (SIGINT): capserver's
 # query 2 blocks inside process_block; its handle_query and process_block
 # spans are written abnormal, their values named and marked never read
@@ -1345,7 +1388,7 @@ SYMS
 ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo pg_usdt"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err pg_usdt"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "symbols/symbols.h"
 
 /* At most this many nested nodes per root future; more sets truncated. */
 #define SP_ASYNC_MAX_NODES 256
@@ -119,6 +120,8 @@ struct sp_async_poll {
 	bool plain;
 	struct sp_async_field *args; /* Unresumed fields, offsets in self */
 	size_t n_args;
+	/* where its Poll<Result<..>> says Ready(Err(_)); n 0: not a Result */
+	struct sp_result_err result_err;
 	struct sp_async_node *nodes; /* breadth first: parents come before
 	                              * their children */
 	size_t n_nodes;

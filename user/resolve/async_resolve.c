@@ -29,6 +29,7 @@ void sp_async_mark_poll(struct sp_func *f, const struct sp_async_poll *p)
 
 	f->is_async = true;
 	f->self_in_rsi = p->self_reg == SP_AREG_RSI;
+	f->result_err = p->result_err;
 	f->state_off = p->state_off;
 	f->state_size = p->state_size;
 	f->spawned = p->task_cell_off != UINT32_MAX;

@@ -548,6 +548,7 @@ static void take_caps(struct obj *o, size_t fi, struct sp_func *f, const struct 
 	f->n_caps = p->n_caps;
 	f->err_cond = p->err_cond;
 	f->err_value = p->err_value;
+	f->err_result = p->err_result;
 	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem)
 		take_dwarf_args(o, f, p);
 	/* the entry probe was placed before the captures were known */
@@ -896,6 +897,21 @@ static int add_carriers(struct builder *b, struct obj *o, size_t first,
 	return rc;
 }
 
+/* error=err is decided from the poll's return value: without a
+ * Poll<Result<..>> in the DWARF of an out-of-line poll, nothing is. */
+static void warn_err_result(const struct sp_func *f, const struct sp_pattern_list *pats)
+{
+	const struct sp_pattern *p;
+
+	if (!f->err_result || (f->is_async && f->result_err.n) || f->pattern < 0)
+		return;
+	p = &pats->v[f->pattern];
+	fprintf(stderr, "spanprobe: warning: %s:%d: error=err on %s: %s; its spans are never "
+		"flagged error\n", p->file, p->line, f->demangled,
+		f->is_async ? "its poll returns no Poll<Result<..>> the DWARF describes"
+			    : "not an out-of-line poll of a Rust async fn");
+}
+
 /* Rust async code: the out-of-line polls matched get their future's
  * layout; polls whose future holds named async fns inlined become
  * carriers; spawned tasks that a pattern names are held for linking to
@@ -923,6 +939,7 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 		struct sp_func *f = &b->set->v[first + i];
 
 		f->held |= f->spawned && f->pattern >= 0;
+		warn_err_result(f, pats);
 	}
 	rc = add_carriers(b, o, first, &info, pats, handles, policy);
 	sp_async_info_free(&info);
