@@ -132,6 +132,33 @@ struct {
 	__type(value, struct sp_cap_cfg);
 } cap_cfg SEC(".maps");
 
+/* How each SP_CAP_FIELD capture reads its field; sized by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_field_cfg);
+} field_cfg SEC(".maps");
+
+/* A future's argument values, read at its first poll and sent just
+ * before its span record when it ends (a future outlives the poll frame
+ * and may end on another thread). LRU: a future dropped while pending
+ * never ends, and its entry ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct sp_future_key);
+	__type(value, struct sp_cap_vals);
+} future_caps SEC(".maps");
+
+/* Room to fill a struct sp_cap_vals (too large for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_cap_vals);
+} cap_scratch SEC(".maps");
+
 /* What makes a Rust poll's return value an error (SP_SYM_POLL_ERR);
  * sized and filled by the loader. */
 struct {
@@ -329,6 +356,92 @@ static __always_inline void emit_future(const struct sp_future *fu, __u32 sym_id
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
+/* One field of the future at self into capture i. */
+static __always_inline void read_field(struct sp_cap_vals *v, __u32 i,
+				       const struct sp_field_spec *f, __u64 self)
+{
+	__u32 k = i & (SP_CAP_MAX - 1);
+	__u64 val = 0, ptr = 0, len = 0, n;
+	__u64 at = self + f->off;
+
+	if (f->kind == SP_FK_INT) {
+		if (bpf_probe_read_user(&val, f->size & 15 ? (f->size > 8 ? 8 : f->size) : 1,
+					(void *)at))
+			goto bad;
+		if (f->is_signed && f->size < 8)
+			val = (__u64)((__s64)(val << (64 - 8 * f->size)) >> (64 - 8 * f->size));
+		v->num[k] = val;
+	} else {
+		if (bpf_probe_read_user(&len, sizeof(len), (void *)(at + f->len_off)))
+			goto bad;
+		if (f->kind == SP_FK_LEN) {
+			v->num[k] = len;
+		} else {
+			if (bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(at + f->ptr_off)))
+				goto bad;
+			n = len < SP_CAP_STR - 1 ? len : SP_CAP_STR - 1;
+			if (n && bpf_probe_read_user(v->str[k], n & (SP_CAP_STR - 1), (void *)ptr))
+				goto bad;
+			v->str[k][n & (SP_CAP_STR - 1)] = 0;
+			v->len[k] = (__u16)n;
+			v->status[k] = len > n ? SP_CAPV_TRUNCATED : SP_CAPV_OK;
+			return;
+		}
+	}
+	v->status[k] = SP_CAPV_OK;
+	return;
+bad:
+	v->status[k] = SP_CAPV_UNREADABLE;
+}
+
+/* A future's first poll (Unresumed): its argument captures, kept by the
+ * future until it ends. */
+__noinline int sp_future_caps(__u32 sym, __u64 self, __u32 tgid)
+{
+	struct sp_future_key fk = { .obj = self, .sym_id = sym, .tgid = tgid };
+	struct sp_cap_cfg *cfg = bpf_map_lookup_elem(&cap_cfg, &sym);
+	struct sp_field_cfg *fc = bpf_map_lookup_elem(&field_cfg, &sym);
+	__u32 zero = 0;
+	struct sp_cap_vals *v = bpf_map_lookup_elem(&cap_scratch, &zero);
+
+	if (!cfg || !fc || !v)
+		return 0;
+	for (__u32 i = 0; i < SP_CAP_MAX; i++) {
+		v->status[i] = SP_CAPV_NONE;
+		v->len[i] = 0;
+		if (i < cfg->n && cfg->c[i].src == SP_CAP_FIELD)
+			read_field(v, i, &fc->f[i], self);
+	}
+	bpf_map_update_elem(&future_caps, &fk, v, BPF_ANY);
+	return 0;
+}
+
+/* The values of a future that ends: sent first when its span is, then
+ * forgotten either way. */
+static __always_inline void future_caps_done(const struct sp_future_key *fk, __u64 key, bool send)
+{
+	struct sp_cap_vals *v = bpf_map_lookup_elem(&future_caps, fk);
+	struct sp_cap_rec *r;
+
+	if (!v)
+		return;
+	if (send) {
+		r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+		if (r) {
+			r->kind = SP_RK_CAPS;
+			r->tgid = fk->tgid;
+			r->pad = 0;
+			r->sym_id = fk->sym_id;
+			r->key = key;
+			__builtin_memcpy(&r->v, v, sizeof(r->v));
+			bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+		} else {
+			__sync_fetch_and_add(&dropped_records, 1);
+		}
+	}
+	bpf_map_delete_elem(&future_caps, fk);
+}
+
 /* A poll ends. The future's span ends with it when the state says
  * Returned (1) or Panicked (2), or when unwinding took the poll away. */
 __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
@@ -371,6 +484,9 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 		/* Returned: an Err the poll returned fails the future */
 		flags = state == 2 ? SP_REC_ABNORMAL : (f->flags & SP_REC_ERROR);
 	}
+	if (info->flags & SP_SYM_CAPS)
+		future_caps_done(&fk, fu->key,
+				 fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns);
 	if (fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns)
 		emit_future(fu, fk.sym_id, fk.obj, end_ns, flags);
 	if (!is_fresh)
@@ -462,6 +578,8 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	}
 	sp_nested_observe(st, now, 0);
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
+	if (fresh && (info->flags & SP_SYM_CAPS))
+		sp_future_caps(sym, self, fk.tgid);
 	if (verdict == SP_SKIP_RETURN && fresh)
 		bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
 	else if (fresh)

@@ -1213,11 +1213,13 @@ t_captures_debuginfo() {
 	done
 }
 
-# error=err on Rust polls (rust-err): a future whose out-of-line poll
-# returns Poll::Ready(Err(_)) is flagged error, exactly the calls the
-# fixture's truth says failed: load_part's Poll<Result<u64, String>> and
-# check_part's Poll<Result<u64, u32>> both come back through the hidden
-# pointer (niche-encoded discriminants); --stats counts them per function.
+# Rust async fns (rust-err), out-of-line polls: their arguments (`args`
+# and argN: integers, &str and String text, slice and Vec lengths, a
+# 200-byte &str cut at 127) read from the future at its first poll, and
+# error=err: a future whose poll returns Poll::Ready(Err(_)) is flagged
+# error (Poll<Result<u64, String>>, Poll<Result<u64, u32>> and
+# Poll<Result<usize, String>>, all through the hidden pointer, niche-
+# encoded), exactly as the fixture's truth says; --stats counts them.
 t_rust_err() {
 	d=$(newdir rust-err)
 	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/rust-err.syms" -o "$d/spans.bin" -- \
@@ -1241,8 +1243,17 @@ for q, root in zip(want_q, roots):
         s = kids.get(t["fn"])
         if not s:
             errs.append("query %d: no %s span" % (q, t["fn"]))
-        elif ("error" in s["flags"]) != t["error"]:
+            continue
+        if ("error" in s["flags"]) != t["error"]:
             errs.append("query %d: %s flags %s, truth error=%s" % (q, t["fn"], s["flags"], t["error"]))
+        # the arguments: strings cut at 127 bytes and named truncated
+        want_attrs = {k: v for k, v in t.items() if k not in ("fn", "q", "error")}
+        cut = sorted(k for k, v in want_attrs.items() if isinstance(v, str) and len(v) > 127)
+        for k in cut:
+            want_attrs[k] = want_attrs[k][:127]
+        if s.get("attrs") != want_attrs or sorted(s.get("attrs_truncated", [])) != cut:
+            errs.append("query %d: %s attrs %s (truncated %s), truth %s (truncated %s)"
+                        % (q, t["fn"], s.get("attrs"), s.get("attrs_truncated"), want_attrs, cut))
 want = collections.Counter(t["fn"] for t in truth if t["error"])
 got = {r["name"].split("::")[-1]: r["errors"] for r in stats if r["role"] == "span"}
 if got != dict(want):
@@ -1250,8 +1261,8 @@ if got != dict(want):
 for e in errs:
     print("   FAIL: " + e)
 if not errs:
-    print("   %d queries: failed futures flagged as the truth says (%s), --stats errors %s"
-          % (len(roots), dict(want), got))
+    print("   %d queries: async fn arguments and failed futures as the truth says (%s), "
+          "--stats errors %s" % (len(roots), dict(want), got))
 sys.exit(1 if errs else 0)
 PYEOF
 }

@@ -428,6 +428,32 @@ static int fill_cap_cfg(struct sp_attach *a, const struct sp_func_set *fs, size_
 	return 0;
 }
 
+/* How each future argument capture reads its field, by sym_id. */
+static int fill_field_cfg(struct sp_attach *a, const struct sp_func_set *fs, size_t from)
+{
+	int fd = bpf_map__fd(a->skel->maps.field_cfg);
+
+	for (__u32 i = (__u32)from; i < fs->n && i < a->cap_funcs; i++) {
+		const struct sp_func *f = &fs->v[i];
+		struct sp_field_cfg c = { 0 };
+		bool any = false;
+
+		for (unsigned k = 0; k < f->n_caps && k < SP_CAP_MAX; k++) {
+			const struct sp_field_decl *d = &f->fields[k];
+
+			if (f->caps[k].src != SP_CAP_FIELD)
+				continue;
+			c.f[k] = (struct sp_field_spec){ .off = d->off, .ptr_off = d->ptr_off,
+							 .len_off = d->len_off, .kind = d->kind,
+							 .size = d->size, .is_signed = d->is_signed };
+			any = true;
+		}
+		if (any && bpf_map_update_elem(fd, &i, &c, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
 /* Each poll's Ready(Err(_)) tests (error=err), by sym_id. */
 static int fill_poll_err_cfg(struct sp_attach *a, const struct sp_func_set *fs, size_t from)
 {
@@ -510,6 +536,7 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.nested_ranges, n);
 	bpf_map__set_max_entries(a->skel->maps.cap_cfg, n);
 	bpf_map__set_max_entries(a->skel->maps.poll_err_cfg, n);
+	bpf_map__set_max_entries(a->skel->maps.field_cfg, n);
 	configure_programs(a->skel, mode, has_carriers(fs));
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc && o->follow_children) {
@@ -527,6 +554,8 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 		rc = fill_cap_cfg(a, fs, 0);
 	if (!rc)
 		rc = fill_poll_err_cfg(a, fs, 0);
+	if (!rc)
+		rc = fill_field_cfg(a, fs, 0);
 	if (rc) {
 		snprintf(err, errlen, "loading BPF programs (%s): %s",
 			 sp_attach_mode_name(mode), strerror(-rc));
@@ -717,6 +746,8 @@ int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
 		rc = fill_cap_cfg(a, funcs, from);
 	if (!rc)
 		rc = fill_poll_err_cfg(a, funcs, from);
+	if (!rc)
+		rc = fill_field_cfg(a, funcs, from);
 	if (rc) {
 		snprintf(err, errlen, "describing new functions to BPF: %s", strerror(-rc));
 		return -1;

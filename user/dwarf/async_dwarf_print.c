@@ -32,7 +32,9 @@ static void print_fields(FILE *f, const struct sp_async_field *a, size_t n)
 		return;
 	fprintf(f, " args:");
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, " %s@%#x/%u", a[i].name, a[i].off, a[i].size);
+		fprintf(f, " %s@%#x/%u%s", a[i].name, a[i].off, a[i].size,
+			a[i].show == SP_AFIELD_INT ? ":int" : a[i].show == SP_AFIELD_STR ? ":str" :
+			a[i].show == SP_AFIELD_LEN ? ":len" : "");
 }
 
 static void print_guard(FILE *f, const struct sp_async_node *n)

@@ -23,7 +23,16 @@
 struct sp_async_field {
 	char *name;
 	uint32_t off, size;
+	/* what `args` can show of it (polls only): SP_AFIELD_NONE, an
+	 * integer (int_size bytes), a string (&str, String: its pointer and
+	 * length at ptr_off and len_off in the field) or a length (slices,
+	 * Vec: len_off) */
+	uint8_t show;
+	uint8_t int_size;
+	bool is_signed;
+	uint32_t ptr_off, len_off;
 };
+enum { SP_AFIELD_NONE = 0, SP_AFIELD_INT, SP_AFIELD_STR, SP_AFIELD_LEN };
 
 enum sp_async_node_kind {
 	/* a nested async fn/block future: off/size = its __state */

@@ -549,7 +549,11 @@ static void take_caps(struct obj *o, size_t fi, struct sp_func *f, const struct 
 	f->err_cond = p->err_cond;
 	f->err_value = p->err_value;
 	f->err_result = p->err_result;
-	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem)
+	f->want_args = p->want_args;
+	/* a Rust poll's arguments are its future's fields, taken once the
+	 * async analysis has found them (sp_async_mark_poll) */
+	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem &&
+	    !sp_async_is_closure_name(f->demangled))
 		take_dwarf_args(o, f, p);
 	/* the entry probe was placed before the captures were known */
 	if (f->entry_shift && captures_args(f))

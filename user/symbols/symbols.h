@@ -140,6 +140,15 @@ struct sp_func {
 	uint8_t err_cond;
 	int64_t err_value;
 	char *owned_names[4]; /* names `args` found in DWARF (caps point here) */
+	/* `args` on the entry; on a Rust poll, captures read fields of the
+	 * future's Unresumed variant (SP_CAP_FIELD), described here by
+	 * capture index (enum sp_field_kind in bpf/spanprobe.h) */
+	bool want_args;
+	struct sp_field_decl {
+		uint32_t off, ptr_off, len_off;
+		uint8_t kind, size;
+		bool is_signed;
+	} fields[4];
 	/* error=err on a Rust poll: Poll::Ready(Err(_)) fails the future */
 	bool err_result;
 	struct sp_result_err result_err; /* from the poll's DWARF */
