@@ -1267,6 +1267,56 @@ sys.exit(1 if errs else 0)
 PYEOF
 }
 
+# Rust async fn arguments on rsqserver (tokio): `args` on its two
+# out-of-line polls, one query of each kind; wait_ms must be the fixture's
+# plan for that kind (tests/fixtures/rust/src/workload.rs: child_ms for
+# materialize_partitions, scan_ms for scan_partitions), and the truth's
+# span must have lasted at least that long (it sleeps wait_ms in all).
+t_rust_async_args() {
+	d=$(newdir rust-async-args)
+	sed -e 's/^\(span rsqserver::lakehouse::[a-z_:A-Z]*partitions\*\)$/\1 args/' \
+		"$SYMS/rsqserver-outofline.syms" >"$d/args.syms"
+	[ "$(grep -c ' args$' "$d/args.syms")" = 2 ] || { fail "could not add args to the list"; return 1; }
+	for k in S M F; do
+		run_sp "$d" 120 run --min-query 0 -s "$d/args.syms" -o "$d/$k.bin" -- \
+			"$FX/rsqserver" -n 1 -k $k --truth "$d/$k.truth" || return 1
+		[ "$RC" = 0 ] || { fail "spanprobe run ($k) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		"$SP" dump --json "$d/$k.bin" >"$d/$k.jsonl" || return 1
+	done
+	python3 - "$d" tests/fixtures/rust/src/workload.rs <<'PYEOF'
+import json, re, sys
+d, src = sys.argv[1], open(sys.argv[2]).read()
+plans = {m.group(1): {"child_ms": int(re.search(r"child_ms: (\d+)", m.group(0)).group(1)),
+                      "scan_ms": int(re.search(r"scan_ms: (\d+)", m.group(0)).group(1))}
+         for m in re.finditer(r"tag: '(\w)'.*?child_ms: \d+", src, re.S)}
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+fns = {"rsqserver::lakehouse::jit_partitions::materialize_partitions": "child_ms",
+       "rsqserver::lakehouse::materialized_view::MaterializedView::scan_partitions": "scan_ms"}
+errs, seen = [], []
+for k in "SMF":
+    spans, truth = load("%s/%s.jsonl" % (d, k)), load("%s/%s.truth" % (d, k))
+    for name, field in fns.items():
+        got = [s for s in spans if s["name"] == name]
+        t = [t for t in truth if t["name"] == name]
+        want = plans[k][field]
+        if len(got) != 1 or len(t) != 1:
+            errs.append("%s: %d %s spans, %d in the truth" % (k, len(got), name, len(t)))
+            continue
+        a = got[0].get("attrs", {})
+        if a.get("wait_ms") != want:
+            errs.append("%s: %s attrs %s, the plan says wait_ms=%d" % (k, name, a, want))
+        elif t[0]["end_ns"] - t[0]["begin_ns"] < want * 10**6:
+            errs.append("%s: %s lasted %d ns in the truth, less than wait_ms" % (k, name,
+                        t[0]["end_ns"] - t[0]["begin_ns"]))
+        seen.append("%s %s=%d" % (k, name.split("::")[-1], want))
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   wait_ms as planned: " + ", ".join(seen))
+sys.exit(1 if errs else 0)
+PYEOF
+}
+
 # Captures of calls still open when tracing stops (SIGINT): capserver's
 # query 2 blocks inside process_block; its handle_query and process_block
 # spans are written abnormal, their values named and marked never read
@@ -1399,7 +1449,7 @@ SYMS
 ALL="checker_selftest attach run dlopen exe_restarts fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err pg_usdt"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args pg_usdt"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)
