@@ -1218,8 +1218,9 @@ t_captures_debuginfo() {
 # 200-byte &str cut at 127) read from the future at its first poll, and
 # error=err: a future whose poll returns Poll::Ready(Err(_)) is flagged
 # error (Poll<Result<u64, String>>, Poll<Result<u64, u32>> and
-# Poll<Result<usize, String>>, all through the hidden pointer, niche-
-# encoded), exactly as the fixture's truth says; --stats counts them.
+# Poll<Result<usize, String>> through the hidden pointer, niche-encoded;
+# Poll<Result<u32, u8>> in RAX), exactly as the fixture's truth says;
+# --stats counts them.
 t_rust_err() {
 	d=$(newdir rust-err)
 	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/rust-err.syms" -o "$d/spans.bin" -- \
