@@ -550,6 +550,10 @@ static void take_caps(struct obj *o, size_t fi, struct sp_func *f, const struct 
 	f->err_value = p->err_value;
 	f->err_result = p->err_result;
 	f->want_args = p->want_args;
+	if (p->err_result && !sp_async_is_closure_name(f->demangled))
+		fprintf(stderr, "spanprobe: warning: %s:%d: error=err on %s: not an out-of-line "
+			"poll of a Rust async fn; its spans are never flagged error\n", p->file,
+			p->line, f->demangled);
 	/* a Rust poll's arguments are its future's fields, taken once the
 	 * async analysis has found them (sp_async_mark_poll) */
 	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem &&
