@@ -1273,6 +1273,9 @@ PYEOF
 # plan for that kind (tests/fixtures/rust/src/workload.rs: child_ms for
 # materialize_partitions, scan_ms for scan_partitions), and the truth's
 # span must have lasted at least that long (it sleeps wait_ms in all).
+# Then on nested futures (integers only): process_block's i must be the
+# blocks that suspend, in order, as many as the truth has, and the
+# metadata fetches' wait_ms the plan's.
 t_rust_async_args() {
 	d=$(newdir rust-async-args)
 	sed -e 's/^\(span rsqserver::lakehouse::[a-z_:A-Z]*partitions\*\)$/\1 args/' \
@@ -1314,6 +1317,49 @@ for e in errs:
     print("   FAIL: " + e)
 if not errs:
     print("   wait_ms as planned: " + ", ".join(seen))
+sys.exit(1 if errs else 0)
+PYEOF
+	[ $? = 0 ] || return 1
+	# nested futures (inlined into the task root, decoded from its reads):
+	# process_block's i and the metadata fetches' wait_ms
+	sed -e 's/^\(span rsqserver::lakehouse::block_processor::process_block::{\*}\)$/\1 args/' \
+		-e 's/^\(span rsqserver::lakehouse::metadata::fetch_\*_metadata::{\*}\)$/\1 args/' \
+		"$SYMS/rsqserver.syms" >"$d/nested.syms"
+	[ "$(grep -c ' args$' "$d/nested.syms")" = 2 ] || { fail "could not add args to the list"; return 1; }
+	for k in M F; do
+		run_sp "$d" 120 run --min-query 0 -s "$d/nested.syms" -o "$d/n$k.bin" -- \
+			"$FX/rsqserver" -n 1 -k $k --truth "$d/n$k.truth" || return 1
+		[ "$RC" = 0 ] || { fail "spanprobe run (nested $k) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		"$SP" dump --json "$d/n$k.bin" >"$d/n$k.jsonl" || return 1
+	done
+	python3 - "$d" tests/fixtures/rust/src/workload.rs <<'PYEOF'
+import json, re, sys
+d, src = sys.argv[1], open(sys.argv[2]).read()
+def plan(k):
+    m = re.search(r"tag: '%s'.*?child_ms: \d+" % k, src, re.S).group(0)
+    return {f: int(re.search(f + r": (\d+)", m).group(1))
+            for f in ("nblocks", "stream_meta_ms", "block_meta_ms")}
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+errs, seen = [], []
+for k in "MF":
+    spans, truth, p = load("%s/n%s.jsonl" % (d, k)), load("%s/n%s.truth" % (d, k)), plan(k)
+    pb = sorted((s for s in spans if s["name"].endswith("::process_block")), key=lambda s: s["begin_ns"])
+    got = [s.get("attrs", {}).get("i") for s in pb]
+    # the blocks that suspend (i % 3 != 2) are seen, in order; the truth
+    # has one record per block, those that finish in one poll marked
+    want = [i for i in range(p["nblocks"]) if i % 3 != 2]
+    seen_t = sum(1 for t in truth if t["name"].endswith("::process_block") and not t["one_poll"])
+    if got != want or len(want) != seen_t:
+        errs.append("%s: process_block i %s, expected %s (truth: %d that suspend)" % (k, got, want, seen_t))
+    for fn, field in (("fetch_stream_metadata", "stream_meta_ms"), ("fetch_block_metadata", "block_meta_ms")):
+        a = [s.get("attrs") for s in spans if s["name"].endswith("::" + fn)]
+        if a != [{"wait_ms": p[field]}]:
+            errs.append("%s: %s attrs %s, the plan says wait_ms=%d" % (k, fn, a, p[field]))
+    seen.append("%s: %d blocks, wait_ms %d/%d" % (k, len(got), p["stream_meta_ms"], p["block_meta_ms"]))
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   nested, as planned: " + "; ".join(seen))
 sys.exit(1 if errs else 0)
 PYEOF
 }

@@ -26,11 +26,11 @@ static struct sp_async_range g3 = { 3, 3 }, g4 = { 4, 4 }, g5 = { 5, 5 }, g0 = {
 			     g45 = { 4, 5 };
 
 static struct sp_nested_node nodes[N_NODES] = {
-	[EQ] = { "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, 0, 0, 0 },
-	[PB] = { "pb", EQ, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, R_ARG_I, 1, SP_ROLE_SPAN, 0, 0, 0 },
-	[MD] = { "md", EQ, SP_ANODE_MAYBE_DONE, &g5, 1, false, R_MD, 0, 0, -1, 0, 0, 0 },
-	[FS] = { "fs", MD, SP_ANODE_COROUTINE, &g0, 1, false, R_FS, 0, 0, SP_ROLE_SPAN, 0, 0, 0 },
-	[JH] = { "jh", EQ, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0 },
+	[EQ] = { "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, 0, 0, 0, { { 0 } }, false },
+	[PB] = { "pb", EQ, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, R_ARG_I, 1, SP_ROLE_SPAN, 0, 0, 0, { { 0 } }, false },
+	[MD] = { "md", EQ, SP_ANODE_MAYBE_DONE, &g5, 1, false, R_MD, 0, 0, -1, 0, 0, 0, { { 0 } }, false },
+	[FS] = { "fs", MD, SP_ANODE_COROUTINE, &g0, 1, false, R_FS, 0, 0, SP_ROLE_SPAN, 0, 0, 0, { { 0 } }, false },
+	[JH] = { "jh", EQ, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0, { { 0 } }, false },
 };
 
 static struct sp_nested_plan plan = { .nodes = nodes, .n = N_NODES, .n_reads = N_READS };

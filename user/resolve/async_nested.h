@@ -48,6 +48,14 @@ struct sp_nested_node {
 			      * whose pointee holds it; 0: the carrier's
 			      * future */
 	uint32_t base;       /* its object's offset there */
+	/* the first of those arguments, for `args` (want_args): integers
+	 * read whole are shown, the others are not */
+	struct sp_nested_arg {
+		char *name;
+		bool is_int, is_signed;
+		uint8_t size;
+	} argd[4];
+	bool want_args;
 };
 
 struct sp_nested_plan {
@@ -78,6 +86,7 @@ size_t sp_nested_plan_named(const struct sp_nested_plan *pl);
  * carrier. */
 struct sp_nested_span {
 	uint32_t node;
+	uint64_t argv[4];    /* the node's first argument reads when it began */
 	int parent;
 	uint64_t begin_ns, end_ns;
 	uint64_t unc_lo_ns, unc_hi_ns;

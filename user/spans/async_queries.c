@@ -177,6 +177,37 @@ static int enclosing(const struct out *o, size_t n_nested, uint64_t b, uint64_t 
 	return best;
 }
 
+/* `args` on a nested async fn: its integer arguments, as read when the
+ * span began (the values stay in the future for its whole life). */
+static void nested_args(struct sp_held *h, const struct sp_nested_node *n,
+			const struct sp_nested_span *s, uint64_t key)
+{
+	struct sp_span_caps *c;
+
+	if (!n->want_args || !(c = calloc(1, sizeof(*c))))
+		return;
+	for (uint32_t k = 0; k < n->n_args && k < 4 && c->n < SP_SPAN_CAPS_MAX; k++) {
+		const struct sp_nested_arg *a = &n->argd[k];
+		struct sp_span_cap *v = &c->v[c->n];
+		uint64_t x = s->argv[k];
+
+		if (!a->is_int || !a->size || a->size > 8)
+			continue;
+		if (a->is_signed && a->size < 8)
+			x = (uint64_t)((int64_t)(x << (64 - 8 * a->size)) >> (64 - 8 * a->size));
+		v->name = a->name;
+		v->type = a->is_signed ? SP_SPAN_CAP_I64 : SP_SPAN_CAP_U64;
+		v->status = SP_SPAN_CAP_OK;
+		v->num = x;
+		c->n++;
+	}
+	if (!c->n) {
+		free(c);
+		return;
+	}
+	sp_asm_put_caps(h->a, key, c);
+}
+
 /* The inlined futures' spans, right after the carrier (index 0). */
 static int add_nested(struct sp_held *h, struct out *o, const struct sp_nested_run *run,
 		      const struct sp_span_rec *root)
@@ -202,6 +233,7 @@ static int add_nested(struct sp_held *h, struct out *o, const struct sp_nested_r
 		o->v[i].addr = s->addr;
 		o->v[i].fn = n->name;
 		h->st.nested_spans++;
+		nested_args(h, n, s, r.key);
 	}
 	return 0;
 }

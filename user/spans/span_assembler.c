@@ -279,6 +279,16 @@ void sp_asm_caps(struct sp_assembler *a, const struct sp_cap_rec *r)
 		free(c);
 }
 
+void sp_asm_put_caps(struct sp_assembler *a, uint64_t key, struct sp_span_caps *c)
+{
+	uint64_t old;
+
+	if (sp_idmap_get(&a->caps, key, &old))
+		free((void *)(uintptr_t)old);
+	if (sp_idmap_put(&a->caps, key, (uintptr_t)c))
+		free(c);
+}
+
 void sp_asm_set_caps(struct sp_assembler *a, const struct sp_func_set *funcs)
 {
 	a->funcs = funcs;
