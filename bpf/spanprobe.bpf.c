@@ -137,6 +137,42 @@ struct {
 	__type(value, struct sp_cap_cfg);
 } cap_cfg SEC(".maps");
 
+/* How each SP_CAP_FIELD capture reads its field; sized by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_field_cfg);
+} field_cfg SEC(".maps");
+
+/* A future's argument values, read at its first poll and sent just
+ * before its span record when it ends (a future outlives the poll frame
+ * and may end on another thread). LRU: a future dropped while pending
+ * never ends, and its entry ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct sp_future_key);
+	__type(value, struct sp_cap_vals);
+} future_caps SEC(".maps");
+
+/* Room to fill a struct sp_cap_vals (too large for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_cap_vals);
+} cap_scratch SEC(".maps");
+
+/* What makes a Rust poll's return value an error (SP_SYM_POLL_ERR);
+ * sized and filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_poll_err_cfg);
+} poll_err_cfg SEC(".maps");
+
 /* Captured values of the open frames of a thread, by stack index: apart
  * from the stacks so that functions without captures never pay for them,
  * created at a thread's first capturing entry. */
@@ -325,6 +361,92 @@ static __always_inline void emit_future(const struct sp_future *fu, __u32 sym_id
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
+/* One field of the future at self into capture i. */
+static __always_inline void read_field(struct sp_cap_vals *v, __u32 i,
+				       const struct sp_field_spec *f, __u64 self)
+{
+	__u32 k = i & (SP_CAP_MAX - 1);
+	__u64 val = 0, ptr = 0, len = 0, n;
+	__u64 at = self + f->off;
+
+	if (f->kind == SP_FK_INT) {
+		if (bpf_probe_read_user(&val, f->size & 15 ? (f->size > 8 ? 8 : f->size) : 1,
+					(void *)at))
+			goto bad;
+		if (f->is_signed && f->size < 8)
+			val = (__u64)((__s64)(val << (64 - 8 * f->size)) >> (64 - 8 * f->size));
+		v->num[k] = val;
+	} else {
+		if (bpf_probe_read_user(&len, sizeof(len), (void *)(at + f->len_off)))
+			goto bad;
+		if (f->kind == SP_FK_LEN) {
+			v->num[k] = len;
+		} else {
+			if (bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(at + f->ptr_off)))
+				goto bad;
+			n = len < SP_CAP_STR - 1 ? len : SP_CAP_STR - 1;
+			if (n && bpf_probe_read_user(v->str[k], n & (SP_CAP_STR - 1), (void *)ptr))
+				goto bad;
+			v->str[k][n & (SP_CAP_STR - 1)] = 0;
+			v->len[k] = (__u16)n;
+			v->status[k] = len > n ? SP_CAPV_TRUNCATED : SP_CAPV_OK;
+			return;
+		}
+	}
+	v->status[k] = SP_CAPV_OK;
+	return;
+bad:
+	v->status[k] = SP_CAPV_UNREADABLE;
+}
+
+/* A future's first poll (Unresumed): its argument captures, kept by the
+ * future until it ends. */
+__noinline int sp_future_caps(__u32 sym, __u64 self, __u32 tgid)
+{
+	struct sp_future_key fk = { .obj = self, .sym_id = sym, .tgid = tgid };
+	struct sp_cap_cfg *cfg = bpf_map_lookup_elem(&cap_cfg, &sym);
+	struct sp_field_cfg *fc = bpf_map_lookup_elem(&field_cfg, &sym);
+	__u32 zero = 0;
+	struct sp_cap_vals *v = bpf_map_lookup_elem(&cap_scratch, &zero);
+
+	if (!cfg || !fc || !v)
+		return 0;
+	for (__u32 i = 0; i < SP_CAP_MAX; i++) {
+		v->status[i] = SP_CAPV_NONE;
+		v->len[i] = 0;
+		if (i < cfg->n && cfg->c[i].src == SP_CAP_FIELD)
+			read_field(v, i, &fc->f[i], self);
+	}
+	bpf_map_update_elem(&future_caps, &fk, v, BPF_ANY);
+	return 0;
+}
+
+/* The values of a future that ends: sent first when its span is, then
+ * forgotten either way. */
+static __always_inline void future_caps_done(const struct sp_future_key *fk, __u64 key, bool send)
+{
+	struct sp_cap_vals *v = bpf_map_lookup_elem(&future_caps, fk);
+	struct sp_cap_rec *r;
+
+	if (!v)
+		return;
+	if (send) {
+		r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+		if (r) {
+			r->kind = SP_RK_CAPS;
+			r->tgid = fk->tgid;
+			r->pad = 0;
+			r->sym_id = fk->sym_id;
+			r->key = key;
+			__builtin_memcpy(&r->v, v, sizeof(r->v));
+			bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+		} else {
+			__sync_fetch_and_add(&dropped_records, 1);
+		}
+	}
+	bpf_map_delete_elem(&future_caps, fk);
+}
+
 /* A poll ends. The future's span ends with it when the state says
  * Returned (1) or Panicked (2), or when unwinding took the poll away. */
 __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
@@ -364,8 +486,12 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 				bpf_map_update_elem(&futures, &fk, fu, BPF_ANY);
 			return 0;
 		}
-		flags = state == 2 ? SP_REC_ABNORMAL : 0;
+		/* Returned: an Err the poll returned fails the future */
+		flags = state == 2 ? SP_REC_ABNORMAL : (f->flags & SP_REC_ERROR);
 	}
+	if (info->flags & SP_SYM_CAPS)
+		future_caps_done(&fk, fu->key,
+				 fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns);
 	if (fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns)
 		emit_future(fu, fk.sym_id, fk.obj, end_ns, flags);
 	if (!is_fresh)
@@ -477,6 +603,8 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	}
 	sp_nested_observe(st, now, 0);
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
+	if (fresh && (info->flags & SP_SYM_CAPS))
+		sp_future_caps(sym, self, fk.tgid);
 	if (verdict == SP_SKIP_RETURN && fresh)
 		bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
 	else if (fresh)
@@ -632,6 +760,70 @@ __noinline int sp_capture_ret(__u32 sym, __u32 idx, __u64 key, __u64 rc, __u32 f
 	return readable && err_match(cfg, (__s64)rc);
 }
 
+static __always_inline bool discr_holds(const struct sp_discr_test *t, const __u8 *val,
+					__u32 len, __u64 ptr)
+{
+	__u64 v = 0;
+	bool in = false;
+	__u32 size = t->size, off = t->off;
+
+	if (size > sizeof(v))
+		size = sizeof(v);
+	if (ptr) {
+		if (bpf_probe_read_user(&v, size & 15, (void *)(ptr + off)))
+			return false;
+	} else {
+		if (off >= len)
+			return false; /* val has 8 bytes of room past len */
+		__builtin_memcpy(&v, val + (off & 15), sizeof(v));
+		if (size < sizeof(v))
+			v &= (1ull << (size * 8)) - 1;
+	}
+	for (__u32 i = 0; i < SP_PERR_RANGES; i++)
+		if (i < t->n && v >= t->lo[i] && v <= t->hi[i])
+			in = true;
+	return in != (t->negate != 0);
+}
+
+/* A poll returns: whether its value is Poll::Ready(Err(_)). In RAX:RDX
+ * when it fits in 16 bytes, else RAX holds the hidden return pointer. */
+__noinline int sp_poll_err(__u32 sym, __u64 rax, __u64 rdx)
+{
+	struct sp_poll_err_cfg *cfg = bpf_map_lookup_elem(&poll_err_cfg, &sym);
+	__u8 val[24] = { 0 };
+	__u64 ptr;
+
+	if (!cfg || !cfg->n)
+		return 0;
+	ptr = cfg->via_ptr ? rax : 0;
+	if (cfg->via_ptr && !rax)
+		return 0;
+	__builtin_memcpy(val, &rax, 8);
+	__builtin_memcpy(val + 8, &rdx, 8);
+	for (__u32 i = 0; i < SP_PERR_TESTS; i++)
+		if (i < cfg->n && !discr_holds(&cfg->t[i], val, 16, ptr))
+			return 0;
+	return 1;
+}
+
+static __always_inline void poll_err_exit(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
+					  __u32 flags, __u64 sp, __u64 now)
+{
+	struct sp_frame *f;
+	__u64 rax = PT_REGS_RC(ctx), rdx = ctx->dx;
+
+	if (flags & SP_SYM_TAILJMP)
+		return; /* RAX is not the return value there: nothing decided */
+	sp_pop_dead(ctx, st, sp, now, min_span_ns);
+	if (!st->n)
+		return;
+	f = &st->f[(st->n - 1) & SP_DEPTH_MASK];
+	if (f->sp != sp || f->sym_id != sym)
+		return;
+	if (sp_poll_err(sym, rax, rdx))
+		f->flags |= SP_REC_ERROR;
+}
+
 /* After a capturing entry pushed its frame: fill the frame's slot. */
 static __always_inline void capture_entry(struct pt_regs *ctx, struct sp_thread *st, __u32 sym,
 					  __u32 usdt)
@@ -742,6 +934,8 @@ static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 	now = bpf_ktime_get_ns();
 	if ((cookie >> 32) & SP_SYM_RET)
 		capture_exit(ctx, st, (__u32)cookie, (__u32)(cookie >> 32), sp, now);
+	if ((cookie >> 32) & SP_SYM_POLL_ERR)
+		poll_err_exit(ctx, st, (__u32)cookie, (__u32)(cookie >> 32), sp, now);
 	sp_nested_observe(st, now,
 			  (st->f[(st->n - 1) & SP_DEPTH_MASK].flags & SP_FRAME_CARRIER) != 0);
 	sp_stack_exit(ctx, st, (__u32)cookie, sp, now, min_span_ns);

@@ -71,6 +71,32 @@ enum sp_sym_flags {
 				    * is not the return value there */
 	SP_SYM_USDT_EVENT = 1u << 11, /* a single USDT probe: an instant event
 				       * inside the innermost open span */
+	SP_SYM_POLL_ERR = 1u << 14, /* a Rust poll whose Poll::Ready(Err(_))
+				     * fails its future (poll_err_cfg) */
+};
+
+/* How a poll's return value says Poll::Ready(Err(_)): every test holds.
+ * A test reads size bytes at off in the returned Poll<T> (in RAX:RDX,
+ * or through the pointer RAX holds at return when via_ptr: the hidden
+ * return pointer, SP_SYM_SELF_RSI) and holds when the value lies in one
+ * of its ranges, or, with negate, in none of them (the untagged variant
+ * of a niche-encoded enum). */
+#define SP_PERR_TESTS 2
+#define SP_PERR_RANGES 4
+struct sp_discr_test {
+	__u32 off;
+	__u8 size;   /* 1, 2, 4 or 8 */
+	__u8 negate;
+	__u8 n;      /* ranges used */
+	__u8 pad;
+	__u64 lo[SP_PERR_RANGES], hi[SP_PERR_RANGES]; /* inclusive */
+};
+
+struct sp_poll_err_cfg {
+	__u8 n;       /* tests used */
+	__u8 via_ptr;
+	__u8 pad[6];
+	struct sp_discr_test t[SP_PERR_TESTS];
 };
 
 /* Captures: at most SP_CAP_MAX values per span, strings cut at
@@ -78,7 +104,26 @@ enum sp_sym_flags {
 #define SP_CAP_MAX 4
 #define SP_CAP_STR 128
 
-enum sp_cap_src { SP_CAP_ARG = 0, SP_CAP_RET = 1 };
+enum sp_cap_src { SP_CAP_ARG = 0, SP_CAP_RET = 1,
+		  SP_CAP_FIELD = 2 /* a field of a Rust future's Unresumed
+				    * variant (an async fn's argument), read at
+				    * its first poll: field_cfg */ };
+
+/* How a SP_CAP_FIELD capture reads its field at self + off: an integer of
+ * size bytes; a string whose pointer and length are at ptr_off and
+ * len_off in the field (&str, String), at most SP_CAP_STR - 1 bytes; or
+ * only the length at len_off (slices, Vec). */
+enum sp_field_kind { SP_FK_INT = 0, SP_FK_STR = 1, SP_FK_LEN = 2 };
+struct sp_field_spec {
+	__u32 off, ptr_off, len_off;
+	__u8 kind;      /* enum sp_field_kind */
+	__u8 size;      /* SP_FK_INT: 1, 2, 4 or 8 */
+	__u8 is_signed;
+	__u8 pad;
+};
+struct sp_field_cfg {
+	struct sp_field_spec f[4]; /* SP_CAP_MAX, by capture index */
+};
 /* i32/u32: the low half of the register, extended (the upper half of a
  * register holding an int is undefined in the SysV ABI). */
 enum sp_cap_type { SP_CAP_I64 = 0, SP_CAP_U64 = 1, SP_CAP_STR_T = 2, SP_CAP_I32 = 3,

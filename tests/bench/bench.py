@@ -477,6 +477,67 @@ def per_call(a, setups):
     return per_call_results(a, samples, modes)
 
 
+LEAF_STR = "bench_leaf_str"
+
+
+def captures(a):
+    """The hot-path cost of captured values (issue 14): the same probed C
+    function (bench_leaf_str, inside a query, spans too short to leave the
+    kernel) with no captures, with 2 integer captures (an argument and the
+    return value) and with a string capture (the returned C string), side
+    by side in the same rounds as per_call; the ratios of the added ns to
+    the no-capture configuration's, per round, then their median."""
+    sp = ["--min-span", "5ms", "--min-query", "0"]
+    cfgs = [("cap_none", ""), ("cap_int2", " x=arg0:i64 r=ret:i64"), ("cap_str", " s=ret:str")]
+    specs = [("cap_noprobe", None)]
+    for name, caps in cfgs:
+        syms = write_syms(a, f"{name}.syms", f"root bench_root\nspan {LEAF_STR}{caps}\n")
+        specs.append((name, (lambda sy: lambda st: Spanprobe(a.spanprobe, st.t.pid, sy, sp))(syms)))
+    setups = {}
+    try:
+        for name, tracer in specs:
+            log(f"captures: attaching {name}")
+            armed = [(LEAF_STR, 0), ("bench_root", 0)] if tracer else []
+            setups[name] = Setup(a, name, tracer, armed)
+        samples = {}
+        for r in range(a.rounds):
+            log(f"captures: round {r + 1}/{a.rounds}")
+            got = {}
+            for i in range(a.loops):
+                for k in range(len(specs)):
+                    name = specs[(r + i + k) % len(specs)][0]
+                    got.setdefault(name, []).append(
+                        setups[name].loop("root", LEAF_STR, a.loop_ms, 1))
+            for name, v in got.items():
+                samples.setdefault(name, []).append(min(v))
+    finally:
+        for st in setups.values():
+            st.close()
+    base = samples["cap_noprobe"]
+    added = {n: [x - b for x, b in zip(samples[n], base)] for n, _ in cfgs}
+    out = {"function": LEAF_STR, "rounds": a.rounds, "loop_ms": a.loop_ms,
+           "estimator": "per round: best of its loops; over rounds: median",
+           "no_probe_ns_per_call": median(base), "configs": {}}
+    for n, caps in cfgs:
+        out["configs"][n] = {
+            "captures": caps.strip() or "(none)",
+            "ns_per_call": median(samples[n]),
+            "added_ns": median(added[n]),
+            "added_ns_rounds": [round(x, 1) for x in added[n]],
+            "ratio_to_no_captures": median([x / c for x, c in zip(added[n], added["cap_none"])]),
+        }
+    return out
+
+
+def print_captures(cp):
+    print(f"\nCaptures ({cp['function']}, inside a query; {cp['rounds']} rounds; "
+          f"no probes: {cp['no_probe_ns_per_call']:.1f} ns/call)")
+    print(f"{'captures':44s} {'ns/call':>9s} {'added ns':>9s} {'x no captures':>14s}")
+    for c in cp["configs"].values():
+        print(f"{c['captures']:44s} {c['ns_per_call']:9.1f} {c['added_ns']:9.1f} "
+              f"{c['ratio_to_no_captures']:14.2f}")
+
+
 def ins_variants(a):
     """ins_* functions and the offset probed in each (the ret of ins_ret)."""
     out = {}
@@ -809,6 +870,8 @@ def print_report(res):
         print_load(res["load"])
     if "hyper" in res:
         hyper_bench.report(res["hyper"])
+    if "captures" in res:
+        print_captures(res["captures"])
     print_tail(res)
 
 
@@ -924,7 +987,7 @@ def print_tail(res):
 # ---------------------------------------------------------------- main
 
 PHASES = ["per_call", "bpf_prog_stats", "first_instruction", "verifier", "load", "attach",
-          "hyper"]
+          "hyper", "captures"]
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -1007,6 +1070,8 @@ def main():
         res["attach_1000"] = phase(res, "attach", lambda: attach_times(a))
     if want("hyper"):
         res["hyper"] = phase(res, "hyper", lambda: hyper_bench.run(a, log, prog_runs))
+    if want("captures"):
+        res["captures"] = phase(res, "captures", lambda: captures(a))
     if a.phases == set(PHASES):
         res["targets"] = targets(res)
     res["bench_seconds"] = round(time.monotonic() - t_start, 1)

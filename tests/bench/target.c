@@ -44,6 +44,19 @@ NOINLINE long bench_leaf(long x)
 	return v * 3 + 1;
 }
 
+/* For the captures phase: returns a C string (the capture "s=ret:str"
+ * reads it at exit), and takes an integer (x=arg0:i64). Same frame setup
+ * as bench_leaf. */
+static const char *const bench_names[] = { "alpha", "beta-gamma", "delta_epsilon_zeta",
+					   "SELECT 1" };
+
+NOINLINE long bench_leaf_str(long x)
+{
+	volatile long v = x;
+
+	return (long)bench_names[v & 3];
+}
+
 /* The same without a stack slot: GCC omits the frame setup and the
  * function starts with `lea`, which the kernel single-steps. */
 NOINLINE long bench_leaf_ss(long x)
@@ -102,7 +115,7 @@ static const struct {
 	const void *code;
 } funcs[] = {
 #define CALLABLE(f) { #f, f, (const void *)f }
-	CALLABLE(bench_leaf), CALLABLE(bench_leaf_ss),
+	CALLABLE(bench_leaf), CALLABLE(bench_leaf_ss), CALLABLE(bench_leaf_str),
 	{ "bench_root", NULL, (const void *)bench_root },
 	CALLABLE(ins_push_rbp), CALLABLE(ins_push_rbx), CALLABLE(ins_push_r12),
 	CALLABLE(ins_nop1), CALLABLE(ins_nop2), CALLABLE(ins_nop3), CALLABLE(ins_nop4),

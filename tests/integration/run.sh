@@ -1317,6 +1317,26 @@ for l in open(sys.argv[1]):
     if r["name"]=="open_part": print(r["errors"])' "$d/sp.out")
 	[ "$got" = "$want" ] || { fail "stats: open_part errors $got, truth $want"; return 1; }
 	echo "   stats: open_part errors $got = truth"
+	# pruning advice: with --min-span 10s no call is kept, yet a function
+	# that failed stays, listed with its error count (the truth's)
+	run_sp "$d" 60 run --min-span 10s --min-query 0 -s "$SYMS/capserver.syms" -o "$d/prune.bin" -- \
+		"$FX/capserver" -n 9 --truth "$d/truth-prune.jsonl" || return 1
+	run_sp "$d" 30 stats "$d/prune.bin" --prune-advice -s "$SYMS/capserver.syms" || return 1
+	python3 - "$d/truth-prune.jsonl" "$d/sp.out" <<'PYEOF' || { show "$d/sp.out" advice; return 1; }
+import collections, json, re, sys
+truth = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+advice = open(sys.argv[2]).read()
+errs = collections.Counter(t["fn"] for t in truth if t.get("error") and t["fn"] in
+                           ("process_block", "open_part", "lookup", "check_status"))
+listed = {m.group(2): int(m.group(1)) for m in
+          re.finditer(r"^#   (\d+) errors? in \d+ calls  (\S+) ", advice, re.M)}
+pruned = sorted(re.findall(r"^# pruned: (\S+) ", advice, re.M))
+want_pruned = sorted({"process_block", "open_part", "lookup", "check_status"} - set(errs))
+ok = listed == dict(errs) and pruned == want_pruned and "\nerror usdt capserver:req__fail" in advice
+print("   prune advice: kept for their errors %s (truth %s), pruned %s, error probe kept%s"
+      % (listed, dict(errs), pruned, "" if ok else ": FAIL"))
+sys.exit(0 if ok else 1)
+PYEOF
 	# the same captures, the arguments named from DWARF (`args`)
 	d=$(newdir captures-args)
 	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/capserver-args.syms" -o "$d/spans.bin" -- \
@@ -1324,6 +1344,244 @@ for l in open(sys.argv[1]):
 	[ "$RC" = 0 ] || { fail "spanprobe run (args) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" || return 1
 	python3 tests/integration/check_caps.py "$d/truth.jsonl" "$d/spans.jsonl"
+}
+
+# `args` named from a separate debug file: capserver stripped of
+# everything (--strip-all) with a .gnu_debuglink to its debug file, and
+# stripped of its DWARF with the debug file given by --debuginfo; the
+# captured values must still be the truth.
+t_captures_debuginfo() {
+	d=$(newdir captures-debuginfo)
+	mkdir -p "$d/link" "$d/opt"
+	objcopy --only-keep-debug "$FX/capserver" "$d/link/capserver.debug" &&
+	objcopy --strip-all --add-gnu-debuglink="$d/link/capserver.debug" "$FX/capserver" "$d/link/capserver" &&
+	objcopy --strip-debug "$FX/capserver" "$d/opt/capserver" &&
+	cp "$d/link/capserver.debug" "$d/opt/capserver.dbg" || { fail "objcopy failed"; return 1; }
+	if readelf -S "$d/link/capserver" | grep -q '\.debug_info'; then
+		fail "the stripped capserver still has .debug_info"; return 1
+	fi
+	for how in link opt; do
+		opt=""
+		[ $how = opt ] && opt="--debuginfo $d/opt/capserver.dbg"
+		# shellcheck disable=SC2086
+		run_sp "$d" 60 run --min-span 0 --min-query 0 $opt -s "$SYMS/capserver-args.syms" \
+			-o "$d/$how.bin" -- "$d/$how/capserver" -n 9 --truth "$d/$how.truth" || return 1
+		[ "$RC" = 0 ] || { fail "spanprobe run ($how) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		if grep -q "warning: .*args of" "$d/sp.err"; then
+			fail "$how: args not taken"; show "$d/sp.err" "spanprobe stderr"; return 1
+		fi
+		"$SP" dump --json "$d/$how.bin" >"$d/$how.jsonl" || return 1
+		printf '   %s: ' "$how"
+		python3 tests/integration/check_caps.py "$d/$how.truth" "$d/$how.jsonl" || return 1
+	done
+}
+
+# Rust async fns (rust-err), out-of-line polls: their arguments (`args`
+# and argN: integers, &str and String text, slice and Vec lengths, a
+# 200-byte &str cut at 127) read from the future at its first poll, and
+# error=err: a future whose poll returns Poll::Ready(Err(_)) is flagged
+# error (Poll<Result<u64, String>>, Poll<Result<u64, u32>> and
+# Poll<Result<usize, String>> through the hidden pointer, niche-encoded;
+# Poll<Result<u32, u8>> in RAX), exactly as the fixture's truth says;
+# --stats counts them.
+t_rust_err() {
+	d=$(newdir rust-err)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/rust-err.syms" -o "$d/spans.bin" -- \
+		"$FX/rust-err" -n 12 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" 2>"$d/dump.err" ||
+		{ fail "dump failed"; show "$d/dump.err"; return 1; }
+	run_sp "$d" 30 stats "$d/spans.bin" --json || return 1
+	python3 - "$d/truth.jsonl" "$d/spans.jsonl" "$d/sp.out" <<'PYEOF'
+import collections, json, sys
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+truth, spans, stats = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+errs = []
+roots = sorted((s for s in spans if s["depth"] == 0), key=lambda s: s["begin_ns"])
+want_q = sorted({t["q"] for t in truth})
+if len(roots) != len(want_q):
+    errs.append("%d queries, truth %d" % (len(roots), len(want_q)))
+for q, root in zip(want_q, roots):
+    kids = {s["name"].split("::")[-1]: s for s in spans if s["parent_span_id"] == root["span_id"]}
+    for t in (t for t in truth if t["q"] == q):
+        s = kids.get(t["fn"])
+        if not s:
+            errs.append("query %d: no %s span" % (q, t["fn"]))
+            continue
+        if ("error" in s["flags"]) != t["error"]:
+            errs.append("query %d: %s flags %s, truth error=%s" % (q, t["fn"], s["flags"], t["error"]))
+        # the arguments: strings cut at 127 bytes and named truncated
+        want_attrs = {k: v for k, v in t.items() if k not in ("fn", "q", "error")}
+        cut = sorted(k for k, v in want_attrs.items() if isinstance(v, str) and len(v) > 127)
+        for k in cut:
+            want_attrs[k] = want_attrs[k][:127]
+        if s.get("attrs") != want_attrs or sorted(s.get("attrs_truncated", [])) != cut:
+            errs.append("query %d: %s attrs %s (truncated %s), truth %s (truncated %s)"
+                        % (q, t["fn"], s.get("attrs"), s.get("attrs_truncated"), want_attrs, cut))
+want = collections.Counter(t["fn"] for t in truth if t["error"])
+got = {r["name"].split("::")[-1]: r["errors"] for r in stats if r["role"] == "span"}
+if got != dict(want):
+    errs.append("stats errors %s, truth %s" % (got, dict(want)))
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   %d queries: async fn arguments and failed futures as the truth says (%s), "
+          "--stats errors %s" % (len(roots), dict(want), got))
+sys.exit(1 if errs else 0)
+PYEOF
+}
+
+# Rust async fn arguments on rsqserver (tokio): `args` on its two
+# out-of-line polls, one query of each kind; wait_ms must be the fixture's
+# plan for that kind (tests/fixtures/rust/src/workload.rs: child_ms for
+# materialize_partitions, scan_ms for scan_partitions), and the truth's
+# span must have lasted at least that long (it sleeps wait_ms in all).
+# Then on nested futures (integers only): process_block's i must be the
+# blocks that suspend, in order, as many as the truth has, and the
+# metadata fetches' wait_ms the plan's.
+t_rust_async_args() {
+	d=$(newdir rust-async-args)
+	sed -e 's/^\(span rsqserver::lakehouse::[a-z_:A-Z]*partitions\*\)$/\1 args/' \
+		"$SYMS/rsqserver-outofline.syms" >"$d/args.syms"
+	[ "$(grep -c ' args$' "$d/args.syms")" = 2 ] || { fail "could not add args to the list"; return 1; }
+	for k in S M F; do
+		run_sp "$d" 120 run --min-query 0 -s "$d/args.syms" -o "$d/$k.bin" -- \
+			"$FX/rsqserver" -n 1 -k $k --truth "$d/$k.truth" || return 1
+		[ "$RC" = 0 ] || { fail "spanprobe run ($k) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		"$SP" dump --json "$d/$k.bin" >"$d/$k.jsonl" || return 1
+	done
+	python3 - "$d" tests/fixtures/rust/src/workload.rs <<'PYEOF'
+import json, re, sys
+d, src = sys.argv[1], open(sys.argv[2]).read()
+plans = {m.group(1): {"child_ms": int(re.search(r"child_ms: (\d+)", m.group(0)).group(1)),
+                      "scan_ms": int(re.search(r"scan_ms: (\d+)", m.group(0)).group(1))}
+         for m in re.finditer(r"tag: '(\w)'.*?child_ms: \d+", src, re.S)}
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+fns = {"rsqserver::lakehouse::jit_partitions::materialize_partitions": "child_ms",
+       "rsqserver::lakehouse::materialized_view::MaterializedView::scan_partitions": "scan_ms"}
+errs, seen = [], []
+for k in "SMF":
+    spans, truth = load("%s/%s.jsonl" % (d, k)), load("%s/%s.truth" % (d, k))
+    for name, field in fns.items():
+        got = [s for s in spans if s["name"] == name]
+        t = [t for t in truth if t["name"] == name]
+        want = plans[k][field]
+        if len(got) != 1 or len(t) != 1:
+            errs.append("%s: %d %s spans, %d in the truth" % (k, len(got), name, len(t)))
+            continue
+        a = got[0].get("attrs", {})
+        if a.get("wait_ms") != want:
+            errs.append("%s: %s attrs %s, the plan says wait_ms=%d" % (k, name, a, want))
+        elif t[0]["end_ns"] - t[0]["begin_ns"] < want * 10**6:
+            errs.append("%s: %s lasted %d ns in the truth, less than wait_ms" % (k, name,
+                        t[0]["end_ns"] - t[0]["begin_ns"]))
+        seen.append("%s %s=%d" % (k, name.split("::")[-1], want))
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   wait_ms as planned: " + ", ".join(seen))
+sys.exit(1 if errs else 0)
+PYEOF
+	[ $? = 0 ] || return 1
+	# nested futures (inlined into the task root, decoded from its reads):
+	# process_block's i and the metadata fetches' wait_ms
+	sed -e 's/^\(span rsqserver::lakehouse::block_processor::process_block::{\*}\)$/\1 args/' \
+		-e 's/^\(span rsqserver::lakehouse::metadata::fetch_\*_metadata::{\*}\)$/\1 args/' \
+		"$SYMS/rsqserver.syms" >"$d/nested.syms"
+	[ "$(grep -c ' args$' "$d/nested.syms")" = 2 ] || { fail "could not add args to the list"; return 1; }
+	for k in M F; do
+		run_sp "$d" 120 run --min-query 0 -s "$d/nested.syms" -o "$d/n$k.bin" -- \
+			"$FX/rsqserver" -n 1 -k $k --truth "$d/n$k.truth" || return 1
+		[ "$RC" = 0 ] || { fail "spanprobe run (nested $k) exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		"$SP" dump --json "$d/n$k.bin" >"$d/n$k.jsonl" || return 1
+	done
+	python3 - "$d" tests/fixtures/rust/src/workload.rs <<'PYEOF'
+import json, re, sys
+d, src = sys.argv[1], open(sys.argv[2]).read()
+def plan(k):
+    m = re.search(r"tag: '%s'.*?child_ms: \d+" % k, src, re.S).group(0)
+    return {f: int(re.search(f + r": (\d+)", m).group(1))
+            for f in ("nblocks", "stream_meta_ms", "block_meta_ms")}
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+errs, seen = [], []
+for k in "MF":
+    spans, truth, p = load("%s/n%s.jsonl" % (d, k)), load("%s/n%s.truth" % (d, k)), plan(k)
+    pb = sorted((s for s in spans if s["name"].endswith("::process_block")), key=lambda s: s["begin_ns"])
+    got = [s.get("attrs", {}).get("i") for s in pb]
+    # the blocks that suspend (i % 3 != 2) are seen, in order; the truth
+    # has one record per block, those that finish in one poll marked
+    want = [i for i in range(p["nblocks"]) if i % 3 != 2]
+    seen_t = sum(1 for t in truth if t["name"].endswith("::process_block") and not t["one_poll"])
+    if got != want or len(want) != seen_t:
+        errs.append("%s: process_block i %s, expected %s (truth: %d that suspend)" % (k, got, want, seen_t))
+    for fn, field in (("fetch_stream_metadata", "stream_meta_ms"), ("fetch_block_metadata", "block_meta_ms")):
+        a = [s.get("attrs") for s in spans if s["name"].endswith("::" + fn)]
+        if a != [{"wait_ms": p[field]}]:
+            errs.append("%s: %s attrs %s, the plan says wait_ms=%d" % (k, fn, a, p[field]))
+    seen.append("%s: %d blocks, wait_ms %d/%d" % (k, len(got), p["stream_meta_ms"], p["block_meta_ms"]))
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   nested, as planned: " + "; ".join(seen))
+sys.exit(1 if errs else 0)
+PYEOF
+}
+
+# Captures of calls still open when tracing stops (SIGINT): capserver's
+# query 2 blocks inside process_block; its handle_query and process_block
+# spans are written abnormal, their values named and marked never read
+# (attrs_missing), none invented; the finished calls keep their truth.
+t_captures_open() {
+	d=$(newdir captures-open)
+	bg "$FX/capserver" -n 2 --stuck --wait "$d/go" --truth "$d/truth.jsonl" >"$d/cs.out" 2>&1
+	cs=$LAST
+	attach_sp "$d" "$cs" --min-span 0 --min-query 0 -s "$SYMS/capserver.syms" -o "$d/spans.bin" || return 1
+	sp=$SPPID
+	touch "$d/go"
+	_n=600
+	until grep -q '"fn":"stuck"' "$d/truth.jsonl" 2>/dev/null; do
+		[ $_n -gt 0 ] && alive "$cs" || { fail "capserver never reached its stuck call"; kill -KILL "$cs"; return 1; }
+		_n=$((_n - 1)); sleep 0.1
+	done
+	kill -INT "$sp"
+	wait_exit "$sp" 30 || { fail "spanprobe still running 30 s after SIGINT"; show "$d/sp.err"; return 1; }
+	reap "$sp"
+	kill -KILL "$cs"
+	wait "$cs" 2>/dev/null || :
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" 2>"$d/dump.err" ||
+		{ fail "dump failed"; show "$d/dump.err"; return 1; }
+	python3 - "$d/truth.jsonl" "$d/spans.jsonl" <<'PYEOF'
+import json, subprocess, sys
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+truth, spans = load(sys.argv[1]), load(sys.argv[2])
+declared = {"handle_query": ["qid", "sql", "ret"], "process_block": ["block_id", "table", "delta", "rows"]}
+errs = []
+open_spans = [s for s in spans if "abnormal" in s["flags"]]
+names = sorted(s["name"] for s in open_spans)
+if names != ["handle_query", "process_block"]:
+    errs.append("open spans %s, expected handle_query and process_block" % names)
+for s in open_spans:
+    if s.get("attrs") or s.get("attrs_missing") != declared.get(s["name"]):
+        errs.append("%s: attrs %s, attrs_missing %s: expected none read, %s missing"
+                    % (s["name"], s.get("attrs"), s.get("attrs_missing"), declared.get(s["name"])))
+# the finished calls are exactly the truth (check_caps.py), the stuck ones aside
+done_t = [t for t in truth if t["fn"] != "stuck"]
+if len(done_t) < 10:
+    errs.append("only %d finished calls in the truth" % len(done_t))
+done_s = [s for s in spans if "abnormal" not in s["flags"]]
+open("%s.done" % sys.argv[1], "w").write("".join(json.dumps(t) + "\n" for t in done_t))
+open("%s.done" % sys.argv[2], "w").write("".join(json.dumps(s) + "\n" for s in done_s))
+r = subprocess.run(["python3", "tests/integration/check_caps.py", sys.argv[1] + ".done",
+                    sys.argv[2] + ".done"], capture_output=True, text=True)
+print("   " + (r.stdout + r.stderr).strip().replace("\n", "\n   "))
+if r.returncode:
+    errs.append("finished calls differ from the truth")
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   open at SIGINT: %s, every value marked never read" % ", ".join(names))
+sys.exit(1 if errs else 0)
+PYEOF
 }
 
 # PostgreSQL 15 from Debian, queries as USDT roots with their text: every
@@ -1401,7 +1659,7 @@ SYMS
 ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach rust_exe async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures pg_usdt"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args pg_usdt"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)

@@ -303,6 +303,40 @@ t_bad_url() {
 	no_token "$d"
 }
 
+# Captured values and error flags in micromegas (issue 14): capserver's
+# calls with their arguments, return values and failures. The block file
+# is checked against the fixture's own truth (check_caps.py), the
+# async_events rows against the block file (names NAME(k=v, ...) [error]),
+# and the rows flagged failed against the truth directly.
+t_micromegas_attrs() {
+	d=$T/mmattrs
+	cs=$(cd "$FX" && pwd)/capserver
+	mkdir -p "$d"
+	receiver micromegas "$d/mm" --token-env MICROMEGAS_TEST_TOKEN || return 1
+	trace "$d" 90 --min-span 0 --min-query 0 -s tests/fixtures/capserver.syms -o "$d/spans.bin" \
+		--micromegas "$URL" -- "$cs" -n 9 --truth "$d/truth.jsonl"
+	stop_receivers
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err"; return 1; }
+	dump_json "$d" || return 1
+	check "block file = capserver's truth" python3 tests/integration/check_caps.py \
+		"$d/truth.jsonl" "$d/dump.jsonl" || return 1
+	check micromegas "$PY" "$SINKS/check_sinks.py" micromegas --dump "$d/dump.jsonl" \
+		--dir "$d/mm" --pid "$PID" --exe "$cs" || return 1
+	"$PY" - "$d" <<'PYEOF'
+import collections, json, sys
+d = sys.argv[1]
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+fn = {"req": "capserver:req", "step": "capserver:req__step"}
+want = collections.Counter(fn.get(t["fn"], t["fn"]) for t in load(d + "/truth.jsonl") if t.get("error"))
+got = collections.Counter(r["name"].split("(")[0] for r in load(d + "/mm/rows.jsonl")
+                          if r["event_type"] == "begin" and r["name"].endswith(" [error]"))
+ok = want == got and sum(want.values()) > 0
+print("   async_events rows flagged [error] per function %s, truth %s%s" %
+      (dict(got), dict(want), "" if ok else ": FAIL"))
+sys.exit(0 if ok else 1)
+PYEOF
+}
+
 # ------------------------------------------------------------------- main
 
 # attach --exe: one micromegas process per traced process, OTLP's
@@ -358,7 +392,7 @@ PYEOF
 	stop_receivers
 }
 
-ALL="golden_decoder all_sinks many_processes otlp_gzip_and_dump_perfetto retry_5xx reject_4xx receiver_down slow_receiver bad_url"
+ALL="golden_decoder all_sinks micromegas_attrs many_processes otlp_gzip_and_dump_perfetto retry_5xx reject_4xx receiver_down slow_receiver bad_url"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$QS" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 NODE_MODULES=$(sh "$SINKS/npm-setup.sh") || { echo "npm setup failed"; NODE_MODULES=/nonexistent; }

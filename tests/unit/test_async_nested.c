@@ -26,11 +26,11 @@ static struct sp_async_range g3 = { 3, 3 }, g4 = { 4, 4 }, g5 = { 5, 5 }, g0 = {
 			     g45 = { 4, 5 };
 
 static struct sp_nested_node nodes[N_NODES] = {
-	[EQ] = { "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, 0, 0, 0, 0, 0, false },
-	[PB] = { "pb", EQ, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, R_ARG_I, 1, SP_ROLE_SPAN, 0, 0, 0, 0, 0, false },
-	[MD] = { "md", EQ, SP_ANODE_MAYBE_DONE, &g5, 1, false, R_MD, 0, 0, -1, 0, 0, 0, 0, 0, false },
-	[FS] = { "fs", MD, SP_ANODE_COROUTINE, &g0, 1, false, R_FS, 0, 0, SP_ROLE_SPAN, 0, 0, 0, 0, 0, false },
-	[JH] = { "jh", EQ, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0, 0, 0, false },
+	[EQ] = { "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, 0, 0, 0, 0, 0, false, { { 0 } }, false },
+	[PB] = { "pb", EQ, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, R_ARG_I, 1, SP_ROLE_SPAN, 0, 0, 0, 0, 0, false, { { 0 } }, false },
+	[MD] = { "md", EQ, SP_ANODE_MAYBE_DONE, &g5, 1, false, R_MD, 0, 0, -1, 0, 0, 0, 0, 0, false, { { 0 } }, false },
+	[FS] = { "fs", MD, SP_ANODE_COROUTINE, &g0, 1, false, R_FS, 0, 0, SP_ROLE_SPAN, 0, 0, 0, 0, 0, false, { { 0 } }, false },
+	[JH] = { "jh", EQ, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0, 0, 0, false, { { 0 } }, false },
 };
 
 static struct sp_nested_plan plan = { .nodes = nodes, .n = N_NODES, .n_reads = N_READS };
@@ -288,9 +288,9 @@ static void test_pointer_hops(void **state)
 {
 	static struct sp_async_range nonnull = { 0, 0 };
 	struct sp_nested_node bn[] = {
-		{ "Box", -1, SP_ANODE_BOX, NULL, 0, true, B_PTR, 0, 0, -1, 0, 0, 0, 0, 0, false },
+		{ "Box", -1, SP_ANODE_BOX, NULL, 0, true, B_PTR, 0, 0, -1, 0, 0, 0, 0, 0, false, { { 0 } }, false },
 		{ "h", 0, SP_ANODE_COROUTINE, &nonnull, 1, true, B_H, B_ARG, 1, SP_ROLE_ROOT, 0,
-		  1, 0, 0, 0, false },
+		  1, 0, 0, 0, false, { { 0 } }, false },
 	};
 	struct sp_nested_plan bp = { .nodes = bn, .n = 2, .n_reads = B_N, .plain = true };
 	struct sp_nested_run r;
@@ -332,9 +332,9 @@ static void test_pointer_hops(void **state)
 static void test_held_local_and_merged(void **state)
 {
 	struct sp_nested_node hn[] = {
-		{ "p", -1, SP_ANODE_COROUTINE, &g3, 1, false, 1, 0, 0, -1, 0, 0, 0, 0, 0, false },
+		{ "p", -1, SP_ANODE_COROUTINE, &g3, 1, false, 1, 0, 0, -1, 0, 0, 0, 0, 0, false, { { 0 } }, false },
 		{ "c", 0, SP_ANODE_COROUTINE, &g4, 1, false, 2, 3, 1, SP_ROLE_SPAN, 0, 0, 0, 4, 1,
-		  false },
+		  false, { { 0 } }, false },
 	};
 	struct sp_nested_plan hp = { .nodes = hn, .n = 2, .n_reads = 5 };
 	struct sp_nested_run r;

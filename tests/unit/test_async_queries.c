@@ -31,10 +31,10 @@ enum { F_CARRIER, F_TASK, F_SCAN, S_EQ, S_PB, N_SYMS };
 static struct sp_async_range g3 = { 3, 3 }, g4 = { 4, 4 }, g45 = { 4, 5 }, g6 = { 6, 6 };
 
 static struct sp_nested_node nodes[] = {
-	{ "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, S_EQ, 0, 0, 0, 0, false },
-	{ "pb", 0, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, 0, 0, SP_ROLE_SPAN, S_PB, 0, 0, 0, 0, false },
-	{ "jh", 0, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0, 0, 0, false },
-	{ "dyn", 0, SP_ANODE_DYN_BOX, &g6, 1, false, R_DYN, 0, 0, -1, 0, 0, 0, 0, 0, false },
+	{ "eq", -1, SP_ANODE_COROUTINE, &g3, 1, false, R_EQ, 0, 0, SP_ROLE_ROOT, S_EQ, 0, 0, 0, 0, false, { { 0 } }, false },
+	{ "pb", 0, SP_ANODE_COROUTINE, &g4, 1, false, R_PB, 0, 0, SP_ROLE_SPAN, S_PB, 0, 0, 0, 0, false, { { 0 } }, false },
+	{ "jh", 0, SP_ANODE_JOIN_HANDLE, &g45, 1, false, R_JH, 0, 0, -1, 0, 0, 0, 0, 0, false, { { 0 } }, false },
+	{ "dyn", 0, SP_ANODE_DYN_BOX, &g6, 1, false, R_DYN, 0, 0, -1, 0, 0, 0, 0, 0, false, { { 0 } }, false },
 };
 static struct sp_nested_plan plan = { .nodes = nodes, .n = 4, .n_reads = N_READS };
 

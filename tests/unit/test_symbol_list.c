@@ -288,7 +288,12 @@ static void test_usdt_and_capture_errors(void **state)
 		     "a USDT probe has none (name its arguments: NAME=argN:TYPE)");
 	t = "span f error=maybe\n";
 	expect_error(t, strlen(t), "t.syms:1: bad 'error=maybe': expected error=neg, "
-		     "error=null or error=VALUE");
+		     "error=null, error=VALUE or error=err");
+	t = "span f error=err error=neg\n";
+	expect_error(t, strlen(t), "t.syms:1: more than one error= condition");
+	t = "span usdt p:a p:b error=err\n";
+	expect_error(t, strlen(t), "t.syms:1: error=err tests a Rust poll's Poll::Ready(Err(_)); "
+		     "a USDT probe returns nothing");
 }
 
 int main(void)

@@ -204,6 +204,12 @@ static bool has_ret_cap(const struct sp_func *f)
 	return false;
 }
 
+/* error=err on a Rust poll whose DWARF says where Ready(Err(_)) is. */
+static bool poll_err_known(const struct sp_func *f)
+{
+	return f->err_result && f->is_async && f->result_err.n;
+}
+
 /* What the BPF side must know of a function (enum sp_sym_flags). */
 static __u32 sym_flags(const struct sp_func *f)
 {
@@ -216,7 +222,8 @@ static __u32 sym_flags(const struct sp_func *f)
 	       (f->is_async && f->nested ? SP_SYM_NESTED : 0) |
 	       (f->n_caps ? SP_SYM_CAPS : 0) |
 	       (f->err_cond || has_ret_cap(f) ? SP_SYM_RET : 0) |
-	       (f->source == SP_SRC_USDT_PAIR ? SP_SYM_USDT : 0);
+	       (f->source == SP_SRC_USDT_PAIR ? SP_SYM_USDT : 0) |
+	       (poll_err_known(f) ? SP_SYM_POLL_ERR : 0);
 }
 
 /* At a tail jump RAX is not the return value. The first byte tells: ret
@@ -421,6 +428,60 @@ static int fill_cap_cfg(struct sp_attach *a, const struct sp_func_set *fs, size_
 	return 0;
 }
 
+/* How each future argument capture reads its field, by sym_id. */
+static int fill_field_cfg(struct sp_attach *a, const struct sp_func_set *fs, size_t from)
+{
+	int fd = bpf_map__fd(a->skel->maps.field_cfg);
+
+	for (__u32 i = (__u32)from; i < fs->n && i < a->cap_funcs; i++) {
+		const struct sp_func *f = &fs->v[i];
+		struct sp_field_cfg c = { 0 };
+		bool any = false;
+
+		for (unsigned k = 0; k < f->n_caps && k < SP_CAP_MAX; k++) {
+			const struct sp_field_decl *d = &f->fields[k];
+
+			if (f->caps[k].src != SP_CAP_FIELD)
+				continue;
+			c.f[k] = (struct sp_field_spec){ .off = d->off, .ptr_off = d->ptr_off,
+							 .len_off = d->len_off, .kind = d->kind,
+							 .size = d->size, .is_signed = d->is_signed };
+			any = true;
+		}
+		if (any && bpf_map_update_elem(fd, &i, &c, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+/* Each poll's Ready(Err(_)) tests (error=err), by sym_id. */
+static int fill_poll_err_cfg(struct sp_attach *a, const struct sp_func_set *fs, size_t from)
+{
+	int fd = bpf_map__fd(a->skel->maps.poll_err_cfg);
+
+	for (__u32 i = (__u32)from; i < fs->n && i < a->cap_funcs; i++) {
+		const struct sp_func *f = &fs->v[i];
+		const struct sp_result_err *r = &f->result_err;
+		struct sp_poll_err_cfg c = { .n = r->n, .via_ptr = r->via_ptr };
+
+		if (!poll_err_known(f))
+			continue;
+		for (unsigned k = 0; k < r->n && k < SP_PERR_TESTS; k++) {
+			c.t[k].off = r->t[k].off;
+			c.t[k].size = r->t[k].size;
+			c.t[k].negate = r->t[k].negate;
+			c.t[k].n = r->t[k].n;
+			for (unsigned j = 0; j < r->t[k].n && j < SP_PERR_RANGES; j++) {
+				c.t[k].lo[j] = r->t[k].lo[j];
+				c.t[k].hi[j] = r->t[k].hi[j];
+			}
+		}
+		if (bpf_map_update_elem(fd, &i, &c, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
 /* Each carrier's read list (user/resolve/async_nested.h), by sym_id, and
  * the same as bulk copies (user/attach/nested_ranges.h). */
 static int fill_nested_reads(struct sp_attach *a, const struct sp_func_set *fs,
@@ -475,6 +536,8 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	bpf_map__set_max_entries(a->skel->maps.nested_reads, n);
 	bpf_map__set_max_entries(a->skel->maps.nested_ranges, n);
 	bpf_map__set_max_entries(a->skel->maps.cap_cfg, n);
+	bpf_map__set_max_entries(a->skel->maps.poll_err_cfg, n);
+	bpf_map__set_max_entries(a->skel->maps.field_cfg, n);
 	/* a measurement knob (make bench): reads at poll entries and exits
 	 * only, as before observation points; the context-switch hook stays
 	 * out */
@@ -494,6 +557,10 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 		rc = fill_nested_reads(a, fs, 0);
 	if (!rc)
 		rc = fill_cap_cfg(a, fs, 0);
+	if (!rc)
+		rc = fill_poll_err_cfg(a, fs, 0);
+	if (!rc)
+		rc = fill_field_cfg(a, fs, 0);
 	if (rc) {
 		snprintf(err, errlen, "loading BPF programs (%s): %s",
 			 sp_attach_mode_name(mode), strerror(-rc));
@@ -682,6 +749,10 @@ int sp_attach_more(struct sp_attach *a, const struct sp_func_set *funcs,
 		rc = fill_nested_reads(a, funcs, from);
 	if (!rc)
 		rc = fill_cap_cfg(a, funcs, from);
+	if (!rc)
+		rc = fill_poll_err_cfg(a, funcs, from);
+	if (!rc)
+		rc = fill_field_cfg(a, funcs, from);
 	if (rc) {
 		snprintf(err, errlen, "describing new functions to BPF: %s", strerror(-rc));
 		return -1;

@@ -43,6 +43,7 @@
 #include <elfutils/libdw.h>
 #include "dwarf/async_disasm.h"
 #include "dwarf/async_dwarf.h"
+#include "dwarf/poll_result.h"
 #include "dwarf/async_dwarf_base.h"
 #include "dwarf/async_dwarf_fallback.h"
 #include "dwarf/async_dwarf_names.h"
@@ -155,6 +156,10 @@ static void typed_poll(struct scan *s, Dwarf_Die *sub, const char *ns,
 	p->size = high - low;
 	sp_async_code_offset(s->elf, low, 1, &p->file_offset);
 	p->self_reg = self_register(sub, &param, low);
+	/* the Poll comes back through the hidden pointer exactly when it
+	 * pushed self to RSI (the Rust ABI does so for 16 bytes too) */
+	if (sp_poll_result_err(sub, &p->result_err))
+		p->result_err.via_ptr = p->self_reg == SP_AREG_RSI;
 	p->state_off = e.state_off;
 	p->state_size = e.state_size;
 	p->future_size = (uint32_t)sp_adw_type_size(&env);

@@ -32,7 +32,9 @@ static void print_fields(FILE *f, const char *what, const struct sp_async_field 
 		return;
 	fprintf(f, " %s:", what);
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, " %s@%#x/%u", a[i].name, a[i].off, a[i].size);
+		fprintf(f, " %s@%#x/%u%s", a[i].name, a[i].off, a[i].size,
+			a[i].show == SP_AFIELD_INT ? ":int" : a[i].show == SP_AFIELD_STR ? ":str" :
+			a[i].show == SP_AFIELD_LEN ? ":len" : "");
 }
 
 static void print_guard(FILE *f, const struct sp_async_node *n)
@@ -90,6 +92,16 @@ static void print_poll(FILE *f, const struct sp_async_poll *p)
 		p->state_size, p->future_size, p->from_dwarf ? "DWARF" : "code");
 	if (p->task_cell_off != UINT32_MAX)
 		fprintf(f, "  spawned: self = JoinHandle.raw + %#x\n", p->task_cell_off);
+	for (unsigned k = 0; k < p->result_err.n; k++) {
+		const struct sp_result_test *t = &p->result_err.t[k];
+
+		fprintf(f, "  %s: %s%s at %#x/%u %sin", k ? "Err" : "Ready",
+			p->result_err.via_ptr ? "*rax" : "rax:rdx", "", t->off, t->size,
+			t->negate ? "not " : "");
+		for (unsigned j = 0; j < t->n; j++)
+			fprintf(f, " [%#" PRIx64 ", %#" PRIx64 "]", t->lo[j], t->hi[j]);
+		fputc('\n', f);
+	}
 	if (p->symbol)
 		fprintf(f, "  symbol %s\n", p->symbol);
 	if (p->n_args) {

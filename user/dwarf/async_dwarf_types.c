@@ -368,11 +368,92 @@ static int add_field(struct scan *s, struct sp_async_field **v, size_t *n,
 		return -1;
 	}
 	*v = nv;
+	memset(&nv[*n], 0, sizeof(nv[*n]));
 	nv[*n].name = sp_adw_xstrdup(s, name);
 	nv[*n].off = (uint32_t)off;
 	nv[*n].size = (uint32_t)size;
 	(*n)++;
 	return 0;
+}
+
+/* A member of st by name: its offset and type. */
+static bool field_of(Dwarf_Die *st, const char *name, uint64_t *off, Dwarf_Die *type)
+{
+	Dwarf_Die m;
+
+	return member_named(st, name, &m) && sp_adw_member_offset(&m, off) &&
+	       sp_adw_type_of(&m, type) && sp_adw_peel(type);
+}
+
+/* The first pointer inside t, depth first (Vec's buf.inner.ptr.pointer
+ * in today's std, other paths in others): its offset in t. */
+static bool first_pointer(Dwarf_Die *t, uint64_t base, uint64_t *off, int depth)
+{
+	Dwarf_Die m, mt;
+	uint64_t o;
+
+	if (depth > 6 || dwarf_child(t, &m) != 0)
+		return false;
+	do {
+		if (dwarf_tag(&m) != DW_TAG_member || !sp_adw_member_offset(&m, &o) ||
+		    !sp_adw_type_of(&m, &mt) || !sp_adw_peel(&mt))
+			continue;
+		if (dwarf_tag(&mt) == DW_TAG_pointer_type) {
+			*off = base + o;
+			return true;
+		}
+		if (dwarf_tag(&mt) == DW_TAG_structure_type &&
+		    first_pointer(&mt, base + o, off, depth + 1))
+			return true;
+	} while (dwarf_siblingof(&m, &m) == 0);
+	return false;
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+	return s && !strncmp(s, prefix, strlen(prefix));
+}
+
+/* What `args` shows of a field of type t: integers, the text of &str
+ * and String, the length of slices and Vecs. */
+static void classify_field(Dwarf_Die *t, struct sp_async_field *f)
+{
+	Dwarf_Die mt, vec;
+	Dwarf_Attribute a;
+	Dwarf_Word enc;
+	uint64_t o, p, vo;
+	const char *n;
+
+	if (!sp_adw_peel(t))
+		return;
+	n = dwarf_diename(t);
+	if (dwarf_tag(t) == DW_TAG_base_type && f->size >= 1 && f->size <= 8 &&
+	    dwarf_attr(t, DW_AT_encoding, &a) && !dwarf_formudata(&a, &enc) &&
+	    (enc == DW_ATE_signed || enc == DW_ATE_unsigned)) {
+		f->show = SP_AFIELD_INT;
+		f->int_size = (uint8_t)f->size;
+		f->is_signed = enc == DW_ATE_signed;
+		return;
+	}
+	if (dwarf_tag(t) != DW_TAG_structure_type || !n)
+		return;
+	if ((!strcmp(n, "&str") || !strcmp(n, "&mut str")) &&
+	    field_of(t, "data_ptr", &p, &mt) && field_of(t, "length", &o, &mt)) {
+		f->show = SP_AFIELD_STR;
+		f->ptr_off = (uint32_t)p;
+		f->len_off = (uint32_t)o;
+	} else if ((starts(n, "&[") || starts(n, "&mut [")) && field_of(t, "length", &o, &mt)) {
+		f->show = SP_AFIELD_LEN;
+		f->len_off = (uint32_t)o;
+	} else if (!strcmp(n, "String") && field_of(t, "vec", &vo, &vec) &&
+		   field_of(&vec, "len", &o, &mt) && first_pointer(&vec, 0, &p, 0)) {
+		f->show = SP_AFIELD_STR;
+		f->ptr_off = (uint32_t)(vo + p);
+		f->len_off = (uint32_t)(vo + o);
+	} else if (starts(n, "Vec<") && field_of(t, "len", &o, &mt)) {
+		f->show = SP_AFIELD_LEN;
+		f->len_off = (uint32_t)o;
+	}
 }
 
 struct args_ctx {
@@ -398,6 +479,7 @@ static bool collect_unresumed(void *p, struct variant *v)
 		if (add_field(c->s, &c->v, &c->n, &c->cap, dwarf_diename(&f),
 			      c->base + v->off + off, sp_adw_type_size(&ft)))
 			return false;
+		classify_field(&ft, &c->v[c->n - 1]);
 	} while (dwarf_siblingof(&f, &f) == 0);
 	return false; /* there is one Unresumed */
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "symbols/symbols.h"
 
 /* At most this many nested nodes per root future; more sets truncated. */
 #define SP_ASYNC_MAX_NODES 256
@@ -22,7 +23,16 @@
 struct sp_async_field {
 	char *name;
 	uint32_t off, size;
+	/* what `args` can show of it (polls only): SP_AFIELD_NONE, an
+	 * integer (int_size bytes), a string (&str, String: its pointer and
+	 * length at ptr_off and len_off in the field) or a length (slices,
+	 * Vec: len_off) */
+	uint8_t show;
+	uint8_t int_size;
+	bool is_signed;
+	uint32_t ptr_off, len_off;
 };
+enum { SP_AFIELD_NONE = 0, SP_AFIELD_INT, SP_AFIELD_STR, SP_AFIELD_LEN };
 
 enum sp_async_node_kind {
 	/* a nested async fn/block future: off/size = its __state */
@@ -127,6 +137,8 @@ struct sp_async_poll {
 	bool plain;
 	struct sp_async_field *args; /* Unresumed fields, offsets in self */
 	size_t n_args;
+	/* where its Poll<Result<..>> says Ready(Err(_)); n 0: not a Result */
+	struct sp_result_err result_err;
 	struct sp_async_node *nodes; /* breadth first: parents come before
 	                              * their children */
 	size_t n_nodes;

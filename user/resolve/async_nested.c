@@ -26,6 +26,15 @@ static int node_role(const struct sp_async_info *info, const struct sp_async_nod
 	return role;
 }
 
+/* `args` on a pattern that names it. */
+static bool node_wants_args(const struct sp_async_node *n, const struct sp_pattern_list *pats)
+{
+	for (size_t i = 0; pats && i < pats->n; i++)
+		if (pats->v[i].want_args && sp_async_name_matches(pats->v[i].glob, n->name))
+			return true;
+	return false;
+}
+
 static bool is_ptr(enum sp_async_node_kind k)
 {
 	return k == SP_ANODE_JOIN_HANDLE || k == SP_ANODE_DYN_BOX;
@@ -159,6 +168,14 @@ static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, c
 				break;
 			}
 			add_read(pl, n->args[k].off, n->args[k].size, box_base(pl, d->box));
+			if (d->n_args < 4) {
+				struct sp_nested_arg *a = &d->argd[d->n_args];
+
+				a->name = n->args[k].name ? strdup(n->args[k].name) : NULL;
+				a->is_int = n->args[k].show == SP_AFIELD_INT && a->name;
+				a->is_signed = n->args[k].is_signed;
+				a->size = n->args[k].int_size;
+			}
 			d->n_args++;
 		}
 		add_held(pl, n, d);
@@ -189,6 +206,9 @@ struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
 		sp_nested_plan_free(pl);
 		pl = NULL;
 	}
+	for (size_t i = 0; pl && i < p->n_nodes; i++)
+		if (map[i] >= 0)
+			pl->nodes[map[i]].want_args = node_wants_args(&p->nodes[i], pats);
 out:
 	free(role);
 	free(map);
@@ -203,6 +223,8 @@ void sp_nested_plan_free(struct sp_nested_plan *pl)
 	for (size_t i = 0; pl->nodes && i < pl->n; i++) {
 		free(pl->nodes[i].name);
 		free(pl->nodes[i].guard);
+		for (int k = 0; k < 4; k++)
+			free(pl->nodes[i].argd[k].name);
 	}
 	free(pl->nodes);
 	free(pl);
@@ -318,8 +340,10 @@ static int owner_of(const struct sp_nested_run *r, int i)
 	return -1;
 }
 
-static int open_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, bool partial)
+static int open_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, bool partial,
+		     const uint64_t *v, uint32_t nv)
 {
+	const struct sp_nested_node *n = &r->plan->nodes[i];
 	struct sp_nested_span *s;
 
 	if (r->n_spans == r->cap_spans) {
@@ -345,6 +369,9 @@ static int open_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, b
 	s->open = true;
 	s->addr = address_of(r, i);
 	s->tid = r->tid;
+	/* an async fn's arguments stay in place for the future's life */
+	for (uint32_t k = 0; k < n->n_args && k < 4; k++)
+		s->argv[k] = n->arg0 + k < nv ? v[n->arg0 + k] : 0;
 	r->cur[i] = (int)r->n_spans++;
 	return 0;
 }
@@ -450,7 +477,7 @@ static int step_named(struct sp_nested_run *r, int i, const uint64_t *v, uint32_
 	 * poll's entry or exit keeps it if the node is still valid there
 	 * (decide_tentative). */
 	if (live && r->cur[i] < 0 && (!r->mid || fp != r->fp[i])) {
-		if (open_span(r, i, begin_lo(r, i, lo, fp), hi, partial && !r->mid))
+		if (open_span(r, i, begin_lo(r, i, lo, fp), hi, partial && !r->mid, v, nv))
 			return -1;
 		r->fp[i] = fp;
 		r->ran[i] = false;

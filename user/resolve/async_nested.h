@@ -57,6 +57,14 @@ struct sp_nested_node {
 			      * back-to-back instances in one poll would
 			      * be one span, so its spans are flagged
 			      * SP_REC_MERGED */
+	/* the first of those arguments, for `args` (want_args): integers
+	 * read whole are shown, the others are not */
+	struct sp_nested_arg {
+		char *name;
+		bool is_int, is_signed;
+		uint8_t size;
+	} argd[4];
+	bool want_args;
 };
 
 struct sp_nested_plan {
@@ -87,6 +95,7 @@ size_t sp_nested_plan_named(const struct sp_nested_plan *pl);
  * carrier. */
 struct sp_nested_span {
 	uint32_t node;
+	uint64_t argv[4];    /* the node's first argument reads when it began */
 	int parent;
 	uint64_t begin_ns, end_ns;
 	uint64_t unc_lo_ns, unc_hi_ns;

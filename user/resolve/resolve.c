@@ -514,14 +514,16 @@ static bool has_cap(const struct sp_func *f, const char *name)
 }
 
 /* `args`: the parameters DWARF names, after the entry's own captures, as
- * many as fit. No DWARF is a warning: the function is traced all the
- * same, without them. */
-static void take_dwarf_args(struct sp_func *f, const struct sp_pattern *p)
+ * many as fit. The DWARF is the separate debug file's when the object
+ * has one (a stripped binary; its addresses are the object's). No DWARF
+ * is a warning: the function is traced all the same, without them. */
+static void take_dwarf_args(const struct obj *o, struct sp_func *f, const struct sp_pattern *p)
 {
+	const char *dwarf = o->dbg && o->dbg->path ? o->dbg->path : f->open_path;
 	struct sp_func_params fp;
 	char why[256];
 
-	if (sp_func_params(f->open_path, f->addr, &fp, why, sizeof(why))) {
+	if (sp_func_params(dwarf, f->addr, &fp, why, sizeof(why))) {
 		fprintf(stderr, "spanprobe: warning: %s:%d: args of %s: %s\n", p->file, p->line,
 			f->demangled, why);
 		return;
@@ -546,8 +548,17 @@ static void take_caps(struct obj *o, size_t fi, struct sp_func *f, const struct 
 	f->n_caps = p->n_caps;
 	f->err_cond = p->err_cond;
 	f->err_value = p->err_value;
-	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem)
-		take_dwarf_args(f, p);
+	f->err_result = p->err_result;
+	f->want_args = p->want_args;
+	if (p->err_result && !sp_async_is_closure_name(f->demangled))
+		fprintf(stderr, "spanprobe: warning: %s:%d: error=err on %s: not an out-of-line "
+			"poll of a Rust async fn; its spans are never flagged error\n", p->file,
+			p->line, f->demangled);
+	/* a Rust poll's arguments are its future's fields, taken once the
+	 * async analysis has found them (sp_async_mark_poll) */
+	if (p->want_args && f->source == SP_SRC_FUNC && !f->problem &&
+	    !sp_async_is_closure_name(f->demangled))
+		take_dwarf_args(o, f, p);
 	/* the entry probe was placed before the captures were known */
 	if (f->entry_shift && captures_args(f))
 		choose_entry(o, fi, f);
@@ -894,6 +905,21 @@ static int add_carriers(struct builder *b, struct obj *o, size_t first,
 	return rc;
 }
 
+/* error=err is decided from the poll's return value: without a
+ * Poll<Result<..>> in the DWARF of an out-of-line poll, nothing is. */
+static void warn_err_result(const struct sp_func *f, const struct sp_pattern_list *pats)
+{
+	const struct sp_pattern *p;
+
+	if (!f->err_result || (f->is_async && f->result_err.n) || f->pattern < 0)
+		return;
+	p = &pats->v[f->pattern];
+	fprintf(stderr, "spanprobe: warning: %s:%d: error=err on %s: %s; its spans are never "
+		"flagged error\n", p->file, p->line, f->demangled,
+		f->is_async ? "its poll returns no Poll<Result<..>> the DWARF describes"
+			    : "not an out-of-line poll of a Rust async fn");
+}
+
 /* Rust async code: the out-of-line polls matched get their future's
  * layout; polls whose future holds named async fns inlined become
  * carriers; spawned tasks that a pattern names are held for linking to
@@ -921,6 +947,7 @@ static int resolve_async(struct builder *b, struct obj *o, size_t first,
 		struct sp_func *f = &b->set->v[first + i];
 
 		f->held |= f->spawned && f->pattern >= 0;
+		warn_err_result(f, pats);
 	}
 	rc = add_carriers(b, o, first, &info, pats, handles, policy);
 	sp_async_info_free(&info);

@@ -4,22 +4,33 @@
 #include <string.h>
 #include "sinks/micromegas_block.h"
 #include "sinks/transit_writer.h"
+#include "output/span_print.h"
 
 /* SpanRecord ids start here, as in micromegas' canonical vectors, unless
  * there are more strings than that (ids must be unique in a block). */
 #define RECORD_ID_BASE 100
 
-/* One distinct span name: its strings and record ids. */
+/* One distinct span name: its strings and record ids (location_id only
+ * when a span of that name is labelled). */
 struct desc {
 	const char *name;
-	uint64_t name_id, target_id, record_id;
+	uint64_t name_id, target_id, record_id, location_id;
+	bool labelled;
+};
+
+/* A span whose captured values or error flag micromegas must show: its
+ * run-time name (a named span event) and that string's id. */
+struct label {
+	char *text;
+	uint64_t id;
 };
 
 struct event {
 	const struct sp_span *span;
 	uint64_t time;
 	bool begin;
-	uint64_t record_id;
+	uint64_t record_id;     /* SpanRecord, or SpanLocationRecord if labelled */
+	const struct label *label;
 };
 
 const char *sp_mm_target(const char *name, size_t *len)
@@ -69,18 +80,67 @@ static struct desc *collect_descs(const struct sp_span *spans, size_t n, size_t 
 	return d;
 }
 
-static uint64_t record_of(const struct desc *d, size_t k, const char *name)
+static struct desc *desc_of(struct desc *d, size_t k, const char *name)
 {
 	for (size_t j = 0; j < k; j++)
 		if (!strcmp(d[j].name, name))
-			return d[j].record_id;
-	return 0;
+			return &d[j];
+	return NULL;
+}
+
+/* async_events has no attribute or status column (wire note §3.4): what
+ * a span captured, and its failure, go into its name the way the tree
+ * prints them, "open_part(part=\"a\", fd=-1) [error]". NULL when the span
+ * has neither (it keeps its static SpanRecord), or out of memory. */
+char *sp_mm_span_label(const struct sp_span *s)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!(s->caps && s->caps->n) && !(s->flags & SP_SPAN_ERROR))
+		return NULL;
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	fputs(span_name(s), f);
+	sp_print_caps(f, s->caps);
+	if (s->flags & SP_SPAN_ERROR)
+		fputs(" [error]", f);
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Labels of the spans that need one (text NULL for the others); the
+ * names they belong to are marked labelled. */
+static struct label *make_labels(const struct sp_span *spans, size_t n, struct desc *d, size_t k)
+{
+	struct label *l = calloc(n ? n : 1, sizeof(*l));
+
+	for (size_t i = 0; l && i < n; i++) {
+		l[i].text = sp_mm_span_label(&spans[i]);
+		if (l[i].text)
+			desc_of(d, k, span_name(&spans[i]))->labelled = true;
+	}
+	return l;
+}
+
+static void free_labels(struct label *l, size_t n)
+{
+	for (size_t i = 0; l && i < n; i++)
+		free(l[i].text);
+	free(l);
 }
 
 /* Strings first (a reference must follow what it points to), numbered
  * from 1 in order of use: name, then target (= module_path), then the
- * one empty file name shared by all records. */
-static void write_deps(FILE *f, struct desc *d, size_t k)
+ * one empty file name shared by all records, then the labels. Records
+ * follow: a SpanRecord per name, then a SpanLocationRecord per labelled
+ * name. Without labels the bytes are those of the golden vectors. */
+static void write_deps(FILE *f, struct desc *d, size_t k, struct label *l, size_t n)
 {
 	uint64_t next = 1, file_id, base;
 
@@ -97,6 +157,12 @@ static void write_deps(FILE *f, struct desc *d, size_t k)
 	}
 	file_id = next++;
 	sp_transit_static_string(f, file_id, "");
+	for (size_t i = 0; i < n; i++) {
+		if (!l[i].text)
+			continue;
+		l[i].id = next++;
+		sp_transit_static_string(f, l[i].id, l[i].text);
+	}
 	base = next > RECORD_ID_BASE ? next : RECORD_ID_BASE;
 	for (size_t j = 0; j < k; j++) {
 		struct sp_transit_span_desc r = {
@@ -107,6 +173,18 @@ static void write_deps(FILE *f, struct desc *d, size_t k)
 
 		d[j].record_id = r.id;
 		sp_transit_span_record(f, &r);
+	}
+	for (size_t j = 0; j < k; j++) {
+		struct sp_transit_span_location r = {
+			.id = base + k + j, .target = d[j].target_id,
+			.module_path = d[j].target_id, .file = file_id, .line = 0,
+			.lod = SP_TRANSIT_LOD_MAX,
+		};
+
+		if (!d[j].labelled)
+			continue;
+		d[j].location_id = r.id;
+		sp_transit_span_location_record(f, &r);
 	}
 }
 
@@ -126,17 +204,19 @@ static int cmp_event(const void *a, const void *b)
 }
 
 static struct event *sorted_events(const struct sp_span *spans, size_t n,
-				   const struct desc *d, size_t k)
+				   struct desc *d, size_t k, const struct label *l)
 {
 	struct event *ev = malloc(2 * (n ? n : 1) * sizeof(*ev));
 
 	if (!ev)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t rec = record_of(d, k, span_name(&spans[i]));
+		const struct desc *de = desc_of(d, k, span_name(&spans[i]));
+		const struct label *lab = l[i].text ? &l[i] : NULL;
+		uint64_t rec = lab ? de->location_id : de->record_id;
 
-		ev[2 * i] = (struct event){ &spans[i], spans[i].begin_ns, true, rec };
-		ev[2 * i + 1] = (struct event){ &spans[i], spans[i].end_ns, false, rec };
+		ev[2 * i] = (struct event){ &spans[i], spans[i].begin_ns, true, rec, lab };
+		ev[2 * i + 1] = (struct event){ &spans[i], spans[i].end_ns, false, rec, lab };
 	}
 	qsort(ev, 2 * n, sizeof(*ev), cmp_event);
 	return ev;
@@ -151,7 +231,11 @@ static void write_objects(FILE *f, const struct event *ev, size_t count)
 			.time = (int64_t)ev[i].time, .depth = ev[i].span->depth,
 		};
 
-		sp_transit_async_event(f, ev[i].begin, &e);
+		if (ev[i].label)
+			sp_transit_async_named_event(f, ev[i].begin, &e, ev[i].label->id,
+						     strlen(ev[i].label->text));
+		else
+			sp_transit_async_event(f, ev[i].begin, &e);
 	}
 }
 
@@ -160,14 +244,15 @@ static int encode(const struct sp_span *spans, size_t n, char **deps, size_t *de
 {
 	size_t k = 0;
 	struct desc *d = collect_descs(spans, n, &k);
+	struct label *l = d ? make_labels(spans, n, d, k) : NULL;
 	struct event *ev = NULL;
 	FILE *df = open_memstream(deps, deps_len), *of = open_memstream(objs, objs_len);
 	int rc = -1;
 
-	if (!d || !df || !of)
+	if (!d || !l || !df || !of)
 		goto out;
-	write_deps(df, d, k);
-	ev = sorted_events(spans, n, d, k);
+	write_deps(df, d, k, l, n);
+	ev = sorted_events(spans, n, d, k, l);
 	if (!ev)
 		goto out;
 	write_objects(of, ev, 2 * n);
@@ -181,6 +266,7 @@ out:
 	if (of && fclose(of))
 		rc = -1;
 	free(ev);
+	free_labels(l, n);
 	free(d);
 	return rc;
 }

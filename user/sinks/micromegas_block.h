@@ -35,6 +35,15 @@ void sp_mm_payload_free(struct sp_mm_payload *p);
  * Returns its length in *len; points into name or at the default. */
 const char *sp_mm_target(const char *name, size_t *len);
 
+/* The name a span is shown under in async_events when it captured values
+ * or failed: "NAME(k=v, ...)" as the tree prints the values, then
+ * " [error]" for a failed span. micromegas' async_events has no column
+ * for either (name, target, filename, line only), so such a span goes
+ * out as a Begin/EndAsyncNamedSpanEvent (a run-time name, wire note
+ * §3.1) whose location keeps the plain name's target. NULL when the
+ * span has neither; malloc'd. */
+char *sp_mm_span_label(const struct sp_span *s);
+
 /* Uncompressed buffers, for tests: deps and objs are malloc'd. */
 int sp_mm_encode_transit(const struct sp_span *spans, size_t n,
 			 char **deps, size_t *deps_len, char **objs, size_t *objs_len);

@@ -159,6 +159,33 @@ void sp_transit_span_record(FILE *buf, const struct sp_transit_span_desc *d)
 	put_le(buf, d->lod, 4);
 }
 
+void sp_transit_span_location_record(FILE *buf, const struct sp_transit_span_location *l)
+{
+	putc(SP_TRANSIT_SPAN_LOCATION_RECORD, buf);
+	put_le(buf, l->id, 8);
+	put_le(buf, l->target, 8);
+	put_le(buf, l->module_path, 8);
+	put_le(buf, l->file, 8);
+	put_le(buf, l->line, 4);
+	put_le(buf, l->lod, 4);
+}
+
+/* Layout of async_named_span above: name (a StringId: id, length) sits
+ * between the location and the ids. */
+void sp_transit_async_named_event(FILE *buf, bool begin, const struct sp_transit_async_event *e,
+				  uint64_t name, uint64_t name_len)
+{
+	putc(begin ? SP_TRANSIT_BEGIN_ASYNC_NAMED_SPAN : SP_TRANSIT_END_ASYNC_NAMED_SPAN, buf);
+	put_le(buf, e->span_desc, 8);
+	put_le(buf, name, 8);
+	put_le(buf, name_len, 8);
+	put_le(buf, e->span_id, 8);
+	put_le(buf, e->parent_span_id, 8);
+	put_le(buf, (uint64_t)e->time, 8);
+	put_le(buf, e->depth, 4);
+	put_le(buf, 0, 4); /* the struct's tail padding */
+}
+
 void sp_transit_async_event(FILE *buf, bool begin, const struct sp_transit_async_event *e)
 {
 	putc(begin ? SP_TRANSIT_BEGIN_ASYNC_SPAN : SP_TRANSIT_END_ASYNC_SPAN, buf);

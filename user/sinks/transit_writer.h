@@ -24,6 +24,8 @@ enum sp_transit_dep_type {
 enum sp_transit_obj_type {
 	SP_TRANSIT_BEGIN_ASYNC_SPAN = 4,
 	SP_TRANSIT_END_ASYNC_SPAN = 5,
+	SP_TRANSIT_BEGIN_ASYNC_NAMED_SPAN = 6,
+	SP_TRANSIT_END_ASYNC_NAMED_SPAN = 7,
 };
 
 #define SP_TRANSIT_LOD_MAX 3 /* Verbosity::Max, what #[span_fn] uses */
@@ -44,6 +46,15 @@ struct sp_transit_span_desc {
 };
 void sp_transit_span_record(FILE *buf, const struct sp_transit_span_desc *d);
 
+/* SpanLocationRecord: the static half of a named span (no name). */
+struct sp_transit_span_location {
+	uint64_t id;
+	uint64_t target, module_path, file; /* StaticString ids */
+	uint32_t line;
+	uint32_t lod;
+};
+void sp_transit_span_location_record(FILE *buf, const struct sp_transit_span_location *l);
+
 struct sp_transit_async_event {
 	uint64_t span_desc;      /* SpanRecord id */
 	uint64_t span_id;
@@ -52,6 +63,12 @@ struct sp_transit_async_event {
 	uint32_t depth;
 };
 void sp_transit_async_event(FILE *buf, bool begin, const struct sp_transit_async_event *e);
+
+/* Begin/EndAsyncNamedSpanEvent: e->span_desc is a SpanLocationRecord id
+ * and name a StaticString id whose text is name_len bytes long (the
+ * StringId's second word, which micromegas' parser does not read). */
+void sp_transit_async_named_event(FILE *buf, bool begin, const struct sp_transit_async_event *e,
+				  uint64_t name, uint64_t name_len);
 
 /* An LZ4 frame the way micromegas' Rust client makes one: linked 64 KiB
  * blocks, block and content checksums, level 10. Any frame decodes; this

@@ -48,6 +48,7 @@ struct onode {
 	const char *fn; /* nested spans: the async fn */
 	bool dropped; /* a nested span that is an out-of-line poll's span
 		       * (the same future): that one, exact, replaces it */
+	struct sp_span_caps *caps; /* nested spans: `args`, until emitted */
 };
 
 struct out {
@@ -151,6 +152,14 @@ static int out_add(struct out *o, const struct sp_span_rec *r, int parent)
 	return (int)o->n++;
 }
 
+/* Its nodes' values that were not emitted go with it. */
+static void out_free(struct out *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		free(o->v[i].caps);
+	free(o->v);
+}
+
 static int out_find_key(const struct out *o, size_t from, size_t to, uint64_t key)
 {
 	for (size_t i = from; i < to; i++)
@@ -175,6 +184,37 @@ static int enclosing(const struct out *o, size_t n_nested, uint64_t b, uint64_t 
 		}
 	}
 	return best;
+}
+
+/* `args` on a nested async fn: its integer arguments, as read when the
+ * span began (the values stay in the future for its whole life). */
+static struct sp_span_caps *nested_args(const struct sp_nested_node *n,
+					const struct sp_nested_span *s)
+{
+	struct sp_span_caps *c;
+
+	if (!n->want_args || !(c = calloc(1, sizeof(*c))))
+		return NULL;
+	for (uint32_t k = 0; k < n->n_args && k < 4 && c->n < SP_SPAN_CAPS_MAX; k++) {
+		const struct sp_nested_arg *a = &n->argd[k];
+		struct sp_span_cap *v = &c->v[c->n];
+		uint64_t x = s->argv[k];
+
+		if (!a->is_int || !a->size || a->size > 8)
+			continue;
+		if (a->is_signed && a->size < 8)
+			x = (uint64_t)((int64_t)(x << (64 - 8 * a->size)) >> (64 - 8 * a->size));
+		v->name = a->name;
+		v->type = a->is_signed ? SP_SPAN_CAP_I64 : SP_SPAN_CAP_U64;
+		v->status = SP_SPAN_CAP_OK;
+		v->num = x;
+		c->n++;
+	}
+	if (!c->n) {
+		free(c);
+		return NULL;
+	}
+	return c;
 }
 
 /* The inlined futures' spans, right after the carrier (index 0). */
@@ -205,6 +245,7 @@ static int add_nested(struct sp_held *h, struct out *o, const struct sp_nested_r
 		 * its children already hang from its parent */
 		o->v[i].dropped = s->gone;
 		h->st.nested_spans += !s->gone;
+		o->v[i].caps = nested_args(n, s);
 	}
 	return 0;
 }
@@ -359,6 +400,10 @@ static void emit_query(struct sp_held *h, struct out *o, int q, uint16_t root_fl
 			r.flags &= (__u16)~SP_REC_ROOT;
 			if (is_root)
 				r.flags |= SP_REC_ROOT | root_flags;
+			if (x->caps) {
+				sp_asm_put_caps(h->a, r.key, x->caps);
+				x->caps = NULL;
+			}
 			sp_asm_record_unc(h->a, &r, x->unc_lo, x->unc_hi);
 		}
 	}
@@ -398,7 +443,7 @@ static void rebuild(struct sp_held *h, const struct sp_func *f, const struct sp_
 		goto out;
 	emit_all(h, &o, root->flags & SP_REC_INCOMPLETE);
 out:
-	free(o.v);
+	out_free(&o);
 }
 
 /* A carrier future is over: its query (or queries) can be built. */

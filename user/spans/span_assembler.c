@@ -192,6 +192,30 @@ static bool record_ok(const struct sp_assembler *a, const struct sp_span_rec *r)
 	       (root || r->parent_key);
 }
 
+/* A span of a capturing function whose values never came: a call still
+ * open when tracing stopped (its values wait in the kernel for an exit
+ * that was not seen), or a record lost on the way. Its values are named
+ * and marked never read, not left out as if none were asked for. */
+static struct sp_span_caps *unread_caps(const struct sp_assembler *a, uint32_t sym_id)
+{
+	const struct sp_func *fn;
+	struct sp_span_caps *c;
+
+	if (!a->funcs || sym_id >= a->funcs->n)
+		return NULL;
+	fn = &a->funcs->v[sym_id];
+	if (!fn->n_caps || !(c = calloc(1, sizeof(*c))))
+		return NULL;
+	c->n = fn->n_caps < SP_SPAN_CAPS_MAX ? fn->n_caps : SP_SPAN_CAPS_MAX;
+	for (unsigned i = 0; i < c->n; i++) {
+		c->v[i].name = fn->caps[i].name;
+		c->v[i].type = fn->caps[i].type == SP_CAP_I32 ? SP_SPAN_CAP_I64 :
+			       fn->caps[i].type == SP_CAP_U32 ? SP_SPAN_CAP_U64 : fn->caps[i].type;
+		c->v[i].status = SP_SPAN_CAP_MISSING;
+	}
+	return c;
+}
+
 void sp_asm_record(struct sp_assembler *a, const struct sp_span_rec *r)
 {
 	sp_asm_record_unc(a, r, 0, 0);
@@ -230,6 +254,8 @@ void sp_asm_record_unc(struct sp_assembler *a, const struct sp_span_rec *r,
 		if (sp_idmap_get(&a->caps, r->key, &c)) {
 			s.caps = (struct sp_span_caps *)(uintptr_t)c;
 			sp_idmap_del(&a->caps, r->key);
+		} else {
+			s.caps = unread_caps(a, r->sym_id);
 		}
 	}
 	a->st.spans++;
@@ -300,6 +326,16 @@ void sp_asm_caps(struct sp_assembler *a, const struct sp_cap_rec *r)
 	if (sp_idmap_get(&a->caps, r->key, &old))
 		free((void *)(uintptr_t)old);
 	if (sp_idmap_put(&a->caps, r->key, (uintptr_t)c))
+		free(c);
+}
+
+void sp_asm_put_caps(struct sp_assembler *a, uint64_t key, struct sp_span_caps *c)
+{
+	uint64_t old;
+
+	if (sp_idmap_get(&a->caps, key, &old))
+		free((void *)(uintptr_t)old);
+	if (sp_idmap_put(&a->caps, key, (uintptr_t)c))
 		free(c);
 }
 

@@ -54,6 +54,11 @@ void sp_asm_caps(struct sp_assembler *a, const struct sp_cap_rec *r);
 void sp_asm_set_caps(struct sp_assembler *a, const struct sp_func_set *funcs);
 /* --redact: literal values in captured strings become '?' (sql_redact.h). */
 void sp_asm_set_redact(struct sp_assembler *a, bool redact);
+/* Captured values for the span of key that is fed later (userspace
+ * rebuilt spans: nested futures' arguments); c is the assembler's from
+ * now on, freed if it cannot be kept. */
+void sp_asm_put_caps(struct sp_assembler *a, uint64_t key, struct sp_span_caps *c);
+
 /* At shutdown: the calls still open on a thread, closed as abnormal at
  * now_ns, their query marked incomplete, appended to *out (grown). */
 int sp_asm_flush_thread(struct sp_assembler *a, uint32_t tid, const struct sp_thread *st,

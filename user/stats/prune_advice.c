@@ -113,6 +113,13 @@ static void fill_matches(struct plan *pl)
 	}
 }
 
+/* A function that failed earns its probe without slow spans: the error
+ * flag is what a user looks for, fast or slow. */
+static bool failed_only(const struct plan *pl, size_t f)
+{
+	return pl->in->reports[f].s.errors && pl->in->reports[f].kept_in_slow == 0;
+}
+
 /* The candidates before any line is rewritten. A carrier that no pattern
  * names (probed for the async fns inlined into it) is not one: no line
  * of the list brings it in. */
@@ -124,7 +131,7 @@ static void initial_pruned(struct plan *pl)
 		/* an error probe has no spans of its own: it marks others */
 		pl->pruned[f] = attachable(fn) && fn->role != SP_ROLE_ROOT && fn->pattern >= 0 &&
 				fn->source != SP_SRC_USDT_ERROR &&
-				pl->in->reports[f].kept_in_slow == 0;
+				pl->in->reports[f].kept_in_slow == 0 && !failed_only(pl, f);
 	}
 }
 
@@ -392,6 +399,29 @@ static void header_list(FILE *out, const struct sp_sym_report **r, size_t n)
 	}
 }
 
+/* The functions kept only because they failed, with their error counts. */
+static void header_failed(FILE *out, const struct plan *pl, const char *thr)
+{
+	bool first = true;
+
+	for (size_t f = 0; f < pl->nf; f++) {
+		const struct sp_sym_report *r = &pl->in->reports[f];
+
+		if (!attachable(&pl->in->funcs->v[f]) || !failed_only(pl, f))
+			continue;
+		if (first)
+			fprintf(out, "# Kept though they never reached %s inside a slow query, "
+				"because they failed:\n", thr);
+		first = false;
+		fprintf(out, "#   %" PRIu64 " error%s in %" PRIu64 " calls  ", (uint64_t)r->s.errors,
+			r->s.errors == 1 ? "" : "s", (uint64_t)r->s.calls);
+		sp_print_text(out, r->name);
+		fputs(" (", out);
+		sp_print_text(out, r->object);
+		fputs(")\n", out);
+	}
+}
+
 static int header(FILE *out, const struct plan *pl, const char *thr)
 {
 	const struct sp_sym_report **r = malloc((pl->nf ? pl->nf : 1) * sizeof(*r));
@@ -425,6 +455,7 @@ static int header(FILE *out, const struct plan *pl, const char *thr)
 		header_list(out, r, n);
 		fputs("# Roots are never pruned. The list follows, rewritten.\n", out);
 	}
+	header_failed(out, pl, thr);
 	free(r);
 	return 0;
 }
@@ -642,6 +673,10 @@ int sp_prune_funcs_from_reports(const struct sp_pattern_list *pats,
 		f->demangled = strdup(r->name ? r->name : "");
 		f->object = strdup(r->object ? r->object : "");
 		f->pattern = first_pattern(pats, r, &f->role);
+		/* an error probe has no spans: without its source it would
+		 * look like a function that never earned anything */
+		if (f->pattern >= 0)
+			f->source = pats->v[f->pattern].source;
 		if (!f->raw || !f->demangled || !f->object) {
 			sp_func_set_free(out);
 			return -1;

@@ -23,6 +23,26 @@ enum sp_source {
 				* the innermost open span */
 };
 
+/* How a Rust poll's Poll<Result<T, E>> says Poll::Ready(Err(_)), from
+ * its DWARF (user/dwarf/poll_result.h); the BPF side evaluates it
+ * (struct sp_poll_err_cfg in bpf/spanprobe.h). Every test must hold: a
+ * test holds when the size bytes at off lie in one of the ranges, or,
+ * with negate, in none (the untagged variant of a niche encoding). */
+#define SP_RESULT_TESTS 2
+#define SP_RESULT_RANGES 4
+struct sp_result_test {
+	uint32_t off;
+	uint8_t size;
+	bool negate;
+	uint8_t n;
+	uint64_t lo[SP_RESULT_RANGES], hi[SP_RESULT_RANGES];
+};
+struct sp_result_err {
+	uint8_t n;    /* tests; 0: not known (the function is not flagged) */
+	bool via_ptr; /* the Poll comes back through the hidden pointer */
+	struct sp_result_test t[SP_RESULT_TESTS];
+};
+
 /* Opt-in captures: "NAME=argN:TYPE", "NAME=ret:TYPE" (enums in
  * bpf/spanprobe.h: SP_CAP_*), and "error=neg|null|VALUE". At most
  * SP_CAP_MAX per entry. */
@@ -47,6 +67,7 @@ struct sp_pattern {
 	int64_t err_value;     /* for SP_ERR_EQ */
 	char *text;            /* the entry as written after its keyword */
 	bool want_args;        /* a bare "args": every parameter DWARF names */
+	bool err_result;       /* "error=err": a Rust poll's Ready(Err(_)) */
 };
 
 struct sp_pattern_list {
@@ -119,6 +140,18 @@ struct sp_func {
 	uint8_t err_cond;
 	int64_t err_value;
 	char *owned_names[4]; /* names `args` found in DWARF (caps point here) */
+	/* `args` on the entry; on a Rust poll, captures read fields of the
+	 * future's Unresumed variant (SP_CAP_FIELD), described here by
+	 * capture index (enum sp_field_kind in bpf/spanprobe.h) */
+	bool want_args;
+	struct sp_field_decl {
+		uint32_t off, ptr_off, len_off;
+		uint8_t kind, size;
+		bool is_signed;
+	} fields[4];
+	/* error=err on a Rust poll: Poll::Ready(Err(_)) fails the future */
+	bool err_result;
+	struct sp_result_err result_err; /* from the poll's DWARF */
 	/* matched only as an async fn's name without its poll suffix
 	 * ("app::handler" for app::handler::{{closure}}): kept only if the
 	 * analysis finds it is that async fn's poll, as `symbols` says */

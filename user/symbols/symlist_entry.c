@@ -120,10 +120,14 @@ static int parse_suffix(const char *file, int line, const char *s, const char *e
 	sp_err_printable(shown, sizeof(shown), s, (size_t)(e - s));
 
 	if (nlen == 5 && !memcmp(s, "error", 5)) {
-		if (p->err_cond)
+		if (p->err_cond || p->err_result)
 			FAIL("%s:%d: more than one error= condition", file, line);
+		if (vlen == 3 && !memcmp(eq + 1, "err", 3)) {
+			p->err_result = true;
+			return 0;
+		}
 		if (parse_err_cond(eq + 1, vlen, p))
-			FAIL("%s:%d: bad '%s': expected error=neg, error=null or error=VALUE",
+			FAIL("%s:%d: bad '%s': expected error=neg, error=null, error=VALUE or error=err",
 			     file, line, shown);
 		return 0;
 	}
@@ -207,6 +211,11 @@ static int check_caps(const char *file, int line, const struct sp_pattern *p, ch
 		     "none (name its arguments: NAME=argN:TYPE)", file, line);
 	if (p->source == SP_SRC_USDT_EVENT && p->want_args)
 		FAIL("%s:%d: an event takes no 'args'", file, line);
+	if (usdt && p->err_result)
+		FAIL("%s:%d: error=err tests a Rust poll's Poll::Ready(Err(_)); a USDT probe "
+		     "returns nothing", file, line);
+	if (p->err_result && p->err_cond)
+		FAIL("%s:%d: more than one error= condition", file, line);
 	if (usdt && p->err_cond)
 		FAIL("%s:%d: error= tests a return value; a USDT probe has none "
 		     "(use an 'error usdt PROVIDER:NAME' line)", file, line);

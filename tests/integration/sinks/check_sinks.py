@@ -44,6 +44,37 @@ def mm_target(name):
     return name[:cut] if cut > 0 else 'spanprobe'
 
 
+def text(v):
+    """sp_print_text: control characters as '?'."""
+    return ''.join('?' if ord(c) < 0x20 or ord(c) == 0x7f else c for c in v)
+
+
+def mm_name(s):
+    """The name the span must have in async_events: micromegas has no
+    column for attributes or status, so spanprobe promises the tree's
+    form, NAME(k=v, ...) and a trailing ' [error]' (README, micromegas)."""
+    name = s['name']
+    attrs = s.get('attrs', {})
+    if s.get('attrs_missing'):
+        err(f'span {s["span_id"]}: values never read {s["attrs_missing"]}: their order is '
+            'not in the dump, the expected name cannot be spelled')
+    if attrs:
+        unreadable = set(s.get('attrs_unreadable', []))
+        cut = set(s.get('attrs_truncated', []))
+        parts = []
+        for k, v in attrs.items():
+            if k in unreadable:
+                parts.append(f'{text(k)}=<unreadable>')
+            elif isinstance(v, str):
+                parts.append(f'{text(k)}="{text(v)}"' + ('…' if k in cut else ''))
+            else:
+                parts.append(f'{text(k)}={v}')
+        name += '(' + ', '.join(parts) + ')'
+    if 'error' in s.get('flags', []):
+        name += ' [error]'
+    return name
+
+
 def check_micromegas(a, spans):
     d = a.dir
     for e in load(f'{d}/errors.jsonl'):
@@ -81,7 +112,7 @@ def check_micromegas(a, spans):
             continue
         for r, t in zip(got, (s['begin_ns'], s['end_ns'])):
             exp = {'time': t, 'parent_span_id': s['parent_span_id'], 'depth': s['depth'],
-                   'name': s['name'], 'target': mm_target(s['name']), 'filename': '', 'line': 0}
+                   'name': mm_name(s), 'target': mm_target(s['name']), 'filename': '', 'line': 0}
             diff = {k: (r[k], v) for k, v in exp.items() if r[k] != v}
             if diff:
                 err(f'span {sid} {r["event_type"]}: (got, expected) {diff}')
