@@ -1030,6 +1030,22 @@ dl_exe() {
 		dl_wait "$d/ds$i.out" '^dlserver: plugin loaded$' 1 "$sp" || return 1
 	done
 	dl_wait "$d/sp.err" "$_mapped" 1 "$sp" || { show "$d/sp.err"; return 1; }
+	# the rendezvous hook is in the traced processes' memory only: a
+	# process of another binary started meanwhile keeps the loader's byte
+	# (a breakpoint there would trap valgrind's guests, for one)
+	bg sleep 600
+	by=$LAST
+	# shellcheck disable=SC2086
+	python3 tests/integration/ldso_hook_byte.py $ds "$by" >"$d/hook_bytes" 2>&1 ||
+		{ fail "ldso_hook_byte failed"; cat "$d/hook_bytes"; kill "$by"; return 1; }
+	kill "$by"
+	for p in $ds; do
+		grep -q "^$p 0xcc file " "$d/hook_bytes" ||
+			{ fail "traced dlserver $p has no rendezvous hook"; cat "$d/hook_bytes"; return 1; }
+	done
+	awk -v p="$by" '$1 == p && $2 != "0xcc" && $2 == $4 { ok = 1 } END { exit !ok }' "$d/hook_bytes" ||
+		{ fail "a process of another binary has the rendezvous hook"; cat "$d/hook_bytes"; return 1; }
+	echo "   --exe: rendezvous hook in the 2 traced processes only (bystander: $(awk -v p="$by" '$1 == p { print $2 }' "$d/hook_bytes"))"
 	# shellcheck disable=SC2086
 	kill -USR1 $ds
 	for i in 1 2; do

@@ -790,6 +790,38 @@ int sp_attach_dl_hook(struct sp_attach *a, pid_t tgid, const char *open_path,
 	return rc ? -1 : 0;
 }
 
+static void dl_owner(pid_t tgid, char *buf, size_t len)
+{
+	snprintf(buf, len, "\1dl-hook:%d", (int)tgid); /* never a path */
+}
+
+int sp_attach_dl_hook_pid(struct sp_attach *a, pid_t tgid, const char *open_path,
+			  uint64_t offset, char *err, size_t errlen)
+{
+	struct bpf_link *l = bpf_program__attach_uprobe(a->skel->progs.sp_dl_change, false, tgid,
+							open_path, offset);
+	const char *was = a->owner;
+	char owner[32];
+	int rc;
+
+	dl_owner(tgid, owner, sizeof(owner));
+	a->owner = owner;
+	rc = l ? keep_link(a, l) : -errno;
+	a->owner = was;
+	if (rc)
+		snprintf(err, errlen, "probing the dynamic linker's rendezvous in %s for pid %d: %s",
+			 open_path, (int)tgid, strerror(-rc));
+	return rc ? -1 : 0;
+}
+
+void sp_attach_dl_unhook_pid(struct sp_attach *a, pid_t tgid)
+{
+	char owner[32];
+
+	dl_owner(tgid, owner, sizeof(owner));
+	sp_attach_release(a, owner);
+}
+
 int sp_attach_follow_pid(struct sp_attach *a, pid_t tgid, bool on)
 {
 	int fd = bpf_map__fd(a->skel->maps.followed);

@@ -60,6 +60,14 @@ int sp_attach_follow_pid(struct sp_attach *a, pid_t tgid, bool on);
  * SP_RK_MAPS record. tgid 0: every process mapping the file. */
 int sp_attach_dl_hook(struct sp_attach *a, pid_t tgid, const char *open_path,
 		      uint64_t offset, char *err, size_t errlen);
+/* attach --exe: the rendezvous hook of one traced process, made for its
+ * pid alone (the kernel then writes the breakpoint into that process
+ * only: a hook for all would trap in every process on the machine that
+ * maps the loader, valgrind's guests included). Released with
+ * sp_attach_dl_unhook_pid. */
+int sp_attach_dl_hook_pid(struct sp_attach *a, pid_t tgid, const char *open_path,
+			  uint64_t offset, char *err, size_t errlen);
+void sp_attach_dl_unhook_pid(struct sp_attach *a, pid_t tgid);
 /* The number of functions (sym_id slots) the BPF maps have room for. */
 size_t sp_attach_capacity(const struct sp_attach *a);
 /* Rendezvous hits whose record was lost to a full ring buffer. */

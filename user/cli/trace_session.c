@@ -14,6 +14,7 @@
 #include "resolve/async_nested.h"
 #include "spans/async_queries.h"
 #include "resolve/async_visibility.h"
+#include "resolve/dl_rendezvous.h"
 #include "attach/attach.h"
 #include "attach/lib_follow.h"
 #include "attach/other_tracers.h"
@@ -53,6 +54,8 @@ struct sp_session {
 	size_t sym_cap; /* syms[0..sym_cap) are probed functions by sym_id */
 	struct sp_mapped_objects before; /* what was mapped before resolution */
 	struct sp_lib_follow *family_libs; /* --follow: objects the family maps */
+	char *dl_path;   /* --exe: the loader whose rendezvous each traced */
+	uint64_t dl_off; /* process gets a hook of its own, and where */
 	uint64_t maps_lost;
 	size_t late_objects, late_funcs, gone_objects;
 	struct sp_attach *att;
@@ -374,7 +377,16 @@ static struct sp_traced_proc *add_proc(struct sp_session *s, pid_t pid, const ch
 	/* --exe: its rendezvous is heard from now on, and what it opened
 	 * before it was seen is looked for at once */
 	if (s->o->n_exes && s->att && p->pidfd >= 0) {
+		char err[512];
+
+		struct pollfd alive = { .fd = p->pidfd, .events = POLLIN };
+
 		sp_attach_follow_pid(s->att, pid, true);
+		/* gone already (short-lived processes): no hook, no libbpf noise */
+		if (s->dl_path && poll(&alive, 1, 0) == 0 &&
+		    sp_attach_dl_hook_pid(s->att, pid, s->dl_path, s->dl_off, err, sizeof(err)) &&
+		    s->o->verbose)
+			fprintf(stderr, "spanprobe: %s\n", err);
 		p->rescan = true;
 	}
 	return s->last = p;
@@ -386,8 +398,11 @@ static void retire_proc(struct sp_session *s, size_t i, uint64_t now)
 {
 	struct sp_traced_proc *p = s->procs[i];
 
-	if (s->o->n_exes)
+	if (s->o->n_exes) {
 		sp_attach_follow_pid(s->att, p->pid, false);
+		if (s->dl_path)
+			sp_attach_dl_unhook_pid(s->att, p->pid);
+	}
 	sp_proc_flush(p, now, false);
 	sp_proc_add_totals(p, &s->gone);
 	if (s->last == p)
@@ -620,24 +635,24 @@ static int exe_startup_objects(const struct sp_session *s, struct sp_mapped_obje
 
 /* --exe: one follower for every process (the links are for all of them:
  * an object is probed once, never released while another may map it),
- * woken by the rendezvous of the loader the files use. */
+ * woken by the rendezvous of the loader the files use, hooked in each
+ * traced process as it is first seen (new_proc). */
 static int follow_exe_libs(struct sp_session *s)
 {
 	struct sp_mapped_objects start = { 0 };
-	char err[512];
-	int rc = exe_startup_objects(s, &start);
+	int rc = exe_startup_objects(s, &start), i;
 
 	if (!rc && !(s->family_libs = sp_lib_follow_new(0, &start, &s->funcs, false)))
 		rc = -1;
+	i = rc ? -1 : sp_dl_rendezvous(&start, &s->dl_off);
+	if (i >= 0 && !(s->dl_path = strdup(start.v[i].open_path)))
+		rc = -1;
+	sp_proc_objects_free(&start);
 	if (rc) {
-		sp_proc_objects_free(&start);
 		fprintf(stderr, "spanprobe: out of memory\n");
 		return -1;
 	}
-	if (sp_lib_follow_hook(s->att, 0, &start, err, sizeof(err)) < 0)
-		fprintf(stderr, "spanprobe: warning: %s: libraries opened later are not probed\n", err);
-	sp_proc_objects_free(&start);
-	return 0;
+	return 0; /* no rendezvous (static executables): nothing to follow */
 }
 
 /* Libraries mapped later (dlopen) are probed when the dynamic linker's
@@ -740,6 +755,7 @@ static void session_free(struct sp_session *s)
 		sp_proc_free(s->procs[i]);
 	free(s->procs);
 	sp_lib_follow_free(s->family_libs);
+	free(s->dl_path);
 	sp_proc_objects_free(&s->before);
 	sp_attach_close(s->att);
 	sp_kept_count_free(s->kept);
@@ -900,7 +916,7 @@ static void rescan_libs(struct sp_session *s)
 
 /* Waits at most one drain interval for an exit or a record that wakes
  * the loader (a dlopen); *gone gets the lives (serials) that exited. */
-static size_t wait_exits(struct sp_session *s, uint64_t *gone)
+static size_t wait_exits(struct sp_session *s, uint64_t *gone, int timeout_ms)
 {
 	struct pollfd p[1 + s->n_procs];
 	size_t n = 0, k = 0;
@@ -908,7 +924,7 @@ static size_t wait_exits(struct sp_session *s, uint64_t *gone)
 	p[n++] = (struct pollfd){ .fd = ring_buffer__epoll_fd(s->rb), .events = POLLIN };
 	for (size_t i = 0; i < s->n_procs; i++)
 		p[n++] = (struct pollfd){ .fd = s->procs[i]->pidfd, .events = POLLIN };
-	if (poll(p, n, DRAIN_INTERVAL_MS) <= 0)
+	if (poll(p, n, timeout_ms) <= 0)
 		return 0;
 	for (size_t i = 1; i < n; i++)
 		if (p[i].revents & (POLLIN | POLLHUP))
@@ -973,7 +989,7 @@ int sp_session_loop(struct sp_session *s, bool is_child, int *status)
 
 	for (;;) {
 		uint64_t *gone_pids = calloc(s->n_procs + 1, sizeof(*gone_pids));
-		size_t gone = gone_pids ? wait_exits(s, gone_pids) : 0;
+		size_t gone = gone_pids ? wait_exits(s, gone_pids, DRAIN_INTERVAL_MS) : 0;
 		uint64_t now = sp_now_mono();
 
 		ring_buffer__consume(s->rb);
@@ -1114,6 +1130,17 @@ static void summary(struct sp_session *s, double secs, const struct sp_proc_tota
 	fputs(".\n", stderr);
 }
 
+/* A process that exited before the stop (its exit not yet polled when the
+ * signal came) is flushed and counted as exited, not as still running. */
+static void retire_gone_at_stop(struct sp_session *s, uint64_t now)
+{
+	uint64_t *gone = calloc(s->n_procs + 1, sizeof(*gone));
+	size_t k = gone ? wait_exits(s, gone, 0) : 0;
+
+	retire_exited(s, gone, k, now);
+	free(gone);
+}
+
 int sp_session_finish(struct sp_session *s)
 {
 	struct sp_proc_totals t;
@@ -1126,6 +1153,8 @@ int sp_session_finish(struct sp_session *s)
 	end = sp_now_mono();
 	ring_buffer__consume(s->rb);
 	check_loss(s);
+	if (s->many)
+		retire_gone_at_stop(s, end);
 	for (size_t i = 0; i < s->n_procs; i++)
 		sp_proc_flush(s->procs[i], end, true);
 	all_totals(s, &t);
