@@ -68,6 +68,19 @@ enum sp_sym_flags {
 				    * is not the return value there */
 	SP_SYM_USDT_EVENT = 1u << 11, /* a single USDT probe: an instant event
 				       * inside the innermost open span */
+	/* Unwind guard hooks (sp_guard; the cookie's low half is an enum
+	 * sp_guard_hook, not a sym_id): */
+	SP_SYM_GUARD_RESTORE = 1u << 16, /* restores hijacked return slots */
+	SP_SYM_GUARD_REARM = 1u << 17,   /* re-arms the slots that survive */
+};
+
+/* The unwinder functions the guard hooks (libgcc's, in libgcc_s or linked
+ * statically). */
+enum sp_guard_hook {
+	SP_GUARD_THROW = 1,  /* _Unwind_RaiseException, _Unwind_Resume_or_Rethrow */
+	SP_GUARD_FORCED = 2, /* _Unwind_ForcedUnwind */
+	SP_GUARD_RESUME = 3, /* _Unwind_Resume: a cleanup pad is done */
+	SP_GUARD_SETIP = 4,  /* _Unwind_SetIP: a landing pad is installed */
 };
 
 /* Captures: at most SP_CAP_MAX values per span, strings cut at
@@ -146,6 +159,31 @@ enum sp_rec_kind {
 	SP_RK_MAPS = 3,   /* struct sp_maps_rec */
 	SP_RK_EXEC = 4,   /* struct sp_exec_rec */
 	SP_RK_CAPS = 5,   /* struct sp_cap_rec */
+	SP_RK_GUARD = 8,  /* struct sp_guard_rec (ring buffer guard_rb) */
+};
+
+/*
+ * The unwind guard: words of one thread's stack to rewrite before it runs
+ * on (user/attach/unwind_guard.c writes them while the thread is held in a
+ * signal-delivery stop). Restore: slot[i] gets val[i] (the real return
+ * address) if it still holds the trampoline. Re-arm: slot[i] gets the
+ * trampoline back if it still holds val[i]. Any other content means the
+ * word is no longer the frame's (it returned, or another writer came
+ * first) and it is left alone.
+ */
+#define SP_GUARD_MAX 64 /* the kernel's MAX_URETPROBE_DEPTH */
+enum sp_guard_op { SP_GUARD_RESTORE = 1, SP_GUARD_REARM = 2 };
+
+struct sp_guard_rec {
+	__u32 kind;      /* SP_RK_GUARD */
+	__u32 tgid;
+	__u32 tid;
+	__u32 op;        /* enum sp_guard_op */
+	__u64 tramp;     /* the trampoline's address in this process */
+	__u32 n;
+	__u32 pad;
+	__u64 slot[SP_GUARD_MAX];
+	__u64 val[SP_GUARD_MAX];
 };
 
 /* A traced process called exec (follow mode): what it runs now is another
