@@ -1015,7 +1015,12 @@ struct sp_guard_state {
 	__u64 exc;
 	__u16 rearm;  /* 1: restored by a throw, the first pad not reached */
 	__u16 forced; /* _Unwind_ForcedUnwind: every frame goes */
-	__u32 pad;
+	__u32 n_stale; /* stale instances noted so far (a ring of SP_GUARD_STALE) */
+	/* Kernel return instances a longjmp left behind: their frames are
+	 * gone, but the kernel drops them only at a later hijack above
+	 * them, and their slots may lie inside live frames again */
+	__u64 stale_ri[SP_GUARD_STALE];
+	__u64 stale_stack[SP_GUARD_STALE];
 };
 
 struct {
@@ -1024,6 +1029,16 @@ struct {
 	__type(key, int);
 	__type(value, struct sp_guard_state);
 } guard_state SEC(".maps");
+
+static __always_inline bool is_stale(const struct sp_guard_state *gs, __u64 ri, __u64 stack)
+{
+	if (!gs)
+		return false;
+	for (int i = 0; i < SP_GUARD_STALE; i++)
+		if (gs->stale_ri[i] == ri && gs->stale_stack[i] == stack && ri)
+			return true;
+	return false;
+}
 
 /* struct _Unwind_Exception: class, cleanup, private_1, private_2 */
 #define SP_UNW_PRIVATE_2 24
@@ -1043,13 +1058,14 @@ static __always_inline bool in_area(__u64 v, __u64 lo)
  * return address.
  */
 static __always_inline void guard_collect(struct sp_guard_rec *r, struct return_instance *ri,
-					  __u64 floor, __u64 ceil, __u64 tramp, __u32 op)
+					  const struct sp_guard_state *gs, __u64 floor, __u64 ceil,
+					  __u64 tramp, __u32 op)
 {
 	__u64 prev = 0;
 
 	r->n = 0;
 	for (int i = 0; i < SP_GUARD_MAX; i++) {
-		__u64 stack, orig, cur = 0;
+		__u64 stack, orig, cur = 0, at = (__u64)ri;
 		__u32 k;
 
 		if (!ri)
@@ -1057,6 +1073,19 @@ static __always_inline void guard_collect(struct sp_guard_rec *r, struct return_
 		stack = BPF_CORE_READ(ri, stack);
 		orig = BPF_CORE_READ(ri, orig_ret_vaddr);
 		ri = BPF_CORE_READ(ri, next);
+		if (is_stale(gs, at, stack)) {
+			__sync_fetch_and_add(&guard_stale, 1);
+			continue;
+		}
+		if (op == SP_GUARD_SWEEP) {
+			/* every instance, in the kernel's order: the guardian
+			 * knows the thread's stack pointer */
+			k = r->n & (SP_GUARD_MAX - 1);
+			r->slot[k] = stack;
+			r->val[k] = orig;
+			r->n++;
+			continue;
+		}
 		if (stack < floor || stack <= prev) {
 			__sync_fetch_and_add(&guard_stale, 1);
 			continue;
@@ -1072,6 +1101,51 @@ static __always_inline void guard_collect(struct sp_guard_rec *r, struct return_
 		r->slot[k] = stack;
 		r->val[k] = orig;
 		r->n++;
+	}
+}
+
+/* glibc's jmp_buf keeps the stack pointer mangled: rotated left by 17
+ * bits after a xor with the thread's pointer guard (tcbhead_t at %fs:0,
+ * pointer_guard at 0x30). */
+#define SP_JB_RSP 48
+#define SP_TCB_POINTER_GUARD 0x30
+
+static __always_inline __u64 jmp_target_sp(struct pt_regs *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 fs = BPF_CORE_READ(t, thread.fsbase), guard = 0, v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)(PT_REGS_PARM1(ctx) + SP_JB_RSP)) ||
+	    bpf_probe_read_user(&guard, sizeof(guard), (void *)(fs + SP_TCB_POINTER_GUARD)))
+		return 0;
+	return ((v >> 17) | (v << 47)) ^ guard;
+}
+
+/* A longjmp (siglongjmp, __longjmp_chk) leaves: every hijacked frame
+ * below its target is gone. */
+static __always_inline void note_stale(struct pt_regs *ctx, struct sp_guard_state *gs)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct return_instance *ri = BPF_CORE_READ(t, utask, return_instances);
+	__u64 target = jmp_target_sp(ctx);
+
+	if (!target)
+		return;
+	for (int i = 0; i < SP_GUARD_MAX; i++) {
+		__u64 stack, at = (__u64)ri;
+		__u32 k;
+
+		if (!ri)
+			break;
+		stack = BPF_CORE_READ(ri, stack);
+		ri = BPF_CORE_READ(ri, next);
+		if (stack >= target)
+			break; /* the kernel's order: the rest is live */
+		if (is_stale(gs, at, stack))
+			continue;
+		k = gs->n_stale++ & (SP_GUARD_STALE - 1);
+		gs->stale_ri[k] = at;
+		gs->stale_stack[k] = stack;
 	}
 }
 
@@ -1108,6 +1182,10 @@ static __always_inline int guard_bounds(struct pt_regs *ctx, __u32 kind,
 			return -1;
 		*ceil = p2;
 		return 0;
+	case SP_GUARD_LONGJMP:
+		if (gs)
+			note_stale(ctx, gs);
+		return -1;
 	case SP_GUARD_SETIP:
 		/* the first landing pad of phase 2 is the handler's or a
 		 * cleanup's below it: frames at or above the handler's
@@ -1140,7 +1218,8 @@ int sp_guard(struct pt_regs *ctx)
 		return 0;
 	ri = BPF_CORE_READ(t, utask, return_instances);
 	gs = bpf_task_storage_get(&guard_state, t, 0,
-				  ri && (kind == SP_GUARD_THROW || kind == SP_GUARD_FORCED) ?
+				  ri && (kind == SP_GUARD_THROW || kind == SP_GUARD_FORCED ||
+					 kind == SP_GUARD_LONGJMP) ?
 				  BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 	if (guard_bounds(ctx, kind, gs, &floor, &ceil, &op) || !ri)
 		return 0;
@@ -1152,7 +1231,7 @@ int sp_guard(struct pt_regs *ctx)
 		__sync_fetch_and_add(&guard_lost, 1);
 		return 0;
 	}
-	guard_collect(r, ri, floor, ceil, tramp, op);
+	guard_collect(r, ri, gs, floor, ceil, tramp, op);
 	if (!r->n) {
 		bpf_ringbuf_discard(r, 0);
 		__sync_fetch_and_add(&guard_idle, 1);
@@ -1169,5 +1248,42 @@ int sp_guard(struct pt_regs *ctx)
 	/* delivered on the way back to user mode, before the next
 	 * instruction of the unwinder runs */
 	bpf_send_signal_thread(guard_sig);
+	return 0;
+}
+
+/* A record per thread of the target with hijacked returns: the guardian
+ * restores every live one before it lets spanprobe's probes go (a frame
+ * still hijacked then would abort the next exception through it, with no
+ * guard left). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_guard_rec);
+} guard_scratch SEC(".maps");
+
+SEC("iter/task")
+int sp_guard_iter(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	struct sp_guard_state *gs;
+	struct return_instance *ri;
+	struct sp_guard_rec *r;
+	__u32 zero = 0;
+
+	if (!t || t->tgid != target_tgid)
+		return 0;
+	ri = BPF_CORE_READ(t, utask, return_instances);
+	r = bpf_map_lookup_elem(&guard_scratch, &zero);
+	if (!ri || !r)
+		return 0;
+	gs = bpf_task_storage_get(&guard_state, t, 0, 0);
+	guard_collect(r, ri, gs, 0, ~0ull, 0, SP_GUARD_SWEEP);
+	r->kind = SP_RK_GUARD;
+	r->tgid = t->tgid;
+	r->tid = t->pid;
+	r->op = SP_GUARD_SWEEP;
+	r->tramp = BPF_CORE_READ(t, mm, uprobes_state.xol_area, vaddr);
+	bpf_seq_write(ctx->meta->seq, r, sizeof(*r));
 	return 0;
 }

@@ -81,7 +81,9 @@ enum sp_guard_hook {
 	SP_GUARD_FORCED = 2, /* _Unwind_ForcedUnwind */
 	SP_GUARD_RESUME = 3, /* _Unwind_Resume: a cleanup pad is done */
 	SP_GUARD_SETIP = 4,  /* _Unwind_SetIP: a landing pad is installed */
+	SP_GUARD_LONGJMP = 5, /* libc's longjmp, siglongjmp, __longjmp_chk */
 };
+#define SP_GUARD_STALE 16 /* stale instances remembered per thread */
 
 /* Captures: at most SP_CAP_MAX values per span, strings cut at
  * SP_CAP_STR bytes (NUL included). */
@@ -172,7 +174,13 @@ enum sp_rec_kind {
  * first) and it is left alone.
  */
 #define SP_GUARD_MAX 64 /* the kernel's MAX_URETPROBE_DEPTH */
-enum sp_guard_op { SP_GUARD_RESTORE = 1, SP_GUARD_REARM = 2 };
+enum sp_guard_op {
+	SP_GUARD_RESTORE = 1,
+	SP_GUARD_REARM = 2,
+	SP_GUARD_SWEEP = 3, /* every instance of the thread, in the kernel's
+			     * order (newest first), unchecked: the guardian
+			     * restores those at or above the thread's SP */
+};
 
 struct sp_guard_rec {
 	__u32 kind;      /* SP_RK_GUARD */

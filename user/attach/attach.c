@@ -571,37 +571,95 @@ static const struct {
 	{ "_Unwind_SetIP", SP_GUARD_SETIP, SP_SYM_GUARD_REARM },
 };
 
-static int attach_guard_hooks(struct sp_attach *a, pid_t tgid, const char *unwinder,
-			      char *err, size_t errlen)
-{
-	for (size_t i = 0; i < sizeof(guard_hooks) / sizeof(guard_hooks[0]); i++) {
-		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = guard_hooks[i].func,
-			    .bpf_cookie = sp_probe_cookie(guard_hooks[i].kind,
-							  guard_hooks[i].flags));
-		struct bpf_link *l = bpf_program__attach_uprobe_opts(a->skel->progs.sp_guard,
-								     tgid, unwinder, 0, &uo);
-		int rc = l ? keep_link(a, l) : -errno;
+struct guard_arm_arg {
+	struct sp_attach *a;
+	pid_t tgid;
+	const char *unwinder;
+};
 
-		if (rc) {
-			snprintf(err, errlen, "unwind guard: probing %s in %s: %s",
-				 guard_hooks[i].func, unwinder, strerror(-rc));
-			return rc;
-		}
+/* Where libc's longjmp lives in the process (as attach opens it), or
+ * an empty string (a static program: its own longjmp is not hooked). */
+static void libc_path(pid_t tgid, char *out, size_t len)
+{
+	char maps[64], line[4096];
+	FILE *f;
+
+	out[0] = 0;
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)tgid);
+	if (!(f = fopen(maps, "re")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/');
+
+		if (!path || !strstr(path, "/libc.so"))
+			continue;
+		path[strcspn(path, "\n")] = 0;
+		snprintf(out, len, "/proc/%d/root%s", (int)tgid, path);
+		break;
 	}
+	fclose(f);
+}
+
+static int guard_hook(struct sp_attach *a, pid_t tgid, const char *path, const char *func,
+		      __u32 kind, __u32 flags, int *fds, size_t max, size_t *n)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = func,
+		    .bpf_cookie = sp_probe_cookie(kind, flags));
+	struct bpf_link *l = bpf_program__attach_uprobe_opts(a->skel->progs.sp_guard, tgid,
+							     path, 0, &uo);
+
+	if (!l)
+		return -errno;
+	if (*n < max)
+		fds[(*n)++] = bpf_link__fd(l);
 	return 0;
 }
 
-/* Before any uretprobe exists: the guardian holds every thread, the
- * unwinder's entries are hooked. */
+/* Runs in the guardian: the links are its own. */
+static int guard_arm(void *arg, int *fds, size_t max, size_t *n, int *iter_fd, char *err,
+		     size_t errlen)
+{
+	static const char *const jumps[] = { "longjmp", "__longjmp_chk" };
+	struct guard_arm_arg *g = arg;
+	struct bpf_link *it;
+	char libc[4200];
+	int rc;
+
+	for (size_t i = 0; i < sizeof(guard_hooks) / sizeof(guard_hooks[0]); i++)
+		if ((rc = guard_hook(g->a, g->tgid, g->unwinder, guard_hooks[i].func,
+				     guard_hooks[i].kind, guard_hooks[i].flags, fds, max, n))) {
+			snprintf(err, errlen, "unwind guard: probing %s in %s: %s",
+				 guard_hooks[i].func, g->unwinder, strerror(-rc));
+			return -1;
+		}
+	/* frames a longjmp leaves must never be written: best effort (a
+	 * program with longjmp linked in statically is not hooked) */
+	libc_path(g->tgid, libc, sizeof(libc));
+	for (size_t i = 0; libc[0] && i < 2; i++)
+		guard_hook(g->a, g->tgid, libc, jumps[i], SP_GUARD_LONGJMP, 0, fds, max, n);
+	it = bpf_program__attach_iter(g->a->skel->progs.sp_guard_iter, NULL);
+	if (!it) {
+		snprintf(err, errlen, "unwind guard: the task iterator: %s", strerror(errno));
+		return -1;
+	}
+	*iter_fd = bpf_link__fd(it);
+	if (*n < max)
+		fds[(*n)++] = *iter_fd;
+	return 0;
+}
+
+/* Before any uretprobe exists: the guardian holds every thread and
+ * the unwinder's entries are hooked. */
 static int start_guard(struct sp_attach *a, pid_t tgid, const struct sp_attach_opts *o,
 		       char *err, size_t errlen)
 {
+	struct guard_arm_arg arg = { a, tgid, o->unwinder };
+	struct sp_guard_arm arm = { guard_arm, &arg };
+
 	if (!o->unwinder)
 		return 0;
-	if (sp_guard_start(&a->guard, tgid, bpf_map__fd(a->skel->maps.guard_rb),
-			   a->guard_sig, err, errlen))
-		return -1;
-	return attach_guard_hooks(a, tgid, o->unwinder, err, errlen);
+	return sp_guard_start(&a->guard, tgid, bpf_map__fd(a->skel->maps.guard_rb),
+			      a->guard_sig, &arm, err, errlen);
 }
 
 static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,

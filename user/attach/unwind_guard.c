@@ -11,9 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
 #include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "spanprobe.h"
 #include "attach/unwind_guard.h"
@@ -76,6 +80,8 @@ int sp_guard_check(pid_t tgid, char *why, size_t whylen)
 struct tracee {
 	pid_t tid;
 	bool gone;
+	bool held;    /* stopped by the sweep's PTRACE_INTERRUPT */
+	bool grouped; /* in a group stop (SIGSTOP, ^Z): LISTEN, not CONT */
 };
 
 struct guardian {
@@ -87,7 +93,11 @@ struct guardian {
 	size_t nt, capt;
 	struct sp_guard_rec *pend; /* records whose thread's stop is not seen yet */
 	size_t np, capp;
-	unsigned long long writes, stops;
+	unsigned long long writes, stops, swept;
+	bool draining; /* spanprobe's probes are gone: re-arming would leave
+			* hijacked slots behind the guard */
+	bool sweeping; /* interrupt stops are held, not resumed */
+	int iter_fd;   /* the sweep iterator's link */
 };
 
 static int grow(void **v, size_t *cap, size_t n, size_t size)
@@ -194,7 +204,7 @@ static void write_word(struct guardian *g, const struct sp_guard_rec *r, uint32_
 		want = r->val[i];
 	} else {
 		expect = r->val[i];
-		if (cur != expect)
+		if (g->draining || cur != expect)
 			return;
 		want = r->tramp;
 	}
@@ -240,11 +250,18 @@ static void on_stop(struct guardian *g, pid_t tid, int status)
 			add_tracee(g, (pid_t)msg);
 		ptrace(PTRACE_CONT, tid, 0, 0);
 	} else if (event == PTRACE_EVENT_STOP) {
-		/* a group stop stays a stop until SIGCONT, as untraced */
-		if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+		struct tracee *t = tracee_of(g, tid);
+		bool group = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+
+		if (g->sweeping && t) {
+			t->held = true; /* resumed after the sweep */
+			t->grouped = group;
+		} else if (group) {
+			/* a group stop stays a stop until SIGCONT, as untraced */
 			ptrace(PTRACE_LISTEN, tid, 0, 0);
-		else
+		} else {
 			ptrace(PTRACE_CONT, tid, 0, 0);
+		}
 	} else if (event) {
 		ptrace(PTRACE_CONT, tid, 0, 0);
 	} else if (sig == g->sig) {
@@ -298,34 +315,162 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Serves stops until spanprobe closes ctl_fd (or dies), then until no
- * thread has the signal pending (at most 5 s more): the probes are gone
- * by then, every stop already asked for is served. */
-static void serve(struct guardian *g, int sig_fd, int ctl_fd)
+/* Holds every live thread (PTRACE_INTERRUPT); stops that come first are
+ * served as usual. false if some thread did not stop within 2 s. */
+static bool hold_all(struct guardian *g)
+{
+	int64_t until = now_ms() + 2000;
+	bool all;
+
+	g->sweeping = true;
+	for (size_t i = 0; i < g->nt; i++)
+		if (!g->t[i].gone && !g->t[i].held && ptrace(PTRACE_INTERRUPT, g->t[i].tid, 0, 0))
+			g->t[i].gone = errno == ESRCH;
+	do {
+		struct timespec nap = { 0, 200000 };
+
+		reap(g);
+		all = true;
+		for (size_t i = 0; i < g->nt; i++)
+			all &= g->t[i].gone || g->t[i].held;
+		if (!all)
+			nanosleep(&nap, NULL);
+	} while (!all && now_ms() < until);
+	return all;
+}
+
+static void release_all(struct guardian *g)
+{
+	for (size_t i = 0; i < g->nt; i++) {
+		struct tracee *t = &g->t[i];
+
+		if (!t->held)
+			continue;
+		ptrace(t->grouped ? PTRACE_LISTEN : PTRACE_CONT, t->tid, 0, 0);
+		t->held = t->grouped = false;
+	}
+	g->sweeping = false;
+}
+
+/* The slots of one held thread that are live: at or above its stack
+ * pointer, rising along the kernel's order; each written only if it
+ * still holds the trampoline. */
+static unsigned sweep_thread(struct guardian *g, const struct sp_guard_rec *r)
+{
+	struct user_regs_struct regs;
+	struct tracee *t = tracee_of(g, (pid_t)r->tid);
+	struct sp_guard_rec one = *r;
+	uint64_t prev = 0, before = g->writes;
+
+	if (!t || !t->held || ptrace(PTRACE_GETREGS, t->tid, 0, &regs))
+		return 0;
+	one.op = SP_GUARD_RESTORE;
+	for (uint32_t i = 0; i < r->n && i < SP_GUARD_MAX; i++) {
+		if (r->slot[i] < regs.rsp || r->slot[i] <= prev)
+			continue;
+		prev = r->slot[i];
+		write_word(g, &one, i);
+	}
+	return (unsigned)(g->writes - before);
+}
+
+/* Restores every live hijacked slot of every thread: the threads are
+ * held meanwhile, the kernel's lists read through the iterator. Returns
+ * the words written. */
+static unsigned sweep(struct guardian *g)
+{
+	struct sp_guard_rec r;
+	char path[64];
+	unsigned n = 0;
+	int fd;
+
+	if (!hold_all(g)) {
+		release_all(g);
+		return 1; /* try again */
+	}
+	fd = bpf_iter_create(g->iter_fd);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)g->tgid);
+	g->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	while (fd >= 0 && g->mem_fd >= 0 && read(fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+		n += sweep_thread(g, &r);
+	if (fd >= 0)
+		close(fd);
+	if (g->mem_fd >= 0)
+		close(g->mem_fd);
+	g->mem_fd = -1;
+	release_all(g);
+	g->swept += n;
+	return n;
+}
+
+/* spanprobe is gone or has removed its probes: no slot is hijacked any
+ * more once a sweep finds none left; the guard hooks go with us. */
+static void finish(struct guardian *g)
+{
+	g->draining = true;
+	for (int i = 0; i < 40; i++) {
+		struct timespec nap = { 0, 25000000 };
+
+		reap(g);
+		if (!sweep(g) && !signal_pending(g))
+			break;
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* spanprobe's own death: its fds (the probes) are closed once it has
+ * exited, which its pidfd tells. */
+static void await_parent_exit(pid_t parent)
+{
+	int fd = (int)syscall(SYS_pidfd_open, parent, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (fd < 0) {
+		struct timespec nap = { 0, 200000000 };
+
+		nanosleep(&nap, NULL);
+		return;
+	}
+	while (poll(&p, 1, 5000) < 0 && errno == EINTR)
+		;
+	close(fd);
+}
+
+/* Serves stops until spanprobe says its probes are gone ('d' then close)
+ * or dies, then restores what is left (finish). */
+static void serve(struct guardian *g, int sig_fd, int ctl_fd, pid_t parent)
 {
 	struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN }, { .fd = ctl_fd, .events = POLLIN } };
-	int64_t done_at = -1;
 	struct signalfd_siginfo si;
+	char c = 0;
 
 	for (;;) {
-		int n = poll(p, done_at < 0 ? 2 : 1, done_at < 0 ? 1000 : 20);
+		int n = poll(p, 2, 1000);
 
 		while (n > 0 && p[0].revents && read(sig_fd, &si, sizeof(si)) > 0)
 			;
 		if (!reap(g))
 			return; /* the target is gone */
-		if (done_at < 0 && n > 0 && p[1].revents) {
-			done_at = now_ms();
-			close(ctl_fd);
-		}
-		if (done_at >= 0 && ((n == 0 && !signal_pending(g)) || now_ms() - done_at > 5000))
-			return;
+		if (n > 0 && p[1].revents)
+			break;
 	}
+	if (read(ctl_fd, &c, 1) != 1 || c != 'd')
+		await_parent_exit(parent);
+	close(ctl_fd);
+	finish(g);
 }
 
 /* Everything but the fds the guardian uses is closed: spanprobe's links
  * must go away when spanprobe does. */
-static void close_others(int keep1, int keep2, int keep3)
+static bool kept(int fd, const int *keep, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (keep[i] == fd)
+			return true;
+	return false;
+}
+
+static void close_others(const int *keep, size_t n)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -336,8 +481,7 @@ static void close_others(int keep1, int keep2, int keep3)
 	while ((e = readdir(d))) {
 		int fd = atoi(e->d_name);
 
-		if (e->d_name[0] == '.' || fd <= 2 || fd == dfd || fd == keep1 || fd == keep2 ||
-		    fd == keep3)
+		if (e->d_name[0] == '.' || fd <= 2 || fd == dfd || kept(fd, keep, n))
 			continue;
 		close(fd);
 	}
@@ -364,42 +508,41 @@ static void report(int fd, const char *msg)
 		_exit(3);
 }
 
-static _Noreturn void guardian_main(pid_t tgid, int rb_fd, int sig, int ctl_fd, int st_fd)
-{
-	struct guardian g = { .tgid = tgid, .sig = sig };
-	char err[256], path[64];
-	sigset_t chld;
-	int sig_fd;
+#define MAX_KEEP 32
 
-	close_others(rb_fd, ctl_fd, st_fd);
+static _Noreturn void guardian_main(pid_t tgid, int rb_fd, int sig, const struct sp_guard_arm *arm,
+				    int ctl_fd, int st_fd, pid_t parent)
+{
+	struct guardian g = { .tgid = tgid, .sig = sig, .mem_fd = -1, .iter_fd = -1 };
+	int keep[MAX_KEEP] = { rb_fd, ctl_fd, st_fd }, sig_fd;
+	size_t nk = 0;
+	char err[256];
+	sigset_t chld;
+
 	setpgid(0, 0);
 	prctl(PR_SET_NAME, "spanprobe-guard", 0, 0, 0);
 	child_signals(&chld);
 	sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)tgid);
 	g.rb = ring_buffer__new(rb_fd, on_record, &g, NULL);
 	if (sig_fd < 0 || !g.rb) {
 		report(st_fd, "the guardian cannot watch its tracees or read the guard's ring buffer");
 		_exit(1);
 	}
-	if (seize_all(&g, err, sizeof(err))) {
+	/* seized first: a hook that fires must find its tracer */
+	if (seize_all(&g, err, sizeof(err)) ||
+	    arm->arm(arm->arg, keep + 4, MAX_KEEP - 4, &nk, &g.iter_fd, err, sizeof(err))) {
 		report(st_fd, err);
 		_exit(1);
 	}
-	g.mem_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (g.mem_fd < 0) {
-		snprintf(err, sizeof(err), "%s: %s", path, strerror(errno));
-		report(st_fd, err);
-		_exit(1);
-	}
-	close(g.mem_fd);
+	keep[3] = sig_fd;
+	close_others(keep, nk + 4);
 	report(st_fd, "");
 	close(st_fd);
-	serve(&g, sig_fd, ctl_fd);
+	serve(&g, sig_fd, ctl_fd, parent);
 	if (getenv("SPANPROBE_GUARD_DEBUG"))
-		fprintf(stderr, "spanprobe-guard: %llu stops, %llu words written\n", g.stops,
-			g.writes);
-	_exit(0); /* the kernel detaches the tracees */
+		fprintf(stderr, "spanprobe-guard: %llu stops, %llu words written, %llu swept\n",
+			g.stops, g.writes, g.swept);
+	_exit(0); /* the hooks go, the kernel detaches the tracees */
 }
 
 /* ---------------------------------------------------------- spanprobe */
@@ -423,22 +566,25 @@ static int await_ready(int st_fd, char *err, size_t errlen)
 }
 
 int sp_guard_start(struct sp_unwind_guard **out, pid_t tgid, int rb_fd, int sig,
-		   char *err, size_t errlen)
+		   const struct sp_guard_arm *arm, char *err, size_t errlen)
 {
 	struct sp_unwind_guard *g = calloc(1, sizeof(*g));
 	int ctl[2], st[2], rc;
+	pid_t parent;
 
-	if (!g || pipe2(ctl, O_CLOEXEC) || pipe2(st, O_CLOEXEC)) {
+	if (!g || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) ||
+	    pipe2(st, O_CLOEXEC)) {
 		snprintf(err, errlen, "unwind guard: %s", strerror(errno));
 		free(g);
 		return -1;
 	}
 	fflush(NULL);
+	parent = getpid();
 	g->pid = fork();
 	if (g->pid == 0) {
 		close(ctl[1]);
 		close(st[0]);
-		guardian_main(tgid, rb_fd, sig, ctl[0], st[1]);
+		guardian_main(tgid, rb_fd, sig, arm, ctl[0], st[1], parent);
 	}
 	close(ctl[0]);
 	close(st[1]);
@@ -463,8 +609,13 @@ void sp_guard_stop(struct sp_unwind_guard *g)
 {
 	if (!g)
 		return;
-	if (g->ctl_fd >= 0)
+	if (g->ctl_fd >= 0) {
+		/* 'd': the probes are detached, restore at once */
+		if (send(g->ctl_fd, "d", 1, MSG_NOSIGNAL) != 1)
+			fprintf(stderr, "spanprobe: warning: the unwind guard's guardian (pid %d) "
+				"is gone: %s\n", (int)g->pid, strerror(errno));
 		close(g->ctl_fd);
+	}
 	if (g->pid > 0)
 		while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
 			;

@@ -37,17 +37,31 @@ struct sp_unwind_guard;
  * with why set. */
 int sp_guard_check(pid_t tgid, char *why, size_t whylen);
 
+/* What the guardian holds: the hooks' links live in its process, so
+ * that they outlive spanprobe until every hijacked slot is restored. */
+struct sp_guard_arm {
+	/* Called in the guardian once every thread is seized: attaches the
+	 * unwinder hooks and the sweep iterator; fds[] gets every fd to
+	 * keep (links), *iter_fd the iterator's link. 0, or -1 with err. */
+	int (*arm)(void *arg, int *fds, size_t max, size_t *n, int *iter_fd,
+		   char *err, size_t errlen);
+	void *arg;
+};
+
 /* Forks the guardian for tgid, which reads guard records from the ring
  * buffer map rb_fd and stops threads with sig. Returns once every thread
- * is seized; -1 with err set otherwise. */
+ * is seized and the hooks are in place; -1 with err set otherwise. */
 int sp_guard_start(struct sp_unwind_guard **out, pid_t tgid, int rb_fd, int sig,
-		   char *err, size_t errlen);
+		   const struct sp_guard_arm *arm, char *err, size_t errlen);
 
 /* The guardian's pid (tests, messages). */
 pid_t sp_guard_pid(const struct sp_unwind_guard *g);
 
-/* Tells the guardian to finish (call it after the hooks are detached),
- * and waits for it. NULL is fine. */
+/* Tells the guardian to finish (call it once spanprobe's own probes are
+ * detached: no new hijack can happen): it restores every live hijacked
+ * slot of every thread (each thread held for a moment), removes the
+ * hooks, lets the threads go and exits. Waits for it. NULL is fine.
+ * If spanprobe dies instead, the guardian does the same once it is gone. */
 void sp_guard_stop(struct sp_unwind_guard *g);
 
 #endif

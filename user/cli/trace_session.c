@@ -1037,6 +1037,16 @@ static void summary(struct sp_session *s, double secs, const struct sp_proc_tota
 	if (sp_attach_depth_overflows(s->att))
 		fprintf(stderr, "; %llu calls deeper than %d frames not traced",
 			(unsigned long long)sp_attach_depth_overflows(s->att), SP_MAX_DEPTH);
+	if (s->funcs.unwinder) {
+		struct sp_guard_stats g;
+
+		sp_attach_guard_stats(s->att, &g);
+		fprintf(stderr, "; unwind guard: %llu return slots restored or re-armed (%llu "
+			"unwinder hits had none to write, %llu stale slots skipped, %llu LOST: "
+			"the ring was full)", (unsigned long long)g.words,
+			(unsigned long long)g.idle, (unsigned long long)g.stale,
+			(unsigned long long)g.lost);
+	}
 	if (t->as.lost_queries)
 		fprintf(stderr, "; %llu queries lost their root record",
 			(unsigned long long)t->as.lost_queries);
