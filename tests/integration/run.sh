@@ -405,10 +405,10 @@ t_entry_shift() {
 t_exit_choice() {
 	d=$(newdir exits)
 	for spec in "qserver qserver *=uretprobe:nothing.in.the.process.raises" \
-		"cxxserver cxxserver *=retsites:cxxserver.raises.them:.__cxa_throw" \
-		"rsqserver rsqserver *=retsites:rsqserver.raises.them:._Unwind_RaiseException" \
+		"cxxserver cxxserver *=guard:cxxserver.raises.them:.__cxa_throw.*unwind.guard.hooks.the.unwinder" \
+		"rsqserver rsqserver *=guard:rsqserver.raises.them:._Unwind_RaiseException" \
 		"rsqserver rsqserver-abort *=uretprobe:Rust.built.with.panic.=..abort" \
-		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=retsites:__cxa_throw"; do
+		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=guard:__cxa_throw"; do
 		# shellcheck disable=SC2086
 		set -- $spec
 		"$SP" symbols --json -s "$SYMS/$1.syms" "$FX/$2" >"$d/$2.json" 2>"$d/$2.err" ||
