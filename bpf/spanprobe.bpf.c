@@ -267,6 +267,10 @@ static __always_inline bool is_trampoline(__u64 addr)
 	return v && addr >= v && addr < v + 4096;
 }
 
+/* Uprobe programs run with migration disabled but preemptible (they may
+ * sleep): another thread's program can run on this CPU between a plain
+ * load and store of the count and take the same key. An atomic fetch-add
+ * (BPF v3, uncontended: the count is per CPU) cannot. */
 static __always_inline __u64 new_key(void)
 {
 	__u32 zero = 0;
@@ -274,7 +278,7 @@ static __always_inline __u64 new_key(void)
 
 	if (!seq)
 		return 0;
-	return ((__u64)bpf_get_smp_processor_id() << 48) | ++*seq;
+	return ((__u64)bpf_get_smp_processor_id() << 48) | (__sync_fetch_and_add(seq, 1) + 1);
 }
 
 /* The future's coroutine state, 1 to 8 bytes little-endian. A carrier
