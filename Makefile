@@ -16,7 +16,7 @@ USER_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 LDLIBS    := -Wl,-Bstatic -lbpf -Wl,-Bdynamic -lelf -lz -lzstd -lcapstone \
 	     -liberty -lm -lcurl -llz4 -lpthread -ldw
 # usdt.bpf.h includes <linux/errno.h>, which needs the multiarch asm/ headers
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Ibpf \
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Ibpf -mcpu=v3 \
 	      -idirafter /usr/include/$(shell $(CC) -dumpmachine) \
 	      -Wall -Werror
 

@@ -308,6 +308,10 @@ static __always_inline bool is_trampoline(__u64 addr)
 	return v && addr >= v && addr < v + 4096;
 }
 
+/* Uprobe programs run with migration disabled but preemptible (they may
+ * sleep): another thread's program can run on this CPU between a plain
+ * load and store of the count and take the same key. An atomic fetch-add
+ * (BPF v3, uncontended: the count is per CPU) cannot. */
 static __always_inline __u64 new_key(void)
 {
 	__u32 zero = 0;
@@ -315,7 +319,7 @@ static __always_inline __u64 new_key(void)
 
 	if (!seq)
 		return 0;
-	return ((__u64)bpf_get_smp_processor_id() << 48) | ++*seq;
+	return ((__u64)bpf_get_smp_processor_id() << 48) | (__sync_fetch_and_add(seq, 1) + 1);
 }
 
 /* The future's coroutine state, 1 to 8 bytes little-endian. A carrier
@@ -1201,5 +1205,314 @@ int sp_dl_change(struct pt_regs *ctx)
 	r->kind = SP_RK_MAPS;
 	r->tgid = tgid;
 	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+/*
+ * The unwind guard (issue 11): uretprobes where exceptions and panics
+ * unwind. A hijacked return slot holds the kernel's trampoline, for which
+ * the unwinder finds no unwind table: it aborts the target. Hooks on the
+ * unwinder's entries (_Unwind_RaiseException, _Unwind_Resume_or_Rethrow,
+ * _Unwind_ForcedUnwind) queue the real return addresses of the thread's
+ * live hijacked slots and stop the thread with guard_sig; the guardian
+ * process (user/attach/unwind_guard.c), its tracer, writes them and lets
+ * it run on before the unwinder reads a word. At the handler's landing
+ * pad (_Unwind_SetIP) the frames that survive get the trampoline back.
+ * Unwound frames end as abnormal at the thread's next probe hit, as with
+ * ret-site exits. The slots come from the kernel's own list
+ * (utask->return_instances): nothing is paid on the hot path.
+ */
+const volatile int guard_sig = 0;
+/* Restores or re-arms that could not be queued (the ring was full). */
+__u64 guard_lost = 0;
+/* Words queued for the guardian, and hooks that found nothing to do. */
+__u64 guard_words = 0;
+__u64 guard_idle = 0;
+/* Kernel return instances skipped as not live (below the stack pointer,
+ * or out of the kernel's order: a frame left by longjmp). */
+__u64 guard_stale = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} guard_rb SEC(".maps");
+
+/* An exception in flight on a thread: its object (phase 1 stores the
+ * handler frame's identity in private_2), and whether the slots above it
+ * still wait to be re-armed. */
+struct sp_guard_state {
+	__u64 exc;
+	__u16 rearm;  /* 1: restored by a throw, the first pad not reached */
+	__u16 forced; /* _Unwind_ForcedUnwind: every frame goes */
+	__u32 n_stale; /* stale instances noted so far (a ring of SP_GUARD_STALE) */
+	/* Kernel return instances a longjmp left behind: their frames are
+	 * gone, but the kernel drops them only at a later hijack above
+	 * them, and their slots may lie inside live frames again */
+	__u64 stale_ri[SP_GUARD_STALE];
+	__u64 stale_stack[SP_GUARD_STALE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sp_guard_state);
+} guard_state SEC(".maps");
+
+static __always_inline bool is_stale(const struct sp_guard_state *gs, __u64 ri, __u64 stack)
+{
+	if (!gs)
+		return false;
+	for (int i = 0; i < SP_GUARD_STALE; i++)
+		if (gs->stale_ri[i] == ri && gs->stale_stack[i] == stack && ri)
+			return true;
+	return false;
+}
+
+/* struct _Unwind_Exception: class, cleanup, private_1, private_2 */
+#define SP_UNW_PRIVATE_2 24
+
+static __always_inline bool in_area(__u64 v, __u64 lo)
+{
+	return lo && v >= lo && v < lo + 4096;
+}
+
+/*
+ * Fills r with the live hijacked slots at or above `floor`: the kernel's
+ * list runs from the newest instance to the oldest, so live slots rise
+ * strictly along it. An instance below the floor, or not above the last
+ * one taken, belongs to a frame that is gone (longjmp, an earlier
+ * unwind): it is never written, whatever its word now holds. Restore
+ * takes slots that hold the trampoline; re-arm, slots holding their real
+ * return address.
+ */
+static __always_inline void guard_collect(struct sp_guard_rec *r, struct return_instance *ri,
+					  const struct sp_guard_state *gs, __u64 floor, __u64 ceil,
+					  __u64 tramp, __u32 op)
+{
+	__u64 prev = 0;
+
+	r->n = 0;
+	for (int i = 0; i < SP_GUARD_MAX; i++) {
+		__u64 stack, orig, cur = 0, at = (__u64)ri;
+		__u32 k;
+
+		if (!ri)
+			break;
+		stack = BPF_CORE_READ(ri, stack);
+		orig = BPF_CORE_READ(ri, orig_ret_vaddr);
+		ri = BPF_CORE_READ(ri, next);
+		if (is_stale(gs, at, stack)) {
+			__sync_fetch_and_add(&guard_stale, 1);
+			continue;
+		}
+		if (op == SP_GUARD_SWEEP) {
+			/* every instance, in the kernel's order: the guardian
+			 * knows the thread's stack pointer */
+			k = r->n & (SP_GUARD_MAX - 1);
+			r->slot[k] = stack;
+			r->val[k] = orig;
+			r->n++;
+			continue;
+		}
+		if (stack < floor || stack <= prev) {
+			__sync_fetch_and_add(&guard_stale, 1);
+			continue;
+		}
+		prev = stack;
+		if (stack >= ceil)
+			break;
+		if (bpf_probe_read_user(&cur, sizeof(cur), (void *)stack))
+			continue;
+		if (op == SP_GUARD_RESTORE ? !in_area(cur, tramp) : cur != orig)
+			continue;
+		k = r->n & (SP_GUARD_MAX - 1);
+		r->slot[k] = stack;
+		r->val[k] = orig;
+		r->n++;
+	}
+}
+
+/* glibc's jmp_buf keeps the stack pointer mangled: rotated left by 17
+ * bits after a xor with the thread's pointer guard (tcbhead_t at %fs:0,
+ * pointer_guard at 0x30). */
+#define SP_JB_RSP 48
+#define SP_TCB_POINTER_GUARD 0x30
+
+static __always_inline __u64 jmp_target_sp(struct pt_regs *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 fs = BPF_CORE_READ(t, thread.fsbase), guard = 0, v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)(PT_REGS_PARM1(ctx) + SP_JB_RSP)) ||
+	    bpf_probe_read_user(&guard, sizeof(guard), (void *)(fs + SP_TCB_POINTER_GUARD)))
+		return 0;
+	return ((v >> 17) | (v << 47)) ^ guard;
+}
+
+/* A longjmp (siglongjmp, __longjmp_chk) leaves: every hijacked frame
+ * below its target is gone. */
+static __always_inline void note_stale(struct pt_regs *ctx, struct sp_guard_state *gs)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct return_instance *ri = BPF_CORE_READ(t, utask, return_instances);
+	__u64 target = jmp_target_sp(ctx);
+
+	if (!target)
+		return;
+	for (int i = 0; i < SP_GUARD_MAX; i++) {
+		__u64 stack, at = (__u64)ri;
+		__u32 k;
+
+		if (!ri)
+			break;
+		stack = BPF_CORE_READ(ri, stack);
+		ri = BPF_CORE_READ(ri, next);
+		if (stack >= target)
+			break; /* the kernel's order: the rest is live */
+		if (is_stale(gs, at, stack))
+			continue;
+		k = gs->n_stale++ & (SP_GUARD_STALE - 1);
+		gs->stale_ri[k] = at;
+		gs->stale_stack[k] = stack;
+	}
+}
+
+/* What a hook does, by the kind in its cookie's low half. */
+static __always_inline int guard_bounds(struct pt_regs *ctx, __u32 kind,
+					struct sp_guard_state *gs, __u64 *floor,
+					__u64 *ceil, __u32 *op)
+{
+	__u64 p2 = 0;
+
+	*floor = PT_REGS_SP(ctx);
+	*ceil = ~0ull;
+	*op = SP_GUARD_RESTORE;
+	switch (kind) {
+	case SP_GUARD_THROW:
+	case SP_GUARD_FORCED:
+		if (gs) {
+			gs->exc = PT_REGS_PARM1(ctx);
+			/* a forced unwind (pthread_exit, cancel) leaves no
+			 * frame behind: nothing to re-arm */
+			gs->forced = kind == SP_GUARD_FORCED;
+			gs->rearm = !gs->forced;
+		}
+		return 0;
+	case SP_GUARD_RESUME:
+		/* a cleanup pad ends: unwinding goes on up to the handler.
+		 * Slots below it that a nested exception's handler re-armed
+		 * (one thrown and caught in a destructor) are restored
+		 * again; the handler's and above stay armed */
+		if (!gs || gs->forced)
+			return 0;
+		if (bpf_probe_read_user(&p2, sizeof(p2),
+					(void *)(PT_REGS_PARM1(ctx) + SP_UNW_PRIVATE_2)) || !p2)
+			return -1;
+		*ceil = p2;
+		return 0;
+	case SP_GUARD_LONGJMP:
+		if (gs)
+			note_stale(ctx, gs);
+		return -1;
+	case SP_GUARD_SETIP:
+		/* the first landing pad of phase 2 is the handler's or a
+		 * cleanup's below it: frames at or above the handler's
+		 * call site (private_2) survive either way */
+		if (!gs || !gs->rearm || !gs->exc)
+			return -1;
+		gs->rearm = 0;
+		if (bpf_probe_read_user(&p2, sizeof(p2),
+					(void *)(gs->exc + SP_UNW_PRIVATE_2)) || !p2)
+			return -1;
+		*floor = p2;
+		*op = SP_GUARD_REARM;
+		return 0;
+	}
+	return -1;
+}
+
+SEC("uprobe")
+int sp_guard(struct pt_regs *ctx)
+{
+	__u32 kind = (__u32)bpf_get_attach_cookie(ctx);
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct sp_guard_state *gs;
+	struct return_instance *ri;
+	struct sp_guard_rec *r;
+	__u64 tramp, floor, ceil;
+	__u32 op;
+
+	if (other_process())
+		return 0;
+	ri = BPF_CORE_READ(t, utask, return_instances);
+	gs = bpf_task_storage_get(&guard_state, t, 0,
+				  ri && (kind == SP_GUARD_THROW || kind == SP_GUARD_FORCED ||
+					 kind == SP_GUARD_LONGJMP) ?
+				  BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (guard_bounds(ctx, kind, gs, &floor, &ceil, &op) || !ri)
+		return 0;
+	tramp = BPF_CORE_READ(t, mm, uprobes_state.xol_area, vaddr);
+	if (!tramp)
+		return 0;
+	r = bpf_ringbuf_reserve(&guard_rb, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&guard_lost, 1);
+		return 0;
+	}
+	guard_collect(r, ri, gs, floor, ceil, tramp, op);
+	if (!r->n) {
+		bpf_ringbuf_discard(r, 0);
+		__sync_fetch_and_add(&guard_idle, 1);
+		return 0;
+	}
+	r->kind = SP_RK_GUARD;
+	r->tgid = current_tgid();
+	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->op = op;
+	r->tramp = tramp;
+	r->pad = 0;
+	__sync_fetch_and_add(&guard_words, r->n);
+	bpf_ringbuf_submit(r, 0);
+	/* delivered on the way back to user mode, before the next
+	 * instruction of the unwinder runs */
+	bpf_send_signal_thread(guard_sig);
+	return 0;
+}
+
+/* A record per thread of the target with hijacked returns: the guardian
+ * restores every live one before it lets spanprobe's probes go (a frame
+ * still hijacked then would abort the next exception through it, with no
+ * guard left). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_guard_rec);
+} guard_scratch SEC(".maps");
+
+SEC("iter/task")
+int sp_guard_iter(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	struct sp_guard_state *gs;
+	struct return_instance *ri;
+	struct sp_guard_rec *r;
+	__u32 zero = 0;
+
+	if (!t || t->tgid != target_tgid)
+		return 0;
+	ri = BPF_CORE_READ(t, utask, return_instances);
+	r = bpf_map_lookup_elem(&guard_scratch, &zero);
+	if (!ri || !r)
+		return 0;
+	gs = bpf_task_storage_get(&guard_state, t, 0, 0);
+	guard_collect(r, ri, gs, 0, ~0ull, 0, SP_GUARD_SWEEP);
+	r->kind = SP_RK_GUARD;
+	r->tgid = t->tgid;
+	r->tid = t->pid;
+	r->op = SP_GUARD_SWEEP;
+	r->tramp = BPF_CORE_READ(t, mm, uprobes_state.xol_area, vaddr);
+	bpf_seq_write(ctx->meta->seq, r, sizeof(*r));
 	return 0;
 }

@@ -73,6 +73,10 @@ enum sp_sym_flags {
 				       * inside the innermost open span */
 	SP_SYM_POLL_ERR = 1u << 14, /* a Rust poll whose Poll::Ready(Err(_))
 				     * fails its future (poll_err_cfg) */
+	/* Unwind guard hooks (sp_guard; the cookie's low half is an enum
+	 * sp_guard_hook, not a sym_id): */
+	SP_SYM_GUARD_RESTORE = 1u << 16, /* restores hijacked return slots */
+	SP_SYM_GUARD_REARM = 1u << 17,   /* re-arms the slots that survive */
 };
 
 /* How a poll's return value says Poll::Ready(Err(_)): every test holds.
@@ -98,6 +102,17 @@ struct sp_poll_err_cfg {
 	__u8 pad[6];
 	struct sp_discr_test t[SP_PERR_TESTS];
 };
+
+/* The unwinder functions the guard hooks (libgcc's, in libgcc_s or linked
+ * statically). */
+enum sp_guard_hook {
+	SP_GUARD_THROW = 1,  /* _Unwind_RaiseException, _Unwind_Resume_or_Rethrow */
+	SP_GUARD_FORCED = 2, /* _Unwind_ForcedUnwind */
+	SP_GUARD_RESUME = 3, /* _Unwind_Resume: a cleanup pad is done */
+	SP_GUARD_SETIP = 4,  /* _Unwind_SetIP: a landing pad is installed */
+	SP_GUARD_LONGJMP = 5, /* libc's longjmp, siglongjmp, __longjmp_chk */
+};
+#define SP_GUARD_STALE 16 /* stale instances remembered per thread */
 
 /* Captures: at most SP_CAP_MAX values per span, strings cut at
  * SP_CAP_STR bytes (NUL included). */
@@ -194,7 +209,38 @@ enum sp_rec_kind {
 	SP_RK_MAPS = 3,   /* struct sp_maps_rec */
 	SP_RK_EXEC = 4,   /* struct sp_exec_rec */
 	SP_RK_CAPS = 5,   /* struct sp_cap_rec */
+	SP_RK_GUARD = 8,  /* struct sp_guard_rec (ring buffer guard_rb) */
 	SP_RK_PROC = 9,   /* struct sp_proc_rec */
+};
+
+/*
+ * The unwind guard: words of one thread's stack to rewrite before it runs
+ * on (user/attach/unwind_guard.c writes them while the thread is held in a
+ * signal-delivery stop). Restore: slot[i] gets val[i] (the real return
+ * address) if it still holds the trampoline. Re-arm: slot[i] gets the
+ * trampoline back if it still holds val[i]. Any other content means the
+ * word is no longer the frame's (it returned, or another writer came
+ * first) and it is left alone.
+ */
+#define SP_GUARD_MAX 64 /* the kernel's MAX_URETPROBE_DEPTH */
+enum sp_guard_op {
+	SP_GUARD_RESTORE = 1,
+	SP_GUARD_REARM = 2,
+	SP_GUARD_SWEEP = 3, /* every instance of the thread, in the kernel's
+			     * order (newest first), unchecked: the guardian
+			     * restores those at or above the thread's SP */
+};
+
+struct sp_guard_rec {
+	__u32 kind;      /* SP_RK_GUARD */
+	__u32 tgid;
+	__u32 tid;
+	__u32 op;        /* enum sp_guard_op */
+	__u64 tramp;     /* the trampoline's address in this process */
+	__u32 n;
+	__u32 pad;
+	__u64 slot[SP_GUARD_MAX];
+	__u64 val[SP_GUARD_MAX];
 };
 
 /* A traced process called exec (follow mode): what it runs now is another

@@ -405,10 +405,10 @@ t_entry_shift() {
 t_exit_choice() {
 	d=$(newdir exits)
 	for spec in "qserver qserver *=uretprobe:nothing.in.the.process.raises" \
-		"cxxserver cxxserver *=retsites:cxxserver.raises.them:.__cxa_throw" \
-		"rsqserver rsqserver *=retsites:rsqserver.raises.them:._Unwind_RaiseException" \
+		"cxxserver cxxserver *=guard:cxxserver.raises.them:.__cxa_throw.*unwind.guard.hooks.the.unwinder" \
+		"rsqserver rsqserver *=guard:rsqserver.raises.them:._Unwind_RaiseException" \
 		"rsqserver rsqserver-abort *=uretprobe:Rust.built.with.panic.=..abort" \
-		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=retsites:__cxa_throw"; do
+		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=guard:__cxa_throw"; do
 		# shellcheck disable=SC2086
 		set -- $spec
 		"$SP" symbols --json -s "$SYMS/$1.syms" "$FX/$2" >"$d/$2.json" 2>"$d/$2.err" ||
@@ -1672,10 +1672,82 @@ SYMS
 }
 
 
+# The unwind guard (issue 11): uretprobes on C++ frames that exceptions
+# cross, the return addresses restored by a guardian process that holds
+# the target under ptrace. Two threads throw without pause (guardburst),
+# caught above every probed frame and inside one; with -j, longjmp leaves
+# stale hijacked slots under a live buffer full of the trampoline's
+# address, which must never be written. spanprobe is SIGKILLed mid-burst
+# three times (once while a shell's SIGSTOP holds the target): the target
+# must never be left stopped or traced, its throws must go on, and in the
+# end every throw was caught, every destructor ran, no buffer word changed.
+state_of() { sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null || :; }
+tracer_of() { sed -n 's/^TracerPid:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null || :; }
+
+# guard_runs PID PROGRESS: PID is neither stopped nor traced for 2 s and
+# its throws go on.
+guard_runs() {
+	_p0=$(cat "$2")
+	for _i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+		case $(state_of "$1") in
+		T | t) fail "pid $1 is stopped (state $(state_of "$1"))"; return 1 ;;
+		'' | Z | X) fail "pid $1 died"; return 1 ;;
+		esac
+		sleep 0.1
+	done
+	[ "$(tracer_of "$1")" = 0 ] || { fail "pid $1 is still traced by pid $(tracer_of "$1")"; return 1; }
+	[ "$(cat "$2")" -gt "$_p0" ] || { fail "pid $1 threw nothing in 2 s"; return 1; }
+}
+
+# kill_guarded DIR PID ROUND: attaches with the guard, lets it work, then
+# SIGKILLs spanprobe and waits for the guardian to finish on its own.
+kill_guarded() {
+	attach_sp "$1" "$2" --exit-probe guard -s "$SYMS/guardburst.syms" -o "$1/spans$3.bin" || return 1
+	_g=$(sed -n 's/.*guardian pid \([0-9]*\).*/\1/p' "$1/sp.err")
+	[ -n "$_g" ] || { fail "no guardian named in the summary"; show "$1/sp.err" "spanprobe stderr"; return 1; }
+	[ "$(tracer_of "$2")" = "$_g" ] || { fail "pid $2 is not traced by the guardian $_g"; return 1; }
+	sleep 1
+	[ "$3" != 3 ] || { kill -STOP "$2"; sleep 0.2; }
+	kill -KILL "$SPPID"
+	reap "$SPPID"
+	wait_exit "$_g" 20 || { fail "the guardian (pid $_g) still runs 20 s after spanprobe was killed"; return 1; }
+	if [ "$3" = 3 ]; then
+		[ "$(state_of "$2")" = T ] || { fail "pid $2 lost the shell's SIGSTOP (state $(state_of "$2"))"; return 1; }
+		kill -CONT "$2"
+	fi
+}
+
+t_guard_sigkill() {
+	d=$(newdir guard-kill)
+	bg "$FX/guardburst" -j --pid-file "$d/gb.pid" --progress "$d/progress" >"$d/gb.out" 2>&1
+	gb=$LAST
+	wait_pidfile "$d/gb.pid" "$gb" || return 1
+	# one clean round first: the guard must have restored slots
+	attach_sp "$d" "$gb" --exit-probe guard --duration 2s -s "$SYMS/guardburst.syms" -o "$d/spans0.bin" || return 1
+	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 2s still runs after 30 s"; return 1; }
+	reap "$SPPID"
+	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	w=$(sed -n 's/.*unwind guard: \([0-9]*\) return slots.*/\1/p' "$d/sp.err")
+	[ "${w:-0}" -gt 0 ] || { fail "the guard restored no return slot"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   clean round: $w return slots restored or re-armed"
+	guard_runs "$gb" "$d/progress" || return 1
+	for round in 1 2 3; do
+		kill_guarded "$d" "$gb" "$round" || { show "$d/gb.out" "guardburst output"; return 1; }
+		guard_runs "$gb" "$d/progress" || { show "$d/gb.out" "guardburst output"; return 1; }
+		echo "   round $round: spanprobe SIGKILLed mid-burst, pid $gb runs on, untraced"
+	done
+	kill -USR1 "$gb"
+	wait_exit "$gb" 30 || { fail "guardburst still running 30 s after SIGUSR1"; return 1; }
+	reap "$gb"
+	[ "$RC" = 0 ] || { fail "guardburst exited $RC"; show "$d/gb.out" "guardburst output"; return 1; }
+	sed 's/^/   /' "$d/gb.out"
+}
+
 ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach rust_exe async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args pg_usdt"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args pg_usdt
+     guard_sigkill"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)

@@ -11,6 +11,7 @@
 #include "base/grow.h"
 #include "resolve/async_nested.h"
 #include "attach/attach.h"
+#include "attach/unwind_guard.h"
 #include "attach/nested_ranges.h"
 #include "spanprobe.skel.h"
 
@@ -34,6 +35,8 @@ struct sp_attach {
 	size_t cap_funcs; /* sym_id slots the maps were sized for */
 	const char *owner; /* the object being attached now */
 	pid_t link_pid;    /* the links' pid filter; -1: every process */
+	struct sp_unwind_guard *guard; /* the writer of the unwind guard */
+	int guard_sig;     /* its stop signal; 0: no guard */
 };
 
 /* Offsets and cookies of one kind of probe in one object. */
@@ -255,7 +258,7 @@ static int collect_object(const struct sp_func_set *fs, const char *path,
 			continue;
 		done[i] = true;
 		/* resolve.c moves a paired entry only where sp is unchanged */
-		if (f->exit_mode == SP_EXIT_URETPROBE)
+		if (sp_exit_hijacks(f->exit_mode))
 			err = batch_add(&ob->paired, f->offset + f->entry_shift, cookie);
 		else
 			err = batch_add(&ob->entry, f->offset + f->entry_shift,
@@ -529,6 +532,7 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	if (!o->follow_children && tgid > 0)
 		bpf_map__set_max_entries(a->skel->maps.followed, 1);
 	a->skel->rodata->min_span_ns = o->min_span_ns;
+	a->skel->rodata->guard_sig = a->guard_sig;
 	if (o->ring_bytes)
 		bpf_map__set_max_entries(a->skel->maps.records, o->ring_bytes);
 	bpf_map__set_max_entries(a->skel->maps.sym_info, n);
@@ -578,9 +582,18 @@ static void unlink_all(struct sp_attach *a)
 	a->n_links = a->cap_links = 0;
 }
 
+/* The hooks go first: the guardian serves the stops they asked for
+ * until none is pending, then lets the target go. */
+static void stop_guard(struct sp_attach *a)
+{
+	sp_guard_stop(a->guard);
+	a->guard = NULL;
+}
+
 static void detach_all(struct sp_attach *a)
 {
 	unlink_all(a);
+	stop_guard(a);
 	spanprobe_bpf__destroy(a->skel);
 	a->skel = NULL;
 }
@@ -588,6 +601,7 @@ static void detach_all(struct sp_attach *a)
 void sp_attach_detach(struct sp_attach *a)
 {
 	unlink_all(a);
+	stop_guard(a);
 }
 
 /* Frees the state of threads that exit inside a query (see the program). */
@@ -617,6 +631,109 @@ static int attach_hooks(struct sp_attach *a, const struct sp_func_set *fs,
 		attach_hook(a, a->skel->progs.sp_switch, "context-switch", err, errlen)) ? -1 : 0;
 }
 
+/* The unwinder's entries, where the guard restores or re-arms. */
+static const struct {
+	const char *func;
+	__u32 kind, flags;
+} guard_hooks[] = {
+	{ "_Unwind_RaiseException", SP_GUARD_THROW, SP_SYM_GUARD_RESTORE },
+	{ "_Unwind_Resume_or_Rethrow", SP_GUARD_THROW, SP_SYM_GUARD_RESTORE },
+	{ "_Unwind_ForcedUnwind", SP_GUARD_FORCED, SP_SYM_GUARD_RESTORE },
+	{ "_Unwind_Resume", SP_GUARD_RESUME, SP_SYM_GUARD_RESTORE },
+	{ "_Unwind_SetIP", SP_GUARD_SETIP, SP_SYM_GUARD_REARM },
+};
+
+struct guard_arm_arg {
+	struct sp_attach *a;
+	pid_t tgid;
+	const char *unwinder;
+};
+
+/* Where libc's longjmp lives in the process (as attach opens it), or
+ * an empty string (a static program: its own longjmp is not hooked). */
+static void libc_path(pid_t tgid, char *out, size_t len)
+{
+	char maps[64], line[4096];
+	FILE *f;
+
+	out[0] = 0;
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)tgid);
+	if (!(f = fopen(maps, "re")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/');
+
+		if (!path || !strstr(path, "/libc.so"))
+			continue;
+		path[strcspn(path, "\n")] = 0;
+		snprintf(out, len, "/proc/%d/root%s", (int)tgid, path);
+		break;
+	}
+	fclose(f);
+}
+
+static int guard_hook(struct sp_attach *a, pid_t tgid, const char *path, const char *func,
+		      __u32 kind, __u32 flags, int *fds, size_t max, size_t *n)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = func,
+		    .bpf_cookie = sp_probe_cookie(kind, flags));
+	struct bpf_link *l = bpf_program__attach_uprobe_opts(a->skel->progs.sp_guard, tgid,
+							     path, 0, &uo);
+
+	if (!l)
+		return -errno;
+	if (*n < max)
+		fds[(*n)++] = bpf_link__fd(l);
+	return 0;
+}
+
+/* Runs in the guardian: the links are its own. */
+static int guard_arm(void *arg, int *fds, size_t max, size_t *n, int *iter_fd, char *err,
+		     size_t errlen)
+{
+	static const char *const jumps[] = { "longjmp", "__longjmp_chk" };
+	struct guard_arm_arg *g = arg;
+	struct bpf_link *it;
+	char libc[4200];
+	int rc;
+
+	for (size_t i = 0; i < sizeof(guard_hooks) / sizeof(guard_hooks[0]); i++)
+		if ((rc = guard_hook(g->a, g->tgid, g->unwinder, guard_hooks[i].func,
+				     guard_hooks[i].kind, guard_hooks[i].flags, fds, max, n))) {
+			snprintf(err, errlen, "unwind guard: probing %s in %s: %s",
+				 guard_hooks[i].func, g->unwinder, strerror(-rc));
+			return -1;
+		}
+	/* frames a longjmp leaves must never be written: best effort (a
+	 * program with longjmp linked in statically is not hooked) */
+	libc_path(g->tgid, libc, sizeof(libc));
+	for (size_t i = 0; libc[0] && i < 2; i++)
+		guard_hook(g->a, g->tgid, libc, jumps[i], SP_GUARD_LONGJMP, 0, fds, max, n);
+	it = bpf_program__attach_iter(g->a->skel->progs.sp_guard_iter, NULL);
+	if (!it) {
+		snprintf(err, errlen, "unwind guard: the task iterator: %s", strerror(errno));
+		return -1;
+	}
+	*iter_fd = bpf_link__fd(it);
+	if (*n < max)
+		fds[(*n)++] = *iter_fd;
+	return 0;
+}
+
+/* Before any uretprobe exists: the guardian holds every thread and
+ * the unwinder's entries are hooked. */
+static int start_guard(struct sp_attach *a, pid_t tgid, const struct sp_attach_opts *o,
+		       char *err, size_t errlen)
+{
+	struct guard_arm_arg arg = { a, tgid, o->unwinder };
+	struct sp_guard_arm arm = { guard_arm, &arg };
+
+	if (!o->unwinder)
+		return 0;
+	return sp_guard_start(&a->guard, tgid, bpf_map__fd(a->skel->maps.guard_rb),
+			      a->guard_sig, &arm, err, errlen);
+}
+
 static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set *fs,
 		      const struct sp_attach_opts *o, enum sp_attach_mode mode,
 		      struct sp_attach_stats *st, char *err, size_t errlen)
@@ -624,6 +741,7 @@ static int try_attach(struct sp_attach *a, pid_t tgid, const struct sp_func_set 
 	memset(st, 0, sizeof(*st));
 	a->link_pid = o->follow_children || tgid <= 0 ? -1 : tgid;
 	if (load_skeleton(a, tgid, fs, o, mode, err, errlen) ||
+	    start_guard(a, tgid, o, err, errlen) ||
 	    attach_hooks(a, fs, o->follow_children, err, errlen) ||
 	    attach_all(a, mode, a->link_pid, fs, 0, st, err, errlen)) {
 		detach_all(a);
@@ -648,6 +766,15 @@ int sp_attach_open(struct sp_attach **out, pid_t tgid,
 		return -1;
 	}
 	a->ncpus = libbpf_num_possible_cpus();
+	if (o->unwinder && (o->follow_children || tgid <= 0)) {
+		snprintf(err, errlen, "unwind guard: only for one process (-p PID or run)");
+		free(a);
+		return -1;
+	}
+	if (o->unwinder && (a->guard_sig = sp_guard_check(tgid, err, errlen)) < 0) {
+		free(a);
+		return -1;
+	}
 	for (enum sp_attach_mode m = o->best; m <= last && rc; m++) {
 		rc = try_attach(a, tgid, funcs, o, m, st, err, errlen);
 		if (rc && m < last)
@@ -660,6 +787,24 @@ int sp_attach_open(struct sp_attach **out, pid_t tgid,
 	}
 	*out = a;
 	return 0;
+}
+
+pid_t sp_attach_guard_pid(const struct sp_attach *a)
+{
+	return sp_guard_pid(a->guard);
+}
+
+void sp_attach_guard_stats(const struct sp_attach *a, struct sp_guard_stats *g)
+{
+	const struct spanprobe_bpf__bss *b = a->skel ? a->skel->bss : NULL;
+
+	memset(g, 0, sizeof(*g));
+	if (!b)
+		return;
+	g->words = __atomic_load_n(&b->guard_words, __ATOMIC_RELAXED);
+	g->idle = __atomic_load_n(&b->guard_idle, __ATOMIC_RELAXED);
+	g->lost = __atomic_load_n(&b->guard_lost, __ATOMIC_RELAXED);
+	g->stale = __atomic_load_n(&b->guard_stale, __ATOMIC_RELAXED);
 }
 
 const char *sp_attach_mode_name(enum sp_attach_mode m)

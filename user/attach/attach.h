@@ -35,6 +35,10 @@ struct sp_attach_opts {
 	 * the processes it forks (tgid is PID) */
 	bool follow_children;
 	bool exact;                /* try best only: no fallback (feature probes) */
+	/* The object defining the unwinder (_Unwind_RaiseException...), as
+	 * attach opens it: functions with guarded uretprobes are attached
+	 * under the unwind guard (unwind_guard.h). NULL: no guard. */
+	const char *unwinder;
 };
 
 /* Attaches every attachable function of funcs (the cookie is its index in
@@ -86,6 +90,16 @@ void sp_attach_set_trampoline(struct sp_attach *a, uint64_t lo, uint64_t hi);
 int sp_attach_sym_stats(const struct sp_attach *a, uint32_t sym_id,
 			struct sp_sym_stats *out);
 /* Removes every probe; the maps stay readable. */
+/* The unwind guard's guardian process; 0 when there is no guard. */
+pid_t sp_attach_guard_pid(const struct sp_attach *a);
+struct sp_guard_stats {
+	uint64_t words; /* return slots queued to restore or re-arm */
+	uint64_t idle;  /* unwinder hooks that found nothing to write */
+	uint64_t lost;  /* hooks whose words could not be queued (ring full):
+			 * that unwind ran into the trampoline */
+	uint64_t stale; /* kernel return instances skipped as not live */
+};
+void sp_attach_guard_stats(const struct sp_attach *a, struct sp_guard_stats *g);
 void sp_attach_detach(struct sp_attach *a);
 void sp_attach_close(struct sp_attach *a);
 

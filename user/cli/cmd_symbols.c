@@ -37,7 +37,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: spanprobe symbols -s SYMBOLS (-p PID | BINARY) [--json] [--strict]\n"
-		"                         [--exit-probe auto|uretprobe|retsites] [--debuginfo PATH]\n"
+		"                         [--exit-probe auto|guard|uretprobe|retsites] [--debuginfo PATH]\n"
 		"       spanprobe symbols --usdt (-p PID | BINARY) [--json]\n"
 		"  -s, --symbols FILE   symbol list: 'root PATTERN' / 'span PATTERN' lines\n"
 		"  -p, --pid PID        resolve in the objects PID has mapped\n"
@@ -73,6 +73,8 @@ static int parse_policy(const char *s, enum sp_exit_policy *p)
 		*p = SP_EXIT_FORCE_URETPROBE;
 	else if (strcmp(s, "retsites") == 0)
 		*p = SP_EXIT_FORCE_RETSITES;
+	else if (strcmp(s, "guard") == 0)
+		*p = SP_EXIT_FORCE_GUARD;
 	else
 		return -1;
 	return 0;
@@ -103,7 +105,7 @@ static int take_opt(int c, const char *arg, const char *word, struct opts *o)
 		if (parse_policy(arg, &o->policy) == 0)
 			return 0;
 		fprintf(stderr,
-			"spanprobe: --exit-probe: '%s' is not auto, uretprobe or retsites\n",
+			"spanprobe: --exit-probe: '%s' is not auto, guard, uretprobe or retsites\n",
 			arg);
 		return EXIT_USAGE;
 	case 'd':
@@ -222,7 +224,7 @@ static size_t decode_at(const struct sp_func *f, uint64_t off, struct sp_probe_i
  * is what a call may pay; a uretprobe return costs the same anywhere. */
 static void exit_cost(const struct sp_func *f, struct func_cost *c)
 {
-	c->exit_ns = f->exit_mode == SP_EXIT_URETPROBE ? sp_probe_uretprobe_ns() : 0;
+	c->exit_ns = sp_exit_hijacks(f->exit_mode) ? sp_probe_uretprobe_ns() : 0;
 	for (size_t i = 0; f->exit_mode == SP_EXIT_RETSITES && i < f->n_exit; i++) {
 		struct sp_probe_insn site;
 		uint8_t code[CODE_PEEK];
@@ -245,7 +247,7 @@ static void held_entry(const struct sp_func *f, struct func_cost *c)
 	uint8_t code[96];
 	long n;
 
-	if (f->problem || f->exit_mode != SP_EXIT_URETPROBE || f->entry_shift ||
+	if (f->problem || !sp_exit_hijacks(f->exit_mode) || f->entry_shift ||
 	    c->entry.exec < SP_EXEC_SINGLESTEP)
 		return;
 	n = sp_probe_read_code(f->open_path, f->offset, code, sizeof(code));
@@ -387,6 +389,8 @@ static void text_func(const struct sp_func *f, const struct func_cost *c)
 	       (unsigned long long)f->size);
 	if (f->exit_mode == SP_EXIT_URETPROBE)
 		printf("exit: uretprobe\n");
+	else if (f->exit_mode == SP_EXIT_GUARD)
+		printf("exit: uretprobe, unwind guard\n");
 	else if (f->problem)
 		printf("exit: ret sites\n"); /* not counted: never attached */
 	else
@@ -394,8 +398,9 @@ static void text_func(const struct sp_func *f, const struct func_cost *c)
 	if (f->problem)
 		printf("      problem: %s\n", f->problem);
 	else if (f->exit_why)
-		printf("      exit %s: %s\n", f->exit_mode == SP_EXIT_URETPROBE ?
-		       "uretprobe" : "at ret sites", f->exit_why);
+		printf("      exit %s: %s\n", f->exit_mode == SP_EXIT_URETPROBE ? "uretprobe" :
+		       f->exit_mode == SP_EXIT_GUARD ? "guarded uretprobe" : "at ret sites",
+		       f->exit_why);
 	text_caps(f);
 	text_cost(f, c);
 }
@@ -687,7 +692,8 @@ static void json_func(const struct sp_func *f, const struct func_cost *c)
 	printf(",\"address\":%llu,\"offset\":%llu,\"size\":%llu,\"exit_probe\":\"%s\",\"exit_sites\":[",
 	       (unsigned long long)f->addr, (unsigned long long)f->offset,
 	       (unsigned long long)f->size,
-	       f->exit_mode == SP_EXIT_URETPROBE ? "uretprobe" : "retsites");
+	       f->exit_mode == SP_EXIT_URETPROBE ? "uretprobe" :
+	       f->exit_mode == SP_EXIT_GUARD ? "guard" : "retsites");
 	for (size_t i = 0; i < f->n_exit; i++)
 		printf("%s%llu", i ? "," : "", (unsigned long long)f->exit_offsets[i]);
 	fputs("],\"exit_reason\":", stdout);

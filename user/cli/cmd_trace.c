@@ -73,7 +73,7 @@ static void usage(FILE *f, const char *cmd)
 	      "  --min-query D         keep queries whose root lasts at least D (1s)\n"
 	      "  --duration D          stop after D\n"
 	      "  --strict              a pattern that matches nothing is an error\n"
-	      "  --exit-probe MODE     auto | uretprobe | retsites (see README)\n"
+	      "  --exit-probe MODE     auto | guard | uretprobe | retsites (see README)\n"
 	      "  --attach-mode MODE    session | multi | classic: the best kernel\n"
 	      "                        mechanism to try first (default session)\n"
 	      "  --no-multi            same as --attach-mode classic\n"
@@ -116,8 +116,10 @@ static int parse_exit_probe(const char *v, enum sp_exit_policy *p)
 		*p = SP_EXIT_FORCE_URETPROBE;
 	else if (!strcmp(v, "retsites"))
 		*p = SP_EXIT_FORCE_RETSITES;
+	else if (!strcmp(v, "guard"))
+		*p = SP_EXIT_FORCE_GUARD;
 	else {
-		fprintf(stderr, "spanprobe: --exit-probe: expected auto, uretprobe or retsites, got '%s'\n", v);
+		fprintf(stderr, "spanprobe: --exit-probe: expected auto, guard, uretprobe or retsites, got '%s'\n", v);
 		return -1;
 	}
 	return 0;

@@ -18,6 +18,7 @@
 #include "attach/attach.h"
 #include "attach/lib_follow.h"
 #include "attach/other_tracers.h"
+#include "attach/unwind_guard.h"
 #include "base/clock.h"
 #include "symbols/proc_maps.h"
 #include "symbols/program_libs.h"
@@ -227,15 +228,40 @@ static int exe_objects(struct sp_session *s)
 	return 0;
 }
 
+/* The unwind guard traces one process, which nobody else may trace:
+ * auto does without it otherwise, --exit-probe guard refuses. */
+static int exit_policy(const struct sp_session *s, enum sp_exit_policy *p, char *err,
+		       size_t errlen)
+{
+	char why[256];
+
+	*p = s->o->exit_policy;
+	if (*p != SP_EXIT_AUTO && *p != SP_EXIT_FORCE_GUARD)
+		return 0;
+	if (s->o->n_exes || s->o->follow)
+		snprintf(why, sizeof(why), "the unwind guard works on one process, not with %s",
+			 s->o->n_exes ? "--exe" : "--follow");
+	else if (sp_guard_check(s->pid, why, sizeof(why)) > 0)
+		return 0;
+	if (*p == SP_EXIT_FORCE_GUARD) {
+		snprintf(err, errlen, "--exit-probe guard: %s", why);
+		return -1;
+	}
+	*p = SP_EXIT_AUTO_NO_GUARD;
+	return 0;
+}
+
 static int resolve_targets(struct sp_session *s, const char *binary, char *err, size_t errlen)
 {
+	enum sp_exit_policy p;
+
+	if (exit_policy(s, &p, err, errlen))
+		return -1;
 	if (s->o->n_exes)
-		return sp_resolve_more(&s->before, true, &s->pats, s->o->exit_policy,
-				       &s->funcs, err, errlen);
+		return sp_resolve_more(&s->before, true, &s->pats, p, &s->funcs, err, errlen);
 	if (binary)
-		return sp_resolve_program(binary, &s->pats, s->o->exit_policy, &s->funcs,
-					  err, errlen);
-	return sp_resolve(s->pid, NULL, &s->pats, s->o->exit_policy, &s->funcs, err, errlen);
+		return sp_resolve_program(binary, &s->pats, p, &s->funcs, err, errlen);
+	return sp_resolve(s->pid, NULL, &s->pats, p, &s->funcs, err, errlen);
 }
 
 /* What is mapped before resolution: together with the functions found,
@@ -728,7 +754,8 @@ static int attach(struct sp_session *s)
 	struct sp_attach_opts ao = { .min_span_ns = s->o->min_span_ns,
 				     .ring_bytes = s->o->ring_bytes, .best = s->o->attach_mode,
 				     .extra_funcs = s->sym_cap - s->funcs.n,
-				     .follow_children = s->o->follow };
+				     .follow_children = s->o->follow,
+				     .unwinder = s->funcs.unwinder };
 	char err[512];
 
 	warn_other_tracers(s);
@@ -786,6 +813,23 @@ static int add_target(struct sp_session *s, const char *binary)
 	return p->exe ? 0 : -1;
 }
 
+/* How the functions' ends are seen (issue 11: the choice is told). */
+static void say_exits(const struct sp_session *s)
+{
+	size_t n[3] = { 0 };
+
+	for (size_t i = 0; i < s->funcs.n; i++)
+		if (!s->funcs.v[i].problem && s->funcs.v[i].source == SP_SRC_FUNC &&
+		    s->funcs.v[i].exit_mode <= SP_EXIT_GUARD)
+			n[s->funcs.v[i].exit_mode]++;
+	fprintf(stderr, "spanprobe: exits: %zu uretprobe, %zu guarded uretprobe, %zu ret sites",
+		n[SP_EXIT_URETPROBE], n[SP_EXIT_GUARD], n[SP_EXIT_RETSITES]);
+	if (s->funcs.unwinder)
+		fprintf(stderr, " (unwind guard on %s, guardian pid %d)", s->funcs.unwinder,
+			(int)sp_attach_guard_pid(s->att));
+	fputc('\n', stderr);
+}
+
 static void say_attached(const struct sp_session *s)
 {
 	if (s->o->n_exes) {
@@ -831,6 +875,7 @@ struct sp_session *sp_session_start(pid_t pid, const char *binary,
 	}
 	s->start_mono = sp_now_mono();
 	say_attached(s);
+	say_exits(s);
 	return s;
 }
 
@@ -1115,6 +1160,16 @@ static void summary(struct sp_session *s, double secs, const struct sp_proc_tota
 	if (sp_attach_depth_overflows(s->att))
 		fprintf(stderr, "; %llu calls deeper than %d frames not traced",
 			(unsigned long long)sp_attach_depth_overflows(s->att), SP_MAX_DEPTH);
+	if (s->funcs.unwinder) {
+		struct sp_guard_stats g;
+
+		sp_attach_guard_stats(s->att, &g);
+		fprintf(stderr, "; unwind guard: %llu return slots restored or re-armed (%llu "
+			"unwinder hits had none to write, %llu stale slots skipped, %llu LOST: "
+			"the ring was full)", (unsigned long long)g.words,
+			(unsigned long long)g.idle, (unsigned long long)g.stale,
+			(unsigned long long)g.lost);
+	}
 	if (t->as.lost_queries)
 		fprintf(stderr, "; %llu queries lost their root record",
 			(unsigned long long)t->as.lost_queries);

@@ -63,6 +63,7 @@ struct obj {
 struct raise_scope {
 	char *raiser; /* the object, as the process sees it */
 	const char *sym;
+	char *unwinder; /* the object the unwind guard hooks (open path); NULL: none */
 };
 
 struct builder {
@@ -362,7 +363,7 @@ static bool without_cfi(struct obj *o, size_t fi)
 }
 
 static enum sp_exit_mode auto_exit(struct obj *o, size_t fi, const struct raise_scope *sc,
-				   char **why)
+				   bool guard, char **why)
 {
 	int rc;
 
@@ -379,8 +380,17 @@ static enum sp_exit_mode auto_exit(struct obj *o, size_t fi, const struct raise_
 			      "(though %s raises exceptions: %s)", sc->raiser, sc->sym);
 		goto uret;
 	}
+	if (guard && sc->unwinder) {
+		rc = asprintf(why, "an exception or panic may unwind through it (%s raises them: "
+			      "%s): the unwind guard hooks the unwinder in %s", sc->raiser, sc->sym,
+			      sc->unwinder);
+		if (rc < 0)
+			*why = NULL;
+		return SP_EXIT_GUARD;
+	}
 	rc = asprintf(why, "an exception or panic may unwind through it (%s raises them: "
-		      "%s), which a uretprobe would turn into an abort", sc->raiser, sc->sym);
+		      "%s), which a uretprobe would turn into an abort%s", sc->raiser, sc->sym,
+		      !sc->unwinder ? "" : " (the unwind guard cannot work here)");
 	if (rc < 0)
 		*why = NULL;
 	return SP_EXIT_RETSITES;
@@ -390,13 +400,31 @@ uret:
 	return SP_EXIT_URETPROBE;
 }
 
+static enum sp_exit_mode forced_guard(const struct raise_scope *sc, char **why)
+{
+	if (sc->unwinder) {
+		*why = strdup("forced by --exit-probe guard");
+		return SP_EXIT_GUARD;
+	}
+	if (!sc->raiser) {
+		*why = strdup("--exit-probe guard, but nothing in the process raises exceptions: "
+			      "a plain uretprobe");
+		return SP_EXIT_URETPROBE;
+	}
+	*why = strdup("--exit-probe guard, but no object defines the unwinder it hooks "
+		      "(_Unwind_RaiseException...): ret sites");
+	return SP_EXIT_RETSITES;
+}
+
 static void choose_exit(struct obj *o, size_t fi, enum sp_exit_policy policy,
 			const struct raise_scope *sc, struct sp_func *out)
 {
 	char why[256];
 
-	if (policy == SP_EXIT_AUTO) {
-		out->exit_mode = auto_exit(o, fi, sc, &out->exit_why);
+	if (policy == SP_EXIT_AUTO || policy == SP_EXIT_AUTO_NO_GUARD) {
+		out->exit_mode = auto_exit(o, fi, sc, policy == SP_EXIT_AUTO, &out->exit_why);
+	} else if (policy == SP_EXIT_FORCE_GUARD) {
+		out->exit_mode = forced_guard(sc, &out->exit_why);
 	} else {
 		out->exit_mode = policy == SP_EXIT_FORCE_RETSITES ? SP_EXIT_RETSITES :
 				 SP_EXIT_URETPROBE;
@@ -430,7 +458,7 @@ static void choose_entry(struct obj *o, size_t fi, struct sp_func *out)
 	struct sp_code_range r[MAX_PARTS];
 	size_t idx[MAX_PARTS], n;
 	struct sp_entry_place pl;
-	unsigned limits = (out->exit_mode == SP_EXIT_URETPROBE ? SP_ENTRY_KEEP_SP : 0) |
+	unsigned limits = (sp_exit_hijacks(out->exit_mode) ? SP_ENTRY_KEEP_SP : 0) |
 			  (out->is_async ? SP_ENTRY_KEEP_ARGS : 0) |
 			  (captures_args(out) ? SP_ENTRY_KEEP_ALL_ARGS : 0);
 
@@ -1122,8 +1150,13 @@ static int set_scope(struct builder *b, const struct sp_mapped_objects *m)
 	for (size_t k = 0; k < m->n; k++)
 		paths[k] = m->v[k].open_path;
 	i = sp_objects_raiser(paths, m->n, &b->scope.sym);
+	if (i >= 0 && !(b->scope.raiser = strdup(m->v[i].path))) {
+		free(paths);
+		return -1;
+	}
+	i = sp_objects_unwinder(paths, m->n);
 	free(paths);
-	if (i >= 0 && !(b->scope.raiser = strdup(m->v[i].path)))
+	if (i >= 0 && !(b->scope.unwinder = strdup(m->v[i].open_path)))
 		return -1;
 	return 0;
 }
@@ -1239,6 +1272,14 @@ static int resolve_program(struct builder *b, const char *exe,
 	return rc;
 }
 
+static bool uses_guard(const struct sp_func_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->v[i].problem && s->v[i].exit_mode == SP_EXIT_GUARD)
+			return true;
+	return false;
+}
+
 static int resolve(pid_t pid, const char *binary, bool with_libs,
 		   struct sp_pattern_list *pats, enum sp_exit_policy policy,
 		   struct sp_func_set *out, char *err, size_t errlen)
@@ -1271,6 +1312,11 @@ static int resolve(pid_t pid, const char *binary, bool with_libs,
 		rc = sp_debuginfo_check_used(err, errlen);
 	free(pp);
 	free(b.scope.raiser);
+	if (rc == 0 && b.scope.unwinder && uses_guard(out)) {
+		out->unwinder = b.scope.unwinder;
+		b.scope.unwinder = NULL;
+	}
+	free(b.scope.unwinder);
 	if (rc)
 		sp_func_set_free(out);
 	return rc;
@@ -1338,5 +1384,6 @@ void sp_func_set_free(struct sp_func_set *s)
 		free(s->objects[i].debug_why);
 	}
 	free(s->objects);
+	free(s->unwinder);
 	memset(s, 0, sizeof(*s));
 }

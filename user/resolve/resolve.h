@@ -9,7 +9,11 @@
 #include <sys/types.h>
 #include "symbols/symbols.h"
 
-enum sp_exit_policy { SP_EXIT_AUTO = 0, SP_EXIT_FORCE_URETPROBE, SP_EXIT_FORCE_RETSITES };
+enum sp_exit_policy { SP_EXIT_AUTO = 0, SP_EXIT_FORCE_URETPROBE, SP_EXIT_FORCE_RETSITES,
+		      SP_EXIT_FORCE_GUARD,
+		      /* auto where the guard cannot work (a debugger traces the
+		       * process, several processes are traced): no guard */
+		      SP_EXIT_AUTO_NO_GUARD };
 
 /* Resolves every pattern against the executable and shared objects mapped
  * by pid (via /proc/PID/maps and /proc/PID/root), or against one binary

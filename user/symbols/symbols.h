@@ -90,7 +90,17 @@ enum sp_exit_mode {
 	/* uprobes on the function's ret and tail-jump sites: nothing is
 	 * rewritten, unwinding stays safe, each ret is single-stepped */
 	SP_EXIT_RETSITES = 1,
+	/* a uretprobe (or session) under the unwind guard: the unwinder's
+	 * entries restore the real return addresses before it reads them
+	 * (user/attach/unwind_guard.h) */
+	SP_EXIT_GUARD = 2,
 };
+
+/* The exit is the kernel's return hijack (uretprobe or session). */
+static inline int sp_exit_hijacks(int mode)
+{
+	return mode == SP_EXIT_URETPROBE || mode == SP_EXIT_GUARD;
+}
 
 struct sp_func {
 	char *raw;          /* symbol as in the ELF */
@@ -197,6 +207,9 @@ struct sp_func_set {
 	size_t n_no_funcs;
 	struct sp_object_src *objects; /* in the order they were read */
 	size_t n_objects;
+	/* The object defining the unwinder (open path): set when a function
+	 * has SP_EXIT_GUARD, the guard hooks go there. */
+	char *unwinder;
 };
 
 /* Demangles (C++, Rust legacy, Rust v0) and normalises: drops Rust's

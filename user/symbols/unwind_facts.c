@@ -185,3 +185,40 @@ int sp_objects_raiser(const char *const *paths, size_t n, const char **sym)
 	}
 	return -1;
 }
+
+/* Every hook the guard needs, defined here (libgcc_s, or libgcc_eh
+ * linked into the program): the guard probes them in this object. */
+static const char *unwinder_of(const char *name, const GElf_Sym *s, void *arg)
+{
+	unsigned *seen = arg;
+	static const char *const need[] = { "_Unwind_RaiseException", "_Unwind_Resume_or_Rethrow",
+					    "_Unwind_ForcedUnwind", "_Unwind_Resume",
+					    "_Unwind_SetIP" };
+
+	if (s->st_shndx == SHN_UNDEF || GELF_ST_TYPE(s->st_info) != STT_FUNC || !s->st_value)
+		return NULL;
+	for (unsigned i = 0; i < 5; i++)
+		if (name_is(name, need[i]))
+			*seen |= 1u << i;
+	return *seen == 0x1f ? name : NULL;
+}
+
+int sp_objects_unwinder(const char *const *paths, size_t n)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+		Elf *e = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
+		unsigned seen = 0;
+		bool got = e && elf_kind(e) == ELF_K_ELF && each_symbol(e, unwinder_of, &seen);
+
+		if (e)
+			elf_end(e);
+		if (fd >= 0)
+			close(fd);
+		if (got)
+			return (int)i;
+	}
+	return -1;
+}

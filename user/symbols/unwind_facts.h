@@ -50,4 +50,10 @@ int sp_code_has_cfi(const struct sp_unwind_table *t, const struct sp_code_range 
  * files are skipped: their own functions are not probed either. */
 int sp_objects_raiser(const char *const *paths, size_t n, const char **sym);
 
+/* The first of n objects that defines the unwinder functions the unwind
+ * guard hooks (_Unwind_RaiseException, _Unwind_Resume_or_Rethrow,
+ * _Unwind_ForcedUnwind, _Unwind_Resume, _Unwind_SetIP): libgcc_s, or a
+ * program with libgcc_eh linked in; -1 when none does. */
+int sp_objects_unwinder(const char *const *paths, size_t n);
+
 #endif
