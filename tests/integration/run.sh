@@ -405,10 +405,10 @@ t_entry_shift() {
 t_exit_choice() {
 	d=$(newdir exits)
 	for spec in "qserver qserver *=uretprobe:nothing.in.the.process.raises" \
-		"cxxserver cxxserver *=guard:cxxserver.raises.them:.__cxa_throw.*unwind.guard.hooks.the.unwinder" \
-		"rsqserver rsqserver *=guard:rsqserver.raises.them:._Unwind_RaiseException" \
+		"cxxserver cxxserver *=retsites:cxxserver.raises.them:.__cxa_throw.*--exit-probe.guard" \
+		"rsqserver rsqserver *=retsites:rsqserver.raises.them:._Unwind_RaiseException" \
 		"rsqserver rsqserver-abort *=uretprobe:Rust.built.with.panic.=..abort" \
-		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=guard:__cxa_throw"; do
+		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=retsites:__cxa_throw"; do
 		# shellcheck disable=SC2086
 		set -- $spec
 		"$SP" symbols --json -s "$SYMS/$1.syms" "$FX/$2" >"$d/$2.json" 2>"$d/$2.err" ||
@@ -975,7 +975,9 @@ dl_attach() {
 	wait_exit "$sp" 15 || { fail "spanprobe still running after dlserver exited"; return 1; }
 	reap "$sp"
 	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
-	grep -q 'objects mapped after attach: 2 probed (4 functions), 1 unmapped' "$d/sp.err" ||
+	# the second dlclose comes just before exit: spanprobe may read its
+	# rendezvous record before it sees the exit (2 unmapped) or not (1)
+	grep -Eq 'objects mapped after attach: 2 probed \(4 functions\), [12] unmapped' "$d/sp.err" ||
 		{ fail "the summary does not count the plugin's two mappings"; show "$d/sp.err"; return 1; }
 	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --min-span 0 --min-query 0 \
 		--expect-queries 9 --tol-dur 3ms --pid "$ds"

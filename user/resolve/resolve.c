@@ -380,17 +380,12 @@ static enum sp_exit_mode auto_exit(struct obj *o, size_t fi, const struct raise_
 			      "(though %s raises exceptions: %s)", sc->raiser, sc->sym);
 		goto uret;
 	}
-	if (guard && sc->unwinder) {
-		rc = asprintf(why, "an exception or panic may unwind through it (%s raises them: "
-			      "%s): the unwind guard hooks the unwinder in %s", sc->raiser, sc->sym,
-			      sc->unwinder);
-		if (rc < 0)
-			*why = NULL;
-		return SP_EXIT_GUARD;
-	}
+	/* The guard is opt-in for now (--exit-probe guard): see README's
+	 * "Unwind guard" for what keeps it out of auto. */
 	rc = asprintf(why, "an exception or panic may unwind through it (%s raises them: "
 		      "%s), which a uretprobe would turn into an abort%s", sc->raiser, sc->sym,
-		      !sc->unwinder ? "" : " (the unwind guard cannot work here)");
+		      !sc->unwinder ? "" : guard ? " (--exit-probe guard: uretprobes under the "
+		      "unwind guard instead)" : " (the unwind guard cannot work here)");
 	if (rc < 0)
 		*why = NULL;
 	return SP_EXIT_RETSITES;
