@@ -1414,6 +1414,7 @@ t_rust_err() {
 import collections, json, sys
 load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
 truth, spans, stats = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+truth = [t for t in truth if not t.get("nested")]  # rust_nested_args' own
 errs = []
 roots = sorted((s for s in spans if s["depth"] == 0), key=lambda s: s["begin_ns"])
 want_q = sorted({t["q"] for t in truth})
@@ -1445,6 +1446,49 @@ for e in errs:
 if not errs:
     print("   %d queries: async fn arguments and failed futures as the truth says (%s), "
           "--stats errors %s" % (len(roots), dict(want), got))
+sys.exit(1 if errs else 0)
+PYEOF
+}
+
+# Rust async fn arguments of a nested future (rust-err's scan_table,
+# inlined into scan_job's poll, its carrier): the text of its &str and
+# String (their first 32 bytes, longer ones cut and named truncated), the
+# lengths of its slice and Vec, read through the carrier's read list;
+# every scan_table span's attrs must be the truth's, one per call.
+t_rust_nested_args() {
+	d=$(newdir rust-nested-args)
+	run_sp "$d" 60 run --min-span 0 --min-query 0 -s "$SYMS/rust-err-nested.syms" -o "$d/spans.bin" -- \
+		"$FX/rust-err" -n 12 --truth "$d/truth.jsonl" || return 1
+	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	"$SP" dump --json "$d/spans.bin" >"$d/spans.jsonl" 2>"$d/dump.err" ||
+		{ fail "dump failed"; show "$d/dump.err"; return 1; }
+	python3 - "$d/truth.jsonl" "$d/spans.jsonl" <<'PYEOF'
+import json, sys
+load = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+truth = [t for t in load(sys.argv[1]) if t.get("nested")]
+spans = load(sys.argv[2])
+roots = {s["span_id"] for s in spans if s["depth"] == 0 and s["name"].endswith("::scan_job")}
+got = sorted((s for s in spans if s["name"].endswith("::scan_table")), key=lambda s: s["begin_ns"])
+errs = []
+if len(got) != len(truth) or len(truth) != 12:
+    errs.append("%d scan_table spans, truth %d (12 calls)" % (len(got), len(truth)))
+for t, s in zip(truth, got):
+    want = {k: v for k, v in t.items() if k not in ("fn", "nested", "q", "error")}
+    cut = sorted(k for k, v in want.items() if isinstance(v, str) and len(v) > 32)
+    for k in cut:
+        want[k] = want[k][:32]
+    if s["parent_span_id"] not in roots:
+        errs.append("query %d: scan_table not under a scan_job root" % t["q"])
+    if (s.get("attrs") != want or sorted(s.get("attrs_truncated", [])) != cut
+            or s.get("attrs_unreadable") or s.get("attrs_missing")):
+        errs.append("query %d: attrs %s (truncated %s, unreadable %s), truth %s (truncated %s)"
+                    % (t["q"], s.get("attrs"), s.get("attrs_truncated"),
+                       s.get("attrs_unreadable"), want, cut))
+for e in errs:
+    print("   FAIL: " + e)
+if not errs:
+    print("   %d nested scan_table calls: &str/String text, slice/Vec lengths as the truth says "
+          "(%d cut at 32 bytes)" % (len(got), sum(1 for t in truth if len(t["table"]) > 32)))
 sys.exit(1 if errs else 0)
 PYEOF
 }
@@ -1748,7 +1792,7 @@ t_guard_sigkill() {
 ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach rust_exe async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args pg_usdt
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args rust_nested_args pg_usdt
      guard_sigkill"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"

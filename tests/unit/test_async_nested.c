@@ -361,6 +361,68 @@ static void test_held_local_and_merged(void **state)
 	}
 }
 
+/* `args` on a nested async fn: after the fingerprints, the length word of
+ * a &str, a Vec and a String, and 4 reads of each string's text through
+ * its pointer (a hop from the read that holds it); with no room left in
+ * the list, what does not fit stays SP_NESTED_NO_READ (shown unreadable). */
+static void test_plan_arg_reads(void **state)
+{
+	static struct sp_async_range g = { 3, 3 };
+	struct sp_async_field args[3] = {
+		{ .name = "table", .off = 0x20, .size = 16, .show = SP_AFIELD_STR, .len_off = 8 },
+		{ .name = "tags", .off = 0x30, .size = 24, .show = SP_AFIELD_LEN, .len_off = 16 },
+		{ .name = "owner", .off = 0x48, .size = 24, .show = SP_AFIELD_STR, .ptr_off = 8,
+		  .len_off = 16 },
+	};
+	struct sp_async_field held = { .name = "it", .off = 0x100, .size = 8 * 57 };
+	struct sp_async_node node = { .name = "app::c", .kind = SP_ANODE_COROUTINE, .parent = -1,
+				      .guard = &g, .n_guard = 1, .space = -1, .off = 0x10, .size = 1,
+				      .args = args, .n_args = 3 };
+	struct sp_async_poll poll = { .state_off = 0x8, .state_size = 1, .nodes = &node, .n_nodes = 1 };
+	struct sp_pattern pat = { .glob = "app::c", .role = SP_ROLE_SPAN, .want_args = true };
+	struct sp_pattern_list pats = { &pat, 1 };
+	struct sp_nested_plan *pl;
+	const struct sp_nested_arg *a;
+
+	(void)state;
+	pl = sp_nested_plan_new(NULL, &poll, &pats, false);
+	assert_non_null(pl);
+	assert_int_equal(pl->n, 1);
+	a = pl->nodes[0].argd;
+	/* reads: 0 carrier, 1 c's state, 2-4 fingerprints */
+	assert_int_equal(a[0].len_read, 5);
+	assert_int_equal(pl->reads[5].off, 0x28);
+	assert_int_equal(a[0].str0, 6);
+	for (uint32_t j = 0; j < SP_NESTED_STR_READS; j++) {
+		assert_int_equal(pl->reads[6 + j].base, 2 + 1); /* the &str's pointer */
+		assert_int_equal(pl->reads[6 + j].off, 8 * j);
+	}
+	assert_int_equal(a[1].len_read, 10);
+	assert_int_equal(pl->reads[10].off, 0x40);
+	assert_int_equal(a[1].str0, SP_NESTED_NO_READ);
+	assert_int_equal(a[2].len_read, 11);
+	assert_int_equal(pl->reads[11].off, 0x58);
+	assert_int_equal(pl->reads[12].off, 0x50);  /* String's pointer */
+	assert_int_equal(a[2].str0, 13);
+	assert_int_equal(pl->reads[13].base, 12 + 1);
+	assert_int_equal(pl->n_reads, 17);
+	sp_nested_plan_free(pl);
+
+	/* 57 reads of held locals: 62 used, room for 2 */
+	node.held = &held;
+	node.n_held = 1;
+	pl = sp_nested_plan_new(NULL, &poll, &pats, false);
+	assert_non_null(pl);
+	a = pl->nodes[0].argd;
+	assert_int_equal(a[0].len_read, 62);
+	assert_int_equal(a[0].str0, SP_NESTED_NO_READ);
+	assert_int_equal(a[1].len_read, 63);
+	assert_int_equal(a[2].len_read, SP_NESTED_NO_READ);
+	assert_int_equal(a[2].str0, SP_NESTED_NO_READ);
+	assert_int_equal(pl->n_reads, SP_NESTED_MAX);
+	sp_nested_plan_free(pl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_lagging_parent_invents_nothing),
 		cmocka_unit_test(test_pointer_hops),
 		cmocka_unit_test(test_held_local_and_merged),
+		cmocka_unit_test(test_plan_arg_reads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -175,6 +175,10 @@ static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, c
 				a->is_int = n->args[k].show == SP_AFIELD_INT && a->name;
 				a->is_signed = n->args[k].is_signed;
 				a->size = n->args[k].int_size;
+				a->show = a->name ? n->args[k].show : SP_AFIELD_NONE;
+				a->off = n->args[k].off;
+				a->ptr_off = n->args[k].ptr_off;
+				a->len_off = n->args[k].len_off;
 			}
 			d->n_args++;
 		}
@@ -182,6 +186,41 @@ static int fill_plan(struct sp_nested_plan *pl, const struct sp_async_poll *p, c
 		d->weak_id |= !d->n_args && !d->n_held && !d->box;
 	}
 	return 0;
+}
+
+/* `args` of a nested async fn, after every fingerprint (those tell
+ * instances apart, they come first): the length word of a slice, Vec or
+ * string, and the first bytes of a string's text through its pointer (a
+ * hop: a list with one has no bulk copies, nested_ranges.c). What finds
+ * no room stays SP_NESTED_NO_READ, shown unreadable. */
+static void add_arg_reads(struct sp_nested_plan *pl, struct sp_nested_node *d)
+{
+	uint32_t base = box_base(pl, d->box);
+
+	for (uint32_t k = 0; k < 4; k++) {
+		struct sp_nested_arg *a = &d->argd[k];
+		uint32_t ptr = SP_NESTED_NO_READ;
+
+		a->len_read = a->str0 = SP_NESTED_NO_READ;
+		if (k >= d->n_args || (a->show != SP_AFIELD_LEN && a->show != SP_AFIELD_STR))
+			continue;
+		/* the fingerprint read holds the field's first 8 bytes */
+		if (a->len_off == 0)
+			a->len_read = d->arg0 + k;
+		else if (pl->n_reads < SP_NESTED_MAX)
+			a->len_read = add_read(pl, a->off + a->len_off, 8, base);
+		if (a->show != SP_AFIELD_STR)
+			continue;
+		if (a->ptr_off == 0)
+			ptr = d->arg0 + k;
+		else if (pl->n_reads < SP_NESTED_MAX)
+			ptr = add_read(pl, a->off + a->ptr_off, 8, base);
+		if (ptr == SP_NESTED_NO_READ || pl->n_reads + SP_NESTED_STR_READS > SP_NESTED_MAX)
+			continue;
+		a->str0 = pl->n_reads;
+		for (uint32_t j = 0; j < SP_NESTED_STR_READS; j++)
+			add_read(pl, 8 * j, 8, ptr + 1);
+	}
 }
 
 struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
@@ -209,6 +248,9 @@ struct sp_nested_plan *sp_nested_plan_new(const struct sp_async_info *info,
 	for (size_t i = 0; pl && i < p->n_nodes; i++)
 		if (map[i] >= 0)
 			pl->nodes[map[i]].want_args = node_wants_args(&p->nodes[i], pats);
+	for (size_t i = 0; pl && i < pl->n; i++)
+		if (pl->nodes[i].want_args)
+			add_arg_reads(pl, &pl->nodes[i]);
 out:
 	free(role);
 	free(map);
@@ -370,8 +412,15 @@ static int open_span(struct sp_nested_run *r, int i, uint64_t lo, uint64_t hi, b
 	s->addr = address_of(r, i);
 	s->tid = r->tid;
 	/* an async fn's arguments stay in place for the future's life */
-	for (uint32_t k = 0; k < n->n_args && k < 4; k++)
+	for (uint32_t k = 0; k < n->n_args && k < 4; k++) {
+		const struct sp_nested_arg *a = &n->argd[k];
+
 		s->argv[k] = n->arg0 + k < nv ? v[n->arg0 + k] : 0;
+		s->lenv[k] = a->len_read < nv ? v[a->len_read] : 0;
+		for (uint32_t j = 0; j < SP_NESTED_STR_READS; j++)
+			s->strv[k][j] = a->str0 != SP_NESTED_NO_READ && a->str0 + j < nv ?
+						 v[a->str0 + j] : 0;
+	}
 	r->cur[i] = (int)r->n_spans++;
 	return 0;
 }

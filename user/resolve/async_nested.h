@@ -32,6 +32,11 @@
 #include "spanprobe.h"
 #include "symbols/symbols.h"
 
+/* A nested async fn's string argument: this many 8-byte reads of its
+ * text (through its pointer) when `args` asks for it. */
+#define SP_NESTED_STR_READS 4
+#define SP_NESTED_NO_READ UINT32_MAX
+
 struct sp_nested_node {
 	char *name;
 	int parent;          /* index into plan nodes; -1: the carrier */
@@ -58,11 +63,17 @@ struct sp_nested_node {
 			      * be one span, so its spans are flagged
 			      * SP_REC_MERGED */
 	/* the first of those arguments, for `args` (want_args): integers
-	 * read whole are shown, the others are not */
+	 * read whole; the length of a slice, Vec, &str or String (len_read);
+	 * the first SP_NESTED_STR_READS * 8 bytes of a &str's or String's
+	 * text (str0: reads through its pointer). Reads the list had no
+	 * room for are SP_NESTED_NO_READ: shown unreadable. */
 	struct sp_nested_arg {
 		char *name;
 		bool is_int, is_signed;
 		uint8_t size;
+		uint8_t show;        /* SP_AFIELD_* */
+		uint32_t off, ptr_off, len_off; /* the field, in its space */
+		uint32_t len_read, str0;
 	} argd[4];
 	bool want_args;
 };
@@ -96,6 +107,8 @@ size_t sp_nested_plan_named(const struct sp_nested_plan *pl);
 struct sp_nested_span {
 	uint32_t node;
 	uint64_t argv[4];    /* the node's first argument reads when it began */
+	uint64_t lenv[4];    /* their lengths then (argd len_read) */
+	uint64_t strv[4][SP_NESTED_STR_READS]; /* their text's first bytes */
 	int parent;
 	uint64_t begin_ns, end_ns;
 	uint64_t unc_lo_ns, unc_hi_ns;

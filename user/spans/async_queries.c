@@ -186,8 +186,32 @@ static int enclosing(const struct out *o, size_t n_nested, uint64_t b, uint64_t 
 	return best;
 }
 
-/* `args` on a nested async fn: its integer arguments, as read when the
- * span began (the values stay in the future for its whole life). */
+/* A nested &str's or String's text: its first bytes as read when the
+ * span began, cut at their length. A read that failed left zeros: a NUL
+ * among the bytes shown makes it unreadable rather than invented. */
+static void nested_text(struct sp_span_cap *v, const struct sp_nested_arg *a,
+			const struct sp_nested_span *s, uint32_t k)
+{
+	size_t len = s->lenv[k], room = 8 * SP_NESTED_STR_READS;
+	char b[8 * SP_NESTED_STR_READS];
+
+	v->type = SP_SPAN_CAP_STR_T;
+	v->status = SP_SPAN_CAP_UNREADABLE;
+	if (a->len_read == SP_NESTED_NO_READ || a->str0 == SP_NESTED_NO_READ)
+		return;
+	memcpy(b, s->strv[k], sizeof(b)); /* little-endian words: bytes in order */
+	if (len > room)
+		len = room;
+	if (memchr(b, 0, len))
+		return;
+	memcpy(v->str, b, len);
+	v->str[len] = '\0';
+	v->status = len < s->lenv[k] ? SP_SPAN_CAP_TRUNCATED : SP_SPAN_CAP_OK;
+}
+
+/* `args` on a nested async fn: its arguments as read when the span began
+ * (they stay in the future for its whole life): integers, lengths of
+ * slices and Vecs, text of &str and String. */
 static struct sp_span_caps *nested_args(const struct sp_nested_node *n,
 					const struct sp_nested_span *s)
 {
@@ -200,14 +224,24 @@ static struct sp_span_caps *nested_args(const struct sp_nested_node *n,
 		struct sp_span_cap *v = &c->v[c->n];
 		uint64_t x = s->argv[k];
 
-		if (!a->is_int || !a->size || a->size > 8)
+		if (a->show == SP_AFIELD_STR) {
+			nested_text(v, a, s, k);
+		} else if (a->show == SP_AFIELD_LEN) {
+			v->type = SP_SPAN_CAP_U64;
+			v->status = a->len_read == SP_NESTED_NO_READ ? SP_SPAN_CAP_UNREADABLE :
+								       SP_SPAN_CAP_OK;
+			v->num = s->lenv[k];
+		} else if (a->is_int && a->size && a->size <= 8) {
+			if (a->is_signed && a->size < 8)
+				x = (uint64_t)((int64_t)(x << (64 - 8 * a->size)) >>
+					       (64 - 8 * a->size));
+			v->type = a->is_signed ? SP_SPAN_CAP_I64 : SP_SPAN_CAP_U64;
+			v->status = SP_SPAN_CAP_OK;
+			v->num = x;
+		} else {
 			continue;
-		if (a->is_signed && a->size < 8)
-			x = (uint64_t)((int64_t)(x << (64 - 8 * a->size)) >> (64 - 8 * a->size));
+		}
 		v->name = a->name;
-		v->type = a->is_signed ? SP_SPAN_CAP_I64 : SP_SPAN_CAP_U64;
-		v->status = SP_SPAN_CAP_OK;
-		v->num = x;
 		c->n++;
 	}
 	if (!c->n) {

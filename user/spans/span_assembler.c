@@ -333,6 +333,21 @@ void sp_asm_put_caps(struct sp_assembler *a, uint64_t key, struct sp_span_caps *
 {
 	uint64_t old;
 
+	/* text read from the target: as sp_asm_caps makes it */
+	for (uint32_t i = 0; i < c->n && i < SP_SPAN_CAPS_MAX; i++) {
+		struct sp_span_cap *v = &c->v[i];
+		char raw[SP_SPAN_CAP_STR + 1];
+
+		if (v->type != SP_SPAN_CAP_STR_T ||
+		    (v->status != SP_SPAN_CAP_OK && v->status != SP_SPAN_CAP_TRUNCATED))
+			continue;
+		v->str[SP_SPAN_CAP_STR] = '\0';
+		memcpy(raw, v->str, sizeof(raw));
+		clean_text(v->str, raw, strlen(raw));
+		if (a->redact)
+			sp_sql_redact(v->str);
+	}
+
 	if (sp_idmap_get(&a->caps, key, &old))
 		free((void *)(uintptr_t)old);
 	if (sp_idmap_put(&a->caps, key, (uintptr_t)c))
