@@ -712,14 +712,15 @@ static int open_elf(const char *path, int *fd, Elf **elf, void **map, size_t *ma
 	return 0;
 }
 
-/* The debug file's ELF, for its DWARF; the object's own without one. */
-static int open_dwarf_elf(struct scan *s, const char *debug_path, int *fd,
+/* The debug file's ELF, for its DWARF; the object's own without one,
+ * opened again from its file: libdw finds split DWARF (.dwo, the .dwp
+ * beside it) through the file, which the shared mapping the code is read
+ * from does not name. */
+static int open_dwarf_elf(struct scan *s, const char *path, const char *debug_path, int *fd,
 			  char *err, size_t errlen)
 {
-	if (!debug_path) {
-		s->dwarf_elf = s->elf;
-		return 0;
-	}
+	if (!debug_path)
+		debug_path = path;
 	*fd = open(debug_path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0) {
 		sp_set_err(err, errlen, "%s: %s", debug_path, strerror(errno));
@@ -771,7 +772,7 @@ int sp_async_analyze_debug(const char *path, const char *debug_path,
 
 	memset(out, 0, sizeof(*out));
 	if (open_elf(path, &fd, &s.elf, &map, &map_size, err, errlen) ||
-	    open_dwarf_elf(&s, debug_path, &dfd, err, errlen))
+	    open_dwarf_elf(&s, path, debug_path, &dfd, err, errlen))
 		goto done;
 	analyze(&s, path, debug_path);
 	free_scan(&s);
