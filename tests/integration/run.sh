@@ -1788,11 +1788,59 @@ t_guard_stale() {
 	sed 's/^/   /' "$d/gb.out"
 }
 
+# Backtraces through guarded frames are whole (issue 11): guardbt calls
+# backtrace() (libgcc's _Unwind_Backtrace) from three probed frames and
+# compares every trace, frame by frame, with its first, taken before
+# spanprobe attached. Without the guard's _Unwind_Backtrace hooks
+# (SPANPROBE_TEST_NO_BACKTRACE_HOOK=1, for this self-check only) the
+# traces stop at the first hijacked frame: the fixture sees the fault.
+bt_round() { # DIR: guardbt under the guard for 2 s, then stopped
+	bg "$FX/guardbt" --pid-file "$1/bt.pid" --progress "$1/progress" >"$1/bt.out" 2>&1
+	bt=$LAST
+	wait_pidfile "$1/bt.pid" "$bt" || return 1
+	attach_sp "$1" "$bt" --exit-probe guard --duration 2s -s "$SYMS/guardbt.syms" -o "$1/spans.bin" || return 1
+	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 2s still runs after 30 s"; return 1; }
+	reap "$SPPID"
+	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$1/sp.err" "spanprobe stderr"; return 1; }
+	kill -USR1 "$bt"
+	wait_exit "$bt" 30 || { fail "guardbt still running 30 s after SIGUSR1"; return 1; }
+	reap "$bt"
+	BT_RC=$RC
+	grep -q '^guardbt: .* short or different, first: .*_ZN2bt5innerEi _ZN2bt6middleEi _ZN2bt5outerEi main' "$1/bt.out" ||
+		{ fail "no guardbt result line with a whole first trace"; show "$1/bt.out" "guardbt output"; return 1; }
+	WRONG=$(sed -n 's/.* traces, \([0-9]*\) short or different.*/\1/p' "$1/bt.out")
+	WORDS=$(sed -n 's/.*unwind guard: \([0-9]*\) return slots.*/\1/p' "$1/sp.err")
+	ABNORMAL=$(sed -n 's/.* \([0-9]*\) abnormal exits.*/\1/p' "$1/sp.err")
+}
+
+t_guard_backtrace() {
+	d=$(newdir guard-bt-nohook)
+	export SPANPROBE_TEST_NO_BACKTRACE_HOOK=1
+	bt_round "$d"
+	_rc=$?
+	unset SPANPROBE_TEST_NO_BACKTRACE_HOOK
+	[ "$_rc" = 0 ] || return 1
+	[ "${WRONG:-0}" -gt 0 ] && [ "$BT_RC" = 1 ] ||
+		{ fail "without the backtrace hooks every trace was whole: the fixture cannot see the fault"; show "$d/bt.out" "guardbt output"; return 1; }
+	echo "   without the backtrace hooks: $WRONG traces short or different"
+	d=$(newdir guard-bt)
+	bt_round "$d" || return 1
+	[ "$BT_RC" = 0 ] && [ "$WRONG" = 0 ] || { fail "guardbt exited $BT_RC: $(cat "$d/bt.out")"; return 1; }
+	[ "${WORDS:-0}" -gt 0 ] || { fail "the guard wrote no slot: the traces did not cross guarded frames"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	# re-armed at the backtrace's return: the probed calls still end at
+	# their own returns (without the re-arm every traced call would end
+	# abnormally); at most the 3 frames in flight when the guard lets go
+	# at detach (it restores them) do not
+	[ "${ABNORMAL:-999}" -le 3 ] || { fail "$ABNORMAL calls ended abnormally: slots not re-armed after a backtrace"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   with them: every trace whole, $WORDS return slots restored or re-armed, $ABNORMAL abnormal exits"
+	sed 's/^/   /' "$d/bt.out"
+}
+
 ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach rust_exe async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args pg_usdt
-     guard_sigkill guard_stale"
+     guard_sigkill guard_stale guard_backtrace"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)
