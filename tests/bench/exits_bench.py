@@ -111,7 +111,7 @@ def per_call(a, b, log):
 
 def summary_words(tracer):
     """The summary's line about the guard (after stop), for the record."""
-    return next((l for l in tracer.lines if "guard" in l and "wrote" in l), None)
+    return next((l for l in tracer.lines if "return slots restored" in l), None)
 
 
 def results(samples, modes, guard_words, a):
