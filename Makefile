@@ -33,7 +33,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 DEPS_STAMP := /var/lib/spanprobe-deps.v9
 
 .SECONDARY:
-.PHONY: all deps test test-repeat unit integration demo clean vmlinux fixtures check-layers
+.PHONY: all deps test test-repeat test-guard unit integration demo clean vmlinux fixtures check-layers
 all: $(BIN)
 
 deps: $(DEPS_STAMP)
@@ -91,6 +91,11 @@ unit: $(UNIT_BINS) rust-mini rust-fixtures fixtures
 
 integration: $(BIN) fixtures rust-fixtures
 	sh tests/integration/run.sh $(IT)
+
+# The unwind guard's tests (opt-in --exit-probe guard; not in make test:
+# README "Unwind guard" says why).
+test-guard: $(BIN) fixtures rust-fixtures
+	sh tests/integration/run.sh guard_sigkill guard_stale guard_backtrace
 
 # Each stage's duration is printed ("== make STAGE: N s"; test-repeat
 # collects them). The builds and the unit tests under valgrind (CPU only,

@@ -1250,6 +1250,13 @@ struct sp_guard_state {
 	 * them, and their slots may lie inside live frames again */
 	__u64 stale_ri[SP_GUARD_STALE];
 	__u64 stale_stack[SP_GUARD_STALE];
+	/* The slots _Unwind_Backtrace's entry restored, re-armed at its
+	 * return: exactly these, never one an exception in flight restored
+	 * (a backtrace taken in a cleanup pad) */
+	__u32 bt_n;
+	__u32 bt_pad;
+	__u64 bt_slot[SP_GUARD_MAX];
+	__u64 bt_val[SP_GUARD_MAX];
 };
 
 struct {
@@ -1415,6 +1422,13 @@ static __always_inline int guard_bounds(struct pt_regs *ctx, __u32 kind,
 		if (gs)
 			note_stale(ctx, gs);
 		return -1;
+	case SP_GUARD_BACKTRACE:
+		if (gs)
+			gs->bt_n = 0;
+		return 0;
+	case SP_GUARD_BACKTRACE_RET:
+		*op = SP_GUARD_REARM;
+		return 0;
 	case SP_GUARD_SETIP:
 		/* the first landing pad of phase 2 is the handler's or a
 		 * cleanup's below it: frames at or above the handler's
@@ -1430,6 +1444,40 @@ static __always_inline int guard_bounds(struct pt_regs *ctx, __u32 kind,
 		return 0;
 	}
 	return -1;
+}
+
+/* Remembers what a backtrace's entry restored (the guardian writes it). */
+static __always_inline void bt_remember(struct sp_guard_state *gs, const struct sp_guard_rec *r)
+{
+	__u32 n = r->n < SP_GUARD_MAX ? r->n : SP_GUARD_MAX;
+
+	for (__u32 i = 0; i < SP_GUARD_MAX && i < n; i++) {
+		gs->bt_slot[i] = r->slot[i];
+		gs->bt_val[i] = r->val[i];
+	}
+	gs->bt_n = n;
+}
+
+/* At a backtrace's return: the remembered slots that still hold their
+ * real return address get the trampoline back. */
+static __always_inline void bt_collect(struct sp_guard_state *gs, struct sp_guard_rec *r)
+{
+	__u32 n = gs->bt_n;
+
+	r->n = 0;
+	for (__u32 i = 0; i < SP_GUARD_MAX && i < n; i++) {
+		__u64 cur = 0;
+		__u32 k;
+
+		if (bpf_probe_read_user(&cur, sizeof(cur), (void *)gs->bt_slot[i]) ||
+		    cur != gs->bt_val[i])
+			continue;
+		k = r->n & (SP_GUARD_MAX - 1);
+		r->slot[k] = gs->bt_slot[i];
+		r->val[k] = gs->bt_val[i];
+		r->n++;
+	}
+	gs->bt_n = 0;
 }
 
 SEC("uprobe")
@@ -1448,7 +1496,7 @@ int sp_guard(struct pt_regs *ctx)
 	ri = BPF_CORE_READ(t, utask, return_instances);
 	gs = bpf_task_storage_get(&guard_state, t, 0,
 				  ri && (kind == SP_GUARD_THROW || kind == SP_GUARD_FORCED ||
-					 kind == SP_GUARD_LONGJMP) ?
+					 kind == SP_GUARD_LONGJMP || kind == SP_GUARD_BACKTRACE) ?
 				  BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 	if (guard_bounds(ctx, kind, gs, &floor, &ceil, &op) || !ri)
 		return 0;
@@ -1460,7 +1508,17 @@ int sp_guard(struct pt_regs *ctx)
 		__sync_fetch_and_add(&guard_lost, 1);
 		return 0;
 	}
-	guard_collect(r, ri, gs, floor, ceil, tramp, op);
+	if (kind == SP_GUARD_BACKTRACE_RET) {
+		if (!gs || !gs->bt_n) {
+			bpf_ringbuf_discard(r, 0);
+			return 0;
+		}
+		bt_collect(gs, r);
+	} else {
+		guard_collect(r, ri, gs, floor, ceil, tramp, op);
+		if (kind == SP_GUARD_BACKTRACE && gs)
+			bt_remember(gs, r);
+	}
 	if (!r->n) {
 		bpf_ringbuf_discard(r, 0);
 		__sync_fetch_and_add(&guard_idle, 1);

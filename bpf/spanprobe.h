@@ -111,6 +111,8 @@ enum sp_guard_hook {
 	SP_GUARD_RESUME = 3, /* _Unwind_Resume: a cleanup pad is done */
 	SP_GUARD_SETIP = 4,  /* _Unwind_SetIP: a landing pad is installed */
 	SP_GUARD_LONGJMP = 5, /* libc's longjmp, siglongjmp, __longjmp_chk */
+	SP_GUARD_BACKTRACE = 6,     /* _Unwind_Backtrace's entry: whole stacks */
+	SP_GUARD_BACKTRACE_RET = 7, /* its ret sites: the slots it had go back */
 };
 #define SP_GUARD_STALE 16 /* stale instances remembered per thread */
 

@@ -20,7 +20,10 @@ like on a shared and noisy machine:
   attach       attach and detach times, 1,000 functions;
   hyper        a Rust async server's throughput untraced, traced, traced
                without observation points, and what the context-switch
-               hook costs the rest of the machine (hyper_bench.py).
+               hook costs the rest of the machine (hyper_bench.py);
+  exits        --exit-probe retsites vs guard vs uretprobe per call (C++
+               and Rust), per exception, and on hsrv's hello requests
+               (exits_bench.py).
 
 Output: a table on stdout, the same figures in BUILD/bench/results.json.
 Timed target loops run on the last CPU at SCHED_FIFO priority 10 (other
@@ -41,6 +44,7 @@ import sys
 import threading
 import time
 
+import exits_bench
 import hyper_bench
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -847,6 +851,10 @@ def targets(res):
         ("attach 1,000 functions (default mode: " + res["attach_1000"]["session"]["mode_used"] + ")",
          "<= 1 s", f"{att:.3f} s", att <= 1.0),
     ]
+    if "exits" in res:  # hsrv's exits are guarded under auto (panic = "unwind")
+        h = res["exits"]["hello"]["throughput_ratio_to_untraced"]["guard"]
+        rows.append(("tokio/hyper server (hsrv hello), guarded exits as auto picks, throughput",
+                     ">= 0.85x untraced", f"{h:.3f}x", h >= 0.85))
     return [{"target": t, "goal": g, "measured": m, "met": bool(ok)} for t, g, m, ok in rows]
 
 
@@ -872,6 +880,8 @@ def print_report(res):
         hyper_bench.report(res["hyper"])
     if "captures" in res:
         print_captures(res["captures"])
+    if "exits" in res:
+        exits_bench.report(res["exits"])
     print_tail(res)
 
 
@@ -987,7 +997,7 @@ def print_tail(res):
 # ---------------------------------------------------------------- main
 
 PHASES = ["per_call", "bpf_prog_stats", "first_instruction", "verifier", "load", "attach",
-          "hyper", "captures"]
+          "hyper", "captures", "exits"]
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -1072,6 +1082,8 @@ def main():
         res["hyper"] = phase(res, "hyper", lambda: hyper_bench.run(a, log, prog_runs))
     if want("captures"):
         res["captures"] = phase(res, "captures", lambda: captures(a))
+    if want("exits"):
+        res["exits"] = phase(res, "exits", lambda: exits_bench.run(a, sys.modules[__name__], log))
     if a.phases == set(PHASES):
         res["targets"] = targets(res)
     res["bench_seconds"] = round(time.monotonic() - t_start, 1)

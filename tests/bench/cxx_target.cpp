@@ -7,6 +7,9 @@
  * Commands as tests/bench/rust_target.rs: armed|clear FUNC [OFF],
  * run plain|root leaf MS ("CALLS NS"), quit; FUNC: leaf
  * (bench::Counter::add(long)) or root (bench::root).
+ * run plain|root throw MS: the same loops, each call throwing out of
+ * add() into the loop's catch (the cost of an exception through a
+ * traced frame).
  */
 #include <chrono>
 #include <cstdint>
@@ -48,12 +51,31 @@ NOINLINE long timed_loop(Counter &c, clk::time_point deadline, long *calls)
 	return acc;
 }
 
+/* Each call throws through add(); caught here, above the traced frame. */
+NOINLINE long throw_loop(Counter &c, clk::time_point deadline, long *calls)
+{
+	long acc = 0, n = 0;
+
+	do {
+		for (int i = 0; i < 16; i++) {
+			try {
+				acc += c.add(-1 - i);
+			} catch (const std::invalid_argument &) {
+				acc++;
+			}
+		}
+		n += 16;
+	} while (clk::now() < deadline);
+	*calls = n;
+	return acc;
+}
+
 volatile long sink;
 
 /* The query root; the store after the call keeps it from being a tail call. */
-NOINLINE long root(Counter &c, clk::time_point deadline, long *calls)
+NOINLINE long root(Counter &c, clk::time_point deadline, long *calls, bool throws = false)
 {
-	long r = timed_loop(c, deadline, calls);
+	long r = throws ? throw_loop(c, deadline, calls) : timed_loop(c, deadline, calls);
 
 	sink = r;
 	return r;
@@ -112,14 +134,18 @@ int main()
 			else
 				printf("%s\n", wait_state(addr_of(a) + off, pristine[k][off],
 							  line[0] == 'a'));
-		} else if (sscanf(line, "run %63s %63s %ld", a, b, &ms) == 3 && !strcmp(b, "leaf") &&
-			   ms > 0) {
+		} else if (sscanf(line, "run %63s %63s %ld", a, b, &ms) == 3 &&
+			   (!strcmp(b, "leaf") || !strcmp(b, "throw")) && ms > 0) {
 			long calls = 0;
+			bool throws = !strcmp(b, "throw");
 			auto t0 = bench::clk::now();
 			auto deadline = t0 + std::chrono::milliseconds(ms);
 
-			bench::sink = !strcmp(a, "root") ? bench::root(c, deadline, &calls)
-							 : bench::timed_loop(c, deadline, &calls);
+			if (!strcmp(a, "root"))
+				bench::sink = bench::root(c, deadline, &calls, throws);
+			else
+				bench::sink = throws ? bench::throw_loop(c, deadline, &calls)
+						     : bench::timed_loop(c, deadline, &calls);
 			printf("%ld %lld\n", calls,
 			       (long long)std::chrono::duration_cast<std::chrono::nanoseconds>(
 				       bench::clk::now() - t0).count());

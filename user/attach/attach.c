@@ -12,6 +12,7 @@
 #include "resolve/async_nested.h"
 #include "attach/attach.h"
 #include "attach/unwind_guard.h"
+#include "attach/backtrace_sites.h"
 #include "attach/nested_ranges.h"
 #include "spanprobe.skel.h"
 
@@ -687,6 +688,46 @@ static int guard_hook(struct sp_attach *a, pid_t tgid, const char *path, const c
 	return 0;
 }
 
+/* _Unwind_Backtrace sees whole stacks: restored at its entry, re-armed
+ * at its ret sites. Best effort: without its exits its entry is not
+ * hooked either (restored slots would lose their exits for good). */
+static void guard_backtrace(struct guard_arm_arg *g, int *fds, size_t max, size_t *n)
+{
+	uint64_t offs[32];
+	size_t k = 0;
+	char why[256];
+
+	/* the knob exists only for guard_backtrace's self-check: without
+	 * these hooks its fixture's traces must come out short */
+	if (getenv("SPANPROBE_TEST_NO_BACKTRACE_HOOK"))
+		return;
+	if (sp_backtrace_ret_sites(g->unwinder, offs, 32, &k, why, sizeof(why))) {
+		fprintf(stderr, "spanprobe: unwind guard: backtraces through guarded frames stop "
+			"there: %s\n", why);
+		return;
+	}
+	for (size_t i = 0; i < k; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo,
+			    .bpf_cookie = sp_probe_cookie(SP_GUARD_BACKTRACE_RET, SP_SYM_GUARD_REARM));
+		struct bpf_link *l = bpf_program__attach_uprobe_opts(g->a->skel->progs.sp_guard,
+								     g->tgid, g->unwinder,
+								     (size_t)offs[i], &uo);
+
+		if (!l || *n >= max) {
+			bpf_link__destroy(l);
+			goto undo;
+		}
+		fds[(*n)++] = bpf_link__fd(l);
+	}
+	if (!guard_hook(g->a, g->tgid, g->unwinder, "_Unwind_Backtrace", SP_GUARD_BACKTRACE,
+			SP_SYM_GUARD_RESTORE, fds, max, n))
+		return;
+undo:
+	/* the ret-site links alone do nothing (no slot remembered) */
+	fprintf(stderr, "spanprobe: unwind guard: cannot hook _Unwind_Backtrace in %s\n",
+		g->unwinder);
+}
+
 /* Runs in the guardian: the links are its own. */
 static int guard_arm(void *arg, int *fds, size_t max, size_t *n, int *iter_fd, char *err,
 		     size_t errlen)
@@ -705,10 +746,15 @@ static int guard_arm(void *arg, int *fds, size_t max, size_t *n, int *iter_fd, c
 			return -1;
 		}
 	/* frames a longjmp leaves must never be written: best effort (a
-	 * program with longjmp linked in statically is not hooked) */
+	 * program with longjmp linked in statically is not hooked). The
+	 * knob exists only for the test (guard_stale) that proves, without
+	 * these hooks, that its fixture does get a stale slot written */
 	libc_path(g->tgid, libc, sizeof(libc));
+	if (getenv("SPANPROBE_TEST_NO_LONGJMP_HOOK"))
+		libc[0] = 0;
 	for (size_t i = 0; libc[0] && i < 2; i++)
 		guard_hook(g->a, g->tgid, libc, jumps[i], SP_GUARD_LONGJMP, 0, fds, max, n);
+	guard_backtrace(g, fds, max, n);
 	it = bpf_program__attach_iter(g->a->skel->progs.sp_guard_iter, NULL);
 	if (!it) {
 		snprintf(err, errlen, "unwind guard: the task iterator: %s", strerror(errno));

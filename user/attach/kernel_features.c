@@ -199,6 +199,15 @@ static void probe_write_user(struct sp_feature_result *r)
 	}
 }
 
+void sp_kernel_write_user_probe(struct sp_feature_result *r)
+{
+	libbpf_print_fn_t old = libbpf_set_print(quiet);
+
+	memset(r, 0, sizeof(*r));
+	probe_write_user(r);
+	libbpf_set_print(old);
+}
+
 void sp_kernel_features_probe(struct sp_feature_result out[SP_FEAT_COUNT])
 {
 	libbpf_print_fn_t old = libbpf_set_print(quiet);

@@ -32,4 +32,8 @@ const char *sp_feature_label(enum sp_feature f);
  * answers are "unknown" with the error). */
 void sp_kernel_features_probe(struct sp_feature_result out[SP_FEAT_COUNT]);
 
+/* Only SP_FEAT_WRITE_USER: the unwind guard tells at attach whether BPF
+ * could write the return slots itself. */
+void sp_kernel_write_user_probe(struct sp_feature_result *r);
+
 #endif

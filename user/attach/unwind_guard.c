@@ -407,13 +407,17 @@ static unsigned sweep(struct guardian *g)
  * more once a sweep finds none left; the guard hooks go with us. */
 static void finish(struct guardian *g)
 {
+	int quiet = 0;
+
 	g->draining = true;
-	for (int i = 0; i < 40; i++) {
+	/* one empty sweep proves little: the threads may all have been
+	 * between probed calls at that instant; three in a row, 25 ms
+	 * apart, before the hooks go */
+	for (int i = 0; i < 80 && quiet < 3; i++) {
 		struct timespec nap = { 0, 25000000 };
 
 		reap(g);
-		if (!sweep(g) && !signal_pending(g))
-			break;
+		quiet = !sweep(g) && !signal_pending(g) ? quiet + 1 : 0;
 		nanosleep(&nap, NULL);
 	}
 }

@@ -16,6 +16,7 @@
 #include "resolve/async_visibility.h"
 #include "resolve/dl_rendezvous.h"
 #include "attach/attach.h"
+#include "attach/kernel_features.h"
 #include "attach/lib_follow.h"
 #include "attach/other_tracers.h"
 #include "attach/unwind_guard.h"
@@ -824,9 +825,18 @@ static void say_exits(const struct sp_session *s)
 			n[s->funcs.v[i].exit_mode]++;
 	fprintf(stderr, "spanprobe: exits: %zu uretprobe, %zu guarded uretprobe, %zu ret sites",
 		n[SP_EXIT_URETPROBE], n[SP_EXIT_GUARD], n[SP_EXIT_RETSITES]);
-	if (s->funcs.unwinder)
+	if (s->funcs.unwinder) {
+		struct sp_feature_result w;
+
 		fprintf(stderr, " (unwind guard on %s, guardian pid %d)", s->funcs.unwinder,
 			(int)sp_attach_guard_pid(s->att));
+		/* the guardian is the writer either way: the BPF writer is not
+		 * built, and this kernel (lockdown) would refuse it */
+		sp_kernel_write_user_probe(&w);
+		fprintf(stderr, "; slots written by the guardian through /proc/PID/mem "
+			"(bpf_probe_write_user %s%s)", !w.known ? "untested: " : "",
+			w.yes ? "allowed here, unused" : w.detail);
+	}
 	fputc('\n', stderr);
 }
 
