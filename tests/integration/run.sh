@@ -881,7 +881,7 @@ t_rust_tower() {
 	grep -q 'async tsrv::handlers::handle: inlined, seen through root <tsrv::QueryServer as tower_service::Service<.*>>::call::{async_block#0} (member __awaitee,' "$T/tsrv-symbols.txt" ||
 		{ fail "symbols does not show handle through the service's boxed async block"; show "$T/tsrv-symbols.txt" "symbols"; return 1; }
 	echo "   symbols: handle seen through <QueryServer as Service>::call::{async_block#0}"
-	for v in "" -v0 -lines; do
+	for v in ${TOWER_VARIANTS:-"" -v0 -lines}; do
 		d=$(newdir "tower$v")
 		hyper_run "$v" "$d" tsrv
 		if [ "$v" = -lines ]; then
@@ -1784,7 +1784,7 @@ ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
      storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args pg_usdt
-     guard_sigkill"
+     guard_sigkill rust_tower"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)
