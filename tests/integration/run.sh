@@ -874,14 +874,21 @@ t_rust_hyper() {
 # box). handle is seen through the boxed async block's own poll (through
 # the dyn Future's vtable, out of line). Checked as rust_hyper's: 16
 # requests on 4 keep-alive connections, every span of every slow request
-# against the truth by identity, release and v0 builds; the
-# line-tables-only build cannot show the root: an error.
+# against the truth by identity, release and v0 builds, and tsrv-fn: the
+# same layers over hyper's service_fn(handle), nothing boxed (handle by
+# value in the layers' ResponseFutures, seen through futures_util's
+# Map::poll, a plain carrier first entered by the poll that starts
+# handle); the line-tables-only build cannot show the root: an error.
 t_rust_tower() {
 	"$SP" symbols -s "$SYMS/tsrv.syms" "$FX/tsrv" > "$T/tsrv-symbols.txt" 2>&1
 	grep -q 'async tsrv::handlers::handle: inlined, seen through root <tsrv::QueryServer as tower_service::Service<.*>>::call::{async_block#0} (member __awaitee,' "$T/tsrv-symbols.txt" ||
 		{ fail "symbols does not show handle through the service's boxed async block"; show "$T/tsrv-symbols.txt" "symbols"; return 1; }
 	echo "   symbols: handle seen through <QueryServer as Service>::call::{async_block#0}"
-	for v in ${TOWER_VARIANTS:-"" -v0 -lines}; do
+	"$SP" symbols -s "$SYMS/tsrv.syms" "$FX/tsrv-fn" > "$T/tsrv-fn-symbols.txt" 2>&1
+	grep -q 'async tsrv::handlers::handle: inlined, seen through root <futures_util::future::future::map::Map<Fut,F> as core::future::future::Future>::poll (member Incomplete\.future\.future,' "$T/tsrv-fn-symbols.txt" ||
+		{ fail "symbols does not show tsrv-fn's handle through the layers' Map::poll"; show "$T/tsrv-fn-symbols.txt" "symbols"; return 1; }
+	echo "   symbols: tsrv-fn's handle seen through futures_util's Map::poll (member Incomplete.future.future)"
+	for v in ${TOWER_VARIANTS:-"" -v0 -fn -lines}; do
 		d=$(newdir "tower$v")
 		hyper_run "$v" "$d" tsrv
 		if [ "$v" = -lines ]; then
