@@ -70,6 +70,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 -include tests/fixtures/rust/rust.mk
 -include tests/fixtures/micromegas/micromegas.mk
 -include tests/fixtures/hyper/hyper.mk
+-include tests/fixtures/tower/tower.mk
 -include tests/fixtures/rust-mini/rust-mini.mk
 -include tests/fixtures/rust-err/rust-err.mk
 -include tests/bench/bench.mk

@@ -788,9 +788,11 @@ t_async_fn_name() {
 # request against the server's truth, paired by identity (check_hyper.py:
 # present, parents right, begin and end within 2 ms, nothing invented or
 # merged). The line-tables-only build cannot show the root: an error.
-# hyper_run V DIR: one traced run of hsrv$V; status in RC.
+# hyper_run V DIR [FIXTURE]: one traced run of FIXTURE$V (default hsrv);
+# status in RC.
 hyper_run() {
-	bg "$SP" run -s "$SYMS/hsrv.syms" -o "$2/spans.bin" -- "$FX/hsrv$1" \
+	_fx=${3:-hsrv}
+	bg "$SP" run -s "$SYMS/$_fx.syms" -o "$2/spans.bin" -- "$FX/$_fx$1" \
 		--port-file "$2/port" --pid-file "$2/pid" --truth "$2/truth.jsonl" \
 		>"$2/sp.out" 2>"$2/sp.err"
 	_sp=$LAST
@@ -804,7 +806,7 @@ hyper_run() {
 	if ! wait_exit "$_sp" 120; then
 		kill -KILL "$_sp" 2>/dev/null || :
 		reap "$_sp"
-		fail "spanprobe run hsrv$1 did not finish within 120 s"
+		fail "spanprobe run $_fx$1 did not finish within 120 s"
 		RC=1
 		return 0
 	fi
@@ -861,6 +863,48 @@ t_rust_hyper() {
 				{ fail "check_hyper.py accepts a broken output ($m)"; return 1; }
 		done
 		echo "   check_hyper.py rejects a dropped, a late and a merged span, and an end past the next sync entry"
+	done
+}
+
+# A hyper 0.14 server shaped like a tonic service (issue 10; tonic is not
+# in Debian, tower 0.4.13 is): tsrv, hsrv's handlers behind a hand-written
+# tower::Service whose call returns Box::pin(async move { handle(req).await }),
+# wrapped in ServiceBuilder's concurrency_limit, timeout and map_response
+# (hand-written ResponseFutures holding it by value, in hyper's in_flight
+# box). handle is seen through the boxed async block's own poll (through
+# the dyn Future's vtable, out of line). Checked as rust_hyper's: 16
+# requests on 4 keep-alive connections, every span of every slow request
+# against the truth by identity, release and v0 builds, and tsrv-fn: the
+# same layers over hyper's service_fn(handle), nothing boxed (handle by
+# value in the layers' ResponseFutures, seen through futures_util's
+# Map::poll, a plain carrier first entered by the poll that starts
+# handle); the line-tables-only build cannot show the root: an error.
+t_rust_tower() {
+	"$SP" symbols -s "$SYMS/tsrv.syms" "$FX/tsrv" > "$T/tsrv-symbols.txt" 2>&1
+	grep -q 'async tsrv::handlers::handle: inlined, seen through root <tsrv::QueryServer as tower_service::Service<.*>>::call::{async_block#0} (member __awaitee,' "$T/tsrv-symbols.txt" ||
+		{ fail "symbols does not show handle through the service's boxed async block"; show "$T/tsrv-symbols.txt" "symbols"; return 1; }
+	echo "   symbols: handle seen through <QueryServer as Service>::call::{async_block#0}"
+	"$SP" symbols -s "$SYMS/tsrv.syms" "$FX/tsrv-fn" > "$T/tsrv-fn-symbols.txt" 2>&1
+	grep -q 'async tsrv::handlers::handle: inlined, seen through root <futures_util::future::future::map::Map<Fut,F> as core::future::future::Future>::poll (member Incomplete\.future\.future,' "$T/tsrv-fn-symbols.txt" ||
+		{ fail "symbols does not show tsrv-fn's handle through the layers' Map::poll"; show "$T/tsrv-fn-symbols.txt" "symbols"; return 1; }
+	echo "   symbols: tsrv-fn's handle seen through futures_util's Map::poll (member Incomplete.future.future)"
+	for v in ${TOWER_VARIANTS:-"" -v0 -fn -lines}; do
+		d=$(newdir "tower$v")
+		hyper_run "$v" "$d" tsrv
+		if [ "$v" = -lines ]; then
+			[ "$RC" = 1 ] && grep -q "tsrv.syms:[0-9]*: root 'tsrv::handlers::handle::{\*}': matched nothing: .*nested decoding needs debug info" "$d/sp.err" ||
+				{ fail "tsrv-lines: run exited $RC without the error naming the root and why"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+			echo "   tsrv-lines: an error naming the root pattern and why (exit 1)"
+			continue
+		fi
+		[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		grep -q ' (0 lost)' "$d/sp.err" || { fail "records were lost"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+		"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
+		echo "   tsrv$v, 16 requests on 4 keep-alive connections:"
+		python3 tests/integration/check_hyper.py --truth "$d/truth.jsonl" --spans "$d/spans.json" --report |
+			sed 's/^/   /'
+		python3 tests/integration/check_hyper.py --truth "$d/truth.jsonl" --spans "$d/spans.json" \
+			>/dev/null || { show "$d/sp.err" "spanprobe stderr"; return 1; }
 	done
 }
 
@@ -1885,7 +1929,8 @@ t_guard_backtrace() {
 ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach rust_exe async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args rust_nested_args pg_usdt"
+     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args rust_nested_args pg_usdt
+     rust_tower"
 # The unwind guard is opt-in and not reliable yet (guard_sigkill fails
 # often: restore records lost to a full ring buffer let an exception reach
 # a hijacked frame): `make test-guard` runs its tests, make test does not.

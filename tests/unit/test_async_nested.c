@@ -326,6 +326,50 @@ static void test_pointer_hops(void **state)
 	sp_nested_run_free(&r);
 }
 
+/* tower's Map around hyper's service_fn future (tsrv-fn): a plain carrier
+ * entered first by the poll that starts h. A read at a poll's entry has
+ * its window from the previous read (BPF: entry_ns = previous read,
+ * exit_ns = now = poll_ns); h seen Unresumed there has not run: it
+ * begins at that entry, not since the previous request's last read, and
+ * is not partial. */
+enum { M_TAG, M_H, M_ARG, M_N };
+
+static void test_unresumed_at_entry(void **state)
+{
+	struct sp_nested_node mn[] = {
+		{ "h", -1, SP_ANODE_COROUTINE, &g0, 1, false, M_H, M_ARG, 1, SP_ROLE_ROOT, 0,
+		  0, 0, 0, 0, false, { { 0 } }, false },
+	};
+	struct sp_nested_plan mp = { .nodes = mn, .n = 1, .n_reads = M_N, .plain = true };
+	struct sp_nested_run r;
+
+	(void)state;
+	assert_int_equal(sp_nested_run_init(&r, &mp), 0);
+#define MREAD(poll, entry, exit, st, arg)                                            \
+	do {                                                                         \
+		uint64_t v_[M_N] = { 0, st, arg };                                   \
+		r.poll_ns = poll;                                                    \
+		assert_int_equal(sp_nested_run_feed(&r, entry, exit, v_, M_N), 0);   \
+	} while (0)
+	MREAD(100, 100, 0, 0, 7);       /* first read, at the entry: Unresumed */
+	MREAD(100, 100, 110, 3, 7);     /* its exit: suspended */
+	MREAD(500, 110, 510, 1, 7);     /* a later poll's exit: Returned */
+	MREAD(900, 510, 900, 0, 7);     /* the next request, at the entry */
+	MREAD(900, 900, 910, 3, 7);
+	MREAD(1300, 910, 1310, 1, 7);
+#undef MREAD
+	sp_nested_run_end(&r, 1400, false);
+	assert_int_equal(r.n_spans, 2);
+	for (size_t k = 0; k < 2; k++) {
+		assert_false(r.spans[k].flags & SP_REC_PARTIAL);
+		assert_int_equal(r.spans[k].unc_lo_ns, 0);
+	}
+	assert_int_equal(r.spans[0].begin_ns, 100);
+	assert_int_equal(r.spans[1].begin_ns, 900);
+	assert_int_equal(r.spans[1].end_ns, 1310);
+	sp_nested_run_free(&r);
+}
+
 /* Equal arguments, told apart by a local the parent holds across the
  * await (a loop's iterator); with nothing to tell them apart, the span is
  * flagged merged, never plain. */
@@ -436,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_instance_seen_only_inside_a_poll),
 		cmocka_unit_test(test_lagging_parent_invents_nothing),
 		cmocka_unit_test(test_pointer_hops),
+		cmocka_unit_test(test_unresumed_at_entry),
 		cmocka_unit_test(test_held_local_and_merged),
 		cmocka_unit_test(test_plan_arg_reads),
 	};

@@ -506,7 +506,7 @@ static uint64_t begin_lo(const struct sp_nested_run *r, int i, uint64_t lo, uint
  * is no longer live or is another instance (new fingerprint); a live one
  * without an open instance begins. */
 static int step_named(struct sp_nested_run *r, int i, const uint64_t *v, uint32_t nv,
-		      uint64_t lo, uint64_t hi, bool partial)
+		      uint64_t lo, uint64_t hi, bool partial, bool entry)
 {
 	const struct sp_nested_node *n = &r->plan->nodes[i];
 	uint64_t st = r->value[i], fp = fingerprint(r, n, v, nv);
@@ -516,6 +516,14 @@ static int step_named(struct sp_nested_run *r, int i, const uint64_t *v, uint32_
 
 	if (r->cur[i] >= 0 && (!live || fp != r->fp[i] || reborn))
 		close_span(r, i, lo, hi, r->active[i] && st == 2 ? SP_REC_ABNORMAL : 0);
+	/* Unresumed at a poll's entry, where states are up to date: its body
+	 * has not run, it begins in this poll, not since the previous read
+	 * (a plain carrier, tower's Map around hyper's service_fn future, is
+	 * entered first for the poll that starts it) */
+	if (live && st == 0 && entry && !r->mid) {
+		lo = hi;
+		partial = false;
+	}
 	/* Inside a poll a parent's state lags its code: its next await's
 	 * future, or what it builds in a slot it left, would pass for this
 	 * node's. Instances begin for sure only at a poll's entry or exit,
@@ -592,6 +600,9 @@ int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit
 	/* the first read of a future first polled before attach (its state
 	 * is not Unresumed): what is live then began earlier */
 	bool partial = !r->reads && (exit_ns || (nv && v[0] != 0) || pl->plain);
+	/* a read at the carrier poll's entry: its window reaches back to the
+	 * previous read, its values are those at the entry (hi) */
+	bool entry = !r->mid && (!exit_ns || (r->poll_ns && exit_ns == r->poll_ns));
 
 	if (r->ended)
 		return 0;
@@ -604,7 +615,7 @@ int sp_nested_run_feed(struct sp_nested_run *r, uint64_t entry_ns, uint64_t exit
 
 		r->value[i] = n->val < nv ? v[n->val] : 0;
 		r->active[i] = pa && guard_holds(n, pv);
-		if (n->role >= 0 && step_named(r, (int)i, v, nv, lo, hi, partial))
+		if (n->role >= 0 && step_named(r, (int)i, v, nv, lo, hi, partial, entry))
 			return -1;
 		if (is_ptr(n->kind) && see_ptr(r, (int)i, lo, hi))
 			return -1;
