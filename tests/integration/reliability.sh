@@ -505,7 +505,8 @@ EOF
 		bpf_map_update_elem bpf_map_delete_elem bpf_ktime_get_ns bpf_ringbuf_reserve
 		bpf_ringbuf_submit bpf_ringbuf_discard bpf_probe_read_user bpf_session_is_return
 		bpf_probe_read_user_str bpf_probe_read_kernel
-		bpf_get_current_task_btf bpf_task_storage_get_recur bpf_task_storage_delete_recur"
+		bpf_get_current_task_btf bpf_task_storage_get_recur bpf_task_storage_delete_recur
+		bpf_task_storage_get"
 	# shellcheck disable=SC2086
 	allowed=$(printf '%s ' $allowed)
 	# helper calls (not "call pc+N": calls of the programs' own functions)
@@ -514,6 +515,9 @@ EOF
 	if [ -n "$extra" ]; then
 		fail "spanprobe's programs call helpers beyond the expected set: $extra"; bad=1
 	fi
+	# (the unwind guard's programs, which signal threads and read the
+	# kernel's return instances through a task iterator, are loaded only
+	# with --exit-probe guard: not here)
 	# (bpf_probe_read_user_str: strings captured on request, user memory too;
 	# bpf_probe_read_kernel: libbpf's bpf_usdt_arg (usdt.bpf.h) reading a
 	# USDT argument's register out of the probe's own pt_regs, its ctx)

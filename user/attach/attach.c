@@ -372,8 +372,16 @@ static bool has_carriers(const struct sp_func_set *fs)
 	return false;
 }
 
+static bool has_guard(const struct sp_func_set *fs)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		if (fs->v[i].exit_mode == SP_EXIT_GUARD && !fs->v[i].problem)
+			return true;
+	return false;
+}
+
 static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mode,
-			       bool carriers)
+			       bool carriers, bool guard)
 {
 	enum bpf_attach_type multi = mode == SP_ATTACH_CLASSIC ? 0 : BPF_TRACE_UPROBE_MULTI;
 
@@ -381,6 +389,9 @@ static void configure_programs(struct spanprobe_bpf *sk, enum sp_attach_mode mod
 	bpf_program__set_autoload(sk->progs.sp_switch, carriers);
 	bpf_program__set_autoload(sk->progs.sp_session, mode == SP_ATTACH_SESSION);
 	bpf_program__set_autoload(sk->progs.sp_exit_ret, mode != SP_ATTACH_SESSION);
+	/* the guard's programs (they signal threads) only where it is used */
+	bpf_program__set_autoload(sk->progs.sp_guard, guard);
+	bpf_program__set_autoload(sk->progs.sp_guard_iter, guard);
 	bpf_program__set_expected_attach_type(sk->progs.sp_session, SP_TRACE_UPROBE_SESSION);
 	bpf_program__set_expected_attach_type(sk->progs.sp_entry, multi);
 	bpf_program__set_expected_attach_type(sk->progs.sp_exit_ret, multi);
@@ -547,7 +558,8 @@ static int load_skeleton(struct sp_attach *a, pid_t tgid, const struct sp_func_s
 	 * only, as before observation points; the context-switch hook stays
 	 * out */
 	a->skel->rodata->observe_points = !getenv("SPANPROBE_NO_OBSERVE");
-	configure_programs(a->skel, mode, has_carriers(fs) && a->skel->rodata->observe_points);
+	configure_programs(a->skel, mode, has_carriers(fs) && a->skel->rodata->observe_points,
+			   has_guard(fs));
 	rc = spanprobe_bpf__load(a->skel);
 	if (!rc && o->follow_children) {
 		__u32 key = (__u32)tgid;
