@@ -373,31 +373,21 @@ static const struct sp_span **children(const struct tree *t, uint64_t id, size_t
 
 static void print_flags(FILE *out, uint32_t flags, bool orphan)
 {
+	static const struct {
+		uint32_t bit;
+		const char *tag;
+	} tags[] = {
+		{ SP_SPAN_ABNORMAL, "abnormal" }, { SP_SPAN_INCOMPLETE, "incomplete" },
+		{ SP_SPAN_PARTIAL, "partial" },   { SP_SPAN_ERROR, "error" },
+		{ SP_SPAN_EVENT, "event" },       { SP_SPAN_MERGED, "merged" },
+	};
 	const char *sep = "  ";
 
-	if (flags & SP_SPAN_ABNORMAL) {
-		fprintf(out, "%s[abnormal]", sep);
-		sep = " ";
-	}
-	if (flags & SP_SPAN_INCOMPLETE) {
-		fprintf(out, "%s[incomplete]", sep);
-		sep = " ";
-	}
-	if (flags & SP_SPAN_PARTIAL) {
-		fprintf(out, "%s[partial]", sep);
-		sep = " ";
-	}
-	if (flags & SP_SPAN_ERROR) {
-		fprintf(out, "%s[error]", sep);
-		sep = " ";
-	}
-	if (flags & SP_SPAN_EVENT) {
-		fprintf(out, "%s[event]", sep);
-		sep = " ";
-	}
-	if (flags & SP_SPAN_MERGED) {
-		fprintf(out, "%s[merged]", sep);
-		sep = " ";
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		if (flags & tags[i].bit) {
+			fprintf(out, "%s[%s]", sep, tags[i].tag);
+			sep = " ";
+		}
 	}
 	if (orphan)
 		fprintf(out, "%s[orphan]", sep);
