@@ -23,8 +23,10 @@ that call must be in the span's query, in call order, under the call of
 its parent span. Preemption between a probe and the fixture's clock read
 lengthens that gap; it cannot move the probe out of it.
 Times: a begin must lie in the call's entry gap, a normal end in its exit
-gap (from its end timestamp to the thread's next one), each capped at
---max-stall and widened by --tol-clock. Thresholds: a call is required
+gap (the thread's gap around its end timestamp: a function that ends in
+`jmp leave` has its ret-site exit probe fire before leave's clock read,
+a uretprobe fires after it), each capped at --max-stall and widened by
+--tol-clock. Thresholds: a call is required
 when it lasted at least the threshold (+ --margin) even measured as short
 as the clock error allows; it may be kept when it lasted less if the
 longest span those gaps allow reaches the threshold (a 4.9 ms call
@@ -121,6 +123,8 @@ class Truth:
             r["prev_ts"] = ts[i] if i >= 0 else None
             j = bisect.bisect_right(ts, r["end_ns"])
             r["next_ts"] = ts[j] if j < len(ts) else None
+            k = bisect.bisect_left(ts, r["end_ns"]) - 1
+            r["end_prev_ts"] = ts[k] if k >= 0 else None
             self.calls[(r["tid"], r["name"])].append((r["begin_ns"], r["id"]))
         for lst in self.calls.values():
             lst.sort()
@@ -170,11 +174,14 @@ def time_bounds(t, a):
     b_lo = t["begin_ns"] - a.max_stall
     if t["prev_ts"] is not None:
         b_lo = max(b_lo, t["prev_ts"])
+    e_lo = t["end_ns"] - a.max_stall
+    if t.get("end_prev_ts") is not None:
+        e_lo = max(e_lo, t["end_prev_ts"])
     e_hi = t["end_ns"] + a.max_stall
     if t["next_ts"] is not None:
         e_hi = min(e_hi, t["next_ts"])
     eps = a.tol_clock
-    return b_lo - eps, t["begin_ns"] + eps, t["end_ns"] - eps, e_hi + eps
+    return b_lo - eps, t["begin_ns"] + eps, e_lo - eps, e_hi + eps
 
 
 def longest(t, a):
@@ -202,10 +209,12 @@ def check(truth, spans, a):
 
     def required(t, threshold):
         """spanprobe must keep t: even measured as short as it can be
-        (begin late and end early by the clock error), it reaches the
-        threshold. Below that, down to longest(t), it may go either way:
-        preemption between a probe and the clock read may have stretched it."""
-        return threshold == 0 or t["dur"] - 2 * eps >= threshold + a.margin
+        (begin at its clock read, end as early as its exit gap allows,
+        both off by the clock error), it reaches the threshold. Below
+        that, down to longest(t), it may go either way: preemption
+        between a probe and the clock read may have stretched it."""
+        _, b_hi, e_lo, _ = bounds(t)
+        return threshold == 0 or e_lo - b_hi >= threshold + a.margin
 
     off_tol = []
 
@@ -469,11 +478,16 @@ def mutate(spans, truth, kind, a, rng):
         rng.choice(inner)["depth"] += 1
         return spans
     if kind in ("late-begin", "short-end"):
-        # after the fixture's clock read at a begin, before it at an end:
-        # no preemption explains that, only a wrong time
-        if not normal:
+        # 1 ms after the fixture's clock read at a begin, or before the
+        # thread's previous clock read at an end: no preemption explains
+        # that, only a wrong time
+        if kind == "late-begin":
+            cands = normal
+        else:
+            cands = [s for s in normal if time_bounds(s["_truth"], a)[2] > s["_truth"]["end_ns"] - 1000000]
+        if not cands:
             return None
-        s = rng.choice(normal)
+        s = rng.choice(cands)
         if kind == "late-begin":
             s["begin_ns"] += 1000000
         else:
