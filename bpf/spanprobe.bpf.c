@@ -1223,7 +1223,9 @@ int sp_dl_change(struct pt_regs *ctx)
  * (utask->return_instances): nothing is paid on the hot path.
  */
 const volatile int guard_sig = 0;
-/* Restores or re-arms that could not be queued (the ring was full). */
+/* Restores or re-arms that could not be queued (no room for the thread's
+ * record: more than SP_GUARD_THREADS threads unwinding at once, or no
+ * memory for it). */
 __u64 guard_lost = 0;
 /* Words queued for the guardian, and hooks that found nothing to do. */
 __u64 guard_words = 0;
@@ -1232,10 +1234,26 @@ __u64 guard_idle = 0;
  * or out of the kernel's order: a frame left by longjmp). */
 __u64 guard_stale = 0;
 
+/* One record per thread, keyed by tid, written in place by the hook and
+ * taken (lookup and delete) by the guardian at the thread's stop. A ring
+ * buffer lost records: a hook with nothing to write discarded its
+ * reservation, which frees nothing until the consumer passes it, and the
+ * guardian consumes only at stops, so a few hundred idle throws (after
+ * spanprobe died, say) filled it and the next restore was dropped: an
+ * abort. Here a thread has at most one record outstanding (its signal
+ * stops it before it runs on), so nothing is lost while there is room. */
 struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 << 10);
-} guard_rb SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* allocated as threads unwind: a session without the guard pays
+	 * nothing for it (preallocated, it would hold 4.4 MiB) */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SP_GUARD_THREADS);
+	__type(key, __u32);
+	__type(value, struct sp_guard_rec);
+} guard_recs SEC(".maps");
+
+/* zeroes for a new record (a global: too big for the BPF stack) */
+const struct sp_guard_rec guard_empty = {};
 
 /* An exception in flight on a thread: its object (phase 1 stores the
  * handler frame's identity in private_2), and whether the slots above it
@@ -1480,6 +1498,22 @@ static __always_inline void bt_collect(struct sp_guard_state *gs, struct sp_guar
 	gs->bt_n = 0;
 }
 
+/* The thread's record, created empty if it has none. One left by an
+ * earlier hook is still there only if that hook's signal did not stop
+ * the thread (it blocks the signal): nothing could write it anyway, the
+ * new one takes its place. */
+static __always_inline struct sp_guard_rec *guard_rec_of(__u32 tid)
+{
+	struct sp_guard_rec *r = bpf_map_lookup_elem(&guard_recs, &tid);
+
+	if (r)
+		return r;
+	if (bpf_map_update_elem(&guard_recs, &tid, &guard_empty, BPF_NOEXIST) &&
+	    bpf_map_update_elem(&guard_recs, &tid, &guard_empty, BPF_ANY))
+		return NULL;
+	return bpf_map_lookup_elem(&guard_recs, &tid);
+}
+
 SEC("uprobe")
 int sp_guard(struct pt_regs *ctx)
 {
@@ -1489,7 +1523,7 @@ int sp_guard(struct pt_regs *ctx)
 	struct return_instance *ri;
 	struct sp_guard_rec *r;
 	__u64 tramp, floor, ceil;
-	__u32 op;
+	__u32 op, tid;
 
 	if (other_process())
 		return 0;
@@ -1503,16 +1537,15 @@ int sp_guard(struct pt_regs *ctx)
 	tramp = BPF_CORE_READ(t, mm, uprobes_state.xol_area, vaddr);
 	if (!tramp)
 		return 0;
-	r = bpf_ringbuf_reserve(&guard_rb, sizeof(*r), 0);
+	if (kind == SP_GUARD_BACKTRACE_RET && (!gs || !gs->bt_n))
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	r = guard_rec_of(tid);
 	if (!r) {
 		__sync_fetch_and_add(&guard_lost, 1);
 		return 0;
 	}
 	if (kind == SP_GUARD_BACKTRACE_RET) {
-		if (!gs || !gs->bt_n) {
-			bpf_ringbuf_discard(r, 0);
-			return 0;
-		}
 		bt_collect(gs, r);
 	} else {
 		guard_collect(r, ri, gs, floor, ceil, tramp, op);
@@ -1520,18 +1553,17 @@ int sp_guard(struct pt_regs *ctx)
 			bt_remember(gs, r);
 	}
 	if (!r->n) {
-		bpf_ringbuf_discard(r, 0);
+		bpf_map_delete_elem(&guard_recs, &tid);
 		__sync_fetch_and_add(&guard_idle, 1);
 		return 0;
 	}
 	r->kind = SP_RK_GUARD;
 	r->tgid = current_tgid();
-	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->tid = tid;
 	r->op = op;
 	r->tramp = tramp;
 	r->pad = 0;
 	__sync_fetch_and_add(&guard_words, r->n);
-	bpf_ringbuf_submit(r, 0);
 	/* delivered on the way back to user mode, before the next
 	 * instruction of the unwinder runs */
 	bpf_send_signal_thread(guard_sig);

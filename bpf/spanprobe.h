@@ -211,7 +211,7 @@ enum sp_rec_kind {
 	SP_RK_MAPS = 3,   /* struct sp_maps_rec */
 	SP_RK_EXEC = 4,   /* struct sp_exec_rec */
 	SP_RK_CAPS = 5,   /* struct sp_cap_rec */
-	SP_RK_GUARD = 8,  /* struct sp_guard_rec (ring buffer guard_rb) */
+	SP_RK_GUARD = 8,  /* struct sp_guard_rec (hash map guard_recs) */
 	SP_RK_PROC = 9,   /* struct sp_proc_rec */
 };
 
@@ -225,6 +225,7 @@ enum sp_rec_kind {
  * first) and it is left alone.
  */
 #define SP_GUARD_MAX 64 /* the kernel's MAX_URETPROBE_DEPTH */
+#define SP_GUARD_THREADS 4096 /* threads with a record outstanding at once */
 enum sp_guard_op {
 	SP_GUARD_RESTORE = 1,
 	SP_GUARD_REARM = 2,

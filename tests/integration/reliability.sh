@@ -70,6 +70,7 @@ summary_field() {  # summary_field FILE REGEX-with-one-group
 }
 
 # storm DIR FIXTURE QUERIES [SPANPROBE-OPTIONS...]: `spanprobe run` with
+# (ST_FX_ARGS: more arguments for the fixture)
 # --min-span 0 --min-query 0 on a fixture that serves QUERIES queries
 # (thousands of abnormal exits among them) and then holds. While it holds
 # no query is open: spanprobe's per-thread map must be empty. Then every
@@ -81,7 +82,7 @@ storm() {
 	shift 3
 	need_fixture "$st_fx" || return 1
 	bg "$SP" run --min-span 0 --min-query 0 "$@" -s "$SXSYMS/$st_fx.syms" -o "$st_d/spans.bin" -- \
-		"$SX/$st_fx" -n "$st_n" --truth "$st_d/truth.jsonl" --pid-file "$st_d/fx.pid" \
+		"$SX/$st_fx" -n "$st_n" ${ST_FX_ARGS:-} --truth "$st_d/truth.jsonl" --pid-file "$st_d/fx.pid" \
 		--hold "$st_d/hold" >"$st_d/sp.out" 2>"$st_d/sp.err"
 	st_sp=$LAST
 	if ! wait_file "$st_d/hold" "$st_sp" $((180 * SCALE)); then
@@ -149,6 +150,34 @@ t_storm_panic() {
 	d=$(newdir storm-panic)
 	need_fixture panicstorm "it needs rustc" || return 1
 	storm "$d" panicstorm $((4000 * SCALE / DIV))
+}
+
+# The storms under the unwind guard (issue 11; `make test-guard`): 1,000
+# each of C++ exceptions caught by the root, caught in a middle frame,
+# rethrown with `throw;` from a middle frame, and pthread_exit (a forced
+# unwind, destructors run) from a thread of its own; 1,000 each of Rust
+# panics caught by catch_unwind in the root, in a middle frame, and
+# escaping the root. Every span against the truth, abnormal exits counted
+# exactly, no per-thread state left, no abort.
+t_guard_storm_cxx() {
+	d=$(newdir guard-storm-cxx)
+	ST_FX_ARGS="-k NXRTE"
+	storm "$d" throwstorm $((5000 * SCALE / DIV)) --exit-probe guard
+	_rc=$?
+	ST_FX_ARGS=""
+	[ "$_rc" = 0 ] || return 1
+	w=$(summary_field "$d/sp.err" 'unwind guard: \([0-9][0-9]*\) return slots')
+	[ "${w:-0}" -gt 0 ] || { fail "the guard wrote no return slot: it was not in use"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   $w return slots restored or re-armed by the guard"
+}
+
+t_guard_storm_panic() {
+	d=$(newdir guard-storm-panic)
+	need_fixture panicstorm "it needs rustc" || return 1
+	storm "$d" panicstorm $((4000 * SCALE / DIV)) --exit-probe guard || return 1
+	w=$(summary_field "$d/sp.err" 'unwind guard: \([0-9][0-9]*\) return slots')
+	[ "${w:-0}" -gt 0 ] || { fail "the guard wrote no return slot: it was not in use"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   $w return slots restored or re-armed by the guard"
 }
 
 # Rust async under load: the tokio fixture with 64 queries in flight on 2

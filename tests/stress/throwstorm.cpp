@@ -12,13 +12,21 @@
  *      log_error() and finish()
  *   R  read_page of partition 1 throws RetryError; fetch_with_retry
  *      catches it (a middle frame) and scans the partition again
+ *   T  read_page of partition 1 throws RethrowError (a QueryError);
+ *      scan_partition catches it and rethrows it with `throw;`
+ *      (__cxa_rethrow: _Unwind_Resume_or_Rethrow); run_query catches it
+ *   E  the query runs on a thread of its own, and read_page of partition 1
+ *      calls pthread_exit: a forced unwind runs every frame's destructor
+ *      up to the thread's start, and the thread ends inside the query
  * Every 16th query is followed by storm::housekeeping(), outside queries.
  *
  * Usage: throwstorm [-n QUERIES] [-k KINDS] [--truth FILE] [--pid-file FILE]
  *                   [--wait-signal] [--hold FILE]      (as jmpstorm)
- * Default: 3000 queries of NXR (1,000 of each kind).
+ * Default: 3000 queries of NXR (1,000 of each kind). T and E only when
+ * asked (-k NXRTE: the unwind guard's tests).
  */
 #include <csignal>
+#include <pthread.h>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -30,6 +38,10 @@
 
 namespace {
 
+/* pthread_exit's forced unwind is no C++ exception: uncaught_exceptions()
+ * does not see it */
+thread_local bool exiting;
+
 class Frame {
 public:
 	explicit Frame(const char *name) : unwinding_(std::uncaught_exceptions()) { tr_enter(name); }
@@ -40,7 +52,7 @@ public:
 		tr_make_room();
 		t = tr_now();
 
-		tr_emit(t, tr_preemptions(), std::uncaught_exceptions() > unwinding_);
+		tr_emit(t, tr_preemptions(), std::uncaught_exceptions() > unwinding_ || exiting);
 	}
 	Frame(const Frame &) = delete;
 	Frame &operator=(const Frame &) = delete;
@@ -54,6 +66,7 @@ namespace storm {
 
 struct QueryError : std::runtime_error { using std::runtime_error::runtime_error; };
 struct RetryError : std::runtime_error { using std::runtime_error::runtime_error; };
+struct RethrowError : QueryError { using QueryError::QueryError; };
 
 PROBED void read_page(int page, int fail)
 {
@@ -63,14 +76,26 @@ PROBED void read_page(int page, int fail)
 		throw QueryError("corrupt page");
 	if (fail == 2)
 		throw RetryError("page moved");
+	if (fail == 3)
+		throw RethrowError("corrupt page, rethrown");
+	if (fail == 4) {
+		exiting = true;
+		pthread_exit(nullptr);
+	}
 }
 
 PROBED long scan_partition(int part, int fail)
 {
 	Frame f("storm::scan_partition(int, int)");
 	tr_nap_us(40);
-	for (int page = 0; page < 2; page++)
-		read_page(page, page == 1 ? fail : 0);
+	for (int page = 0; page < 2; page++) {
+		try {
+			read_page(page, page == 1 ? fail : 0);
+		} catch (const RethrowError &) {
+			tr_nap_us(10);
+			throw;
+		}
+	}
 	return part;
 }
 
@@ -119,7 +144,8 @@ long Engine::run_query(int q)
 		Frame f("storm::Engine::run_query(int)");
 		plan();
 		try {
-			r = execute(kind == 'X' ? 1 : kind == 'R' ? 2 : 0);
+			r = execute(kind == 'X' ? 1 : kind == 'R' ? 2 : kind == 'T' ? 3 :
+				    kind == 'E' ? 4 : 0);
 		} catch (const QueryError &) {
 			log_error();
 		}
@@ -130,6 +156,48 @@ long Engine::run_query(int q)
 }
 
 } // namespace storm
+
+namespace {
+
+struct ExitQuery {
+	storm::Engine *engine;
+	int q;
+};
+
+/* Its lines are written out by a destructor: the forced unwind runs it
+ * after the frames' own, before the thread ends. */
+struct ThreadLines {
+	~ThreadLines()
+	{
+		tr_mark();
+		tr_flush();
+	}
+};
+
+void *exit_query_thread(void *arg)
+{
+	const ExitQuery *eq = static_cast<const ExitQuery *>(arg);
+	ThreadLines lines;
+
+	tr_mark();
+	eq->engine->run_query(eq->q);
+	return nullptr;
+}
+
+/* An E query on a thread of its own, which it ends. */
+long run_exiting(storm::Engine &engine, int q)
+{
+	ExitQuery eq{ &engine, q };
+	pthread_t t;
+
+	if (pthread_create(&t, nullptr, exit_query_thread, &eq) || pthread_join(t, nullptr)) {
+		std::fprintf(stderr, "throwstorm: cannot run query %d on a thread\n", q);
+		std::exit(2);
+	}
+	return 0;
+}
+
+} // namespace
 
 int main(int argc, char **argv)
 {
@@ -152,7 +220,7 @@ int main(int argc, char **argv)
 		else goto usage;
 		i++;
 	}
-	if (!*kinds || std::strspn(kinds, "NXR") != std::strlen(kinds) || n < 0)
+	if (!*kinds || std::strspn(kinds, "NXRTE") != std::strlen(kinds) || n < 0)
 		goto usage;
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -168,7 +236,10 @@ int main(int argc, char **argv)
 		long sum = 0;
 
 		for (int q = 0; q < n; q++) {
-			sum += engine.run_query(q);
+			if (kinds[q % std::strlen(kinds)] == 'E')
+				sum += run_exiting(engine, q);
+			else
+				sum += engine.run_query(q);
 			if (q % 16 == 15)
 				storm::housekeeping();
 		}
@@ -180,7 +251,7 @@ int main(int argc, char **argv)
 	fx_hold(hold, n);
 	return 0;
 usage:
-	std::fprintf(stderr, "usage: throwstorm [-n QUERIES] [-k NXR...] [--truth FILE] "
+	std::fprintf(stderr, "usage: throwstorm [-n QUERIES] [-k NXRTE...] [--truth FILE] "
 		     "[--pid-file FILE] [--wait-signal] [--hold FILE]\n");
 	return 2;
 }

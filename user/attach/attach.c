@@ -614,6 +614,10 @@ static void detach_all(struct sp_attach *a)
 void sp_attach_detach(struct sp_attach *a)
 {
 	unlink_all(a);
+}
+
+void sp_attach_release_guard(struct sp_attach *a)
+{
 	stop_guard(a);
 }
 
@@ -788,7 +792,7 @@ static int start_guard(struct sp_attach *a, pid_t tgid, const struct sp_attach_o
 
 	if (!o->unwinder)
 		return 0;
-	return sp_guard_start(&a->guard, tgid, bpf_map__fd(a->skel->maps.guard_rb),
+	return sp_guard_start(&a->guard, tgid, bpf_map__fd(a->skel->maps.guard_recs),
 			      a->guard_sig, &arm, err, errlen);
 }
 

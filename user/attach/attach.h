@@ -95,12 +95,18 @@ pid_t sp_attach_guard_pid(const struct sp_attach *a);
 struct sp_guard_stats {
 	uint64_t words; /* return slots queued to restore or re-arm */
 	uint64_t idle;  /* unwinder hooks that found nothing to write */
-	uint64_t lost;  /* hooks whose words could not be queued (ring full):
-			 * that unwind ran into the trampoline */
+	uint64_t lost;  /* hooks whose words could not be queued (no room
+			 * for the thread's record): that unwind ran into the
+			 * trampoline */
 	uint64_t stale; /* kernel return instances skipped as not live */
 };
 void sp_attach_guard_stats(const struct sp_attach *a, struct sp_guard_stats *g);
+/* Removes every probe: no new hit from here on. The unwind guard stays:
+ * its guardian still serves unwinds through frames hijacked before. */
 void sp_attach_detach(struct sp_attach *a);
+/* Lets the guardian restore what is left and go (it can take a moment:
+ * every thread is held in turn); sp_attach_close does it too. */
+void sp_attach_release_guard(struct sp_attach *a);
 void sp_attach_close(struct sp_attach *a);
 
 #endif

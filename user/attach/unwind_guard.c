@@ -88,11 +88,9 @@ struct guardian {
 	pid_t tgid;
 	int sig;
 	int mem_fd;
-	struct ring_buffer *rb;
+	int rec_fd; /* the hooks' records, one per thread (guard_recs) */
 	struct tracee *t;
 	size_t nt, capt;
-	struct sp_guard_rec *pend; /* records whose thread's stop is not seen yet */
-	size_t np, capp;
 	unsigned long long writes, stops, swept;
 	bool draining; /* spanprobe's probes are gone: re-arming would leave
 			* hijacked slots behind the guard */
@@ -179,18 +177,6 @@ static int seize_all(struct guardian *g, char *err, size_t errlen)
 	return 0;
 }
 
-static int on_record(void *ctx, void *data, size_t size)
-{
-	struct guardian *g = ctx;
-	const struct sp_guard_rec *r = data;
-
-	if (size < sizeof(*r) || r->kind != SP_RK_GUARD ||
-	    grow((void **)&g->pend, &g->capp, g->np, sizeof(*g->pend)))
-		return 0;
-	g->pend[g->np++] = *r;
-	return 0;
-}
-
 /* One word, written only while it still holds what the hook saw. */
 static void write_word(struct guardian *g, const struct sp_guard_rec *r, uint32_t i)
 {
@@ -212,27 +198,23 @@ static void write_word(struct guardian *g, const struct sp_guard_rec *r, uint32_
 		g->writes++;
 }
 
-/* Applies, in order, every queued record of the stopped thread tid.
+/* Applies the record of the stopped thread tid, if its hook left one
+ * (the signal may also come from someone else), and takes it away.
  * /proc/PID/mem is opened each time: an open file stays bound to the
  * address space it was opened on, which an exec replaces (`run` seizes
  * the program before its exec). */
 static void apply_pending(struct guardian *g, pid_t tid)
 {
+	struct sp_guard_rec r;
+	uint32_t key = (uint32_t)tid;
 	char path[64];
-	size_t k = 0;
 
-	ring_buffer__consume(g->rb);
+	if (bpf_map_lookup_and_delete_elem(g->rec_fd, &key, &r) || r.kind != SP_RK_GUARD)
+		return;
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)g->tgid);
 	g->mem_fd = open(path, O_RDWR | O_CLOEXEC);
-	for (size_t i = 0; i < g->np; i++) {
-		if ((pid_t)g->pend[i].tid == tid) {
-			for (uint32_t w = 0; w < g->pend[i].n && w < SP_GUARD_MAX; w++)
-				write_word(g, &g->pend[i], w);
-			continue;
-		}
-		g->pend[k++] = g->pend[i];
-	}
-	g->np = k;
+	for (uint32_t w = 0; g->mem_fd >= 0 && w < r.n && w < SP_GUARD_MAX; w++)
+		write_word(g, &r, w);
 	if (g->mem_fd >= 0)
 		close(g->mem_fd);
 	g->mem_fd = -1;
@@ -514,11 +496,12 @@ static void report(int fd, const char *msg)
 
 #define MAX_KEEP 32
 
-static _Noreturn void guardian_main(pid_t tgid, int rb_fd, int sig, const struct sp_guard_arm *arm,
+static _Noreturn void guardian_main(pid_t tgid, int rec_fd, int sig, const struct sp_guard_arm *arm,
 				    int ctl_fd, int st_fd, pid_t parent)
 {
-	struct guardian g = { .tgid = tgid, .sig = sig, .mem_fd = -1, .iter_fd = -1 };
-	int keep[MAX_KEEP] = { rb_fd, ctl_fd, st_fd }, sig_fd;
+	struct guardian g = { .tgid = tgid, .sig = sig, .mem_fd = -1, .rec_fd = rec_fd,
+			      .iter_fd = -1 };
+	int keep[MAX_KEEP] = { rec_fd, ctl_fd, st_fd }, sig_fd;
 	size_t nk = 0;
 	char err[256];
 	sigset_t chld;
@@ -527,9 +510,8 @@ static _Noreturn void guardian_main(pid_t tgid, int rb_fd, int sig, const struct
 	prctl(PR_SET_NAME, "spanprobe-guard", 0, 0, 0);
 	child_signals(&chld);
 	sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-	g.rb = ring_buffer__new(rb_fd, on_record, &g, NULL);
-	if (sig_fd < 0 || !g.rb) {
-		report(st_fd, "the guardian cannot watch its tracees or read the guard's ring buffer");
+	if (sig_fd < 0) {
+		report(st_fd, "the guardian cannot watch its tracees");
 		_exit(1);
 	}
 	/* seized first: a hook that fires must find its tracer */
@@ -569,7 +551,7 @@ static int await_ready(int st_fd, char *err, size_t errlen)
 	return -1;
 }
 
-int sp_guard_start(struct sp_unwind_guard **out, pid_t tgid, int rb_fd, int sig,
+int sp_guard_start(struct sp_unwind_guard **out, pid_t tgid, int rec_fd, int sig,
 		   const struct sp_guard_arm *arm, char *err, size_t errlen)
 {
 	struct sp_unwind_guard *g = calloc(1, sizeof(*g));
@@ -588,7 +570,7 @@ int sp_guard_start(struct sp_unwind_guard **out, pid_t tgid, int rb_fd, int sig,
 	if (g->pid == 0) {
 		close(ctl[1]);
 		close(st[0]);
-		guardian_main(tgid, rb_fd, sig, arm, ctl[0], st[1], parent);
+		guardian_main(tgid, rec_fd, sig, arm, ctl[0], st[1], parent);
 	}
 	close(ctl[0]);
 	close(st[1]);

@@ -1,7 +1,8 @@
 /*
  * The unwind guard's writer. BPF cannot write the target's memory here
  * (bpf_probe_write_user is refused under lockdown), so the words the
- * guard hooks queue (struct sp_guard_rec, ring buffer guard_rb) are
+ * guard hooks queue (struct sp_guard_rec, one per thread in the hash map
+ * guard_recs) are
  * written by a guardian: a small process forked by spanprobe that
  * PTRACE_SEIZEs every thread of the target. A hook stops its thread with
  * a signal (bpf_send_signal_thread); the thread enters a signal-delivery
@@ -48,10 +49,11 @@ struct sp_guard_arm {
 	void *arg;
 };
 
-/* Forks the guardian for tgid, which reads guard records from the ring
- * buffer map rb_fd and stops threads with sig. Returns once every thread
+/* Forks the guardian for tgid, which takes each stopped thread's guard
+ * record from the hash map rec_fd (keyed by tid); the hooks stop threads
+ * with sig. Returns once every thread
  * is seized and the hooks are in place; -1 with err set otherwise. */
-int sp_guard_start(struct sp_unwind_guard **out, pid_t tgid, int rb_fd, int sig,
+int sp_guard_start(struct sp_unwind_guard **out, pid_t tgid, int rec_fd, int sig,
 		   const struct sp_guard_arm *arm, char *err, size_t errlen);
 
 /* The guardian's pid (tests, messages). */
