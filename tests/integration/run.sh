@@ -1863,6 +1863,27 @@ t_guard_idle() {
 	sed 's/^/   /' "$d/gb.out"
 }
 
+# A thread that blocks every signal the guard could use would not stop at
+# its hook: --exit-probe guard must refuse, naming the pid, and leave the
+# target alone (guardburst -b blocks them in its throwing threads only).
+t_guard_refused() {
+	d=$(newdir guard-refused)
+	bg "$FX/guardburst" -b --pid-file "$d/gb.pid" --progress "$d/progress" >"$d/gb.out" 2>&1
+	gb=$LAST
+	wait_pidfile "$d/gb.pid" "$gb" || return 1
+	sleep 0.3 # the workers block their signals at their start
+	run_sp "$d" 60 attach -p "$gb" --exit-probe guard --duration 1s -s "$SYMS/guardburst.syms" -o "$d/spans.bin" || return 1
+	[ "$RC" != 0 ] || { fail "--exit-probe guard was accepted"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	grep -q "pid $gb catches or blocks (in one of its threads) SIGURG, SIGWINCH and SIGCHLD" "$d/sp.err" ||
+		{ fail "the refusal does not say why"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	guard_runs "$gb" "$d/progress" || { show "$d/gb.out" "guardburst output"; return 1; }
+	echo "   refused: $(grep -m1 'catches or blocks' "$d/sp.err")"
+	kill -USR1 "$gb"
+	wait_exit "$gb" 30 || { fail "guardburst still running 30 s after SIGUSR1"; return 1; }
+	reap "$gb"
+	[ "$RC" = 0 ] || { fail "guardburst exited $RC"; show "$d/gb.out" "guardburst output"; return 1; }
+}
+
 # A stale slot must never be written (issue 11, the note's pitfall 1).
 # guardburst -j leaves a hijacked slot behind a longjmp, fills a live
 # buffer over it with the trampoline's address and throws through probed
@@ -1964,7 +1985,7 @@ ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow
 # The unwind guard is opt-in (README "Unwind guard" says why) and its
 # tests take about two minutes: `make test-guard` runs them, make test
 # does not.
-GUARD_TESTS="guard_idle guard_sigkill guard_stale guard_backtrace guard_storm_cxx guard_storm_panic"
+GUARD_TESTS="guard_idle guard_refused guard_sigkill guard_stale guard_backtrace guard_storm_cxx guard_storm_panic"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)

@@ -49,6 +49,31 @@ static int status_field(const char *path, const char *key, unsigned long long *v
 	return rc;
 }
 
+/* The signals any thread of tgid blocks: a thread that blocks the guard's
+ * signal would not stop at its hook, and its unwind would reach the
+ * trampoline (the main thread's mask alone says nothing of a pool that
+ * blocks signals in its workers). */
+static unsigned long long blocked_by_any(pid_t tgid)
+{
+	unsigned long long all = 0, v;
+	char path[96];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)tgid);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", (int)tgid, e->d_name);
+		if (!status_field(path, "SigBlk:", &v))
+			all |= v;
+	}
+	closedir(d);
+	return all;
+}
+
 int sp_guard_check(pid_t tgid, char *why, size_t whylen)
 {
 	/* default action: ignore; never meant for the target by anyone */
@@ -62,6 +87,7 @@ int sp_guard_check(pid_t tgid, char *why, size_t whylen)
 		snprintf(why, whylen, "pid %d: cannot read %s", (int)tgid, path);
 		return -1;
 	}
+	blocked |= blocked_by_any(tgid);
 	if (tracer) {
 		snprintf(why, whylen, "pid %d is traced by pid %llu (a debugger?): the unwind "
 			 "guard needs to be its tracer", (int)tgid, tracer);
@@ -70,8 +96,8 @@ int sp_guard_check(pid_t tgid, char *why, size_t whylen)
 	for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++)
 		if (!((caught | blocked) >> (cand[i] - 1) & 1))
 			return cand[i];
-	snprintf(why, whylen, "pid %d catches or blocks SIGURG, SIGWINCH and SIGCHLD: the "
-		 "unwind guard has no signal to stop its threads with", (int)tgid);
+	snprintf(why, whylen, "pid %d catches or blocks (in one of its threads) SIGURG, SIGWINCH "
+		 "and SIGCHLD: the unwind guard has no signal to stop its threads with", (int)tgid);
 	return -1;
 }
 

@@ -34,7 +34,8 @@
 struct sp_unwind_guard;
 
 /* Whether a guard can hold tgid's threads: not traced by anyone else,
- * and a stop signal it neither catches nor blocks. The signal, or -1
+ * and a stop signal it neither catches nor blocks (in any of its
+ * threads). The signal, or -1
  * with why set. */
 int sp_guard_check(pid_t tgid, char *why, size_t whylen);
 
