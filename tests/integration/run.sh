@@ -1807,11 +1807,28 @@ kill_guarded() {
 	fi
 }
 
+# gb_start DIR ARGS...: guardburst ARGS in the background (pid in gb),
+# its pid file written.
+gb_start() {
+	_gd=$1
+	shift
+	bg "$FX/guardburst" "$@" --pid-file "$_gd/gb.pid" --progress "$_gd/progress" >"$_gd/gb.out" 2>&1
+	gb=$LAST
+	wait_pidfile "$_gd/gb.pid" "$gb"
+}
+
+# gb_finish DIR: stops guardburst $gb (SIGUSR1); it must exit 0, every
+# throw caught and every object destroyed.
+gb_finish() {
+	kill -USR1 "$gb"
+	wait_exit "$gb" 30 || { fail "guardburst still running 30 s after SIGUSR1"; return 1; }
+	reap "$gb"
+	[ "$RC" = 0 ] || { fail "guardburst exited $RC"; show "$1/gb.out" "guardburst output"; return 1; }
+}
+
 t_guard_sigkill() {
 	d=$(newdir guard-kill)
-	bg "$FX/guardburst" -j --pid-file "$d/gb.pid" --progress "$d/progress" >"$d/gb.out" 2>&1
-	gb=$LAST
-	wait_pidfile "$d/gb.pid" "$gb" || return 1
+	gb_start "$d" -j || return 1
 	# one clean round first: the guard must have restored slots
 	attach_sp "$d" "$gb" --exit-probe guard --duration 2s -s "$SYMS/guardburst.syms" -o "$d/spans0.bin" || return 1
 	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 2s still runs after 30 s"; return 1; }
@@ -1826,10 +1843,7 @@ t_guard_sigkill() {
 		guard_runs "$gb" "$d/progress" || { show "$d/gb.out" "guardburst output"; return 1; }
 		echo "   round $round: spanprobe SIGKILLed mid-burst, pid $gb runs on, untraced"
 	done
-	kill -USR1 "$gb"
-	wait_exit "$gb" 30 || { fail "guardburst still running 30 s after SIGUSR1"; return 1; }
-	reap "$gb"
-	[ "$RC" = 0 ] || { fail "guardburst exited $RC"; show "$d/gb.out" "guardburst output"; return 1; }
+	gb_finish "$d" || return 1
 	sed 's/^/   /' "$d/gb.out"
 }
 
@@ -1841,9 +1855,7 @@ t_guard_sigkill() {
 # next restore: the target died in std::terminate within a second.
 t_guard_idle() {
 	d=$(newdir guard-idle)
-	bg "$FX/guardburst" -i 400 --pid-file "$d/gb.pid" --progress "$d/progress" >"$d/gb.out" 2>&1
-	gb=$LAST
-	wait_pidfile "$d/gb.pid" "$gb" || return 1
+	gb_start "$d" -i 400 || return 1
 	attach_sp "$d" "$gb" --exit-probe guard --duration 3s -s "$SYMS/guardburst.syms" -o "$d/spans.bin" || return 1
 	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 3s still runs after 30 s"; return 1; }
 	reap "$SPPID"
@@ -1856,10 +1868,7 @@ t_guard_idle() {
 	[ "${idle:-0}" -ge 400 ] || { fail "only ${idle:-0} idle unwinder hits: the fixture did not test what it should"; return 1; }
 	[ "$lost" = 0 ] || { fail "$lost guard records lost"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	echo "   $w return slots restored or re-armed between $idle idle unwinder hits, 0 lost"
-	kill -USR1 "$gb"
-	wait_exit "$gb" 30 || { fail "guardburst still running 30 s after SIGUSR1"; return 1; }
-	reap "$gb"
-	[ "$RC" = 0 ] || { fail "guardburst exited $RC"; show "$d/gb.out" "guardburst output"; return 1; }
+	gb_finish "$d" || return 1
 	sed 's/^/   /' "$d/gb.out"
 }
 
@@ -1868,9 +1877,7 @@ t_guard_idle() {
 # target alone (guardburst -b blocks them in its throwing threads only).
 t_guard_refused() {
 	d=$(newdir guard-refused)
-	bg "$FX/guardburst" -b --pid-file "$d/gb.pid" --progress "$d/progress" >"$d/gb.out" 2>&1
-	gb=$LAST
-	wait_pidfile "$d/gb.pid" "$gb" || return 1
+	gb_start "$d" -b || return 1
 	sleep 0.3 # the workers block their signals at their start
 	run_sp "$d" 60 attach -p "$gb" --exit-probe guard --duration 1s -s "$SYMS/guardburst.syms" -o "$d/spans.bin" || return 1
 	[ "$RC" != 0 ] || { fail "--exit-probe guard was accepted"; show "$d/sp.err" "spanprobe stderr"; return 1; }
@@ -1878,10 +1885,7 @@ t_guard_refused() {
 		{ fail "the refusal does not say why"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	guard_runs "$gb" "$d/progress" || { show "$d/gb.out" "guardburst output"; return 1; }
 	echo "   refused: $(grep -m1 'catches or blocks' "$d/sp.err")"
-	kill -USR1 "$gb"
-	wait_exit "$gb" 30 || { fail "guardburst still running 30 s after SIGUSR1"; return 1; }
-	reap "$gb"
-	[ "$RC" = 0 ] || { fail "guardburst exited $RC"; show "$d/gb.out" "guardburst output"; return 1; }
+	gb_finish "$d" || return 1
 }
 
 # A stale slot must never be written (issue 11, the note's pitfall 1).
@@ -1893,9 +1897,7 @@ t_guard_refused() {
 # the hazard. With them, no word changes and the stale slots are counted
 # as skipped.
 stale_round() { # DIR: guardburst -j under the guard for 2 s, then stopped
-	bg "$FX/guardburst" -j --pid-file "$1/gb.pid" --progress "$1/progress" >"$1/gb.out" 2>&1
-	gb=$LAST
-	wait_pidfile "$1/gb.pid" "$gb" || return 1
+	gb_start "$1" -j || return 1
 	attach_sp "$1" "$gb" --exit-probe guard --duration 2s -s "$SYMS/guardburst.syms" -o "$1/spans.bin" || return 1
 	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 2s still runs after 30 s"; return 1; }
 	reap "$SPPID"
