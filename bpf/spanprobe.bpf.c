@@ -948,18 +948,27 @@ static __always_inline int on_exit(struct pt_regs *ctx, __u64 sp)
 	return 0;
 }
 
+static __always_inline void guard_forget(__u64 slot);
+
 /* At entry SP points at the return-address slot. After a return the slot
  * has been popped, so SP is one word above it. */
 SEC("uprobe.multi") /* loaded as a session: libbpf 1.4 has no section for it */
 int sp_session(struct pt_regs *ctx)
 {
+	int rc;
+
 	/* a link made for one pid filters in the kernel; follow mode's
 	 * links have none: the family check is ours (nonzero: no return) */
 	if (follow_children && other_process())
 		return 1;
-	if (bpf_session_is_return())
+	if (bpf_session_is_return()) {
+		guard_forget(PT_REGS_SP(ctx) - 8);
 		return on_exit(ctx, PT_REGS_SP(ctx) - 8);
-	return on_entry(ctx, PT_REGS_SP(ctx));
+	}
+	rc = on_entry(ctx, PT_REGS_SP(ctx));
+	if (!rc) /* the kernel hijacks the return */
+		guard_forget(PT_REGS_SP(ctx));
+	return rc;
 }
 
 SEC("uprobe")
@@ -967,12 +976,14 @@ int sp_entry(struct pt_regs *ctx)
 {
 	if (!other_process())
 		on_entry(ctx, PT_REGS_SP(ctx));
+	guard_forget(PT_REGS_SP(ctx));
 	return 0;
 }
 
 SEC("uretprobe")
 int sp_exit_ret(struct pt_regs *ctx)
 {
+	guard_forget(PT_REGS_SP(ctx) - 8);
 	return other_process() ? 0 : on_exit(ctx, PT_REGS_SP(ctx) - 8);
 }
 
@@ -1283,6 +1294,32 @@ struct {
 	__type(key, int);
 	__type(value, struct sp_guard_state);
 } guard_state SEC(".maps");
+
+/*
+ * The kernel frees the return instances at or below a slot when it
+ * hijacks that slot (an entry) or returns through it (the trampoline),
+ * and gives the same objects out again, LIFO: a loop that longjmps, then
+ * calls the same probed functions from the same place, gets the very
+ * (instance, slot) pairs it left stale. A note outliving its instance
+ * would hide a live frame from the restore: the unwinder would reach the
+ * trampoline. So the notes go with their instances. Only a uretprobe
+ * consumer's hit frees anything, and every such hit of this thread's
+ * probed functions passes here (other tools' uretprobes do not: a note
+ * of theirs can outlive its instance).
+ */
+static __always_inline void guard_forget(__u64 slot)
+{
+	struct sp_guard_state *gs;
+
+	if (!guard_sig)
+		return;
+	gs = bpf_task_storage_get(&guard_state, bpf_get_current_task_btf(), 0, 0);
+	if (!gs || !gs->n_stale)
+		return;
+	for (int i = 0; i < SP_GUARD_STALE; i++)
+		if (gs->stale_ri[i] && gs->stale_stack[i] <= slot)
+			gs->stale_ri[i] = gs->stale_stack[i] = 0;
+}
 
 static __always_inline bool is_stale(const struct sp_guard_state *gs, __u64 ri, __u64 stack)
 {
