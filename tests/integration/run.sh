@@ -405,10 +405,10 @@ t_entry_shift() {
 t_exit_choice() {
 	d=$(newdir exits)
 	for spec in "qserver qserver *=uretprobe:nothing.in.the.process.raises" \
-		"cxxserver cxxserver *=retsites:cxxserver.raises.them:.__cxa_throw.*--exit-probe.guard" \
-		"rsqserver rsqserver *=retsites:rsqserver.raises.them:._Unwind_RaiseException" \
+		"cxxserver cxxserver *=guard:cxxserver.raises.them:.__cxa_throw.*under.the.unwind.guard" \
+		"rsqserver rsqserver *=guard:rsqserver.raises.them:._Unwind_RaiseException" \
 		"rsqserver rsqserver-abort *=uretprobe:Rust.built.with.panic.=..abort" \
-		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=retsites:__cxa_throw"; do
+		"cxxmixed cxxmixed c_step=uretprobe:no.unwind.table demo::run_query(int)=guard:__cxa_throw"; do
 		# shellcheck disable=SC2086
 		set -- $spec
 		"$SP" symbols --json -s "$SYMS/$1.syms" "$FX/$2" >"$d/$2.json" 2>"$d/$2.err" ||
@@ -425,6 +425,20 @@ t_exit_choice() {
 		{ fail "cxxmixed did not catch its 3 exceptions"; show "$d/sp.out" stdout; return 1; }
 	check_dump "$d/mixed.bin" "$d/mixed-truth.jsonl" "$d" --min-span 0 --min-query 0 \
 		--expect-queries 6 --min-checked-queries 6 || return 1
+	grep -q 'exits: 1 uretprobe, 1 guarded uretprobe, 0 ret sites (unwind guard on ' "$d/sp.err" ||
+		{ fail "run did not put cxxmixed's C++ function under the guard"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	# where the guard cannot work (it follows one process), auto takes
+	# ret sites and says why
+	bg "$FX/cxxserver" -n 2 --wait-signal --pid-file "$d/cx.pid" >"$d/cx.out" 2>&1
+	cx=$LAST
+	wait_pidfile "$d/cx.pid" "$cx" || return 1
+	run_sp "$d" 60 attach --follow -p "$cx" --duration 1s -s "$SYMS/cxxserver.syms" -o "$d/follow.bin" || return 1
+	[ "$RC" = 0 ] || { fail "attach --follow exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	kill -USR1 "$cx"
+	wait_exit "$cx" 30 && reap "$cx"
+	grep -q 'exits: 0 uretprobe, 0 guarded uretprobe, [1-9][0-9]* ret sites (ret sites, not the unwind guard: the unwind guard works on one process, not with --follow)' "$d/sp.err" ||
+		{ fail "attach --follow: not ret sites, or not why"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	echo "   $(grep -o 'exits: .*--follow)' "$d/sp.err")"
 
 	bg "$FX/rsqserver-abort" -n 8 --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/rs.pid" \
 		>"$d/rs.out" 2>&1

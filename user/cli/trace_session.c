@@ -58,6 +58,7 @@ struct sp_session {
 	struct sp_lib_follow *family_libs; /* --follow: objects the family maps */
 	char *dl_path;   /* --exe: the loader whose rendezvous each traced */
 	uint64_t dl_off; /* process gets a hook of its own, and where */
+	char no_guard[256]; /* why auto does without the unwind guard */
 	uint64_t maps_lost;
 	size_t late_objects, late_funcs, gone_objects;
 	struct sp_attach *att;
@@ -231,21 +232,23 @@ static int exe_objects(struct sp_session *s)
 
 /* The unwind guard traces one process, which nobody else may trace:
  * auto does without it otherwise, --exit-probe guard refuses. */
-static int exit_policy(const struct sp_session *s, enum sp_exit_policy *p, char *err,
+static int exit_policy(struct sp_session *s, enum sp_exit_policy *p, char *err,
 		       size_t errlen)
 {
-	char why[256];
+	char *why = s->no_guard;
+	size_t whylen = sizeof(s->no_guard);
 
 	*p = s->o->exit_policy;
 	if (*p != SP_EXIT_AUTO && *p != SP_EXIT_FORCE_GUARD)
 		return 0;
 	if (s->o->n_exes || s->o->follow)
-		snprintf(why, sizeof(why), "the unwind guard works on one process, not with %s",
+		snprintf(why, whylen, "the unwind guard works on one process, not with %s",
 			 s->o->n_exes ? "--exe" : "--follow");
-	else if (sp_guard_check(s->pid, why, sizeof(why)) > 0)
+	else if (sp_guard_check(s->pid, why, whylen) > 0)
 		return 0;
 	if (*p == SP_EXIT_FORCE_GUARD) {
 		snprintf(err, errlen, "--exit-probe guard: %s", why);
+		why[0] = 0;
 		return -1;
 	}
 	*p = SP_EXIT_AUTO_NO_GUARD;
@@ -825,6 +828,8 @@ static void say_exits(const struct sp_session *s)
 			n[s->funcs.v[i].exit_mode]++;
 	fprintf(stderr, "spanprobe: exits: %zu uretprobe, %zu guarded uretprobe, %zu ret sites",
 		n[SP_EXIT_URETPROBE], n[SP_EXIT_GUARD], n[SP_EXIT_RETSITES]);
+	if (n[SP_EXIT_RETSITES] && s->no_guard[0])
+		fprintf(stderr, " (ret sites, not the unwind guard: %s)", s->no_guard);
 	if (s->funcs.unwinder) {
 		struct sp_feature_result w;
 
