@@ -96,7 +96,7 @@ integration: $(BIN) fixtures rust-fixtures
 # The unwind guard's tests (opt-in --exit-probe guard; not in make test:
 # README "Unwind guard" says why).
 test-guard: $(BIN) fixtures rust-fixtures
-	sh tests/integration/run.sh guard_idle guard_refused guard_sigkill guard_reuse guard_stale guard_backtrace guard_storm_cxx guard_storm_panic
+	sh tests/integration/run.sh guard_idle guard_refused guard_sigkill guard_reuse guard_stale guard_backtrace
 
 # Each stage's duration is printed ("== make STAGE: N s"; test-repeat
 # collects them). The builds and the unit tests under valgrind (CPU only,

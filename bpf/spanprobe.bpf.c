@@ -147,14 +147,29 @@ struct {
 
 /* A future's argument values, read at its first poll and sent just
  * before its span record when it ends (a future outlives the poll frame
- * and may end on another thread). LRU: a future dropped while pending
+ * and may end on another thread). Keyed by the span: a new future at the
+ * same address must not take them. LRU: a future dropped while pending
  * never ends, and its entry ages out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
-	__type(key, struct sp_future_key);
+	__type(key, __u64);
 	__type(value, struct sp_cap_vals);
 } future_caps SEC(".maps");
+
+/* Futures whose address a new instance of the same poll function took
+ * (its first poll found their entry), keyed by span. Either it was
+ * dropped while pending (cancelled: nothing ends it, it ages out as
+ * before), or a panic unwound its last poll, whose frame is still on its
+ * thread's stack and ends it, abnormal, at that thread's next hit: a
+ * tokio task's harness catches the panic, frees the task, and the next
+ * task spawned often gets the same memory first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sp_future);
+} orphans SEC(".maps");
 
 /* Room to fill a struct sp_cap_vals (too large for the stack). */
 struct {
@@ -405,9 +420,8 @@ bad:
 
 /* A future's first poll (Unresumed): its argument captures, kept by the
  * future until it ends. */
-__noinline int sp_future_caps(__u32 sym, __u64 self, __u32 tgid)
+__noinline int sp_future_caps(__u32 sym, __u64 self, __u64 key)
 {
-	struct sp_future_key fk = { .obj = self, .sym_id = sym, .tgid = tgid };
 	struct sp_cap_cfg *cfg = bpf_map_lookup_elem(&cap_cfg, &sym);
 	struct sp_field_cfg *fc = bpf_map_lookup_elem(&field_cfg, &sym);
 	__u32 zero = 0;
@@ -421,7 +435,7 @@ __noinline int sp_future_caps(__u32 sym, __u64 self, __u32 tgid)
 		if (i < cfg->n && cfg->c[i].src == SP_CAP_FIELD)
 			read_field(v, i, &fc->f[i], self);
 	}
-	bpf_map_update_elem(&future_caps, &fk, v, BPF_ANY);
+	bpf_map_update_elem(&future_caps, &key, v, BPF_ANY);
 	return 0;
 }
 
@@ -429,7 +443,7 @@ __noinline int sp_future_caps(__u32 sym, __u64 self, __u32 tgid)
  * forgotten either way. */
 static __always_inline void future_caps_done(const struct sp_future_key *fk, __u64 key, bool send)
 {
-	struct sp_cap_vals *v = bpf_map_lookup_elem(&future_caps, fk);
+	struct sp_cap_vals *v = bpf_map_lookup_elem(&future_caps, &key);
 	struct sp_cap_rec *r;
 
 	if (!v)
@@ -448,7 +462,7 @@ static __always_inline void future_caps_done(const struct sp_future_key *fk, __u
 			__sync_fetch_and_add(&dropped_records, 1);
 		}
 	}
-	bpf_map_delete_elem(&future_caps, fk);
+	bpf_map_delete_elem(&future_caps, &key);
 }
 
 /* A poll ends. The future's span ends with it when the state says
@@ -459,7 +473,7 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	struct sp_sym_info *info;
 	struct sp_future *fu, fresh;
 	const struct sp_frame *f;
-	bool is_fresh;
+	bool is_fresh, orphan = false;
 	__u64 state;
 
 	if (!st)
@@ -475,12 +489,19 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 		fu = &fresh;
 	} else {
 		fu = bpf_map_lookup_elem(&futures, &fk);
+		if (!fu || fu->key != f->key) {
+			fu = bpf_map_lookup_elem(&orphans, &f->key);
+			orphan = true;
+		}
 	}
 	if (!fu || !info)
 		return 0;
+	/* its memory is another future's now: it was unwound */
+	if (orphan)
+		flags |= SP_REC_ABNORMAL;
 	/* a carrier polled under another traced call is a span of that
 	 * call's query: userspace rebuilds only the queries it roots */
-	if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD))
+	if ((info->flags & SP_SYM_NESTED) && (fu->key & SP_KEY_HELD) && !orphan)
 		sp_nested_snap(f->obj, fk.sym_id, fu->key, f->begin_ns, end_ns);
 	if (!(flags & SP_REC_ABNORMAL)) {
 		state = read_state(f->obj, info);
@@ -498,11 +519,25 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 				 fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns);
 	if (fu->key == fu->query_key || end_ns - fu->begin_ns >= min_span_ns)
 		emit_future(fu, fk.sym_id, fk.obj, end_ns, flags);
-	if (!is_fresh)
+	if (orphan)
+		bpf_map_delete_elem(&orphans, &f->key);
+	else if (!is_fresh)
 		bpf_map_delete_elem(&futures, &fk);
-	if (info->flags & SP_SYM_NESTED)
+	if ((info->flags & SP_SYM_NESTED) && !orphan)
 		sp_nested_forget(&fk);
 	return 0;
+}
+
+/* A first poll found an entry for its (function, self): the future that
+ * had it is gone (see orphans). */
+static __always_inline void orphan_future(const struct sp_future_key *fk)
+{
+	struct sp_future *old = bpf_map_lookup_elem(&futures, fk);
+
+	if (!old)
+		return;
+	bpf_map_update_elem(&orphans, &old->key, old, BPF_ANY);
+	bpf_map_delete_elem(&futures, fk);
 }
 
 static __always_inline struct sp_thread *thread_of(struct task_struct *task)
@@ -571,8 +606,11 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 		if (st->n)
 			top = &st->f[(st->n - 1) & SP_DEPTH_MASK];
 	}
-	/* state 0 is a new instance, even where a cancelled one left an entry;
-	 * it stays in its frame unless this poll leaves it pending */
+	/* state 0 is a new instance, even where a cancelled or unwound one
+	 * left an entry; it stays in its frame unless this poll leaves it
+	 * pending */
+	if (fresh)
+		orphan_future(&fk);
 	fu = fresh ? NULL : bpf_map_lookup_elem(&futures, &fk);
 	if (!fu) {
 		if (!top && !(info->flags & SP_SYM_ROOT))
@@ -608,7 +646,7 @@ static __always_inline int on_poll(struct pt_regs *ctx, struct sp_thread *st, __
 	sp_nested_observe(st, now, 0);
 	verdict = sp_stack_poll(st, sym, sp, now, fu, self);
 	if (fresh && (info->flags & SP_SYM_CAPS))
-		sp_future_caps(sym, self, fk.tgid);
+		sp_future_caps(sym, self, fu->key);
 	if (verdict == SP_SKIP_RETURN && fresh)
 		bpf_map_update_elem(&futures, &fk, &nf, BPF_ANY);
 	else if (fresh)
@@ -1378,7 +1416,9 @@ static __always_inline void guard_collect(struct sp_guard_rec *r, struct return_
 			continue;
 		}
 		if (stack < floor || stack <= prev) {
-			__sync_fetch_and_add(&guard_stale, 1);
+			/* below a handler being re-armed: unwound, not stale */
+			if (op != SP_GUARD_REARM)
+				__sync_fetch_and_add(&guard_stale, 1);
 			continue;
 		}
 		prev = stack;

@@ -2022,12 +2022,13 @@ t_guard_backtrace() {
 ALL="checker_selftest attach run dlopen exe_restarts pid_reuse fork_storm follow_children postgres thresholds cxx_exception longjmp dynsym cet entry_shift exit_choice bad_input no_leftovers prune_advice rust_async rust_attach rust_exe async_visibility async_fn_name rust_hyper sinks
      apt_backports install syms_example collapse data_only_lib second_tracer
      debuginfo_link debuginfo_buildid debuginfo_dynsym debuginfo_wrong debuginfod debuginfod_down debuginfo_dwp debuginfo_attach
-     storm_longjmp storm_cxx storm_panic rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args rust_nested_args pg_usdt
-     rust_tower"
-# The unwind guard is opt-in (README "Unwind guard" says why) and its
-# tests take about two minutes: `make test-guard` runs them, make test
-# does not.
-GUARD_TESTS="guard_idle guard_refused guard_sigkill guard_reuse guard_stale guard_backtrace guard_storm_cxx guard_storm_panic"
+     storm_longjmp storm_cxx storm_panic storm_cxx_retsites storm_panic_retsites tokio_panics rust_async_load thread_churn lifecycle overload security caps captures captures_open captures_debuginfo rust_err rust_async_args rust_nested_args pg_usdt
+     rust_tower guard_reuse guard_refused"
+# The unwind guard's own tests take about a minute and a half: `make
+# test-guard` runs them all; make test runs the two short ones above, and
+# the guard itself wherever auto picks it (storm_cxx, storm_panic, the
+# C++ and Rust tests).
+GUARD_TESTS="guard_idle guard_refused guard_sigkill guard_reuse guard_stale guard_backtrace"
 [ -x "$SP" ] || echo "warning: $SP not found or not executable"
 [ -x "$FX/qserver" ] || echo "warning: fixtures missing in $FX (make fixtures)"
 start=$(date +%s)
