@@ -4,18 +4,21 @@ Side by side in one run, every configuration attached throughout and the
 rounds visiting them in turn (as the per-call phase):
   per call   a C++ method (bench::Counter::add, cxx_target, a program that
              throws) and a Rust async poll (rust_target, panic = "unwind"),
-             inside a query, with --exit-probe retsites, guard and
-             uretprobe, against a tracer-less process of the same binary
+             inside a query, with --exit-probe retsites, default
+             settings (auto, which picks the unwind guard for both: checked
+             with `spanprobe symbols`) and uretprobe, against a tracer-less process of the same binary
              and the empty-pair floor (uprobe_multi entry + return on
              bench_leaf). Ratios are taken per round, then the median;
   throw      a C++ exception thrown out of the traced method into its
-             caller's catch, untraced, with ret sites and under the guard
-             (a uretprobe without the guard would abort the target);
+             caller's catch, untraced, with ret sites and with default
+             settings (the guard; a uretprobe without the guard would
+             abort the target);
   hello      the hyper fixture (hsrv) answering GET /q/N/H (its handler and
              helpers with no waits and no CPU work) to 32 keep-alive
              connections: requests per second and the server's CPU per
-             request, untraced, traced with ret sites and with the guard,
-             and with the guard without observation points
+             request, untraced, traced with ret sites and with default
+             settings (the guard: checked in the summary's exits line),
+             and the same without observation points
              (SPANPROBE_NO_OBSERVE=1: no context-switch hook, the nested
              futures read at the carrier's entry and exit only).
 Never pass/fail: figures only.
@@ -29,8 +32,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-EXITS = ["retsites", "guard", "uretprobe"]
-HELLO_MODES = ["untraced", "retsites", "guard", "guard_no_observe"]
+EXITS = ["retsites", "auto", "uretprobe"]
+HELLO_MODES = ["untraced", "retsites", "auto", "auto_no_observe"]
+
+
+def exit_args(ep):
+    """auto is the default: no option at all, as a user runs it."""
+    return [] if ep == "auto" else ["--exit-probe", ep]
 
 
 def per_call_setups(a, b):
@@ -58,7 +66,7 @@ def per_call_setups(a, b):
                 if lang == "cxx" and ep != "uretprobe" else []
             out.append((f"x_{lang}_{ep}",
                         (lambda sy, e: lambda st: b.Spanprobe(a.spanprobe, st.t.pid, sy,
-                                                              sp + ["--exit-probe", e]))(syms, ep),
+                                                              sp + exit_args(e)))(syms, ep),
                         armed, [(f"{lang}_{ep}", "root", "leaf")] + thr, binary))
     return out
 
@@ -71,6 +79,10 @@ def probe_shifts(a, binary, syms, ep):
     if out.returncode != 0:
         raise RuntimeError(f"spanprobe symbols --exit-probe {ep} {binary}: {out.stderr}")
     pats = json.loads(out.stdout)["patterns"]
+    got = {m["exit_probe"] for p in pats for m in p["matches"]}
+    if ep == "auto" and got != {"guard"}:
+        raise RuntimeError(f"auto gave {binary} exits {got}, not the guard: the rows would "
+                           "not measure default settings as documented")
     return {"root": pats[0]["matches"][0]["entry_shift"],
             "leaf": pats[1]["matches"][0]["entry_shift"]}
 
@@ -105,7 +117,7 @@ def per_call(a, b, log):
         for st in setups.values():
             st.close()
     guard_words = {n: summary_words(st.tracer) for n, st in setups.items()
-                   if n.endswith("_guard")}
+                   if n.endswith("_auto")}
     return results(samples, modes, guard_words, a)
 
 
@@ -126,7 +138,7 @@ def results(samples, modes, guard_words, a):
             row["ratio_to_floor"] = med([x / f for x, f in zip(v, added["floor_pair"])])
         if not k.endswith("_retsites") and not k.endswith("_retsites_throw") \
                 and k != "floor_pair":
-            rs = k.replace("_guard", "_retsites").replace("_uretprobe", "_retsites")
+            rs = k.replace("_auto", "_retsites").replace("_uretprobe", "_retsites")
             row["ratio_to_retsites"] = med([x / y for x, y in zip(v, added[rs])])
         if k.endswith("_throw"):
             base = samples[baseline(k)]
@@ -153,8 +165,8 @@ def hello_server(a, hb, mode, d):
     port, pid = os.path.join(d, "port"), os.path.join(d, "pid")
     hsrv = [os.path.join(a.build, "fixtures", "hsrv"), "--port-file", port, "--pid-file", pid]
     argv = hsrv if mode == "untraced" else [
-        a.spanprobe, "run", "-s", os.path.join(ROOT, "tests/fixtures/hsrv.syms"),
-        "--exit-probe", mode.split("_")[0], "-o", os.path.join(d, "spans.bin"), "--"] + hsrv
+        a.spanprobe, "run", "-s", os.path.join(ROOT, "tests/fixtures/hsrv.syms")] + \
+        exit_args(mode.split("_")[0]) + ["-o", os.path.join(d, "spans.bin"), "--"] + hsrv
     env = dict(os.environ)
     if mode.endswith("_no_observe"):
         env["SPANPROBE_NO_OBSERVE"] = "1"
@@ -205,6 +217,8 @@ def hello(a, log):
                         x, c = hello_load(srv, secs)
                     finally:
                         srv.close()
+                    if m.startswith("auto"):
+                        guarded(os.path.join(d, "err"))
                     rps[m].append(x)
                     cpu[m].append(c)
     finally:
@@ -218,6 +232,14 @@ def hello(a, log):
             "median_server_cpu_us_per_request": {m: med(v) for m, v in cpu.items()},
             "throughput_ratio_to_untraced": ratio, "cpu_ratio_to_untraced": cratio,
             "loadavg_at_end": open("/proc/loadavg").read().split()[:3]}
+
+
+def guarded(err):
+    """auto must have put every hsrv function under the guard."""
+    import re
+    text = open(err).read()
+    if not re.search(r"exits: 0 uretprobe, [1-9][0-9]* guarded uretprobe, 0 ret sites", text):
+        raise RuntimeError(f"hsrv under auto: not every exit guarded ({err})")
 
 
 def run(a, b, log):
@@ -236,7 +258,7 @@ def report(x):
             print(f"  {lang:4s} {ep:9s} {r['added_ns']:8.0f} ns  "
                   f"{r['ratio_to_floor']:6.2f}x floor{rr}")
     print(f"  C++ throw+catch untraced {pc['none_cxx_throw']['ns_per_call']:8.0f} ns")
-    for ep in ("retsites", "guard"):
+    for ep in ("retsites", "auto"):
         r = pc[f"cxx_{ep}_throw"]
         print(f"  C++ throw through a traced frame, {ep:8s} {r['ns_per_call']:8.0f} ns "
               f"({r['ratio_to_untraced']:.1f}x untraced)")

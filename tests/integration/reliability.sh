@@ -178,11 +178,23 @@ t_tokio_panics() {
 	d=$(newdir tokio-panics)
 	tp_n=$((1000 * SCALE / DIV))
 	printf 'root rsqserver::panics::panicking_task::{*} args\n' >"$d/panics.syms"
-	run_sp "$d" $((120 * SCALE)) run --min-span 0 --min-query 0 -s "$d/panics.syms" -o "$d/spans.bin" -- \
-		"$FX/rsqserver" --panic-tasks "$tp_n" --truth "$d/truth.jsonl" || return 1
+	bg "$SP" run --min-span 0 --min-query 0 -s "$d/panics.syms" -o "$d/spans.bin" -- \
+		"$FX/rsqserver" --panic-tasks "$tp_n" --truth "$d/truth.jsonl" --pid-file "$d/fx.pid" \
+		--hold "$d/hold" >"$d/sp.out" 2>"$d/sp.err"
+	tp_sp=$LAST
+	wait_file "$d/hold" "$tp_sp" $((120 * SCALE)) || { show "$d/sp.out" stdout; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	# every task is over, the 2 workers idle. A poll a panic unwound ends
+	# (abnormal) at its thread's next probe hit, which an idle worker does
+	# not have: each may hold its last task's frame, no more (1,000 panics
+	# must not leave 1,000 states)
+	tp_left=$($BPFMAPS "$tp_sp" --global stacks_open) || { fail "cannot read spanprobe's BPF maps"; return 1; }
+	signal_pid USR1 "$d/fx.pid" || return 1
+	wait_exit "$tp_sp" 60 || { fail "spanprobe run still running 60 s after the fixture was released"; return 1; }
+	reap "$tp_sp"
 	[ "$RC" = 0 ] || { fail "spanprobe run exited $RC"; show "$d/sp.out" stdout; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	grep -q "^rsqserver: $tp_n panicking tasks: $tp_n panics caught by tokio's task harness, $tp_n guards dropped$" "$d/sp.out" ||
 		{ fail "not every panic was caught, or not every guard dropped"; show "$d/sp.out" stdout; return 1; }
+	[ "$tp_left" -le 2 ] || { fail "every task is over, yet spanprobe counts $tp_left threads inside one (2 workers): per-thread state leaked"; return 1; }
 	grep -q ' (0 lost)' "$d/sp.err" || { fail "records were lost"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	guard_used "$d" || return 1
 	"$SP" dump "$d/spans.bin" --json >"$d/spans.json" || { fail "dump failed"; return 1; }
