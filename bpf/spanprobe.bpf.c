@@ -465,13 +465,25 @@ static __always_inline void future_caps_done(const struct sp_future_key *fk, __u
 	bpf_map_delete_elem(&future_caps, &key);
 }
 
+/* A future that ended leaves the map, unless a new one at its address
+ * has its entry already (then it was moved to orphans: that copy goes). */
+static __always_inline void forget_future(const struct sp_future_key *fk, __u64 key)
+{
+	struct sp_future *fu = bpf_map_lookup_elem(&futures, fk);
+
+	if (fu && fu->key == key)
+		bpf_map_delete_elem(&futures, fk);
+	else
+		bpf_map_delete_elem(&orphans, &key);
+}
+
 /* A poll ends. The future's span ends with it when the state says
  * Returned (1) or Panicked (2), or when unwinding took the poll away. */
 __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32 flags)
 {
 	struct sp_future_key fk = { 0 };
 	struct sp_sym_info *info;
-	struct sp_future *fu, fresh;
+	struct sp_future *fu, fresh, cur;
 	const struct sp_frame *f;
 	bool is_fresh, orphan = false;
 	__u64 state;
@@ -488,9 +500,20 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 		sp_fresh_future(st, idx, (__u32)bpf_get_current_pid_tgid(), &fresh);
 		fu = &fresh;
 	} else {
+		/* copies: another thread's first poll of a new future at
+		 * this address may move the entry to orphans, and the map
+		 * give its memory to the new one's */
 		fu = bpf_map_lookup_elem(&futures, &fk);
+		if (fu) {
+			cur = *fu;
+			fu = &cur;
+		}
 		if (!fu || fu->key != f->key) {
 			fu = bpf_map_lookup_elem(&orphans, &f->key);
+			if (fu) {
+				cur = *fu;
+				fu = &cur;
+			}
 			orphan = true;
 		}
 	}
@@ -522,7 +545,7 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	if (orphan)
 		bpf_map_delete_elem(&orphans, &f->key);
 	else if (!is_fresh)
-		bpf_map_delete_elem(&futures, &fk);
+		forget_future(&fk, f->key);
 	if ((info->flags & SP_SYM_NESTED) && !orphan)
 		sp_nested_forget(&fk);
 	return 0;

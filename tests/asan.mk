@@ -23,7 +23,7 @@ ASAN_UNITS   := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 # reliability tests at a tenth of their size.
 ASAN_IT      ?= attach run dlopen exe_restarts fork_storm follow_children thresholds cxx_exception longjmp dynsym bad_input no_leftovers async_visibility \
 		rust_async rust_attach debuginfo_dynsym debuginfo_wrong \
-		storm_longjmp storm_cxx storm_panic thread_churn lifecycle overload security captures
+		storm_longjmp storm_cxx storm_panic tokio_panics thread_churn lifecycle overload security captures
 # ASan reports also go to files, and the integration tests keep their
 # output (in $(ASAN_BUILD)/it) to be searched for UBSan's: a sanitized
 # spanprobe expected to fail (bad input) must not hide a report behind its
