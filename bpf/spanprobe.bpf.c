@@ -483,7 +483,7 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 {
 	struct sp_future_key fk = { 0 };
 	struct sp_sym_info *info;
-	struct sp_future *fu, fresh, cur;
+	struct sp_future *fu, cur; /* one buffer: a subprogram's stack counts */
 	const struct sp_frame *f;
 	bool is_fresh, orphan = false;
 	__u64 state;
@@ -497,8 +497,8 @@ __noinline int sp_poll_done(struct sp_thread *st, __u32 idx, __u64 end_ns, __u32
 	is_fresh = f->flags & SP_FRAME_FRESH;
 	info = bpf_map_lookup_elem(&sym_info, &fk.sym_id);
 	if (is_fresh) {
-		sp_fresh_future(st, idx, (__u32)bpf_get_current_pid_tgid(), &fresh);
-		fu = &fresh;
+		sp_fresh_future(st, idx, (__u32)bpf_get_current_pid_tgid(), &cur);
+		fu = &cur;
 	} else {
 		/* copies: another thread's first poll of a new future at
 		 * this address may move the entry to orphans, and the map
