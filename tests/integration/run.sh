@@ -1840,14 +1840,20 @@ gb_finish() {
 	[ "$RC" = 0 ] || { fail "guardburst exited $RC"; show "$1/gb.out" "guardburst output"; return 1; }
 }
 
+# guarded_for DIR PID SECONDS OUT: spanprobe attach --exit-probe guard on
+# guardburst PID for SECONDS, waited for; it must exit 0.
+guarded_for() {
+	attach_sp "$1" "$2" --exit-probe guard --duration "$3s" -s "$SYMS/guardburst.syms" -o "$4" || return 1
+	wait_exit "$SPPID" 30 || { fail "spanprobe --duration $3s still runs after 30 s"; return 1; }
+	reap "$SPPID"
+	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$1/sp.err" "spanprobe stderr"; show "$1/gb.out" "guardburst output"; return 1; }
+}
+
 t_guard_sigkill() {
 	d=$(newdir guard-kill)
 	gb_start "$d" -j || return 1
 	# one clean round first: the guard must have restored slots
-	attach_sp "$d" "$gb" --exit-probe guard --duration 2s -s "$SYMS/guardburst.syms" -o "$d/spans0.bin" || return 1
-	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 2s still runs after 30 s"; return 1; }
-	reap "$SPPID"
-	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
+	guarded_for "$d" "$gb" 2 "$d/spans0.bin" || return 1
 	w=$(sed -n 's/.*unwind guard: \([0-9]*\) return slots.*/\1/p' "$d/sp.err")
 	[ "${w:-0}" -gt 0 ] || { fail "the guard restored no return slot"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	echo "   clean round: $w return slots restored or re-armed"
@@ -1870,10 +1876,7 @@ t_guard_sigkill() {
 t_guard_idle() {
 	d=$(newdir guard-idle)
 	gb_start "$d" -i 400 || return 1
-	attach_sp "$d" "$gb" --exit-probe guard --duration 3s -s "$SYMS/guardburst.syms" -o "$d/spans.bin" || return 1
-	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 3s still runs after 30 s"; return 1; }
-	reap "$SPPID"
-	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$d/sp.err" "spanprobe stderr"; show "$d/gb.out" "guardburst output"; return 1; }
+	guarded_for "$d" "$gb" 3 "$d/spans.bin" || return 1
 	guard_runs "$gb" "$d/progress" || { show "$d/gb.out" "guardburst output"; return 1; }
 	w=$(sed -n 's/.*unwind guard: \([0-9]*\) return slots.*/\1/p' "$d/sp.err")
 	idle=$(sed -n 's/.*(\([0-9]*\) unwinder hits had none to write.*/\1/p' "$d/sp.err")
@@ -1912,10 +1915,7 @@ t_guard_refused() {
 # as skipped.
 stale_round() { # DIR: guardburst -j under the guard for 2 s, then stopped
 	gb_start "$1" -j || return 1
-	attach_sp "$1" "$gb" --exit-probe guard --duration 2s -s "$SYMS/guardburst.syms" -o "$1/spans.bin" || return 1
-	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 2s still runs after 30 s"; return 1; }
-	reap "$SPPID"
-	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$1/sp.err" "spanprobe stderr"; return 1; }
+	guarded_for "$1" "$gb" 2 "$1/spans.bin" || return 1
 	kill -USR1 "$gb"
 	wait_exit "$gb" 30 || { fail "guardburst still running 30 s after SIGUSR1"; return 1; }
 	reap "$gb"
@@ -1957,10 +1957,7 @@ t_guard_stale() {
 t_guard_reuse() {
 	d=$(newdir guard-reuse)
 	gb_start "$d" -l || return 1
-	attach_sp "$d" "$gb" --exit-probe guard --duration 2s -s "$SYMS/guardburst.syms" -o "$d/spans.bin" || return 1
-	wait_exit "$SPPID" 30 || { fail "spanprobe --duration 2s still runs after 30 s"; return 1; }
-	reap "$SPPID"
-	[ "$RC" = 0 ] || { fail "spanprobe exited $RC"; show "$d/sp.err" "spanprobe stderr"; show "$d/gb.out" "guardburst output"; return 1; }
+	guarded_for "$d" "$gb" 2 "$d/spans.bin" || return 1
 	guard_runs "$gb" "$d/progress" || { show "$d/gb.out" "guardburst output"; return 1; }
 	w=$(sed -n 's/.*unwind guard: \([0-9]*\) return slots.*/\1/p' "$d/sp.err")
 	[ "${w:-0}" -gt 0 ] || { fail "the guard restored no return slot"; show "$d/sp.err" "spanprobe stderr"; return 1; }
