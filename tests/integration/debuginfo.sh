@@ -247,21 +247,7 @@ t_debuginfo_dwp() {
 t_debuginfo_attach() {
 	di_setup || return 1
 	d=$(newdir di-attach)
-	# the fixture runs until told to stop: a slow attach (reading the
-	# debug file on a loaded machine) must not outlast it
-	bg "$DI/dynsym/rsqserver" --for 120 --truth "$d/truth.jsonl" --pid-file "$d/rs.pid" >"$d/rs.out" 2>&1
-	rs=$LAST
-	wait_pidfile "$d/rs.pid" "$rs" || return 1
-	sleep 1.5
-	# ret-site exits: the guard's start (the guardian seizes every thread)
-	# made this slower attach land where no query in flight was kept, and
-	# the check wants one (a partial span): about 1 run in 4
-	run_sp "$d" 60 attach -p "$rs" --exit-probe retsites -s "$SYMS/rsqserver.syms" --duration 2s -o "$d/spans.bin" || return 1
-	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
-	kill -TERM "$rs"
-	if ! wait_exit "$rs" 30; then fail "rsqserver still running 30 s after SIGTERM"; return 1; fi
-	reap "$rs"
-	"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
+	attach_gated "$d" "$DI/dynsym/rsqserver" -s "$SYMS/rsqserver.syms" || return 1
 	python3 tests/integration/check_nested.py --attached --truth "$d/truth.jsonl" \
 		--spans "$d/spans.json" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
 }

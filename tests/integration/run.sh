@@ -930,21 +930,41 @@ t_rust_tower() {
 # machine took to attach.
 t_rust_attach() {
 	d=$(newdir rust-attach)
-	bg "$FX/rsqserver" --for 120 --truth "$d/truth.jsonl" --pid-file "$d/rs.pid" >"$d/rs.out" 2>&1
-	rs=$LAST
-	wait_pidfile "$d/rs.pid" "$rs" || return 1
-	sleep 1.5
-	# ret-site exits, as debuginfo_attach: the guard's start (every thread
-	# seized) can move the attach to where no query in flight is kept, and
-	# the check wants one (a partial span)
-	run_sp "$d" 30 attach -p "$rs" --exit-probe retsites -s "$SYMS/rsqserver.syms" --duration 2s -o "$d/spans.bin" || return 1
-	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
-	kill -TERM "$rs"
-	if ! wait_exit "$rs" 30; then fail "rsqserver still running 30 s after SIGTERM"; return 1; fi
-	reap "$rs"
-	"$SP" dump "$d/spans.bin" --json > "$d/spans.json" || { fail "dump failed"; return 1; }
+	attach_gated "$d" "$FX/rsqserver" -s "$SYMS/rsqserver.syms" || return 1
 	python3 tests/integration/check_nested.py --attached --truth "$d/truth.jsonl" \
 		--spans "$d/spans.json" || { show "$d/sp.err" "spanprobe stderr"; return 1; }
+}
+
+# attach_gated DIR RSQSERVER [OPTION...]: spanprobe attach (default exits,
+# OPTIONs added) to a running rsqserver, whose query 0 was in flight at
+# attach whatever the attach took: it waits inside execute_query for
+# DIR/gate, made once spanprobe says it is attached, and lasts about
+# 1.35 s more (kept: over 1 s). spanprobe is stopped (SIGINT) 2 s after
+# query 0 wrote DIR/gate.done, so complete queries are in too. Leaves
+# DIR/truth.jsonl and DIR/spans.json.
+attach_gated() {
+	_ad=$1 _rsq=$2
+	shift 2
+	bg "$_rsq" --for 120 --gate "$_ad/gate" --truth "$_ad/truth.jsonl" \
+		--pid-file "$_ad/rs.pid" >"$_ad/rs.out" 2>&1
+	_ars=$LAST
+	wait_pidfile "$_ad/rs.pid" "$_ars" || return 1
+	sleep 0.5 # the other queries mid-flight too
+	bg "$SP" attach -p "$_ars" "$@" -o "$_ad/spans.bin" >"$_ad/sp.out" 2>"$_ad/sp.err"
+	_asp=$LAST
+	wait_attached "$_ad/sp.err" "$_asp" 60 || { show "$_ad/sp.err" "spanprobe stderr"; return 1; }
+	: >"$_ad/gate"
+	wait_file "$_ad/gate.done" "$_ars" 60 || { show "$_ad/rs.out" "rsqserver output"; return 1; }
+	sleep 2
+	kill -INT "$_asp"
+	wait_exit "$_asp" 60 || { fail "spanprobe still running 60 s after SIGINT"; return 1; }
+	reap "$_asp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$_ad/sp.err" "spanprobe stderr"; return 1; }
+	kill -TERM "$_ars"
+	wait_exit "$_ars" 30 || { fail "rsqserver still running 30 s after SIGTERM"; return 1; }
+	reap "$_ars"
+	[ "$RC" = 0 ] || { fail "rsqserver exited $RC"; show "$_ad/rs.out" "rsqserver output"; return 1; }
+	"$SP" dump "$_ad/spans.bin" --json >"$_ad/spans.json" || { fail "dump failed"; return 1; }
 }
 
 # Rust async across processes (issue 13): attach --exe on rsqserver, three
