@@ -34,7 +34,7 @@ ASAN_ENV     := ASAN_OPTIONS=abort_on_error=0:exitcode=99:detect_leaks=1:detect_
 VALGRIND_OPTS := --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		--track-origins=yes --quiet
 
-.PHONY: test-asan asan-build test-valgrind
+.PHONY: test-asan asan-build asan-it test-valgrind
 asan-build: $(ASAN_BIN) $(ASAN_UNITS)
 
 $(ASAN_BUILD)/user/%.o: user/%.c $(wildcard user/*/*.h) bpf/spanprobe.h $(SKELS) | $(DEPS_STAMP)
@@ -52,8 +52,8 @@ $(ASAN_BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< $(ASAN_LIB) $(LDLIBS) -lcmocka
 
-# ASAN_UNITS_DONE=1: the unit tests ran already (`make asan-units`, which
-# `make test` runs beside the integration tests: they attach nothing).
+# The unit tests under ASan (they attach nothing: make test runs them
+# beside the integration tests).
 .PHONY: asan-units
 asan-units: asan-build
 	@rm -rf $(ASAN_REPORTS)-units && mkdir -p $(ASAN_REPORTS)-units
@@ -65,19 +65,27 @@ asan-units: asan-build
 		echo "== sanitizer report $$r:"; head -n 40 "$$r"; st=1; done; \
 	[ $$st = 0 ] && echo "asan-units: 0 sanitizer reports" || { echo "asan-units: FAILED"; exit 1; }
 
-test-asan: asan-build fixtures rust-fixtures
-	@rm -rf $(ASAN_REPORTS) $(ASAN_BUILD)/it && mkdir -p $(ASAN_REPORTS) $(ASAN_BUILD)/it
-	@st=0; [ "$(ASAN_UNITS_DONE)" = 1 ] || for t in $(ASAN_UNITS); do echo "== $$t (ASan+UBSan)"; \
-		$(ASAN_ENV) $$t >$(ASAN_REPORTS)/.out 2>&1 || { cat $(ASAN_REPORTS)/.out; st=1; }; \
-	done; \
-	$(ASAN_ENV) SPANPROBE=$(ASAN_BIN) STRESS_DIV=10 KEEP_TMP=1 TMPDIR=$(CURDIR)/$(ASAN_BUILD)/it \
+test-asan: asan-units asan-it
+
+# The integration subset under ASan. Its fixtures are copies
+# ($(ASAN_BUILD)/fixtures, /stress): other inodes, so that when make test
+# runs it beside the main integration tests, neither run's uprobes or
+# --exe sessions see the other's processes, and no test sees the other's
+# probes on its files as "already traced".
+ASAN_FX := $(ASAN_BUILD)/fixtures
+ASAN_SX := $(ASAN_BUILD)/stress
+asan-it: asan-build fixtures rust-fixtures
+	@rm -rf $(ASAN_REPORTS) $(ASAN_BUILD)/it $(ASAN_FX) $(ASAN_SX) && \
+		mkdir -p $(ASAN_REPORTS) $(ASAN_BUILD)/it && \
+		cp -a $(FIXTURE_DIR) $(ASAN_FX) && cp -a $(STRESS_DIR) $(ASAN_SX)
+	@st=0; $(ASAN_ENV) SPANPROBE=$(ASAN_BIN) FIXTURES=$(ASAN_FX) STRESS_FIXTURES=$(ASAN_SX) \
+		STRESS_DIV=10 KEEP_TMP=1 TMPDIR=$(CURDIR)/$(ASAN_BUILD)/it \
 		sh tests/integration/run.sh $(ASAN_IT) || st=1; \
-	rm -f $(ASAN_REPORTS)/.out; \
 	for r in $(ASAN_REPORTS)/*; do [ -e "$$r" ] || continue; \
 		echo "== sanitizer report $$r:"; head -n 40 "$$r"; st=1; done; \
 	for r in $$(grep -rlIE 'runtime error:|ERROR: (Address|Leak)Sanitizer' $(ASAN_BUILD)/it); do \
 		echo "== sanitizer report in $$r:"; grep -A12 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$$r" | head -n 40; st=1; done; \
-	[ $$st = 0 ] && echo "test-asan: 0 sanitizer reports" || { echo "test-asan: FAILED"; exit 1; }
+	[ $$st = 0 ] && echo "asan-it: 0 sanitizer reports" || { echo "asan-it: FAILED"; exit 1; }
 
 # One target per unit test, so that `make -j2` runs two at a time.
 VALGRIND_RUNS := $(addsuffix .valgrind,$(UNIT_BINS))

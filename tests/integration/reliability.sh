@@ -543,20 +543,7 @@ t_security() {
 	wait_pidfile "$d/fx.pid" "$fx" || return 1
 	attach_sp "$d" "$fx" -s "$SXSYMS/lifecycle.syms" -o "$d/a.bin" || return 1
 	sp=$SPPID
-	progs=$(python3 - "$sp" <<'EOF'
-import os, sys
-pid = int(sys.argv[1])
-ids = set()
-for fd in os.listdir("/proc/%d/fdinfo" % pid):
-    try:
-        for line in open("/proc/%d/fdinfo/%s" % (pid, fd)):
-            if line.startswith("prog_id:"):
-                ids.add(line.split()[1])
-    except OSError:
-        pass
-print(" ".join(sorted(ids)))
-EOF
-)
+	progs=$(progs_held "$sp")
 	: >"$d/xlated.txt"
 	for p in $progs; do bpftool prog dump xlated id "$p" >>"$d/xlated.txt" 2>&1 || :; done
 	kill -INT "$sp"

@@ -192,6 +192,13 @@ import json, sys
 print(" ".join(str(p["id"]) for p in json.load(sys.stdin)
                if p.get("name", "").startswith("sp_")))'
 }
+# Ids of the BPF programs process $1 holds: its program fds, and its
+# links' programs.
+progs_held() {
+	for _f in /proc/"$1"/fdinfo/*; do
+		sed -n 's/^prog_id:[[:space:]]*//p' "$_f" 2>/dev/null
+	done | sort -un | tr '\n' ' '
+}
 # Ids of the BPF links that probe pid $1 (uprobe_multi links say so), or
 # with "progs", the ids of the programs they run.
 links_on() {
@@ -548,7 +555,6 @@ t_bad_input() {
 t_no_leftovers() {
 	d=$(newdir leftovers)
 	command -v bpftool >/dev/null || { fail "bpftool not found"; return 1; }
-	before=$(sp_progs)
 	bg "$FX/qserver" -k F --for 60 --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
 	qs=$LAST
 	wait_pidfile "$d/qs.pid" "$qs" || return 1
@@ -568,13 +574,13 @@ t_no_leftovers() {
 		ATT_BEFORE=$launched
 		wait_attached "$d/sp.err" "$sp" 30 || { show "$d/sp.err" "spanprobe stderr"; return 1; }
 		t_att=$(date +%s%N)
-		# ours: the programs of the links on qserver, and new sp_* ones
-		# (another spanprobe running meanwhile would confuse the latter)
-		# (the links on qserver are seen first: they prove our programs
-		# were there while attached, even if the --duration session has
-		# ended since, on a loaded machine)
+		# ours: the programs of the links on qserver, and those this
+		# spanprobe holds (its fds: not another spanprobe's, as when
+		# make test runs the ASan tests beside). The links are seen
+		# first: they prove our programs were there while attached, even
+		# if the --duration session has ended since, on a loaded machine.
 		linked=$(links_on "$qs" progs)
-		ours="$linked $(minus "$(sp_progs)" "$before $linked")"
+		ours="$linked $(minus "$(progs_held "$sp")" "$linked")"
 		[ -n "$linked" ] || [ -n "$(both "$ours" "$(sp_progs)")" ] ||
 			{ fail "attached, but bpftool shows no sp_* program (ids: '$ours')"; return 1; }
 		t0=$(date +%s%N)
