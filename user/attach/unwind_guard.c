@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 #include "spanprobe.h"
 #include "attach/unwind_guard.h"
+#include "base/grow.h"
 
 struct sp_unwind_guard {
 	pid_t pid;  /* the guardian */
@@ -124,20 +125,6 @@ struct guardian {
 	int iter_fd;   /* the sweep iterator's link */
 };
 
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	void *nv;
-
-	if (n < *cap)
-		return 0;
-	nv = realloc(*v, (*cap ? *cap * 2 : 16) * size);
-	if (!nv)
-		return -1;
-	*v = nv;
-	*cap = *cap ? *cap * 2 : 16;
-	return 0;
-}
-
 static struct tracee *tracee_of(struct guardian *g, pid_t tid)
 {
 	for (size_t i = 0; i < g->nt; i++)
@@ -154,7 +141,7 @@ static int add_tracee(struct guardian *g, pid_t tid)
 		t->gone = false;
 		return 0;
 	}
-	if (grow((void **)&g->t, &g->capt, g->nt, sizeof(*g->t)))
+	if (sp_grow((void **)&g->t, &g->capt, g->nt, sizeof(*g->t)))
 		return -1;
 	g->t[g->nt++] = (struct tracee){ .tid = tid };
 	return 0;
