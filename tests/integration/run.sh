@@ -337,6 +337,33 @@ t_dynsym() {
 		--pid "$(pidfile "$d/qs.pid")"
 }
 
+# live_probed DIR FIXTURE WHY CHECKER [OPTION...]: FIXTURE (a qserver
+# build) attached with OPTIONs; the int3 bytes in the live process must be
+# where `symbols` says (else "WHY"), CHECKER's `live` mode must pass, and
+# after the fixture's 4 queries, both must exit 0 and the spans match.
+live_probed() {
+	_ld=$1 _lfx=$2 _lwhy=$3 _lchk=$4
+	shift 4
+	bg "$FX/$_lfx" -n 4 --wait-signal --truth "$_ld/truth.jsonl" --pid-file "$_ld/qs.pid" >"$_ld/qs.out" 2>&1
+	_lqs=$LAST
+	wait_pidfile "$_ld/qs.pid" "$_lqs" || return 1
+	attach_sp "$_ld" "$_lqs" "$@" -s "$SYMS/qserver.syms" -o "$_ld/spans.bin" || return 1
+	_lsp=$SPPID
+	"$SP" symbols --json "$@" -p "$_lqs" -s "$SYMS/qserver.syms" >"$_ld/syms.json" 2>/dev/null
+	python3 tests/stress/probe_bytes.py "$_lqs" "$_ld/syms.json" --expect probed >"$_ld/probed.txt" 2>&1 ||
+		{ fail "$_lwhy"; sed 's/^/   | /' "$_ld/probed.txt"; return 1; }
+	python3 "tests/integration/$_lchk" live "$_ld/syms.json" "$_lqs" || return 1
+	kill -USR1 "$_lqs"
+	if ! wait_exit "$_lqs" 60; then fail "$_lfx still running after 60 s"; return 1; fi
+	reap "$_lqs"
+	[ "$RC" = 0 ] || { fail "$_lfx exited $RC under spanprobe"; show "$_ld/qs.out" "output"; return 1; }
+	wait_exit "$_lsp" 15 || { fail "spanprobe still running after the target exited"; return 1; }
+	reap "$_lsp"
+	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$_ld/sp.err" "spanprobe stderr"; return 1; }
+	echo "   $(sed 's/probe_bytes: //' "$_ld/probed.txt") while attached"
+	check_dump "$_ld/spans.bin" "$_ld/truth.jsonl" "$_ld" --expect-queries 4 --min-checked-queries 2 --pid "$_lqs"
+}
+
 # CET builds start every function with endbr64, which the kernel
 # single-steps (~35x an emulated push): the entry probe goes past it. The
 # breakpoint must really be at +4 (int3 there in the process, endbr64
@@ -347,24 +374,7 @@ t_cet() {
 	run_sp "$d" 30 symbols --json -s "$SYMS/qserver.syms" "$FX/qserver-cet" || return 1
 	[ "$RC" = 0 ] || { fail "spanprobe symbols exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
 	python3 tests/integration/check_cet.py symbols "$d/sp.out" "$FX/qserver-cet" || return 1
-	bg "$FX/qserver-cet" -n 4 --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
-	qs=$LAST
-	wait_pidfile "$d/qs.pid" "$qs" || return 1
-	attach_sp "$d" "$qs" -s "$SYMS/qserver.syms" -o "$d/spans.bin" || return 1
-	sp=$SPPID
-	"$SP" symbols --json -p "$qs" -s "$SYMS/qserver.syms" >"$d/syms.json" 2>/dev/null
-	python3 tests/stress/probe_bytes.py "$qs" "$d/syms.json" --expect probed >"$d/probed.txt" 2>&1 ||
-		{ fail "no breakpoint at +4"; sed 's/^/   | /' "$d/probed.txt"; return 1; }
-	python3 tests/integration/check_cet.py live "$d/syms.json" "$qs" || return 1
-	kill -USR1 "$qs"
-	if ! wait_exit "$qs" 60; then fail "qserver-cet still running after 60 s"; return 1; fi
-	reap "$qs"
-	[ "$RC" = 0 ] || { fail "qserver-cet exited $RC under spanprobe"; show "$d/qs.out" "output"; return 1; }
-	wait_exit "$sp" 15 || { fail "spanprobe still running after the target exited"; return 1; }
-	reap "$sp"
-	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
-	echo "   $(sed 's/probe_bytes: //' "$d/probed.txt") while attached"
-	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --expect-queries 4 --min-checked-queries 2 --pid "$qs"
+	live_probed "$d" qserver-cet "no breakpoint at +4" check_cet.py
 }
 
 # Entry probes past single-stepped instructions (issue 11, part 3): in a
@@ -382,24 +392,8 @@ t_entry_shift() {
 	python3 tests/integration/check_entry_shift.py symbols "$d/sp.out" "$FX/qserver-nofp" 8 || return 1
 	"$SP" symbols --json -s "$SYMS/qserver.syms" "$FX/qserver-nofp" >"$d/uret.json" 2>/dev/null
 	python3 tests/integration/check_entry_shift.py kept "$d/uret.json" "$FX/qserver-nofp" || return 1
-	bg "$FX/qserver-nofp" -n 4 --wait-signal --truth "$d/truth.jsonl" --pid-file "$d/qs.pid" >"$d/qs.out" 2>&1
-	qs=$LAST
-	wait_pidfile "$d/qs.pid" "$qs" || return 1
-	attach_sp "$d" "$qs" --exit-probe retsites -s "$SYMS/qserver.syms" -o "$d/spans.bin" || return 1
-	sp=$SPPID
-	"$SP" symbols --json --exit-probe retsites -p "$qs" -s "$SYMS/qserver.syms" >"$d/syms.json" 2>/dev/null
-	python3 tests/stress/probe_bytes.py "$qs" "$d/syms.json" --expect probed >"$d/probed.txt" 2>&1 ||
-		{ fail "no breakpoint at a moved entry or a ret site"; sed 's/^/   | /' "$d/probed.txt"; return 1; }
-	python3 tests/integration/check_entry_shift.py live "$d/syms.json" "$qs" || return 1
-	kill -USR1 "$qs"
-	if ! wait_exit "$qs" 60; then fail "qserver-nofp still running after 60 s"; return 1; fi
-	reap "$qs"
-	[ "$RC" = 0 ] || { fail "qserver-nofp exited $RC under spanprobe"; show "$d/qs.out" "output"; return 1; }
-	wait_exit "$sp" 15 || { fail "spanprobe still running after the target exited"; return 1; }
-	reap "$sp"
-	[ "$RC" = 0 ] || { fail "spanprobe attach exited $RC"; show "$d/sp.err" "spanprobe stderr"; return 1; }
-	echo "   $(sed 's/probe_bytes: //' "$d/probed.txt") while attached"
-	check_dump "$d/spans.bin" "$d/truth.jsonl" "$d" --expect-queries 4 --min-checked-queries 2 --pid "$qs"
+	live_probed "$d" qserver-nofp "no breakpoint at a moved entry or a ret site" \
+		check_entry_shift.py --exit-probe retsites
 }
 
 # Exit probes by what can unwind (issue 11, part 1). A uretprobe'd frame
