@@ -950,9 +950,8 @@ attach_gated() {
 	_ars=$LAST
 	wait_pidfile "$_ad/rs.pid" "$_ars" || return 1
 	sleep 0.5 # the other queries mid-flight too
-	bg "$SP" attach -p "$_ars" "$@" -o "$_ad/spans.bin" >"$_ad/sp.out" 2>"$_ad/sp.err"
-	_asp=$LAST
-	wait_attached "$_ad/sp.err" "$_asp" 60 || { show "$_ad/sp.err" "spanprobe stderr"; return 1; }
+	attach_sp "$_ad" "$_ars" "$@" -o "$_ad/spans.bin" || return 1
+	_asp=$SPPID
 	: >"$_ad/gate"
 	wait_file "$_ad/gate.done" "$_ars" 60 || { show "$_ad/rs.out" "rsqserver output"; return 1; }
 	sleep 2
