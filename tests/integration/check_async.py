@@ -9,7 +9,8 @@ The output's roots are the task-root futures (one per query) that wrap
 the truth's execute_query; each N is an async fn with an out-of-line poll
 (a Box<dyn Future>'s, or a spawned task's: linked under the root through
 the JoinHandle the task root holds).
-Checks: one output root per truth query, enclosing it; every truth N span
+Checks: one output root per truth query, enclosing it, first polled on
+the thread of the truth's first statement; every truth N span
 of at least min-span is present once, under the root of its own query,
 at depth 1, with begin and end within --tol of the truth (the tracer
 sees the first poll's entry and the last poll's return, the fixture its
@@ -80,13 +81,20 @@ def main():
     troots = [t for t in truth if t["depth"] == 0]
     if any(s["name"] != a.root_name for s in oroots):
         E("unexpected root names: %s" % sorted({s["name"] for s in oroots}))
-    root_of = {}  # truth query -> output root
+    # truth query -> output root. Same-plan queries start within
+    # microseconds of each other, so a neighbour's root can enclose a
+    # query too (and be the shorter one). A query's first statement runs
+    # in its root's first poll: same thread, and no other first poll began
+    # on that thread in between. So: the enclosing root on tid_first whose
+    # first poll began last before that statement.
+    root_of = {}
     for t in troots:
-        inside = [s for s in oroots if s["begin_ns"] <= t["begin_ns"] and s["end_ns"] >= t["end_ns"]]
+        inside = [s for s in oroots if s["tid"] == t["tid_first"]
+                  and s["begin_ns"] <= t["begin_ns"] and s["end_ns"] >= t["end_ns"]]
         if not inside:
-            E("query %s: no output root encloses it" % t["query"])
+            E("query %s: no output root on its thread (%d) encloses it" % (t["query"], t["tid_first"]))
             continue
-        root_of[t["query"]] = min(inside, key=lambda s: s["end_ns"] - s["begin_ns"])
+        root_of[t["query"]] = max(inside, key=lambda s: s["begin_ns"])
     if len(set(id(r) for r in root_of.values())) != len(root_of):
         E("two truth queries matched one output root")
     if len(oroots) != len(troots):
