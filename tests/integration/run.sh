@@ -661,6 +661,28 @@ t_prune_advice() {
 		--syms "$SYMS/qserver.syms"
 }
 
+# check_async on a recorded run (data/async-neighbour-root/README.md):
+# its correct output is accepted, and the same with query 3's
+# materialize_partitions moved under query 4's root is not.
+RECORDED=tests/integration/data/async-neighbour-root
+check_recorded() {
+	python3 tests/integration/check_async.py --truth "$RECORDED/truth.jsonl" --spans "$1" \
+		--root-name 'rsqserver::servers::spawn_query::{async_block#0}' \
+		--span-name rsqserver::lakehouse::jit_partitions::materialize_partitions \
+		--span-name rsqserver::lakehouse::materialized_view::MaterializedView::scan_partitions
+}
+check_async_recorded() {
+	check_recorded "$RECORDED/spans.json" >"$T/recorded.out" 2>&1 ||
+		{ fail "check_async rejects the recorded run's correct output"; show "$T/recorded.out" "check_async"; return 1; }
+	sed '/"span_id":3,/s/"parent_span_id":1,/"parent_span_id":7,/' "$RECORDED/spans.json" >"$T/recorded-moved.json"
+	cmp -s "$RECORDED/spans.json" "$T/recorded-moved.json" && { fail "recorded run: nothing moved"; return 1; }
+	check_recorded "$T/recorded-moved.json" >"$T/recorded-moved.out" 2>&1 &&
+		{ fail "check_async accepts a span under another query's root"; return 1; }
+	grep -q 'query 3: .*materialize_partitions has parent 7, not its query.s root 1' "$T/recorded-moved.out" ||
+		{ fail "check_async rejected the moved span for another reason"; show "$T/recorded-moved.out" "check_async"; return 1; }
+	echo "   check_async, a recorded run: its output accepted, a span moved to a neighbour's root rejected"
+}
+
 # Rust futures seen through their out-of-line polls, in the legacy-, v0-
 # and line-tables-only builds of the tokio fixture: spans from the first
 # poll to the poll that returns, across worker threads, checked against
@@ -674,28 +696,6 @@ t_prune_advice() {
 # must be there, parented as in the truth, within its uncertainty window
 # + 1 ms, and nothing invented. The line-tables-only build cannot decode
 # nested futures: no query at all, and the reason on stderr.
-# check_async on a recorded run (data/async-neighbour-root/README.md):
-# its correct output is accepted, and the same with query 3's
-# materialize_partitions moved under query 4's root is not.
-check_async_recorded() {
-	_cr=tests/integration/data/async-neighbour-root
-	_ca="python3 tests/integration/check_async.py --truth $_cr/truth.jsonl
-		--root-name rsqserver::servers::spawn_query::{async_block#0}
-		--span-name rsqserver::lakehouse::jit_partitions::materialize_partitions
-		--span-name rsqserver::lakehouse::materialized_view::MaterializedView::scan_partitions"
-	# shellcheck disable=SC2086
-	$_ca --spans "$_cr/spans.json" >"$T/recorded.out" 2>&1 ||
-		{ fail "check_async rejects the recorded run's correct output"; show "$T/recorded.out" "check_async"; return 1; }
-	sed '/"span_id":3,/s/"parent_span_id":1,/"parent_span_id":7,/' "$_cr/spans.json" >"$T/recorded-moved.json"
-	cmp -s "$_cr/spans.json" "$T/recorded-moved.json" && { fail "recorded run: nothing moved"; return 1; }
-	# shellcheck disable=SC2086
-	$_ca --spans "$T/recorded-moved.json" >"$T/recorded-moved.out" 2>&1 &&
-		{ fail "check_async accepts a span under another query's root"; return 1; }
-	grep -q 'query 3: .*materialize_partitions has parent 7, not its query.s root 1' "$T/recorded-moved.out" ||
-		{ fail "check_async rejected the moved span for another reason"; show "$T/recorded-moved.out" "check_async"; return 1; }
-	echo "   check_async, a recorded run: its output accepted, a span moved to a neighbour's root rejected"
-}
-
 t_rust_async() {
 	check_async_recorded || return 1
 	for v in "" -v0 -lines; do
